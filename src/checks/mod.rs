@@ -1,0 +1,3 @@
+//! Checks: k6-style thresholds over metrics, and per-response checks.
+pub mod response;
+pub mod threshold;

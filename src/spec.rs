@@ -1,0 +1,238 @@
+//! The lowered, validated description of a run: what the engine executes and the checks judge.
+//!
+//! A plan file (see [`crate::plan`]) and the ad-hoc `attack` command both lower into a
+//! [`RunSpec`]. Everything here is already checked: durations are positive, rates are finite,
+//! templates and check expressions are parsed, so the engine never has to report a plan error.
+//!
+//! Units: durations are [`std::time::Duration`]; rates are requests (iterations) per second as
+//! `f64`.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checks::response::ResponseCheck;
+use crate::checks::threshold::ThresholdExpr;
+use crate::engine::template::Template;
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Plan name (used for the default report directory and junit suite name).
+    pub name: String,
+    /// Base URL every request path is joined to, e.g. `http://127.0.0.1:8080`.
+    pub target: String,
+    /// Client options shared by all scenarios.
+    pub http: HttpOptions,
+    /// CSV feeders by name, loaded into memory at lowering time.
+    pub feeders: BTreeMap<String, Arc<Feeder>>,
+    /// Scenarios run concurrently, each from its own `start_after`.
+    pub scenarios: Vec<ScenarioSpec>,
+    /// Thresholds judged at the end (and live, for `abort_on_fail`).
+    pub thresholds: Vec<ThresholdSpec>,
+    /// Report formats to write into the output directory (summary.json is always written).
+    pub report_formats: Vec<ReportFormat>,
+}
+
+/// HTTP client options.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Per-request timeout: from the actual send to the last byte of the response.
+    pub timeout: Duration,
+    /// Headers sent with every request (a request's own headers override by name).
+    pub headers: Vec<(String, Template)>,
+    /// Protocol selection.
+    pub version: HttpVersion,
+    /// Accept any TLS certificate (self-signed staging certs, tests).
+    pub insecure: bool,
+    /// Upper bound of open connections per scenario (None: one per VU).
+    pub max_connections: Option<usize>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+            version: HttpVersion::Auto,
+            insecure: false,
+            max_connections: None,
+        }
+    }
+}
+
+/// Which HTTP protocol the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// http:// → HTTP/1.1 (lean path); https:// → ALPN (h2 preferred, else HTTP/1.1).
+    Auto,
+    /// Always HTTP/1.1.
+    Http1,
+    /// HTTP/2: prior knowledge (h2c) on http://, ALPN h2 on https://.
+    Http2,
+}
+
+/// A CSV data source: the header row names the columns.
+#[derive(Debug, Clone)]
+pub struct Feeder {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub order: FeederOrder,
+}
+
+/// How rows are handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeederOrder {
+    /// Row i for the i-th use, wrapping around.
+    Sequential,
+    /// A uniformly random row for each use.
+    Random,
+}
+
+/// One scenario: an executor driving a weighted mix of requests.
+#[derive(Debug, Clone)]
+pub struct ScenarioSpec {
+    pub name: String,
+    pub executor: ExecutorSpec,
+    /// Offset from the start of the run.
+    pub start_after: Duration,
+    /// After the executor's own end, in-flight iterations get this long to finish.
+    pub graceful_stop: Duration,
+    /// Requests with weights; each iteration sends one request picked by weight.
+    pub requests: Vec<RequestSpec>,
+    /// Extra tags attached to every sample (the `scenario` tag is implicit).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The executors, as in k6. Arrival-rate executors are the open model (latency measured from
+/// the intended send time); the VU executors are the closed model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorSpec {
+    ConstantArrivalRate {
+        /// Iterations per second.
+        rate: f64,
+        duration: Duration,
+        pre_allocated_vus: u32,
+        max_vus: u32,
+    },
+    RampingArrivalRate {
+        /// Rate at the start of the first stage, iterations per second.
+        start_rate: f64,
+        stages: Vec<RateStage>,
+        pre_allocated_vus: u32,
+        max_vus: u32,
+    },
+    ConstantVus {
+        vus: u32,
+        duration: Duration,
+    },
+    RampingVus {
+        start_vus: u32,
+        stages: Vec<VuStage>,
+    },
+    PerVuIterations {
+        vus: u32,
+        iterations: u64,
+        max_duration: Duration,
+    },
+    SharedIterations {
+        vus: u32,
+        iterations: u64,
+        max_duration: Duration,
+    },
+}
+
+/// Linear ramp of the arrival rate to `target` (per second) over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateStage {
+    pub target: f64,
+    pub duration: Duration,
+}
+
+/// Linear ramp of the number of VUs to `target` over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VuStage {
+    pub target: u32,
+    pub duration: Duration,
+}
+
+impl ExecutorSpec {
+    /// The k6 name of this executor.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecutorSpec::ConstantArrivalRate { .. } => "constant-arrival-rate",
+            ExecutorSpec::RampingArrivalRate { .. } => "ramping-arrival-rate",
+            ExecutorSpec::ConstantVus { .. } => "constant-vus",
+            ExecutorSpec::RampingVus { .. } => "ramping-vus",
+            ExecutorSpec::PerVuIterations { .. } => "per-vu-iterations",
+            ExecutorSpec::SharedIterations { .. } => "shared-iterations",
+        }
+    }
+
+    /// True for the open-model (arrival-rate) executors.
+    pub fn is_open_model(&self) -> bool {
+        matches!(
+            self,
+            ExecutorSpec::ConstantArrivalRate { .. } | ExecutorSpec::RampingArrivalRate { .. }
+        )
+    }
+
+    /// The longest the executor itself runs (before `graceful_stop`).
+    pub fn max_duration(&self) -> Duration {
+        match self {
+            ExecutorSpec::ConstantArrivalRate { duration, .. } => *duration,
+            ExecutorSpec::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            ExecutorSpec::ConstantVus { duration, .. } => *duration,
+            ExecutorSpec::RampingVus { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            ExecutorSpec::PerVuIterations { max_duration, .. } => *max_duration,
+            ExecutorSpec::SharedIterations { max_duration, .. } => *max_duration,
+        }
+    }
+}
+
+/// One request of a scenario's mix.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    /// Tag `name` of the samples (defaults to `METHOD path-template`).
+    pub name: String,
+    /// Relative weight in the scenario's mix (>= 1).
+    pub weight: u32,
+    pub method: String,
+    /// Path (and query) joined to the target, templated.
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<Template>,
+    /// Response checks; they feed the `checks` rate metric.
+    pub checks: Vec<ResponseCheck>,
+}
+
+/// A threshold: an expression over a (tag-filtered) metric.
+#[derive(Debug, Clone)]
+pub struct ThresholdSpec {
+    /// Metric name, e.g. `http_req_duration`.
+    pub metric: String,
+    /// Tag filter, e.g. `[("scenario", "chat")]`; all must match.
+    pub tags: Vec<(String, String)>,
+    /// The full key as written, e.g. `http_req_duration{scenario:chat}`.
+    pub key: String,
+    /// Parsed expression, e.g. `p(95)<250`.
+    pub expr: ThresholdExpr,
+    /// Stop the run as soon as this threshold fails (evaluated once per second).
+    pub abort_on_fail: bool,
+    /// Do not evaluate for abort before this much of the run has passed.
+    pub delay: Duration,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+    Csv,
+}
+
+impl ReportFormat {
+    pub const ALL: [ReportFormat; 4] =
+        [ReportFormat::Table, ReportFormat::Json, ReportFormat::Junit, ReportFormat::Csv];
+}
