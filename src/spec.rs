@@ -236,3 +236,52 @@ impl ReportFormat {
     pub const ALL: [ReportFormat; 4] =
         [ReportFormat::Table, ReportFormat::Json, ReportFormat::Junit, ReportFormat::Csv];
 }
+
+/// The plan's `stack:` section, lowered: which reference stack to start before the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackSpec {
+    pub backend: StackBackend,
+    /// Number of gateway instances (>= 1).
+    pub gateways: u32,
+    /// Put an edge balancer in front of the gateways (TARGET_URL then points at the edge).
+    pub edge: Option<EdgeStrategy>,
+    /// Container image for Redis (containers backend); None: the backend's default.
+    pub redis_image: Option<String>,
+    /// Container image for PostgreSQL (containers backend); None: the backend's default.
+    pub postgres_image: Option<String>,
+    /// Extra environment for the gateways (e.g. GATEWAY_PROFILE=staging).
+    pub gateway_env: BTreeMap<String, String>,
+}
+
+impl Default for StackSpec {
+    fn default() -> Self {
+        StackSpec {
+            backend: StackBackend::Auto,
+            gateways: 1,
+            edge: None,
+            redis_image: None,
+            postgres_image: None,
+            gateway_env: BTreeMap::new(),
+        }
+    }
+}
+
+/// How Redis and PostgreSQL are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackBackend {
+    /// Containers when a Docker engine answers and the images are there, else processes.
+    Auto,
+    /// testcontainers.
+    Containers,
+    /// Local child processes (redis-server; initdb + postgres).
+    Process,
+    /// Someone else's environment: URLs come from the environment (TARGET_URL, ...).
+    External,
+}
+
+/// Load-balancing strategy of the edge role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeStrategy {
+    RoundRobin,
+    LeastConnections,
+}
