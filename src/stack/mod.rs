@@ -1,1 +1,524 @@
-//! The reference stack's backends.
+//! The reference stack: Redis + PostgreSQL + N gateway processes (+ an optional edge),
+//! started for a run and torn down after it, whatever the backend.
+//!
+//! Backends (one file each): [`process`] (local child processes), [`containers`]
+//! (testcontainers; [`docker`] bridges older engines), [`external`] (URLs someone else
+//! runs). `auto` picks containers when a Docker engine answers and the images are there
+//! locally, else processes, else fails saying what to install.
+//!
+//! Nothing outlives a run:
+//! - children run in their own process group with a parent-death SIGKILL ([`child`]);
+//! - [`RunningStack::shutdown`] and `Drop` (also on panic unwind) stop gateways, then the
+//!   services (stop signal, grace, SIGKILL), remove containers and delete the work dir;
+//! - every stack is recorded under the state root ([`registry`]) and containers are
+//!   labelled, so the next [`start`] (or [`reap_leftovers`]) cleans up after a run that was
+//!   SIGKILLed.
+//!
+//! The environment a stack exports ([`RunningStack::env`]): `TARGET_URL` (the edge when
+//! there is one, else gw-1), `GATEWAY_URLS` (comma list), `REDIS_URL`, `DATABASE_URL`,
+//! `ADMIN_KEY`, `USER_KEY`, `BACKEND`, `STACK_ID`, and `EDGE_URL` with an edge.
+//! `gateways: 0` starts only Redis and PostgreSQL (no TARGET_URL then).
+
+pub mod child;
+pub mod cli;
+pub mod containers;
+pub mod docker;
+pub mod external;
+pub mod gateway;
+pub mod health;
+pub mod process;
+pub mod registry;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::spec::{StackBackend, StackSpec};
+
+use child::ChildProc;
+use registry::Entry;
+
+/// Errors of the stack module; each names the component and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("stack backend `{backend}` cannot run here: missing {what}")]
+    Missing { backend: &'static str, what: String },
+    #[error("no stack backend can run here: containers: {containers}; process: missing {process}. Install redis-server and postgresql (apt-get install redis-server postgresql), or start a Docker engine and run reference-stack/images/build.sh")]
+    NoBackend { containers: String, process: String },
+    #[error("{component} did not become ready: {reason}{}", fmt_log(.log))]
+    NotReady {
+        component: String,
+        reason: String,
+        log: String,
+    },
+    #[error("starting {component} ({program}) failed: {source}")]
+    Spawn {
+        component: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loadgate-gateway binary not found (tried {tried}); build it with `cargo build -p loadgate-gateway` or set LOADGATE_GATEWAY_BIN")]
+    GatewayBinary { tried: String },
+    #[error("external stack: {0}")]
+    External(String),
+    #[error("docker: {0}")]
+    Docker(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn fmt_log(log: &str) -> String {
+    if log.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last log lines ---\n{log}")
+    }
+}
+
+impl StackError {
+    pub(crate) fn io(what: &str, path: &Path, source: std::io::Error) -> StackError {
+        StackError::Io {
+            what: format!("{what} {}", path.display()),
+            source,
+        }
+    }
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// State root (registry entries and work dirs). None: `$LOADGATE_STATE_DIR`, else
+    /// `<system temp>/loadgate-stacks`.
+    pub state_dir: Option<PathBuf>,
+    /// How long each start phase (services, then each gateway) may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            state_dir: None,
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl StackOptions {
+    pub fn root(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(registry::default_root)
+    }
+}
+
+/// Redis and PostgreSQL, however they were started.
+#[derive(Debug)]
+enum Services {
+    Process(process::ProcessServices),
+    Containers(containers::ContainerServices),
+    External,
+}
+
+/// A started stack. Dropping it stops everything (synchronously, best effort).
+#[derive(Debug)]
+pub struct RunningStack {
+    id: String,
+    backend: StackBackend,
+    env: Vec<(String, String)>,
+    gateways: Vec<gateway::Instance>,
+    edge: Option<gateway::Instance>,
+    services: Option<Services>,
+    entry: Option<Entry>,
+}
+
+/// One line of `loadgate stack status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackStatusLine {
+    pub id: String,
+    pub backend: String,
+    pub owner_pid: u32,
+    /// false: the owner died; the next start reaps this entry.
+    pub owner_alive: bool,
+    pub created_unix: u64,
+    pub target_url: Option<String>,
+    /// (name, pid, alive)
+    pub children: Vec<(String, u32, bool)>,
+    pub containers: usize,
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for StackStatusLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.owner_alive { "running" } else { "stale" };
+        write!(
+            f,
+            "{} {state} backend={} owner={}",
+            self.id, self.backend, self.owner_pid
+        )?;
+        if let Some(url) = &self.target_url {
+            write!(f, " target={url}")?;
+        }
+        let alive = self.children.iter().filter(|c| c.2).count();
+        write!(f, " processes={alive}/{}", self.children.len())?;
+        if self.containers > 0 {
+            write!(f, " containers={}", self.containers)?;
+        }
+        Ok(())
+    }
+}
+
+fn backend_name(b: StackBackend) -> &'static str {
+    match b {
+        StackBackend::Auto => "auto",
+        StackBackend::Containers => "containers",
+        StackBackend::Process => "process",
+        StackBackend::External => "external",
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Polls `probe` every 100 ms until it succeeds, the process exits, or `deadline` passes.
+pub(crate) async fn wait_until<F, Fut>(
+    proc: &mut ChildProc,
+    deadline: Instant,
+    mut probe: F,
+) -> Result<(), StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    loop {
+        let last = match probe().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(status) = proc.exited() {
+            return Err(StackError::NotReady {
+                component: proc.name.clone(),
+                reason: format!("exited with {status} (last probe: {last})"),
+                log: proc.last_log_lines(20),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StackError::NotReady {
+                component: proc.name.clone(),
+                reason: format!("not ready before the timeout (last probe: {last})"),
+                log: proc.last_log_lines(20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resolves `auto` to the backend that can run here.
+pub async fn resolve_backend(spec: &StackSpec) -> Result<StackBackend, StackError> {
+    match spec.backend {
+        StackBackend::Auto => {}
+        other => return Ok(other),
+    }
+    let containers = match containers::available(spec).await {
+        Ok(()) => return Ok(StackBackend::Containers),
+        Err(why) => why,
+    };
+    match process::available() {
+        Ok(_) => Ok(StackBackend::Process),
+        Err(process) => Err(StackError::NoBackend {
+            containers,
+            process,
+        }),
+    }
+}
+
+/// Starts the stack described by `spec`: reaps leftovers of dead runs, starts Redis and
+/// PostgreSQL with the resolved backend, then the gateways and the edge, each waited for.
+pub async fn start(spec: &StackSpec, opts: &StackOptions) -> Result<RunningStack, StackError> {
+    let root = opts.root();
+    // Best effort: a failure to reap must not stop a new run.
+    let _ = reap_in(&root);
+    let backend = resolve_backend(spec).await?;
+    let id = format!("lg-{}", random_hex(6));
+    let mut stack = RunningStack {
+        id: id.clone(),
+        backend,
+        env: Vec::new(),
+        gateways: Vec::new(),
+        edge: None,
+        services: None,
+        entry: Some(Entry::create(&root, &id, backend_name(backend))?),
+    };
+    // On any error below, dropping `stack` tears down what was started.
+    stack.start_all(spec, opts).await?;
+    Ok(stack)
+}
+
+impl RunningStack {
+    async fn start_all(&mut self, spec: &StackSpec, opts: &StackOptions) -> Result<(), StackError> {
+        let admin_key = format!("lg_admin_{}", random_hex(16));
+        let user_key = format!("lg_user_{}", random_hex(16));
+        let redis_password = random_hex(12);
+        let pg_password = random_hex(12);
+        let entry = self.entry.as_mut().expect("entry exists while starting");
+
+        let (redis_url, database_url) = match self.backend {
+            StackBackend::External => {
+                let ext = external::from_env()?;
+                let mut env = ext.env();
+                env.push(("BACKEND".into(), "external".into()));
+                env.push(("STACK_ID".into(), self.id.clone()));
+                entry.set_env(&env)?;
+                self.env = env;
+                self.services = Some(Services::External);
+                return Ok(());
+            }
+            StackBackend::Process => {
+                let s = process::start(entry, &redis_password, &pg_password, opts.ready_timeout)
+                    .await?;
+                let urls = (s.redis_url.clone(), s.database_url.clone());
+                self.services = Some(Services::Process(s));
+                urls
+            }
+            StackBackend::Containers => {
+                let s = containers::start(
+                    spec,
+                    entry,
+                    &self.id,
+                    &redis_password,
+                    &pg_password,
+                    opts.ready_timeout,
+                )
+                .await?;
+                let urls = (s.redis_url.clone(), s.database_url.clone());
+                self.services = Some(Services::Containers(s));
+                urls
+            }
+            StackBackend::Auto => unreachable!("resolved above"),
+        };
+
+        let mut env: Vec<(String, String)> = Vec::new();
+        if spec.gateways > 0 {
+            let binary = gateway::find_binary()?;
+            let cfg = gateway::GatewayConfig {
+                binary: &binary,
+                redis_url: &redis_url,
+                database_url: &database_url,
+                admin_key: &admin_key,
+                user_key: &user_key,
+                extra_env: &spec.gateway_env,
+            };
+            for n in 1..=spec.gateways {
+                let deadline = Instant::now() + opts.ready_timeout;
+                let inst = gateway::start_gateway(entry, &cfg, n, deadline).await?;
+                self.gateways.push(inst);
+            }
+            let urls: Vec<String> = self.gateways.iter().map(|g| g.url.clone()).collect();
+            let mut target = urls[0].clone();
+            if let Some(strategy) = spec.edge {
+                let deadline = Instant::now() + opts.ready_timeout;
+                let edge = gateway::start_edge(entry, &cfg, strategy, &urls, deadline).await?;
+                target = edge.url.clone();
+                env.push(("EDGE_URL".into(), edge.url.clone()));
+                self.edge = Some(edge);
+            }
+            env.push(("TARGET_URL".into(), target));
+            env.push(("GATEWAY_URLS".into(), urls.join(",")));
+        }
+        env.push(("REDIS_URL".into(), redis_url));
+        env.push(("DATABASE_URL".into(), database_url));
+        env.push(("ADMIN_KEY".into(), admin_key));
+        env.push(("USER_KEY".into(), user_key));
+        env.push(("BACKEND".into(), backend_name(self.backend).into()));
+        env.push(("STACK_ID".into(), self.id.clone()));
+        entry.set_env(&env)?;
+        self.env = env;
+        Ok(())
+    }
+
+    /// `TARGET_URL`, `GATEWAY_URLS`, `REDIS_URL`, `DATABASE_URL`, `ADMIN_KEY`, `USER_KEY`,
+    /// `BACKEND`, `STACK_ID` (and `EDGE_URL` with an edge), in a stable order.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+
+    /// The backend that was used (never `Auto`).
+    pub fn backend(&self) -> StackBackend {
+        self.backend
+    }
+
+    /// The stack id (also the `loadgate.stack` container label).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Pids of the gateway instances, in order gw-1, gw-2, ...
+    pub fn gateway_pids(&self) -> Vec<u32> {
+        self.gateways.iter().map(|g| g.proc.pid()).collect()
+    }
+
+    /// Pid of the edge, if there is one.
+    pub fn edge_pid(&self) -> Option<u32> {
+        self.edge.as_ref().map(|e| e.proc.pid())
+    }
+
+    /// Pids of every process this stack started (gateways, edge, redis, postgres).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = self.gateway_pids();
+        pids.extend(self.edge_pid());
+        if let Some(Services::Process(p)) = &self.services {
+            pids.push(p.redis.pid());
+            pids.push(p.postgres.pid());
+        }
+        pids
+    }
+
+    /// Pids of redis-server and postgres (process backend only).
+    pub fn service_pids(&self) -> Option<(u32, u32)> {
+        match &self.services {
+            Some(Services::Process(p)) => Some((p.redis.pid(), p.postgres.pid())),
+            _ => None,
+        }
+    }
+
+    /// Container ids (redis, postgres) with the containers backend.
+    pub fn container_ids(&self) -> Vec<String> {
+        match &self.services {
+            Some(Services::Containers(c)) => c.ids(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The stack's working directory (logs, data); deleted on shutdown.
+    pub fn work_dir(&self) -> Option<PathBuf> {
+        self.entry.as_ref().map(|e| e.work_dir())
+    }
+
+    /// The stack's registry directory; deleted on shutdown.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.entry.as_ref().map(|e| e.dir.clone())
+    }
+
+    /// Orderly stop: edge and gateways, then the services, then the work dir.
+    pub async fn shutdown(mut self) -> Result<(), StackError> {
+        let edge = self.edge.take();
+        let gateways = std::mem::take(&mut self.gateways);
+        let services = self.services.take();
+        let (services, result) = tokio::task::spawn_blocking(move || {
+            stop_instances(edge, gateways);
+            match services {
+                Some(Services::Process(mut p)) => {
+                    p.redis.stop(Duration::from_secs(3));
+                    p.postgres.stop(Duration::from_secs(5));
+                    (None, Ok(()))
+                }
+                other => (other, Ok(())),
+            }
+        })
+        .await
+        .map_err(|e| StackError::Io {
+            what: "stopping the stack".into(),
+            source: std::io::Error::other(e),
+        })?;
+        if let Some(Services::Containers(c)) = services {
+            c.remove().await?;
+        }
+        if let Some(mut entry) = self.entry.take() {
+            entry.remove();
+        }
+        result
+    }
+
+    fn cleanup_sync(&mut self) {
+        stop_instances(self.edge.take(), std::mem::take(&mut self.gateways));
+        match self.services.take() {
+            Some(Services::Process(mut p)) => {
+                p.redis.stop(Duration::from_secs(3));
+                p.postgres.stop(Duration::from_secs(5));
+            }
+            Some(Services::Containers(c)) => c.remove_blocking(),
+            _ => {}
+        }
+        if let Some(mut entry) = self.entry.take() {
+            entry.remove();
+        }
+    }
+}
+
+fn stop_instances(edge: Option<gateway::Instance>, gateways: Vec<gateway::Instance>) {
+    if let Some(mut e) = edge {
+        e.proc.stop(Duration::from_secs(3));
+    }
+    // Signal all first so they drain in parallel, then wait for each.
+    for g in &gateways {
+        child::signal_group(g.proc.pid() as i32, libc::SIGTERM);
+    }
+    for mut g in gateways {
+        g.proc.stop(Duration::from_secs(5));
+    }
+}
+
+impl Drop for RunningStack {
+    fn drop(&mut self) {
+        self.cleanup_sync();
+    }
+}
+
+/// Reaps leftovers of dead runs in `root`: processes, containers (by record and by label),
+/// directories. Returns how many stacks (entries or labelled container groups) were reaped.
+pub fn reap_in(root: &Path) -> Result<usize, StackError> {
+    let (entries, containers) = registry::reap_dead(root);
+    docker::remove_socket_leftovers(root);
+    let labelled = docker::reap_containers(containers)?;
+    Ok(entries.max(labelled))
+}
+
+/// [`reap_in`] on the default state root.
+pub fn reap_leftovers() -> Result<usize, StackError> {
+    reap_in(&registry::default_root())
+}
+
+/// Stacks recorded under `root`.
+pub fn status_in(root: &Path) -> Vec<StackStatusLine> {
+    registry::list(root)
+        .into_iter()
+        .map(|(dir, r)| StackStatusLine {
+            owner_alive: r.owner_alive(),
+            target_url: r
+                .env
+                .iter()
+                .find(|(k, _)| k == "TARGET_URL")
+                .map(|(_, v)| v.clone()),
+            children: r
+                .children
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.pid,
+                        child::pid_alive(c.pid) && child::proc_start(c.pid) == Some(c.start),
+                    )
+                })
+                .collect(),
+            containers: r.containers.len(),
+            id: r.id,
+            backend: r.backend,
+            owner_pid: r.owner_pid,
+            created_unix: r.created_unix,
+            dir,
+        })
+        .collect()
+}
+
+/// Stacks recorded under the default state root.
+pub fn status() -> Vec<StackStatusLine> {
+    status_in(&registry::default_root())
+}

@@ -1,0 +1,292 @@
+//! Child processes that cannot outlive loadgate.
+//!
+//! Every server the stack starts (redis-server, postgres, loadgate-gateway) goes through
+//! [`spawn`]. In the child, between fork and exec, it
+//! - moves into its own process group (so a stop signal reaches the server's own children,
+//!   e.g. postgres backends, and so Ctrl-C in a terminal does not hit it twice),
+//! - drops to another user when asked (postgres refuses to run as root),
+//! - sets `PR_SET_PDEATHSIG = SIGKILL` *after* the user change (changing credentials clears
+//!   it), so the kernel kills the child when loadgate dies, even by SIGKILL.
+//!
+//! The parent-death signal fires when the *thread* that forked the child exits, not the
+//! process. Tokio's blocking threads come and go, so all forks happen on one dedicated
+//! spawner thread that lives as long as the process.
+//!
+//! Stopping ([`ChildProc::stop`]): the stop signal to the whole group, a grace period, then
+//! SIGKILL to the group; the child is always waited for (no zombies).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A user to run a child as (uid, gid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Looks up a system user by name (e.g. `postgres`).
+    pub fn lookup(name: &str) -> Option<RunAs> {
+        let cname = std::ffi::CString::new(name).ok()?;
+        // SAFETY: getpwnam returns a pointer into static storage or null; we copy the two
+        // fields out immediately. Called once per stack start, not concurrently with
+        // other getpw* calls in this crate.
+        unsafe {
+            let pw = libc::getpwnam(cname.as_ptr());
+            if pw.is_null() {
+                None
+            } else {
+                Some(RunAs {
+                    uid: (*pw).pw_uid,
+                    gid: (*pw).pw_gid,
+                })
+            }
+        }
+    }
+}
+
+/// Whether loadgate runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A started server process with its log file.
+#[derive(Debug)]
+pub struct ChildProc {
+    /// Component name used in errors (`redis`, `postgres`, `gw-1`, `edge`).
+    pub name: String,
+    child: Option<Child>,
+    pid: u32,
+    /// Signal that asks this server to stop quickly (postgres: SIGINT = fast shutdown).
+    stop_signal: i32,
+    pub log_path: PathBuf,
+}
+
+type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
+
+fn spawner() -> &'static std::sync::Mutex<mpsc::Sender<SpawnJob>> {
+    static SPAWNER: OnceLock<std::sync::Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        thread::Builder::new()
+            .name("loadgate-spawner".into())
+            .spawn(move || {
+                // Lives until the process exits: children's PDEATHSIG is tied to this thread.
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the loadgate-spawner thread");
+        std::sync::Mutex::new(tx)
+    })
+}
+
+/// Prepares `cmd` (process group, optional user, parent-death signal) and spawns it on the
+/// spawner thread.
+pub fn spawn_guarded(mut cmd: Command, run_as: Option<RunAs>) -> io::Result<Child> {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure only calls async-signal-safe functions (setpgid, setgroups,
+    // setgid, setuid, prctl, getppid, raise).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(user) = run_as {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(user.gid) != 0
+                    || libc::setuid(user.uid) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    spawner()
+        .lock()
+        .map_err(|_| io::Error::other("spawner lock poisoned"))?
+        .send((cmd, tx))
+        .map_err(|_| io::Error::other("the loadgate-spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("the loadgate-spawner thread is gone"))?
+}
+
+impl ChildProc {
+    /// Spawns `cmd` with stdin closed and stdout+stderr appended to `log_path`.
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log_path: &Path,
+        run_as: Option<RunAs>,
+        stop_signal: i32,
+    ) -> io::Result<ChildProc> {
+        let log = File::options().create(true).append(true).open(log_path)?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = spawn_guarded(cmd, run_as)?;
+        Ok(ChildProc {
+            name: name.to_string(),
+            pid: child.id(),
+            child: Some(child),
+            stop_signal,
+            log_path: log_path.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `Some(status)` when the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The last `n` lines of the log, for error messages.
+    pub fn last_log_lines(&self, n: usize) -> String {
+        last_lines(&self.log_path, n)
+    }
+
+    /// Stop signal to the process group, wait up to `grace`, then SIGKILL the group.
+    /// Idempotent; always reaps the child.
+    pub fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pgid = self.pid as i32;
+        if child.try_wait().ok().flatten().is_none() {
+            signal_group(pgid, self.stop_signal);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Leftover group members (or the leader itself, past the grace period).
+        signal_group(pgid, libc::SIGKILL);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+/// Sends `sig` to process group `pgid` (ESRCH ignored).
+pub fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 1 {
+        // SAFETY: kill has no memory-safety preconditions; pgid > 1 never targets init or
+        // "every process" (-1).
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// Sends `sig` to one process (ESRCH ignored).
+pub fn signal_pid(pid: i32, sig: i32) {
+    if pid > 1 {
+        // SAFETY: as above; pid > 1.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Whether a process with this pid exists (zombies count as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    match proc_stat(pid) {
+        Some(stat) => stat.state != 'Z' && stat.state != 'X',
+        None => false,
+    }
+}
+
+/// The fields of /proc/PID/stat that loadgate needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    /// Start time in clock ticks since boot: (pid, start) identifies a process even when
+    /// the pid is reused later.
+    pub start: u64,
+}
+
+/// Parses /proc/PID/stat.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); field 4 ppid, 5 pgrp, 22 starttime.
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// The start time of a process, if it exists.
+pub fn proc_start(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|s| s.start)
+}
+
+/// Every pid currently in /proc.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The last `n` lines of a text file (empty string when unreadable).
+pub fn last_lines(path: &Path, n: usize) -> String {
+    let Ok(file) = File::open(path) else {
+        return String::new();
+    };
+    let mut ring = VecDeque::with_capacity(n + 1);
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        ring.push_back(line);
+        if ring.len() > n {
+            ring.pop_front();
+        }
+    }
+    ring.into_iter().collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,421 @@
+//! Containers backend: Redis and PostgreSQL started with testcontainers.
+//!
+//! Images: `StackSpec.redis_image` / `postgres_image`, else `$LOADGATE_REDIS_IMAGE` /
+//! `$LOADGATE_POSTGRES_IMAGE`, else the official `redis:7` / `postgres:15` when they are in
+//! the local image store, else the locally built `loadgate/redis:7-local` /
+//! `loadgate/postgres:15-local` (reference-stack/images/build.sh). Nothing is pulled
+//! implicitly for the defaults: a missing image is an error that says how to build it.
+//!
+//! Every container carries the labels `loadgate.stack=<id>`, `loadgate.pid=<owner pid>`,
+//! `loadgate.pid_start`, `loadgate.host`, `loadgate.component` (see [`super::docker`]) so a
+//! later start reaps containers whose owner was killed. The ports are published by Docker on
+//! random host ports (all interfaces, Docker's default), reached through 127.0.0.1; Redis
+//! therefore requires a password and PostgreSQL uses scram-sha-256.
+//! Readiness: testcontainers waits for the server's "ready" log line, then loadgate probes
+//! the published port (the official postgres image logs "ready" once for its init server).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testcontainers::core::logs::LogFrame;
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use super::docker::{self, LABEL_COMPONENT, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_STACK};
+use super::registry::Entry;
+use super::{child, health, registry, StackError};
+use crate::spec::StackSpec;
+
+pub const OFFICIAL_REDIS: &str = "redis:7";
+pub const OFFICIAL_POSTGRES: &str = "postgres:15";
+pub const LOCAL_REDIS: &str = "loadgate/redis:7-local";
+pub const LOCAL_POSTGRES: &str = "loadgate/postgres:15-local";
+
+const BUILD_HINT: &str = "run reference-stack/images/build.sh to build loadgate/redis:7-local and loadgate/postgres:15-local";
+
+/// Redis and PostgreSQL containers; removed on drop.
+pub struct ContainerServices {
+    redis: Option<ContainerAsync<GenericImage>>,
+    postgres: Option<ContainerAsync<GenericImage>>,
+    pub redis_url: String,
+    pub database_url: String,
+    pub redis_image: String,
+    pub postgres_image: String,
+}
+
+impl std::fmt::Debug for ContainerServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerServices")
+            .field("ids", &self.ids())
+            .field("redis_image", &self.redis_image)
+            .field("postgres_image", &self.postgres_image)
+            .finish()
+    }
+}
+
+/// Which image to use for one service (see the module doc).
+async fn pick_image(
+    docker: &testcontainers::bollard::Docker,
+    explicit: Option<&str>,
+    env_var: &str,
+    official: &str,
+    local: &str,
+) -> Result<String, String> {
+    if let Some(img) = explicit
+        .map(str::to_string)
+        .or_else(|| std::env::var(env_var).ok().filter(|s| !s.is_empty()))
+    {
+        return if docker::image_present(docker, &img).await {
+            Ok(img)
+        } else {
+            Err(format!("image {img} is not in the local image store (pull or build it, or unset {env_var})"))
+        };
+    }
+    for img in [official, local] {
+        if docker::image_present(docker, img).await {
+            return Ok(img.to_string());
+        }
+    }
+    Err(format!(
+        "neither {official} nor {local} is in the local image store; {BUILD_HINT}"
+    ))
+}
+
+/// The (redis, postgres) images this spec would use, or why the backend cannot run.
+pub async fn images(spec: &StackSpec) -> Result<(String, String), String> {
+    let docker = docker::connect(Duration::from_secs(3)).await?;
+    let redis = pick_image(
+        &docker,
+        spec.redis_image.as_deref(),
+        "LOADGATE_REDIS_IMAGE",
+        OFFICIAL_REDIS,
+        LOCAL_REDIS,
+    )
+    .await?;
+    let pg = pick_image(
+        &docker,
+        spec.postgres_image.as_deref(),
+        "LOADGATE_POSTGRES_IMAGE",
+        OFFICIAL_POSTGRES,
+        LOCAL_POSTGRES,
+    )
+    .await?;
+    Ok((redis, pg))
+}
+
+/// Ok when a Docker engine answers and both images are present.
+pub async fn available(spec: &StackSpec) -> Result<(), String> {
+    images(spec).await.map(|_| ())
+}
+
+fn split_image(image: &str) -> (String, String) {
+    // The tag follows the last ':' after the last '/' (a registry host may have a port).
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[slash..].rfind(':') {
+        Some(i) => (
+            image[..slash + i].to_string(),
+            image[slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+type LogRing = Arc<Mutex<VecDeque<String>>>;
+
+fn log_consumer(ring: LogRing) -> impl Fn(&LogFrame) + Send + Sync + 'static {
+    move |frame: &LogFrame| {
+        let bytes = match frame {
+            LogFrame::StdOut(b) | LogFrame::StdErr(b) => b,
+        };
+        if let Ok(mut r) = ring.lock() {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                r.push_back(line.to_string());
+                if r.len() > 40 {
+                    r.pop_front();
+                }
+            }
+        }
+    }
+}
+
+fn ring_tail(ring: &LogRing) -> String {
+    ring.lock()
+        .map(|r| r.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+struct Labels {
+    stack: String,
+    pid: String,
+    pid_start: String,
+    host: String,
+}
+
+fn labelled(
+    image: GenericImage,
+    labels: &Labels,
+    component: &str,
+) -> testcontainers::ContainerRequest<GenericImage> {
+    image
+        .with_label(LABEL_STACK, &labels.stack)
+        .with_label(LABEL_PID, &labels.pid)
+        .with_label(LABEL_PID_START, &labels.pid_start)
+        .with_label(LABEL_HOST, &labels.host)
+        .with_label(LABEL_COMPONENT, component)
+}
+
+/// Starts both containers, records them in `entry`, waits until both accept connections.
+pub async fn start(
+    spec: &StackSpec,
+    entry: &mut Entry,
+    stack_id: &str,
+    redis_password: &str,
+    pg_password: &str,
+    ready_timeout: Duration,
+) -> Result<ContainerServices, StackError> {
+    let docker =
+        docker::connect(Duration::from_secs(5))
+            .await
+            .map_err(|e| StackError::Missing {
+                backend: "containers",
+                what: format!("a Docker engine ({e})"),
+            })?;
+    let (redis_image, postgres_image) = images(spec).await.map_err(|e| StackError::Missing {
+        backend: "containers",
+        what: e,
+    })?;
+    docker::ensure_testcontainers_compat(&docker).await?;
+    let owner = std::process::id();
+    let labels = Labels {
+        stack: stack_id.to_string(),
+        pid: owner.to_string(),
+        pid_start: child::proc_start(owner).unwrap_or(0).to_string(),
+        host: registry::hostname(),
+    };
+    let deadline = Instant::now() + ready_timeout;
+    let mut services = ContainerServices {
+        redis: None,
+        postgres: None,
+        redis_url: String::new(),
+        database_url: String::new(),
+        redis_image: redis_image.clone(),
+        postgres_image: postgres_image.clone(),
+    };
+
+    // Redis.
+    let ring: LogRing = Arc::default();
+    let (name, tag) = split_image(&redis_image);
+    let request = labelled(
+        GenericImage::new(name, tag)
+            .with_exposed_port(6379.tcp())
+            .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections")),
+        &labels,
+        "redis",
+    )
+    .with_cmd([
+        "redis-server",
+        "--bind",
+        "0.0.0.0",
+        "--protected-mode",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        redis_password,
+    ])
+    .with_startup_timeout(ready_timeout)
+    .with_log_consumer(log_consumer(ring.clone()));
+    let redis = request.start().await.map_err(|e| StackError::NotReady {
+        component: format!("redis container ({redis_image})"),
+        reason: e.to_string(),
+        log: ring_tail(&ring),
+    })?;
+    entry.add_container(redis.id())?;
+    let port = redis
+        .get_host_port_ipv4(6379)
+        .await
+        .map_err(|e| StackError::Docker(format!("redis port: {e}")))?;
+    services.redis = Some(redis);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    probe_until(
+        &format!("redis container ({redis_image})"),
+        &ring,
+        deadline,
+        || health::redis_ping(addr, Some(redis_password)),
+    )
+    .await?;
+    services.redis_url = format!("redis://default:{redis_password}@127.0.0.1:{port}/0");
+
+    // PostgreSQL.
+    let ring: LogRing = Arc::default();
+    let (name, tag) = split_image(&postgres_image);
+    let request = labelled(
+        GenericImage::new(name, tag)
+            .with_exposed_port(5432.tcp())
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            )),
+        &labels,
+        "postgres",
+    )
+    .with_env_var("POSTGRES_PASSWORD", pg_password)
+    .with_env_var("POSTGRES_USER", "loadgate")
+    .with_env_var("POSTGRES_DB", "loadgate")
+    .with_cmd([
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ])
+    .with_startup_timeout(ready_timeout)
+    .with_log_consumer(log_consumer(ring.clone()));
+    let postgres = request.start().await.map_err(|e| StackError::NotReady {
+        component: format!("postgres container ({postgres_image})"),
+        reason: e.to_string(),
+        log: ring_tail(&ring),
+    })?;
+    entry.add_container(postgres.id())?;
+    let port = postgres
+        .get_host_port_ipv4(5432)
+        .await
+        .map_err(|e| StackError::Docker(format!("postgres port: {e}")))?;
+    services.postgres = Some(postgres);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    probe_until(
+        &format!("postgres container ({postgres_image})"),
+        &ring,
+        deadline,
+        || health::postgres_accepting(addr, "loadgate", "loadgate"),
+    )
+    .await?;
+    services.database_url = format!("postgres://loadgate:{pg_password}@127.0.0.1:{port}/loadgate");
+    Ok(services)
+}
+
+async fn probe_until<F, Fut>(
+    component: &str,
+    ring: &LogRing,
+    deadline: Instant,
+    mut probe: F,
+) -> Result<(), StackError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    loop {
+        let last = match probe().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(StackError::NotReady {
+                component: component.to_string(),
+                reason: format!(
+                    "the published port did not answer before the timeout (last probe: {last})"
+                ),
+                log: ring_tail(ring),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl ContainerServices {
+    /// Container ids (redis, postgres).
+    pub fn ids(&self) -> Vec<String> {
+        self.redis
+            .iter()
+            .chain(self.postgres.iter())
+            .map(|c| c.id().to_string())
+            .collect()
+    }
+
+    /// Removes both containers (force), reporting the first failure.
+    pub async fn remove(mut self) -> Result<(), StackError> {
+        let mut result = Ok(());
+        for c in [self.redis.take(), self.postgres.take()]
+            .into_iter()
+            .flatten()
+        {
+            let id = c.id().to_string();
+            if let Err(e) = c.rm().await {
+                if result.is_ok() {
+                    result = Err(StackError::Docker(format!("removing container {id}: {e}")));
+                }
+            }
+        }
+        result
+    }
+
+    /// Removes both containers from synchronous code (Drop), inside or outside a runtime.
+    pub fn remove_blocking(mut self) {
+        remove_containers_blocking(
+            [self.redis.take(), self.postgres.take()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
+    }
+}
+
+fn remove_containers_blocking(containers: Vec<ContainerAsync<GenericImage>>) {
+    if containers.is_empty() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // testcontainers' Drop removes the container (block_in_place or its drop worker).
+        drop(containers);
+    } else {
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async move { drop(containers) });
+            }
+        })
+        .join();
+    }
+}
+
+impl Drop for ContainerServices {
+    fn drop(&mut self) {
+        remove_containers_blocking(
+            [self.redis.take(), self.postgres.take()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn splits_names_and_tags() {
+        assert_eq!(split_image("redis:7"), ("redis".into(), "7".into()));
+        assert_eq!(
+            split_image("loadgate/redis:7-local"),
+            ("loadgate/redis".into(), "7-local".into())
+        );
+        assert_eq!(
+            split_image("reg:5000/x/pg"),
+            ("reg:5000/x/pg".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image("reg:5000/x/pg:15"),
+            ("reg:5000/x/pg".into(), "15".into())
+        );
+    }
+}

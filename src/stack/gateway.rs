@@ -1,0 +1,192 @@
+//! Gateway and edge instances: `loadgate-gateway` as local child processes.
+//!
+//! Each instance is started with `--listen 127.0.0.1:0 --addr-file FILE` and reports the
+//! address it bound in FILE (so there is no port race); it is ready when `GET /ready`
+//! answers 200. Gateways get REDIS_URL, DATABASE_URL, GATEWAY_PROFILE, GATEWAY_ADMIN_KEY,
+//! GATEWAY_USER_KEY, GATEWAY_INSTANCE (gw-1, gw-2, ...) and the plan's `gateway_env`; the
+//! edge gets EDGE_UPSTREAMS (the gateways' base URLs) and EDGE_STRATEGY.
+//!
+//! The binary: `$LOADGATE_GATEWAY_BIN`, else next to the current executable, else in its
+//! parent directory (integration tests run from `target/debug/deps/`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::child::ChildProc;
+use super::registry::Entry;
+use super::{health, wait_until, StackError};
+use crate::spec::EdgeStrategy;
+
+/// Name of the gateway binary.
+pub const GATEWAY_BIN: &str = "loadgate-gateway";
+
+/// Finds the gateway binary (see the module doc for the search order).
+pub fn find_binary() -> Result<PathBuf, StackError> {
+    let mut tried = Vec::new();
+    if let Some(p) = std::env::var_os("LOADGATE_GATEWAY_BIN") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        tried.push(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let mut candidates = vec![dir.join(GATEWAY_BIN)];
+            if let Some(parent) = dir.parent() {
+                candidates.push(parent.join(GATEWAY_BIN));
+            }
+            for c in candidates {
+                if c.is_file() {
+                    return Ok(c);
+                }
+                tried.push(c);
+            }
+        }
+    }
+    Err(StackError::GatewayBinary {
+        tried: tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The settings every instance shares.
+pub struct GatewayConfig<'a> {
+    pub binary: &'a Path,
+    pub redis_url: &'a str,
+    pub database_url: &'a str,
+    pub admin_key: &'a str,
+    pub user_key: &'a str,
+    pub extra_env: &'a BTreeMap<String, String>,
+}
+
+/// A started instance.
+#[derive(Debug)]
+pub struct Instance {
+    pub proc: ChildProc,
+    pub url: String,
+}
+
+fn base_cmd(cfg: &GatewayConfig<'_>, role: &str, addr_file: &Path) -> Command {
+    let mut cmd = Command::new(cfg.binary);
+    cmd.args(["--role", role, "--listen", "127.0.0.1:0", "--addr-file"])
+        .arg(addr_file)
+        .env("REDIS_URL", cfg.redis_url)
+        .env("DATABASE_URL", cfg.database_url)
+        .env("GATEWAY_ADMIN_KEY", cfg.admin_key)
+        .env("GATEWAY_USER_KEY", cfg.user_key);
+    if !cfg.extra_env.contains_key("GATEWAY_PROFILE") {
+        cmd.env("GATEWAY_PROFILE", "dev");
+    }
+    cmd.envs(cfg.extra_env);
+    cmd
+}
+
+/// Starts gateway instance `n` (1-based) and waits until it is ready.
+pub async fn start_gateway(
+    entry: &mut Entry,
+    cfg: &GatewayConfig<'_>,
+    n: u32,
+    deadline: Instant,
+) -> Result<Instance, StackError> {
+    let name = format!("gw-{n}");
+    let work = entry.work_dir();
+    let addr_file = work.join(format!("{name}.addr"));
+    let mut cmd = base_cmd(cfg, "gateway", &addr_file);
+    cmd.env("GATEWAY_INSTANCE", &name);
+    launch(entry, &name, cmd, &addr_file, &work, cfg.binary, deadline).await
+}
+
+/// Starts the edge over `upstreams` and waits until it is ready.
+pub async fn start_edge(
+    entry: &mut Entry,
+    cfg: &GatewayConfig<'_>,
+    strategy: EdgeStrategy,
+    upstreams: &[String],
+    deadline: Instant,
+) -> Result<Instance, StackError> {
+    let work = entry.work_dir();
+    let addr_file = work.join("edge.addr");
+    let mut cmd = base_cmd(cfg, "edge", &addr_file);
+    cmd.env("GATEWAY_INSTANCE", "edge")
+        .env("EDGE_UPSTREAMS", upstreams.join(","))
+        .env(
+            "EDGE_STRATEGY",
+            match strategy {
+                EdgeStrategy::RoundRobin => "round-robin",
+                EdgeStrategy::LeastConnections => "least-connections",
+            },
+        );
+    launch(entry, "edge", cmd, &addr_file, &work, cfg.binary, deadline).await
+}
+
+async fn launch(
+    entry: &mut Entry,
+    name: &str,
+    cmd: Command,
+    addr_file: &Path,
+    work: &Path,
+    binary: &Path,
+    deadline: Instant,
+) -> Result<Instance, StackError> {
+    let mut proc = ChildProc::spawn(
+        name,
+        cmd,
+        &work.join(format!("{name}.log")),
+        None,
+        libc::SIGTERM,
+    )
+    .map_err(|e| StackError::Spawn {
+        component: name.to_string(),
+        program: binary.display().to_string(),
+        source: e,
+    })?;
+    entry.add_child(name, proc.pid())?;
+    // 1. The address file.
+    let addr: SocketAddr = loop {
+        if let Some(addr) = std::fs::read_to_string(addr_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break addr;
+        }
+        if let Some(status) = proc.exited() {
+            return Err(StackError::NotReady {
+                component: name.to_string(),
+                reason: format!("exited with {status} before writing its address file"),
+                log: proc.last_log_lines(20),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StackError::NotReady {
+                component: name.to_string(),
+                reason: format!(
+                    "wrote no address to {} before the ready timeout",
+                    addr_file.display()
+                ),
+                log: proc.last_log_lines(20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let url = format!("http://{addr}");
+    // 2. GET /ready == 200.
+    let client =
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| StackError::NotReady {
+                component: name.to_string(),
+                reason: format!("building an HTTP client: {e}"),
+                log: String::new(),
+            })?;
+    let base = url.clone();
+    wait_until(&mut proc, deadline, || health::http_ready(&client, &base)).await?;
+    Ok(Instance { proc, url })
+}

@@ -1,0 +1,124 @@
+//! Readiness probes: Redis PING, a PostgreSQL startup handshake, gateway `GET /ready`.
+//!
+//! The probes need no client crates: Redis speaks RESP over TCP; for PostgreSQL, a server
+//! that accepts connections answers a StartupMessage with an authentication request ('R'),
+//! while one still starting (or shutting down) answers with an ErrorResponse ('E', SQLSTATE
+//! 57P03). That tells "ready" apart without knowing the password scheme.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `AUTH password` (when given) then `PING`; Ok when the answer is `+PONG`.
+pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), String> {
+    let attempt = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut req = Vec::new();
+        if let Some(pw) = password {
+            req.extend_from_slice(
+                format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len()).as_bytes(),
+            );
+        }
+        req.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        s.write_all(&req).await.map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        let want: &[u8] = if password.is_some() {
+            b"+OK\r\n+PONG\r\n"
+        } else {
+            b"+PONG\r\n"
+        };
+        let mut chunk = [0u8; 256];
+        while buf.len() < want.len() {
+            let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if buf.starts_with(want) {
+            Ok(())
+        } else {
+            Err(format!(
+                "unexpected answer {:?}",
+                String::from_utf8_lossy(&buf)
+            ))
+        }
+    };
+    timeout(PROBE_TIMEOUT, attempt)
+        .await
+        .map_err(|_| "no answer within 2s".to_string())?
+}
+
+/// Sends a StartupMessage; Ok when the server asks for authentication (or accepts).
+pub async fn postgres_accepting(
+    addr: SocketAddr,
+    user: &str,
+    database: &str,
+) -> Result<(), String> {
+    let attempt = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut body = Vec::new();
+        body.extend_from_slice(&196608u32.to_be_bytes()); // protocol 3.0
+        for (k, v) in [("user", user), ("database", database)] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        msg.extend_from_slice(&body);
+        s.write_all(&msg).await.map_err(|e| format!("write: {e}"))?;
+        let mut tag = [0u8; 1];
+        s.read_exact(&mut tag)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        match tag[0] {
+            b'R' => Ok(()),
+            b'E' => {
+                let mut rest = vec![0u8; 512];
+                let n = s.read(&mut rest).await.unwrap_or(0);
+                let text: String = String::from_utf8_lossy(&rest[..n])
+                    .split('\0')
+                    .filter(|f| f.starts_with('M'))
+                    .map(|f| f[1..].to_string())
+                    .collect();
+                Err(format!("server said: {text}"))
+            }
+            other => Err(format!("unexpected message type {:?}", other as char)),
+        }
+    };
+    timeout(PROBE_TIMEOUT, attempt)
+        .await
+        .map_err(|_| "no answer within 2s".to_string())?
+}
+
+/// `GET {base}/ready`; Ok on 200.
+pub async fn http_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
+    let resp = client
+        .get(format!("{base}/ready"))
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("GET /ready: {e}"))?;
+    if resp.status() == reqwest::StatusCode::OK {
+        Ok(())
+    } else {
+        Err(format!("GET /ready answered {}", resp.status()))
+    }
+}
+
+/// Picks a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

@@ -1,0 +1,361 @@
+//! Process backend: redis-server and PostgreSQL as local child processes.
+//!
+//! Both listen on free ports on 127.0.0.1 and keep their data in the stack's work dir
+//! (`redis/`, `pgdata/`), which is deleted with the stack. PostgreSQL: `initdb` (user
+//! `loadgate`, a random password, scram-sha-256 for TCP), `postgres --single` to create the
+//! `loadgate` database, then `postgres` with Unix sockets off and fsync off (a process crash
+//! loses nothing acknowledged; only an OS crash would, and the data is throwaway).
+//! initdb and postgres refuse to run as root: as root they run as the `postgres` user and
+//! the data dir is chowned to it.
+//!
+//! Binaries: `redis-server` from `$LOADGATE_REDIS_SERVER` or PATH; PostgreSQL's from
+//! `$LOADGATE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else PATH.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::child::{self, ChildProc, RunAs};
+use super::health;
+use super::registry::Entry;
+use super::{wait_until, StackError};
+
+/// What the process backend started.
+#[derive(Debug)]
+pub struct ProcessServices {
+    pub redis: ChildProc,
+    pub postgres: ChildProc,
+    pub redis_url: String,
+    pub database_url: String,
+}
+
+/// Where the PostgreSQL server binaries are, if anywhere.
+pub fn pg_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LOADGATE_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").is_file() {
+            return Some(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    which("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// The redis-server binary, if any.
+pub fn redis_server_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LOADGATE_REDIS_SERVER") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    which("redis-server")
+}
+
+/// Looks a program up in PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether this backend can run here; Err lists what is missing.
+pub fn available() -> Result<(PathBuf, PathBuf), String> {
+    let redis = redis_server_bin();
+    let pg = pg_bin_dir();
+    let mut missing = Vec::new();
+    if redis.is_none() {
+        missing.push("redis-server (apt-get install redis-server)");
+    }
+    if pg.is_none() {
+        missing.push("PostgreSQL server binaries initdb/postgres (apt-get install postgresql)");
+    }
+    if child::is_root() && RunAs::lookup("postgres").is_none() {
+        missing.push("a `postgres` system user (postgres refuses to run as root; installing postgresql creates it)");
+    }
+    match (redis, pg) {
+        (Some(r), Some(p)) if missing.is_empty() => Ok((r, p)),
+        _ => Err(missing.join(", ")),
+    }
+}
+
+/// Starts Redis and PostgreSQL; waits until both accept connections.
+pub async fn start(
+    entry: &mut Entry,
+    redis_password: &str,
+    pg_password: &str,
+    ready_timeout: Duration,
+) -> Result<ProcessServices, StackError> {
+    let (redis_bin, pg_bin) = available().map_err(|missing| StackError::Missing {
+        backend: "process",
+        what: missing,
+    })?;
+    let work = entry.work_dir();
+    let deadline = Instant::now() + ready_timeout;
+
+    let (redis, redis_port) =
+        start_redis(entry, &redis_bin, &work, redis_password, deadline).await?;
+    let (postgres, pg_port) = start_postgres(entry, &pg_bin, &work, pg_password, deadline).await?;
+    Ok(ProcessServices {
+        redis,
+        postgres,
+        redis_url: format!("redis://default:{redis_password}@127.0.0.1:{redis_port}/0"),
+        database_url: format!("postgres://loadgate:{pg_password}@127.0.0.1:{pg_port}/loadgate"),
+    })
+}
+
+/// Port races (another process takes the port between probe and bind) are retried.
+const PORT_ATTEMPTS: usize = 3;
+
+async fn start_redis(
+    entry: &mut Entry,
+    bin: &Path,
+    work: &Path,
+    password: &str,
+    deadline: Instant,
+) -> Result<(ChildProc, u16), StackError> {
+    let dir = work.join("redis");
+    std::fs::create_dir_all(&dir).map_err(|e| StackError::io("create", &dir, e))?;
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let port = health::free_port().map_err(|e| StackError::io("pick a port for", &dir, e))?;
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "no",
+        ])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ])
+        .args(["--requirepass", password])
+        .arg("--dir")
+        .arg(&dir);
+        let mut proc = ChildProc::spawn("redis", cmd, &work.join("redis.log"), None, libc::SIGTERM)
+            .map_err(|e| StackError::Spawn {
+                component: "redis".into(),
+                program: bin.display().to_string(),
+                source: e,
+            })?;
+        entry.add_child("redis", proc.pid())?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        match wait_until(&mut proc, deadline, || {
+            health::redis_ping(addr, Some(password))
+        })
+        .await
+        {
+            Ok(()) => return Ok((proc, port)),
+            Err(e) => {
+                let port_race = proc.last_log_lines(5).contains("Address already in use");
+                proc.stop(Duration::from_secs(1));
+                if !port_race {
+                    return Err(e);
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.expect("at least one attempt"))
+}
+
+async fn start_postgres(
+    entry: &mut Entry,
+    bin: &Path,
+    work: &Path,
+    password: &str,
+    deadline: Instant,
+) -> Result<(ChildProc, u16), StackError> {
+    let run_as = if child::is_root() {
+        RunAs::lookup("postgres")
+    } else {
+        None
+    };
+    let data = work.join("pgdata");
+    std::fs::create_dir_all(&data).map_err(|e| StackError::io("create", &data, e))?;
+    let pwfile = work.join("pgpass.tmp");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&pwfile)
+            .map_err(|e| StackError::io("write", &pwfile, e))?;
+        writeln!(f, "{password}").map_err(|e| StackError::io("write", &pwfile, e))?;
+    }
+    let log = work.join("postgres.log");
+    if let Some(user) = run_as {
+        for p in [&data, &pwfile] {
+            std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid))
+                .map_err(|e| StackError::io("chown to the postgres user", p, e))?;
+        }
+        // The log file is opened by loadgate (root) and inherited, so no chown needed.
+    }
+
+    // initdb (one-shot, bounded by the deadline).
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "--username=loadgate",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
+        .args([
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()));
+    run_to_end("postgres initdb", initdb, &log, run_as, None, deadline).await?;
+    let _ = std::fs::remove_file(&pwfile);
+
+    // CREATE DATABASE loadgate in single-user mode (no network, no client needed).
+    let mut single = Command::new(bin.join("postgres"));
+    single
+        .arg("--single")
+        .arg("-D")
+        .arg(&data)
+        .args(["-c", "fsync=off", "postgres"]);
+    run_to_end(
+        "postgres --single",
+        single,
+        &log,
+        run_as,
+        Some(b"CREATE DATABASE loadgate\n"),
+        deadline,
+    )
+    .await?;
+
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let port = health::free_port().map_err(|e| StackError::io("pick a port for", &data, e))?;
+        let mut cmd = Command::new(bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k", ""])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .args(["-c", "max_connections=200"]);
+        let mut proc =
+            ChildProc::spawn("postgres", cmd, &log, run_as, libc::SIGINT).map_err(|e| {
+                StackError::Spawn {
+                    component: "postgres".into(),
+                    program: bin.join("postgres").display().to_string(),
+                    source: e,
+                }
+            })?;
+        entry.add_child("postgres", proc.pid())?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        match wait_until(&mut proc, deadline, || {
+            health::postgres_accepting(addr, "loadgate", "loadgate")
+        })
+        .await
+        {
+            Ok(()) => return Ok((proc, port)),
+            Err(e) => {
+                let port_race = proc.last_log_lines(10).contains("Address already in use");
+                proc.stop(Duration::from_secs(2));
+                if !port_race {
+                    return Err(e);
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.expect("at least one attempt"))
+}
+
+/// Runs a one-shot command (optionally feeding stdin) to completion before `deadline`.
+async fn run_to_end(
+    what: &str,
+    mut cmd: Command,
+    log: &Path,
+    run_as: Option<RunAs>,
+    stdin: Option<&[u8]>,
+    deadline: Instant,
+) -> Result<(), StackError> {
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| StackError::io("open", log, e))?;
+    let errf = logf
+        .try_clone()
+        .map_err(|e| StackError::io("open", log, e))?;
+    cmd.stdout(logf).stderr(errf).stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let program = format!("{:?}", cmd.get_program());
+    let mut child = child::spawn_guarded(cmd, run_as).map_err(|e| StackError::Spawn {
+        component: what.to_string(),
+        program,
+        source: e,
+    })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(input);
+    }
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| StackError::io("wait for", log, e))?
+        {
+            if status.success() {
+                return Ok(());
+            }
+            return Err(StackError::NotReady {
+                component: what.to_string(),
+                reason: format!("exited with {status}"),
+                log: child::last_lines(log, 20),
+            });
+        }
+        if Instant::now() >= deadline {
+            child::signal_group(child.id() as i32, libc::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(StackError::NotReady {
+                component: what.to_string(),
+                reason: "did not finish before the ready timeout".into(),
+                log: child::last_lines(log, 20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

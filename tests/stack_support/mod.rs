@@ -1,0 +1,97 @@
+//! Helpers shared by the stack_* integration tests: independent clients (redis-cli, psql)
+//! and process/dir checks.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use loadgate::stack::StackOptions;
+
+pub fn env_of(env: &[(String, String)], key: &str) -> String {
+    env.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("stack env has no {key}: {env:?}"))
+}
+
+/// `redis-cli -u URL PING` (a real client, independent of loadgate's probe).
+pub fn redis_cli(url: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["--no-auth-warning", "-u", url])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(
+        out.status.success(),
+        "redis-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `psql URL -tA -c SQL`.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-X", "-tA", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A process is gone when /proc has no entry or it is a zombie.
+pub fn pid_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => {
+            let state = s[s.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            state == "Z" || state == "X"
+        }
+    }
+}
+
+pub fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if pid_gone(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pid_gone(pid)
+}
+
+/// A unique state root for one test (removed by the TempDir).
+pub fn state_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("loadgate-stack-test-")
+        .tempdir()
+        .expect("temp state root")
+}
+
+pub fn options(root: &Path) -> StackOptions {
+    StackOptions {
+        state_dir: Some(root.to_path_buf()),
+        ready_timeout: Duration::from_secs(60),
+    }
+}
+
+/// Entries left in a state root (bridge sockets of this process excluded).
+pub fn entries(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
