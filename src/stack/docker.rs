@@ -122,6 +122,10 @@ static BRIDGE_SOCKET: OnceLock<PathBuf> = OnceLock::new();
 extern "C" fn unlink_bridge_socket() {
     if let Some(p) = BRIDGE_SOCKET.get() {
         let _ = std::fs::remove_file(p);
+        // The state root, when nothing else is in it.
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

@@ -1,0 +1,92 @@
+//! Containers backend (testcontainers) with the locally built images: Redis and PostgreSQL
+//! reachable through the exported URLs, labelled, and removed after shutdown or drop.
+//! Skipped (with a printed reason) only when no Docker engine answers; missing images fail
+//! with the command that builds them.
+
+mod stack_support;
+
+use std::time::Duration;
+
+use loadgate::spec::{StackBackend, StackSpec};
+use loadgate::stack::{self, containers, docker};
+use stack_support::*;
+
+/// None (and a printed reason) when no engine answers; panics when the images are missing.
+async fn engine_or_skip() -> Option<()> {
+    if let Err(why) = docker::connect(Duration::from_secs(3)).await {
+        eprintln!("SKIP: no Docker engine answers ({why})");
+        return None;
+    }
+    let spec = StackSpec { backend: StackBackend::Containers, ..StackSpec::default() };
+    if let Err(why) = containers::images(&spec).await {
+        panic!("Docker is there but the images are not: {why} (run reference-stack/images/build.sh)");
+    }
+    Some(())
+}
+
+fn services_only() -> StackSpec {
+    StackSpec { backend: StackBackend::Containers, gateways: 0, ..StackSpec::default() }
+}
+
+#[tokio::test]
+async fn containers_backend_serves_redis_and_postgres_then_removes_them() {
+    if engine_or_skip().await.is_none() {
+        return;
+    }
+    let root = state_root();
+    let stack = stack::start(&services_only(), &options(root.path())).await.expect("start containers stack");
+    assert_eq!(stack.backend(), StackBackend::Containers);
+    let env = stack.env();
+    assert_eq!(env_of(&env, "BACKEND"), "containers");
+    let redis_url = env_of(&env, "REDIS_URL");
+    let database_url = env_of(&env, "DATABASE_URL");
+    assert_eq!(redis_cli(&redis_url, &["PING"]), "PONG");
+    assert_eq!(psql(&database_url, "SELECT 1"), "1");
+    assert_eq!(psql(&database_url, "SELECT current_database()"), "loadgate");
+
+    let ids = stack.container_ids();
+    assert_eq!(ids.len(), 2);
+    let mut labelled = docker::containers_of_stack(stack.id()).await.unwrap();
+    labelled.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(labelled, want, "both containers carry loadgate.stack={}", stack.id());
+    let id = stack.id().to_string();
+    let dir = stack.state_dir().unwrap();
+
+    stack.shutdown().await.expect("shutdown");
+    assert!(docker::containers_of_stack(&id).await.unwrap().is_empty(), "containers of {id} left behind");
+    assert!(!dir.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_container_stack_removes_its_containers() {
+    if engine_or_skip().await.is_none() {
+        return;
+    }
+    let root = state_root();
+    let stack = stack::start(&services_only(), &options(root.path())).await.expect("start");
+    let id = stack.id().to_string();
+    assert_eq!(docker::containers_of_stack(&id).await.unwrap().len(), 2);
+    drop(stack);
+    assert!(docker::containers_of_stack(&id).await.unwrap().is_empty(), "drop left containers of {id}");
+}
+
+#[tokio::test]
+async fn auto_prefers_containers_when_the_images_are_there() {
+    if engine_or_skip().await.is_none() {
+        return;
+    }
+    let spec = StackSpec { backend: StackBackend::Auto, ..StackSpec::default() };
+    assert_eq!(stack::resolve_backend(&spec).await.unwrap(), StackBackend::Containers);
+    // A missing explicit image makes auto fall back to processes.
+    let spec = StackSpec {
+        backend: StackBackend::Auto,
+        redis_image: Some("loadgate/does-not-exist:1".into()),
+        ..StackSpec::default()
+    };
+    assert_eq!(stack::resolve_backend(&spec).await.unwrap(), StackBackend::Process);
+    // And the containers backend itself says what is missing.
+    let err = containers::images(&StackSpec { backend: StackBackend::Containers, ..spec }).await.unwrap_err();
+    assert!(err.contains("loadgate/does-not-exist:1"), "{err}");
+}
