@@ -360,6 +360,8 @@ pub fn remove_socket_leftovers(root: &Path) {
             }
         }
     }
+    // The default state root, when nothing is left in it.
+    let _ = std::fs::remove_dir(registry::default_root());
 }
 
 /// Force-removes `extra` container ids and every container on this host labelled by a

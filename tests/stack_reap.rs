@@ -1,0 +1,260 @@
+//! Reaping: what a killed run left (processes recorded under a dead owner, labelled
+//! containers of a dead owner, a SIGKILLed owner's whole stack) is cleaned up by the next
+//! start / `reap_leftovers`, and live owners' stacks are left alone.
+
+mod stack_support;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use loadgate::spec::{StackBackend, StackSpec};
+use loadgate::stack::{self, child, docker, registry};
+use stack_support::*;
+
+/// A pid that certainly belongs to no live process: a child that already exited.
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+fn write_record(
+    root: &Path,
+    id: &str,
+    owner_pid: u32,
+    owner_start: u64,
+    children: Vec<registry::ChildRecord>,
+) {
+    let dir = root.join(id);
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    let record = registry::StackRecord {
+        id: id.into(),
+        owner_pid,
+        owner_start,
+        host: registry::hostname(),
+        created_unix: 0,
+        backend: "process".into(),
+        children,
+        containers: vec![],
+        env: vec![],
+    };
+    std::fs::write(dir.join("stack.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+fn spawn_redis(dir: &Path) -> std::process::Child {
+    let port = stack::health::free_port().unwrap();
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server")
+}
+
+#[test]
+fn reaps_children_recorded_under_a_dead_owner() {
+    let root = state_root();
+    let mut redis = spawn_redis(root.path());
+    let pid = redis.id();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = child::proc_start(pid).expect("redis runs");
+    write_record(
+        root.path(),
+        "lg-deadowner",
+        dead_pid(),
+        1,
+        vec![registry::ChildRecord {
+            name: "redis".into(),
+            pid,
+            start,
+        }],
+    );
+    assert!(!stack::status_in(root.path())[0].owner_alive);
+
+    let reaped = stack::reap_in(root.path()).unwrap();
+    assert!(reaped >= 1, "reaped {reaped}");
+    let status = redis.wait().unwrap(); // killed: wait returns at once
+    assert!(!status.success(), "redis-server was not killed: {status:?}");
+    assert!(
+        !root.path().join("lg-deadowner").exists(),
+        "entry dir not removed"
+    );
+}
+
+#[test]
+fn live_owners_and_reused_pids_are_left_alone() {
+    let root = state_root();
+    let mut redis = spawn_redis(root.path());
+    let pid = redis.id();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = child::proc_start(pid).unwrap();
+    let me = std::process::id();
+    // Owner alive (this process): untouched.
+    write_record(
+        root.path(),
+        "lg-live",
+        me,
+        child::proc_start(me).unwrap(),
+        vec![registry::ChildRecord {
+            name: "redis".into(),
+            pid,
+            start,
+        }],
+    );
+    // Dead owner, but the recorded child's start time differs (the pid was reused): the
+    // process is not ours to kill; only the entry goes.
+    write_record(
+        root.path(),
+        "lg-reused",
+        dead_pid(),
+        1,
+        vec![registry::ChildRecord {
+            name: "redis".into(),
+            pid,
+            start: start + 12345,
+        }],
+    );
+    assert_eq!(stack::reap_in(root.path()).unwrap(), 1);
+    assert!(root.path().join("lg-live").exists());
+    assert!(!root.path().join("lg-reused").exists());
+    assert!(!pid_gone(pid), "a process that is not ours was killed");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}
+
+/// Re-executed as a child by `a_sigkilled_owner_leaves_nothing_after_reap`: starts a stack,
+/// prints its pids and state dir, then waits to be killed.
+#[tokio::test]
+async fn helper_owner_process() {
+    let Some(root) = std::env::var_os("LOADGATE_TEST_REAP_ROOT") else {
+        return;
+    };
+    let backend = match std::env::var("LOADGATE_TEST_REAP_BACKEND").as_deref() {
+        Ok("containers") => StackBackend::Containers,
+        _ => StackBackend::Process,
+    };
+    let spec = StackSpec {
+        backend,
+        gateways: 0,
+        ..StackSpec::default()
+    };
+    let stack = stack::start(&spec, &options(Path::new(&root)))
+        .await
+        .expect("helper start");
+    let pids: Vec<String> = stack.pids().iter().map(u32::to_string).collect();
+    println!(
+        "READY {} {} {}",
+        stack.state_dir().unwrap().display(),
+        stack.id(),
+        pids.join(",")
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    panic!("the helper was not killed");
+}
+
+/// Runs the helper, returns (child, state dir, stack id, pids).
+fn run_helper(root: &Path, backend: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let mut owner = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_owner_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LOADGATE_TEST_REAP_ROOT", root)
+        .env("LOADGATE_TEST_REAP_BACKEND", backend)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    let ready = loop {
+        let line = lines.next().expect("helper printed READY").unwrap();
+        // libtest prints "test helper_owner_process ... " before the line.
+        if let Some(at) = line.find("READY ") {
+            break line[at + "READY ".len()..].to_string();
+        }
+    };
+    let mut parts = ready.split(' ');
+    let dir = parts.next().unwrap().to_string();
+    let id = parts.next().unwrap().to_string();
+    let pids = parts
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (owner, dir, id, pids)
+}
+
+#[test]
+fn a_sigkilled_owner_leaves_nothing_after_reap() {
+    let root = state_root();
+    let (mut owner, dir, _id, pids) = run_helper(root.path(), "process");
+    assert_eq!(pids.len(), 2, "redis + postgres: {pids:?}");
+    owner.kill().unwrap(); // SIGKILL: no Drop runs
+    owner.wait().unwrap();
+    // The kernel kills the children (parent-death signal), whatever loadgate did.
+    for pid in &pids {
+        assert!(
+            wait_gone(*pid, Duration::from_secs(10)),
+            "pid {pid} outlived its SIGKILLed owner"
+        );
+    }
+    assert!(Path::new(&dir).exists(), "nothing cleaned the dir yet");
+    assert!(!stack::status_in(root.path())[0].owner_alive);
+    assert_eq!(stack::reap_in(root.path()).unwrap(), 1);
+    assert!(!Path::new(&dir).exists());
+    assert!(
+        entries(root.path()).is_empty(),
+        "left: {:?}",
+        entries(root.path())
+    );
+}
+
+#[tokio::test]
+async fn containers_of_a_sigkilled_owner_are_reaped_by_label() {
+    if let Err(why) = docker::connect(Duration::from_secs(3)).await {
+        eprintln!("SKIP: no Docker engine answers ({why})");
+        return;
+    }
+    let root = state_root();
+    let root_path = root.path().to_path_buf();
+    let (mut owner, dir, id, _pids) =
+        tokio::task::spawn_blocking(move || run_helper(&root_path, "containers"))
+            .await
+            .unwrap();
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    assert_eq!(
+        docker::containers_of_stack(&id).await.unwrap().len(),
+        2,
+        "containers survive a SIGKILLed owner"
+    );
+    // Remove the record too: the labels alone must be enough.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let root_path = root.path().to_path_buf();
+    let reaped = tokio::task::spawn_blocking(move || stack::reap_in(&root_path))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reaped >= 1);
+    assert!(
+        docker::containers_of_stack(&id).await.unwrap().is_empty(),
+        "labelled containers of {id} not reaped"
+    );
+}
