@@ -97,7 +97,14 @@ impl Entry {
         use std::os::unix::fs::PermissionsExt;
         fs::create_dir_all(root).map_err(|e| io_err("create state dir", root, e))?;
         let dir = root.join(id);
-        fs::create_dir(&dir).map_err(|e| io_err("create stack dir", &dir, e))?;
+        if let Err(e) = fs::create_dir(&dir) {
+            // A concurrent reap may remove an empty root between the two calls: retry once.
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err("create stack dir", &dir, e));
+            }
+            fs::create_dir_all(root).map_err(|e| io_err("create state dir", root, e))?;
+            fs::create_dir(&dir).map_err(|e| io_err("create stack dir", &dir, e))?;
+        }
         // Traversable by the postgres user when loadgate runs as root; not listable.
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o711));
         let work = dir.join("work");
