@@ -46,15 +46,32 @@ pub async fn up(
     stack.shutdown().await
 }
 
+/// `loadgate stack down`: stops every stack under the default state root and prints how
+/// many were stopped.
+pub fn down() -> Result<(), StackError> {
+    let n = down_in(&StackOptions::default(), Duration::from_secs(15))?;
+    println!("stopped {n} stack(s)");
+    Ok(())
+}
+
+/// `loadgate stack status`: one line per recorded stack (or a note that there is none).
+pub fn status() -> Result<(), StackError> {
+    let lines = status_lines(&StackOptions::default());
+    if lines.is_empty() {
+        println!("no stacks under {}", StackOptions::default().root().display());
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// Stops every stack recorded under the state root: SIGTERM to live owners (waiting up to
 /// `wait` for them to clean up), reaping for dead ones. Returns how many stacks were stopped.
-pub fn down(opts: &StackOptions, wait: Duration) -> Result<usize, StackError> {
+pub fn down_in(opts: &StackOptions, wait: Duration) -> Result<usize, StackError> {
     let root = opts.root();
     let mut stopped = super::reap_in(&root)?;
-    let live: Vec<_> = registry::list(&root)
-        .into_iter()
-        .filter(|(_, r)| r.owner_alive())
-        .collect();
+    let live: Vec<_> = registry::list(&root).into_iter().filter(|(_, r)| r.owner_alive()).collect();
     for (_, r) in &live {
         if r.owner_pid != std::process::id() {
             child::signal_pid(r.owner_pid as i32, libc::SIGTERM);
@@ -70,12 +87,12 @@ pub fn down(opts: &StackOptions, wait: Duration) -> Result<usize, StackError> {
         }
         stopped += 1;
     }
-    // Owners that exited without cleaning up (or did not exit): reap what is left.
-    stopped = stopped.max(super::reap_in(&root)?);
+    // Owners that exited without cleaning up: reap what is left.
+    super::reap_in(&root)?;
     Ok(stopped)
 }
 
 /// The stacks recorded under the state root.
-pub fn status(opts: &StackOptions) -> Vec<StackStatusLine> {
+pub fn status_lines(opts: &StackOptions) -> Vec<StackStatusLine> {
     super::status_in(&opts.root())
 }
