@@ -17,15 +17,24 @@ async fn engine_or_skip() -> Option<()> {
         eprintln!("SKIP: no Docker engine answers ({why})");
         return None;
     }
-    let spec = StackSpec { backend: StackBackend::Containers, ..StackSpec::default() };
+    let spec = StackSpec {
+        backend: StackBackend::Containers,
+        ..StackSpec::default()
+    };
     if let Err(why) = containers::images(&spec).await {
-        panic!("Docker is there but the images are not: {why} (run reference-stack/images/build.sh)");
+        panic!(
+            "Docker is there but the images are not: {why} (run reference-stack/images/build.sh)"
+        );
     }
     Some(())
 }
 
 fn services_only() -> StackSpec {
-    StackSpec { backend: StackBackend::Containers, gateways: 0, ..StackSpec::default() }
+    StackSpec {
+        backend: StackBackend::Containers,
+        gateways: 0,
+        ..StackSpec::default()
+    }
 }
 
 #[tokio::test]
@@ -34,7 +43,9 @@ async fn containers_backend_serves_redis_and_postgres_then_removes_them() {
         return;
     }
     let root = state_root();
-    let stack = stack::start(&services_only(), &options(root.path())).await.expect("start containers stack");
+    let stack = stack::start(&services_only(), &options(root.path()))
+        .await
+        .expect("start containers stack");
     assert_eq!(stack.backend(), StackBackend::Containers);
     let env = stack.env();
     assert_eq!(env_of(&env, "BACKEND"), "containers");
@@ -50,12 +61,20 @@ async fn containers_backend_serves_redis_and_postgres_then_removes_them() {
     labelled.sort();
     let mut want = ids.clone();
     want.sort();
-    assert_eq!(labelled, want, "both containers carry loadgate.stack={}", stack.id());
+    assert_eq!(
+        labelled,
+        want,
+        "both containers carry loadgate.stack={}",
+        stack.id()
+    );
     let id = stack.id().to_string();
     let dir = stack.state_dir().unwrap();
 
     stack.shutdown().await.expect("shutdown");
-    assert!(docker::containers_of_stack(&id).await.unwrap().is_empty(), "containers of {id} left behind");
+    assert!(
+        docker::containers_of_stack(&id).await.unwrap().is_empty(),
+        "containers of {id} left behind"
+    );
     assert!(!dir.exists());
 }
 
@@ -65,11 +84,16 @@ async fn dropping_a_container_stack_removes_its_containers() {
         return;
     }
     let root = state_root();
-    let stack = stack::start(&services_only(), &options(root.path())).await.expect("start");
+    let stack = stack::start(&services_only(), &options(root.path()))
+        .await
+        .expect("start");
     let id = stack.id().to_string();
     assert_eq!(docker::containers_of_stack(&id).await.unwrap().len(), 2);
     drop(stack);
-    assert!(docker::containers_of_stack(&id).await.unwrap().is_empty(), "drop left containers of {id}");
+    assert!(
+        docker::containers_of_stack(&id).await.unwrap().is_empty(),
+        "drop left containers of {id}"
+    );
 }
 
 #[tokio::test]
@@ -77,16 +101,30 @@ async fn auto_prefers_containers_when_the_images_are_there() {
     if engine_or_skip().await.is_none() {
         return;
     }
-    let spec = StackSpec { backend: StackBackend::Auto, ..StackSpec::default() };
-    assert_eq!(stack::resolve_backend(&spec).await.unwrap(), StackBackend::Containers);
+    let spec = StackSpec {
+        backend: StackBackend::Auto,
+        ..StackSpec::default()
+    };
+    assert_eq!(
+        stack::resolve_backend(&spec).await.unwrap(),
+        StackBackend::Containers
+    );
     // A missing explicit image makes auto fall back to processes.
     let spec = StackSpec {
         backend: StackBackend::Auto,
         redis_image: Some("loadgate/does-not-exist:1".into()),
         ..StackSpec::default()
     };
-    assert_eq!(stack::resolve_backend(&spec).await.unwrap(), StackBackend::Process);
+    assert_eq!(
+        stack::resolve_backend(&spec).await.unwrap(),
+        StackBackend::Process
+    );
     // And the containers backend itself says what is missing.
-    let err = containers::images(&StackSpec { backend: StackBackend::Containers, ..spec }).await.unwrap_err();
+    let err = containers::images(&StackSpec {
+        backend: StackBackend::Containers,
+        ..spec
+    })
+    .await
+    .unwrap_err();
     assert!(err.contains("loadgate/does-not-exist:1"), "{err}");
 }

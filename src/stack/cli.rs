@@ -58,7 +58,10 @@ pub fn down() -> Result<(), StackError> {
 pub fn status() -> Result<(), StackError> {
     let lines = status_lines(&StackOptions::default());
     if lines.is_empty() {
-        println!("no stacks under {}", StackOptions::default().root().display());
+        println!(
+            "no stacks under {}",
+            StackOptions::default().root().display()
+        );
     }
     for line in lines {
         println!("{line}");
@@ -71,7 +74,10 @@ pub fn status() -> Result<(), StackError> {
 pub fn down_in(opts: &StackOptions, wait: Duration) -> Result<usize, StackError> {
     let root = opts.root();
     let mut stopped = super::reap_in(&root)?;
-    let live: Vec<_> = registry::list(&root).into_iter().filter(|(_, r)| r.owner_alive()).collect();
+    let live: Vec<_> = registry::list(&root)
+        .into_iter()
+        .filter(|(_, r)| r.owner_alive())
+        .collect();
     for (_, r) in &live {
         if r.owner_pid != std::process::id() {
             child::signal_pid(r.owner_pid as i32, libc::SIGTERM);

@@ -88,31 +88,34 @@ fn base_cmd(cfg: &GatewayConfig<'_>, role: &str, addr_file: &Path) -> Command {
     cmd
 }
 
-/// Starts gateway instance `n` (1-based) and waits until it is ready.
-pub async fn start_gateway(
+/// A spawned instance that has not been checked for readiness yet.
+#[derive(Debug)]
+pub struct Pending {
+    proc: ChildProc,
+    addr_file: PathBuf,
+}
+
+/// Spawns gateway instance `n` (1-based); [`Pending::ready`] waits for it.
+pub fn spawn_gateway(
     entry: &mut Entry,
     cfg: &GatewayConfig<'_>,
     n: u32,
-    deadline: Instant,
-) -> Result<Instance, StackError> {
+) -> Result<Pending, StackError> {
     let name = format!("gw-{n}");
-    let work = entry.work_dir();
-    let addr_file = work.join(format!("{name}.addr"));
+    let addr_file = entry.work_dir().join(format!("{name}.addr"));
     let mut cmd = base_cmd(cfg, "gateway", &addr_file);
     cmd.env("GATEWAY_INSTANCE", &name);
-    launch(entry, &name, cmd, &addr_file, &work, cfg.binary, deadline).await
+    spawn(entry, &name, cmd, addr_file, cfg.binary)
 }
 
-/// Starts the edge over `upstreams` and waits until it is ready.
-pub async fn start_edge(
+/// Spawns the edge over `upstreams`; [`Pending::ready`] waits for it.
+pub fn spawn_edge(
     entry: &mut Entry,
     cfg: &GatewayConfig<'_>,
     strategy: EdgeStrategy,
     upstreams: &[String],
-    deadline: Instant,
-) -> Result<Instance, StackError> {
-    let work = entry.work_dir();
-    let addr_file = work.join("edge.addr");
+) -> Result<Pending, StackError> {
+    let addr_file = entry.work_dir().join("edge.addr");
     let mut cmd = base_cmd(cfg, "edge", &addr_file);
     cmd.env("GATEWAY_INSTANCE", "edge")
         .env("EDGE_UPSTREAMS", upstreams.join(","))
@@ -123,70 +126,72 @@ pub async fn start_edge(
                 EdgeStrategy::LeastConnections => "least-connections",
             },
         );
-    launch(entry, "edge", cmd, &addr_file, &work, cfg.binary, deadline).await
+    spawn(entry, "edge", cmd, addr_file, cfg.binary)
 }
 
-async fn launch(
+fn spawn(
     entry: &mut Entry,
     name: &str,
     cmd: Command,
-    addr_file: &Path,
-    work: &Path,
+    addr_file: PathBuf,
     binary: &Path,
-    deadline: Instant,
-) -> Result<Instance, StackError> {
-    let mut proc = ChildProc::spawn(
-        name,
-        cmd,
-        &work.join(format!("{name}.log")),
-        None,
-        libc::SIGTERM,
-    )
-    .map_err(|e| StackError::Spawn {
-        component: name.to_string(),
-        program: binary.display().to_string(),
-        source: e,
-    })?;
+) -> Result<Pending, StackError> {
+    let log = entry.work_dir().join(format!("{name}.log"));
+    let proc =
+        ChildProc::spawn(name, cmd, &log, None, libc::SIGTERM).map_err(|e| StackError::Spawn {
+            component: name.to_string(),
+            program: binary.display().to_string(),
+            source: e,
+        })?;
     entry.add_child(name, proc.pid())?;
-    // 1. The address file.
-    let addr: SocketAddr = loop {
-        if let Some(addr) = std::fs::read_to_string(addr_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break addr;
-        }
-        if let Some(status) = proc.exited() {
-            return Err(StackError::NotReady {
-                component: name.to_string(),
-                reason: format!("exited with {status} before writing its address file"),
-                log: proc.last_log_lines(20),
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(StackError::NotReady {
-                component: name.to_string(),
-                reason: format!(
-                    "wrote no address to {} before the ready timeout",
-                    addr_file.display()
-                ),
-                log: proc.last_log_lines(20),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    let url = format!("http://{addr}");
-    // 2. GET /ready == 200.
-    let client =
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| StackError::NotReady {
-                component: name.to_string(),
-                reason: format!("building an HTTP client: {e}"),
-                log: String::new(),
-            })?;
-    let base = url.clone();
-    wait_until(&mut proc, deadline, || health::http_ready(&client, &base)).await?;
-    Ok(Instance { proc, url })
+    Ok(Pending { proc, addr_file })
+}
+
+impl Pending {
+    /// Waits for the address file, then for `GET /ready` == 200.
+    pub async fn ready(self, deadline: Instant) -> Result<Instance, StackError> {
+        let Pending {
+            mut proc,
+            addr_file,
+        } = self;
+        let name = proc.name.clone();
+        let addr: SocketAddr = loop {
+            if let Some(addr) = std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break addr;
+            }
+            if let Some(status) = proc.exited() {
+                return Err(StackError::NotReady {
+                    component: name,
+                    reason: format!("exited with {status} before writing its address file"),
+                    log: proc.last_log_lines(20),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(StackError::NotReady {
+                    component: name,
+                    reason: format!(
+                        "wrote no address to {} before the ready timeout",
+                        addr_file.display()
+                    ),
+                    log: proc.last_log_lines(20),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let url = format!("http://{addr}");
+        let client =
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .map_err(|e| StackError::NotReady {
+                    component: name.clone(),
+                    reason: format!("building an HTTP client: {e}"),
+                    log: String::new(),
+                })?;
+        wait_until(&mut proc, deadline, || health::http_ready(&client, &url)).await?;
+        Ok(Instance { proc, url })
+    }
 }

@@ -316,16 +316,34 @@ impl RunningStack {
                 user_key: &user_key,
                 extra_env: &spec.gateway_env,
             };
+            // Spawn every instance first so they start in parallel, then wait for each.
+            let mut pending = Vec::new();
             for n in 1..=spec.gateways {
-                let deadline = Instant::now() + opts.ready_timeout;
-                let inst = gateway::start_gateway(entry, &cfg, n, deadline).await?;
-                self.gateways.push(inst);
+                pending.push(gateway::spawn_gateway(entry, &cfg, n)?);
+            }
+            let deadline = Instant::now() + opts.ready_timeout;
+            let mut failure = None;
+            for p in pending {
+                // Keep waiting for (or dropping, which stops) the others after a failure.
+                if failure.is_some() {
+                    drop(p);
+                    continue;
+                }
+                match p.ready(deadline).await {
+                    Ok(inst) => self.gateways.push(inst),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
             let urls: Vec<String> = self.gateways.iter().map(|g| g.url.clone()).collect();
             let mut target = urls[0].clone();
             if let Some(strategy) = spec.edge {
                 let deadline = Instant::now() + opts.ready_timeout;
-                let edge = gateway::start_edge(entry, &cfg, strategy, &urls, deadline).await?;
+                let edge = gateway::spawn_edge(entry, &cfg, strategy, &urls)?
+                    .ready(deadline)
+                    .await?;
                 target = edge.url.clone();
                 env.push(("EDGE_URL".into(), edge.url.clone()));
                 self.edge = Some(edge);

@@ -95,3 +95,76 @@ pub fn entries(root: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Whether the gateway binary can be found (env, next to the test binary, or its parent dir).
+pub fn gateway_binary_present() -> bool {
+    loadgate::stack::gateway::find_binary().is_ok()
+}
+
+/// Prints why a gateway test is skipped and returns true when the binary is missing.
+/// Set LOADGATE_REQUIRE_GATEWAY=1 (CI) to turn the skip into a failure.
+pub fn skip_without_gateway() -> bool {
+    if gateway_binary_present() {
+        return false;
+    }
+    let msg = "loadgate-gateway binary not found; build it with `cargo build -p loadgate-gateway`";
+    if std::env::var_os("LOADGATE_REQUIRE_GATEWAY").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    true
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Processes named like the stack's servers whose parent chain leads to this process.
+pub fn descendant_servers() -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if !(comm.starts_with("redis-server")
+            || comm.starts_with("postgres")
+            || comm.starts_with("loadgate-gatew"))
+        {
+            continue;
+        }
+        if pid_gone(pid) {
+            continue;
+        }
+        let mut cur = pid;
+        for _ in 0..64 {
+            let Some(ppid) = ppid_of(cur) else { break };
+            if ppid == me {
+                out.push((pid, comm.clone()));
+                break;
+            }
+            if ppid <= 1 {
+                break;
+            }
+            cur = ppid;
+        }
+    }
+    out
+}
+
+fn ppid_of(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
