@@ -244,8 +244,10 @@ pub async fn resolve_backend(spec: &StackSpec) -> Result<StackBackend, StackErro
 /// PostgreSQL with the resolved backend, then the gateways and the edge, each waited for.
 pub async fn start(spec: &StackSpec, opts: &StackOptions) -> Result<RunningStack, StackError> {
     let root = opts.root();
-    // Best effort: a failure to reap must not stop a new run.
-    let _ = reap_in(&root);
+    // Best effort: a failure to reap must not stop a new run. Blocking (signals, waits,
+    // Docker calls on a helper thread), so off the async workers.
+    let reap_root = root.clone();
+    let _ = tokio::task::spawn_blocking(move || reap_in(&reap_root)).await;
     let backend = resolve_backend(spec).await?;
     let id = format!("lg-{}", random_hex(6));
     let mut stack = RunningStack {
