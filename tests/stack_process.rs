@@ -146,3 +146,25 @@ async fn gateways_need_the_gateway_binary_or_say_how_to_build_it() {
         entries(root.path())
     );
 }
+
+#[tokio::test]
+async fn a_private_state_root_still_works_when_postgres_must_drop_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = state_root();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stack = stack::start(&services_only(), &options(root.path()))
+        .await
+        .expect("start in a 0700 root");
+    assert_eq!(psql(&env_of(&stack.env(), "DATABASE_URL"), "SELECT 1"), "1");
+    let id = stack.id().to_string();
+    let outside = std::env::temp_dir().join(format!("loadgate-pg-{id}"));
+    let is_root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(
+        outside.exists(),
+        is_root,
+        "cluster dir outside the root only when dropping root"
+    );
+    stack.shutdown().await.unwrap();
+    assert!(!outside.exists(), "{} not removed", outside.display());
+    assert!(entries(root.path()).is_empty());
+}

@@ -39,6 +39,7 @@ fn write_record(
         backend: "process".into(),
         children,
         containers: vec![],
+        extra_dirs: vec![],
         env: vec![],
     };
     std::fs::write(dir.join("stack.json"), serde_json::to_vec(&record).unwrap()).unwrap();

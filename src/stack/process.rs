@@ -1,12 +1,13 @@
 //! Process backend: redis-server and PostgreSQL as local child processes.
 //!
 //! Both listen on free ports on 127.0.0.1 and keep their data in the stack's work dir
-//! (`redis/`, `pgdata/`), which is deleted with the stack. PostgreSQL: `initdb` (user
+//! (`redis/`, `pg/`), which is deleted with the stack. PostgreSQL: `initdb` (user
 //! `loadgate`, a random password, scram-sha-256 for TCP), `postgres --single` to create the
 //! `loadgate` database, then `postgres` with Unix sockets off and fsync off (a process crash
 //! loses nothing acknowledged; only an OS crash would, and the data is throwaway).
 //! initdb and postgres refuse to run as root: as root they run as the `postgres` user and
-//! the data dir is chowned to it.
+//! the cluster dir is chowned to it (and placed under the system temp dir when that user
+//! cannot reach the work dir, e.g. a 0700 state root).
 //!
 //! Binaries: `redis-server` from `$LOADGATE_REDIS_SERVER` or PATH; PostgreSQL's from
 //! `$LOADGATE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else PATH.
@@ -196,9 +197,25 @@ async fn start_postgres(
     } else {
         None
     };
-    let data = work.join("pgdata");
+    // The cluster lives in its own directory owned by the server's user. When that user
+    // cannot reach the work dir (a 0700 state root owned by root), it goes under the system
+    // temp dir instead, recorded in the entry so it is deleted with the stack.
+    let base = match run_as {
+        Some(user) if !traversable_by(work, user) => {
+            let dir = std::env::temp_dir().join(format!("loadgate-pg-{}", entry.record.id));
+            entry.add_dir(&dir)?;
+            dir
+        }
+        _ => work.join("pg"),
+    };
+    std::fs::create_dir_all(&base).map_err(|e| StackError::io("create", &base, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700));
+    }
+    let data = base.join("data");
     std::fs::create_dir_all(&data).map_err(|e| StackError::io("create", &data, e))?;
-    let pwfile = work.join("pgpass.tmp");
+    let pwfile = base.join("pwfile");
     {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
@@ -212,11 +229,11 @@ async fn start_postgres(
     }
     let log = work.join("postgres.log");
     if let Some(user) = run_as {
-        for p in [&data, &pwfile] {
+        for p in [&base, &data, &pwfile] {
             std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid))
                 .map_err(|e| StackError::io("chown to the postgres user", p, e))?;
         }
-        // The log file is opened by loadgate (root) and inherited, so no chown needed.
+        // The log file is opened by loadgate and inherited, so no chown needed.
     }
 
     // initdb (one-shot, bounded by the deadline).
@@ -299,6 +316,23 @@ async fn start_postgres(
         }
     }
     Err(last_err.expect("at least one attempt"))
+}
+
+/// Whether `user` can traverse every directory from `/` down to `dir`.
+fn traversable_by(dir: &Path, user: RunAs) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    dir.ancestors().all(|d| match std::fs::metadata(d) {
+        Ok(m) => {
+            let mode = m.mode();
+            (m.uid() == user.uid && mode & 0o100 != 0)
+                || (m.gid() == user.gid && mode & 0o010 != 0)
+                || mode & 0o001 != 0
+        }
+        Err(_) => false,
+    })
 }
 
 /// Runs a one-shot command (optionally feeding stdin) to completion before `deadline`.

@@ -48,6 +48,9 @@ pub struct StackRecord {
     pub children: Vec<ChildRecord>,
     #[serde(default)]
     pub containers: Vec<String>,
+    /// Directories outside the entry that belong to the stack (deleted with it).
+    #[serde(default)]
+    pub extra_dirs: Vec<PathBuf>,
     /// TARGET_URL etc. once the stack is up (for `stack status`).
     #[serde(default)]
     pub env: Vec<(String, String)>,
@@ -123,6 +126,7 @@ impl Entry {
             backend: backend.to_string(),
             children: Vec::new(),
             containers: Vec::new(),
+            extra_dirs: Vec::new(),
             env: Vec::new(),
         };
         let entry = Entry {
@@ -170,6 +174,12 @@ impl Entry {
         self.save()
     }
 
+    /// Records a directory outside the entry (deleted with the stack).
+    pub fn add_dir(&mut self, dir: &Path) -> Result<(), StackError> {
+        self.record.extra_dirs.push(dir.to_path_buf());
+        self.save()
+    }
+
     pub fn set_env(&mut self, env: &[(String, String)]) -> Result<(), StackError> {
         self.record.env = env.to_vec();
         self.save()
@@ -179,6 +189,9 @@ impl Entry {
     pub fn remove(&mut self) {
         if !self.removed {
             self.removed = true;
+            for d in &self.record.extra_dirs {
+                let _ = fs::remove_dir_all(d);
+            }
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -258,6 +271,9 @@ pub fn reap_dead(root: &Path) -> (usize, Vec<String>) {
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for d in &record.extra_dirs {
+            let _ = fs::remove_dir_all(d);
         }
         let _ = fs::remove_dir_all(&dir);
         reaped += 1;
