@@ -205,11 +205,9 @@ pub async fn start(
         postgres_image: postgres_image.clone(),
     };
 
-    // Redis.
-    let ring: LogRing = Arc::default();
-    let (name, tag) = split_image(&redis_image);
-    let request = labelled(
-        GenericImage::new(name, tag)
+    // Both containers start concurrently; each is probed on its published port.
+    let redis_request = labelled(
+        GenericImage::new(split_image(&redis_image).0, split_image(&redis_image).1)
             .with_exposed_port(6379.tcp())
             .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections")),
         &labels,
@@ -227,39 +225,16 @@ pub async fn start(
         "no",
         "--requirepass",
         redis_password,
-    ])
-    .with_startup_timeout(ready_timeout)
-    .with_log_consumer(log_consumer(ring.clone()));
-    let redis = request.start().await.map_err(|e| StackError::NotReady {
-        component: format!("redis container ({redis_image})"),
-        reason: e.to_string(),
-        log: ring_tail(&ring),
-    })?;
-    entry.add_container(redis.id())?;
-    let port = redis
-        .get_host_port_ipv4(6379)
-        .await
-        .map_err(|e| StackError::Docker(format!("redis port: {e}")))?;
-    services.redis = Some(redis);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    probe_until(
-        &format!("redis container ({redis_image})"),
-        &ring,
-        deadline,
-        || health::redis_ping(addr, Some(redis_password)),
-    )
-    .await?;
-    services.redis_url = format!("redis://default:{redis_password}@127.0.0.1:{port}/0");
-
-    // PostgreSQL.
-    let ring: LogRing = Arc::default();
-    let (name, tag) = split_image(&postgres_image);
-    let request = labelled(
-        GenericImage::new(name, tag)
-            .with_exposed_port(5432.tcp())
-            .with_wait_for(WaitFor::message_on_stderr(
-                "database system is ready to accept connections",
-            )),
+    ]);
+    let pg_request = labelled(
+        GenericImage::new(
+            split_image(&postgres_image).0,
+            split_image(&postgres_image).1,
+        )
+        .with_exposed_port(5432.tcp())
+        .with_wait_for(WaitFor::message_on_stderr(
+            "database system is ready to accept connections",
+        )),
         &labels,
         "postgres",
     )
@@ -275,30 +250,93 @@ pub async fn start(
         "full_page_writes=off",
         "-c",
         "max_connections=200",
-    ])
-    .with_startup_timeout(ready_timeout)
-    .with_log_consumer(log_consumer(ring.clone()));
-    let postgres = request.start().await.map_err(|e| StackError::NotReady {
-        component: format!("postgres container ({postgres_image})"),
-        reason: e.to_string(),
-        log: ring_tail(&ring),
-    })?;
-    entry.add_container(postgres.id())?;
-    let port = postgres
-        .get_host_port_ipv4(5432)
-        .await
-        .map_err(|e| StackError::Docker(format!("postgres port: {e}")))?;
-    services.postgres = Some(postgres);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    probe_until(
-        &format!("postgres container ({postgres_image})"),
-        &ring,
-        deadline,
-        || health::postgres_accepting(addr, "loadgate", "loadgate"),
-    )
-    .await?;
-    services.database_url = format!("postgres://loadgate:{pg_password}@127.0.0.1:{port}/loadgate");
+    ]);
+
+    let redis_component = format!("redis container ({redis_image})");
+    let pg_component = format!("postgres container ({postgres_image})");
+    let (redis, postgres) = tokio::join!(
+        start_one(
+            redis_request,
+            &redis_component,
+            6379,
+            ready_timeout,
+            deadline,
+            |addr| { health::redis_ping(addr, Some(redis_password)) }
+        ),
+        start_one(
+            pg_request,
+            &pg_component,
+            5432,
+            ready_timeout,
+            deadline,
+            |addr| { health::postgres_accepting(addr, "loadgate", "loadgate") }
+        ),
+    );
+    // Keep whatever started (so it is removed with the stack), then report the first failure.
+    let mut first_err = None;
+    let mut ports = [0u16; 2];
+    for (i, result) in [redis, postgres].into_iter().enumerate() {
+        match result {
+            Ok((container, port)) => {
+                entry.add_container(container.id())?;
+                ports[i] = port;
+                if i == 0 {
+                    services.redis = Some(container);
+                } else {
+                    services.postgres = Some(container);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    services.redis_url = format!("redis://default:{redis_password}@127.0.0.1:{}/0", ports[0]);
+    services.database_url = format!(
+        "postgres://loadgate:{pg_password}@127.0.0.1:{}/loadgate",
+        ports[1]
+    );
     Ok(services)
+}
+
+/// Starts one container, then probes its published port until `deadline`.
+async fn start_one<F, Fut>(
+    request: testcontainers::ContainerRequest<GenericImage>,
+    component: &str,
+    container_port: u16,
+    ready_timeout: Duration,
+    deadline: Instant,
+    probe: F,
+) -> Result<(ContainerAsync<GenericImage>, u16), StackError>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let ring: LogRing = Arc::default();
+    let container = request
+        .with_startup_timeout(ready_timeout)
+        .with_log_consumer(log_consumer(ring.clone()))
+        .start()
+        .await
+        .map_err(|e| StackError::NotReady {
+            component: component.to_string(),
+            reason: e.to_string(),
+            log: ring_tail(&ring),
+        })?;
+    let port = container
+        .get_host_port_ipv4(container_port)
+        .await
+        .map_err(|e| {
+            StackError::Docker(format!(
+                "{component}: published port of {container_port}: {e}"
+            ))
+        })?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    probe_until(component, &ring, deadline, || probe(addr)).await?;
+    Ok((container, port))
 }
 
 async fn probe_until<F, Fut>(
