@@ -318,15 +318,21 @@ impl RunningStack {
                 user_key: &user_key,
                 extra_env: &spec.gateway_env,
             };
-            // Spawn every instance first so they start in parallel, then wait for each.
+            // gw-1 first (it migrates the schema and stores the keys, so later instances
+            // find them in place), then the others in parallel, each waited for.
+            let deadline = Instant::now() + opts.ready_timeout;
+            let first = gateway::spawn_gateway(entry, &cfg, 1)?
+                .ready(deadline)
+                .await?;
+            self.gateways.push(first);
             let mut pending = Vec::new();
-            for n in 1..=spec.gateways {
+            for n in 2..=spec.gateways {
                 pending.push(gateway::spawn_gateway(entry, &cfg, n)?);
             }
             let deadline = Instant::now() + opts.ready_timeout;
             let mut failure = None;
             for p in pending {
-                // Keep waiting for (or dropping, which stops) the others after a failure.
+                // After a failure the rest are dropped, which stops them.
                 if failure.is_some() {
                     drop(p);
                     continue;
