@@ -78,7 +78,9 @@ async fn containers_backend_serves_redis_and_postgres_then_removes_them() {
     assert!(!dir.exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Current-thread runtime: testcontainers removes the containers from its drop worker
+// (stack_leaks covers Drop on a multi-thread runtime).
+#[tokio::test]
 async fn dropping_a_container_stack_removes_its_containers() {
     if engine_or_skip().await.is_none() {
         return;
@@ -127,4 +129,31 @@ async fn auto_prefers_containers_when_the_images_are_there() {
     .await
     .unwrap_err();
     assert!(err.contains("loadgate/does-not-exist:1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_container_that_does_not_come_up_is_named_and_auto_falls_back_to_processes() {
+    if engine_or_skip().await.is_none() {
+        return;
+    }
+    // The redis image as "postgres": present, but it cannot run postgres.
+    let broken = |backend| StackSpec {
+        backend,
+        gateways: 0,
+        postgres_image: Some(containers::LOCAL_REDIS.into()),
+        ..StackSpec::default()
+    };
+    let root = state_root();
+    let mut opts = options(root.path());
+    opts.ready_timeout = Duration::from_secs(20);
+    let err = stack::start(&broken(StackBackend::Containers), &opts).await.expect_err("postgres cannot start");
+    assert!(err.to_string().contains("postgres container (loadgate/redis:7-local)"), "{err}");
+    assert!(entries(root.path()).is_empty(), "failed start left {:?}", entries(root.path()));
+
+    let stack = stack::start(&broken(StackBackend::Auto), &opts).await.expect("auto falls back");
+    assert_eq!(stack.backend(), StackBackend::Process);
+    assert_eq!(psql(&env_of(&stack.env(), "DATABASE_URL"), "SELECT 1"), "1");
+    let id = stack.id().to_string();
+    stack.shutdown().await.unwrap();
+    assert!(docker::containers_of_stack(&id).await.unwrap().is_empty());
 }

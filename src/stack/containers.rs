@@ -168,7 +168,35 @@ fn labelled(
 }
 
 /// Starts both containers, records them in `entry`, waits until both accept connections.
+/// On failure every container labelled with this stack is removed, including ones that
+/// were created but never started (testcontainers does not remove those).
 pub async fn start(
+    spec: &StackSpec,
+    entry: &mut Entry,
+    stack_id: &str,
+    redis_password: &str,
+    pg_password: &str,
+    ready_timeout: Duration,
+) -> Result<ContainerServices, StackError> {
+    match start_inner(
+        spec,
+        entry,
+        stack_id,
+        redis_password,
+        pg_password,
+        ready_timeout,
+    )
+    .await
+    {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            docker::remove_stack_containers(stack_id).await;
+            Err(e)
+        }
+    }
+}
+
+async fn start_inner(
     spec: &StackSpec,
     entry: &mut Entry,
     stack_id: &str,

@@ -439,6 +439,28 @@ async fn reap_containers_async(extra: Vec<String>) -> Result<usize, StackError> 
     Ok(stacks.len())
 }
 
+/// Force-removes every container labelled `loadgate.stack=<stack>` (best effort).
+pub async fn remove_stack_containers(stack: &str) {
+    let Ok(docker) = connect(Duration::from_secs(3)).await else {
+        return;
+    };
+    let Ok(ids) = containers_of_stack(stack).await else {
+        return;
+    };
+    for id in ids {
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+}
+
 /// Ids of the containers carrying `loadgate.stack=<stack>` (for tests and status).
 pub async fn containers_of_stack(stack: &str) -> Result<Vec<String>, StackError> {
     let docker = connect(Duration::from_secs(3))

@@ -299,10 +299,35 @@ impl RunningStack {
                     &pg_password,
                     opts.ready_timeout,
                 )
-                .await?;
-                let urls = (s.redis_url.clone(), s.database_url.clone());
-                self.services = Some(Services::Containers(s));
-                urls
+                .await;
+                match s {
+                    Ok(s) => {
+                        let urls = (s.redis_url.clone(), s.database_url.clone());
+                        self.services = Some(Services::Containers(s));
+                        urls
+                    }
+                    // `auto` chose containers but they did not come up: local processes
+                    // instead, when they can run here.
+                    Err(e)
+                        if spec.backend == StackBackend::Auto && process::available().is_ok() =>
+                    {
+                        tracing::warn!(error = %e, "containers backend failed; falling back to local processes");
+                        self.backend = StackBackend::Process;
+                        entry.record.backend = backend_name(StackBackend::Process).into();
+                        entry.save()?;
+                        let s = process::start(
+                            entry,
+                            &redis_password,
+                            &pg_password,
+                            opts.ready_timeout,
+                        )
+                        .await?;
+                        let urls = (s.redis_url.clone(), s.database_url.clone());
+                        self.services = Some(Services::Process(s));
+                        urls
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             StackBackend::Auto => unreachable!("resolved above"),
         };
