@@ -241,21 +241,34 @@ async fn containers_of_a_sigkilled_owner_are_reaped_by_label() {
             .unwrap();
     owner.kill().unwrap();
     owner.wait().unwrap();
-    assert_eq!(
-        docker::containers_of_stack(&id).await.unwrap().len(),
-        2,
-        "containers survive a SIGKILLed owner"
-    );
+    // Containers survive a SIGKILLed owner (no reaper container runs) until a reap. Another
+    // test process's start may reap them concurrently (they belong to a dead owner on this
+    // host), so only the end state is asserted.
+    let before = docker::containers_of_stack(&id).await.unwrap().len();
+    eprintln!("{before} container(s) of {id} left by the killed owner");
     // Remove the record too: the labels alone must be enough.
     std::fs::remove_dir_all(&dir).unwrap();
     let root_path = root.path().to_path_buf();
-    let reaped = tokio::task::spawn_blocking(move || stack::reap_in(&root_path))
+    tokio::task::spawn_blocking(move || stack::reap_in(&root_path))
         .await
         .unwrap()
         .unwrap();
-    assert!(reaped >= 1);
-    assert!(
-        docker::containers_of_stack(&id).await.unwrap().is_empty(),
-        "labelled containers of {id} not reaped"
-    );
+    // Removal on some storage drivers takes a while (and may be in progress elsewhere).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = docker::containers_of_stack(&id).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "labelled containers of {id} not reaped: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let root_path = root.path().to_path_buf();
+        tokio::task::spawn_blocking(move || stack::reap_in(&root_path))
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }

@@ -171,11 +171,18 @@ fn start_bridge(api: (u32, u32)) -> Result<PathBuf, String> {
     if dir.join(&name).as_os_str().len() > 100 {
         dir = std::env::temp_dir();
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    let std_listener = std::os::unix::net::UnixListener::bind(&path)
-        .map_err(|e| format!("bind {}: {e}", path.display()))?;
+    // Another process may remove the (empty) state root between create and bind: retry.
+    let mut attempt = 0;
+    let std_listener = loop {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let _ = std::fs::remove_file(&path);
+        match std::os::unix::net::UnixListener::bind(&path) {
+            Ok(l) => break l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+            Err(e) => return Err(format!("bind {}: {e}", path.display())),
+        }
+    };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     std_listener
