@@ -11,9 +11,15 @@ fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Op
     }
 }
 
+/// (environment, Ok(exported env) | Err(message fragment))
+type Case = (
+    &'static [(&'static str, &'static str)],
+    Result<&'static str, &'static str>,
+);
+
 #[test]
 fn external_env_table() {
-    let cases: &[(&[(&str, &str)], Result<&str, &str>)] = &[
+    let cases: &[Case] = &[
         (&[("TARGET_URL", "http://127.0.0.1:8080/")], Ok("TARGET_URL=http://127.0.0.1:8080 GATEWAY_URLS=http://127.0.0.1:8080")),
         (
             &[("TARGET_URL", "https://staging.example"), ("USER_KEY", "u"), ("REDIS_URL", "redis://r")],

@@ -116,8 +116,9 @@ impl StackOptions {
     }
 }
 
-/// Redis and PostgreSQL, however they were started.
+/// Redis and PostgreSQL, however they were started (one per stack: size does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Services {
     Process(process::ProcessServices),
     Containers(containers::ContainerServices),

@@ -220,7 +220,7 @@ pub fn list(root: &Path) -> Vec<(PathBuf, StackRecord)> {
             }
         }
     }
-    out.sort_by(|a, b| a.1.created_unix.cmp(&b.1.created_unix));
+    out.sort_by_key(|e| e.1.created_unix);
     out
 }
 
