@@ -8,7 +8,7 @@ use loadgate::checks::threshold::{
     ThresholdExpr,
 };
 use loadgate::checks::{evaluate_thresholds, CheckKind};
-use loadgate::metrics::{ErrorKind, RunMetrics, ScenarioInfo, SeriesKey, SeriesStats};
+use loadgate::metrics::{ErrorKind, RunMetrics, ScenarioInfo, SeriesKey};
 use loadgate::spec::{HttpOptions, RunSpec, ThresholdSpec};
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +210,8 @@ fn metric_keys_parse() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let cases: Vec<(&str, &str, Vec<(String, String)>)> = vec![
+    type Case = (&'static str, &'static str, Vec<(String, String)>);
+    let cases: Vec<Case> = vec![
         ("http_req_duration", "http_req_duration", vec![]),
         ("  http_reqs  ", "http_reqs", vec![]),
         (
@@ -348,7 +349,7 @@ mod fixture {
             status,
             error,
         };
-        let s = m.series.entry(key).or_insert_with(SeriesStats::default);
+        let s = m.series.entry(key).or_default();
         s.duration.record_n(ms * 1000, n).unwrap();
         s.service.record_n(ms * 500, n).unwrap();
         s.requests += n;
