@@ -33,9 +33,9 @@ pub fn render(summary: &Summary) -> String {
     for (name, s) in &summary.scenarios {
         let err = if s.requests > 0 {
             format!(
-                "{} ({}%)",
+                "{} ({:.2}%)",
                 s.errors,
-                format_number(100.0 * s.errors as f64 / s.requests as f64)
+                100.0 * s.errors as f64 / s.requests as f64
             )
         } else {
             s.errors.to_string()
@@ -60,11 +60,12 @@ pub fn render(summary: &Summary) -> String {
 
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
-        b.push_record(["result", "check", "expected", "observed"]);
+        b.push_record(["result", "kind", "check", "expected", "observed"]);
         for c in &summary.checks {
             b.push_record([
                 if c.passed { "PASS" } else { "FAIL" }.to_string(),
-                format!("{} {}", c.kind, c.name),
+                c.kind.to_string(),
+                c.name.clone(),
                 c.expected.clone(),
                 c.observed.clone(),
             ]);
