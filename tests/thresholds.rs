@@ -643,3 +643,23 @@ fn evaluate_thresholds_names_each_check_after_key_and_expression() {
     assert!(!results[2].passed);
     assert_eq!(results[2].observed, "no data");
 }
+
+#[test]
+fn observed_numbers_keep_about_four_significant_digits() {
+    use loadgate::checks::threshold_eval::format_number;
+    let cases = [
+        (0.0, "0"),
+        (41.2, "41.2"),
+        (41.23456, "41.235"),
+        (1234.5678, "1234.568"),
+        (0.01, "0.01"),
+        (0.0004, "0.0004"),
+        (0.000123456, "0.0001235"),
+        (1.0, "1"),
+        (-2.5, "-2.5"),
+        (200.0, "200"),
+    ];
+    for (v, want) in cases {
+        assert_eq!(format_number(v), want, "{v}");
+    }
+}

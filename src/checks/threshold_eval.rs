@@ -21,6 +21,8 @@
 //! scenario that sent requests (`http_reqs`) or existed (`dropped_iterations`), so
 //! `http_reqs{status:500}: count<1` passes on a healthy run instead of failing for lack of
 //! 500s; a filter naming no scenario of the run (`{scenario:typo}`) is still "no data".
+use std::borrow::Cow;
+
 use crate::checks::threshold::{metric_type, Aggregation, MetricType, ThresholdExpr};
 use crate::metrics::{RunMetrics, ScenarioInfo, SeriesKey};
 use crate::spec::ThresholdSpec;
@@ -97,16 +99,26 @@ pub fn evaluate_expr(
 }
 
 /// The value of `tag` for a series, if the series has that tag.
-pub fn series_tag(metrics: &RunMetrics, key: &SeriesKey, tag: &str) -> Option<String> {
+pub fn series_tag<'m>(metrics: &'m RunMetrics, key: &SeriesKey, tag: &str) -> Option<Cow<'m, str>> {
     let sc = metrics.scenarios.get(key.scenario as usize)?;
     match tag {
-        "scenario" => Some(sc.name.clone()),
-        "name" => sc.requests.get(key.request as usize).cloned(),
-        "method" => sc.methods.get(key.request as usize).cloned(),
-        "status" => Some(key.status.to_string()),
-        "error" => key.error.map(|e| e.as_str().to_string()),
-        "expected_response" => Some(key.error.is_none().to_string()),
-        other => sc.tags.get(other).cloned(),
+        "scenario" => Some(Cow::Borrowed(sc.name.as_str())),
+        "name" => sc
+            .requests
+            .get(key.request as usize)
+            .map(|s| Cow::Borrowed(s.as_str())),
+        "method" => sc
+            .methods
+            .get(key.request as usize)
+            .map(|s| Cow::Borrowed(s.as_str())),
+        "status" => Some(Cow::Owned(key.status.to_string())),
+        "error" => key.error.map(|e| Cow::Borrowed(e.as_str())),
+        "expected_response" => Some(Cow::Borrowed(if key.error.is_none() {
+            "true"
+        } else {
+            "false"
+        })),
+        other => sc.tags.get(other).map(|s| Cow::Borrowed(s.as_str())),
     }
 }
 
