@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::{self, threshold};
 use crate::engine::{self, EngineOptions};
 use crate::metrics::{Event, RunMetrics};
-use crate::report::{self, summary::Summary};
+use crate::report::{self, Interruption, Summary};
 use crate::spec::RunSpec;
 
 /// How a run is carried out and where its reports go.
@@ -117,7 +117,7 @@ pub async fn execute(
                         }
                         let outcome = threshold::evaluate(t, &snap);
                         if !outcome.passed && !outcome.no_data {
-                            let name = format!("{} {}", t.key, t.expr.source);
+                            let name = format!("{} {}", t.key, t.expr);
                             extra_events.push(Event {
                                 at: elapsed,
                                 kind: "abort".into(),
@@ -138,8 +138,22 @@ pub async fn execute(
     metrics.events.extend(extra_events);
     metrics.events.sort_by_key(|e| e.at);
 
-    let checks = checks::evaluate_thresholds(&spec, &metrics);
-    let summary = Summary::build(&spec.name, &metrics, checks, started_wall, stopped.as_ref());
+    let mut checks = checks::evaluate_thresholds(&spec, &metrics);
+    if let Some(Stopped::Aborted { threshold, observed }) = &stopped {
+        // The run was judged failing when it was stopped; the shorter final data must not
+        // turn that into a pass.
+        for c in checks.iter_mut().filter(|c| &c.name == threshold && c.passed) {
+            c.passed = false;
+            c.observed = format!("{observed} (when aborted)");
+        }
+    }
+    let interruption = stopped.as_ref().map(|s| match s {
+        Stopped::Interrupted => Interruption::Interrupted("interrupted (Ctrl-C / SIGTERM)".into()),
+        Stopped::Aborted { threshold, observed } => {
+            Interruption::Aborted(format!("abort_on_fail threshold failed: {threshold} ({observed})"))
+        }
+    });
+    let summary = Summary::build(&spec.name, &metrics, checks, started_wall, interruption);
     let written = match &opts.out_dir {
         Some(dir) => report::write_reports(dir, &summary, &metrics, &spec.report_formats)?,
         None => Vec::new(),

@@ -254,7 +254,7 @@ fn print_outcome(summary: &Summary, written: &[PathBuf], json: bool) -> anyhow::
 }
 
 fn verdict_code(summary: &Summary) -> u8 {
-    if summary.verdict == "pass" {
+    if summary.passed() {
         EXIT_PASS
     } else {
         EXIT_CHECK_FAILED
