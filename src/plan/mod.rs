@@ -1,1 +1,3 @@
 //! The plan format.
+pub mod tree;
+pub mod units;
