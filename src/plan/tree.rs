@@ -98,19 +98,6 @@ impl Node {
         }
     }
 
-    /// A short description of the node's type, for error messages.
-    pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            Kind::Null => "null",
-            Kind::Bool(_) => "a boolean",
-            Kind::Int(_) | Kind::UInt(_) => "an integer",
-            Kind::Float(_) => "a number",
-            Kind::Str(_) => "a string",
-            Kind::Seq(_) => "a list",
-            Kind::Map(_) => "a map",
-        }
-    }
-
     /// The scalar's text (numbers and booleans as written in canonical form).
     pub fn scalar_text(&self) -> Option<String> {
         match &self.kind {
@@ -229,23 +216,6 @@ impl Node {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// The node as a JSON value (for the schema tests, and for request bodies).
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value;
-        match &self.kind {
-            Kind::Null => Value::Null,
-            Kind::Bool(b) => Value::Bool(*b),
-            Kind::Int(i) => Value::from(*i),
-            Kind::UInt(u) => Value::from(*u),
-            Kind::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
-            Kind::Str(s) => Value::String(s.clone()),
-            Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            Kind::Map(entries) => {
-                Value::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
         }
     }
 }
