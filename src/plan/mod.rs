@@ -173,6 +173,11 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path, opts: &PlanOptions)
     }
 
     let has_stack = has_stack(&tree);
+    if has_stack && tree.get("target").is_none() {
+        // The stack's own URL is the default target.
+        let node = Node::new(tree::Kind::Str("${TARGET_URL}".into()), Loc::Unknown);
+        tree.insert(tree::Key { name: "target".into(), loc: Loc::Unknown }, node);
+    }
     let env = opts.env.clone();
     let lookup = move |name: &str| {
         if has_stack && STACK_VARS.contains(&name) {

@@ -85,7 +85,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         issues.at(&path!["name"], "the plan name must be non-empty and contain no '/' or '\\' (it names the report directory)");
     }
     let scale = scale_factor(plan, ctx, issues);
-    let target = check_target(plan, issues);
+    let target = check_target(plan, ctx.load_rows, issues);
     let (http, default_header_names) = http_options(plan, issues);
     let feeders = feeders(plan, ctx, issues);
     let scenario_names: BTreeSet<String> = tree_keys(ctx.tree, "scenarios").into_iter().collect();
@@ -192,7 +192,7 @@ fn scale_factor(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> f64 {
         .unwrap_or(1.0)
 }
 
-fn check_target(plan: &PlanFile, issues: &mut Issues) -> String {
+fn check_target(plan: &PlanFile, lowering: bool, issues: &mut Issues) -> String {
     let target = match (&plan.target, &plan.stack) {
         (Some(t), _) => t.clone(),
         (None, Some(_)) => "${TARGET_URL}".to_string(),
@@ -201,7 +201,7 @@ fn check_target(plan: &PlanFile, issues: &mut Issues) -> String {
             return String::new();
         }
     };
-    if target.contains("${") {
+    if target.contains("${") && !lowering {
         // A stack variable, resolved when the plan is lowered against the running stack.
         return target;
     }
@@ -578,7 +578,7 @@ fn scenario(
     let exec = match s.executor {
         Some(e) => executor(name, e, s, scale, issues),
         None => {
-            issues.at(&path!["scenarios", name, "executor"], "required: one of (constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations or shared-iterations)");
+            issues.at(&path!["scenarios", name, "executor"], "required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations");
             None
         }
     };
