@@ -9,7 +9,11 @@ use loadgate::plan::units::{Duration, Rate};
 use loadgate::plan::{self, PlanOptions};
 
 fn opts() -> PlanOptions {
-    PlanOptions { env_profile: None, sets: vec![], env: Arc::new(|_| None) }
+    PlanOptions {
+        env_profile: None,
+        sets: vec![],
+        env: Arc::new(|_| None),
+    }
 }
 
 /// Problems of a fixture, as displayed, with the directory prefix removed.
@@ -17,7 +21,11 @@ fn problems(file: &str) -> Vec<String> {
     let path = Path::new("testdata/plans").join(file);
     match plan::load(&path, &opts()) {
         Ok(_) => vec![],
-        Err(e) => e.0.iter().map(|p| p.to_string().replace("testdata/plans/", "")).collect(),
+        Err(e) => {
+            e.0.iter()
+                .map(|p| p.to_string().replace("testdata/plans/", ""))
+                .collect()
+        }
     }
 }
 
@@ -97,20 +105,35 @@ fn fixtures_report_every_problem_at_its_position() {
     for (file, want) in &table {
         let got = problems(file);
         if &got != want {
-            failures.push(format!("{file}:\n  got:\n    {}\n  want:\n    {}", got.join("\n    "), want.join("\n    ")));
+            failures.push(format!(
+                "{file}:\n  got:\n    {}\n  want:\n    {}",
+                got.join("\n    "),
+                want.join("\n    ")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Every fixture is in the table.
-    let fixtures = std::fs::read_dir("testdata/plans").unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml")).count();
+    let fixtures = std::fs::read_dir("testdata/plans")
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
+        .count();
     assert_eq!(fixtures, table.len());
 }
 
 fn parse_inline(src: &str) -> Result<plan::ValidatedPlan, Vec<String>> {
-    plan::parse(src, "inline.yaml", Path::new("testdata/plans"), &opts()).map_err(|e| e.0.iter().map(|p| p.to_string()).collect())
+    plan::parse(src, "inline.yaml", Path::new("testdata/plans"), &opts())
+        .map_err(|e| e.0.iter().map(|p| p.to_string()).collect())
 }
 
-const HEAD: &str = "target: http://127.0.0.1:1\nscenarios:\n  s:\n    executor: constant-vus\n    duration: 1s\n";
+const HEAD: &str =
+    "target: http://127.0.0.1:1\nscenarios:\n  s:\n    executor: constant-vus\n    duration: 1s\n";
 
 #[test]
 fn template_check_and_threshold_expressions_are_parsed() {
@@ -122,20 +145,29 @@ fn template_check_and_threshold_expressions_are_parsed() {
     let got = parse_inline(&src).err().unwrap_or_default();
     let mut want = Vec::new();
     if let Err(e) = Template::parse("/x/{{unclosed") {
-        want.push(format!("inline.yaml:7:13: scenarios.s.request.path: bad template: {e}"));
+        want.push(format!(
+            "inline.yaml:7:13: scenarios.s.request.path: bad template: {e}"
+        ));
     }
     if let Err(e) = ResponseCheck::parse("status =") {
-        want.push(format!("inline.yaml:8:16: scenarios.s.request.checks[0]: bad check: {e}"));
+        want.push(format!(
+            "inline.yaml:8:16: scenarios.s.request.checks[0]: bad check: {e}"
+        ));
     }
     if let Err(e) = ThresholdExpr::parse("count >>> 1") {
-        want.push(format!("inline.yaml:10:15: thresholds.http_reqs[0]: bad threshold: {e}"));
+        want.push(format!(
+            "inline.yaml:10:15: thresholds.http_reqs[0]: bad threshold: {e}"
+        ));
     }
     assert_eq!(got, want);
 }
 
 #[test]
 fn set_problems_name_the_override() {
-    let o = PlanOptions { sets: vec![("scenarios.s.duration".into(), "soon".into())], ..opts() };
+    let o = PlanOptions {
+        sets: vec![("scenarios.s.duration".into(), "soon".into())],
+        ..opts()
+    };
     let src = format!("{HEAD}    request: {{ path: / }}\n");
     let err = plan::parse(&src, "inline.yaml", Path::new("."), &o).unwrap_err();
     assert_eq!(
@@ -147,10 +179,17 @@ fn set_problems_name_the_override() {
 
 #[test]
 fn unknown_env_profile_is_a_problem() {
-    let o = PlanOptions { env_profile: Some("prod".into()), ..opts() };
-    let src = format!("environments:\n  staging: {{ scale: 2 }}\n{HEAD}    request: {{ path: / }}\n");
+    let o = PlanOptions {
+        env_profile: Some("prod".into()),
+        ..opts()
+    };
+    let src =
+        format!("environments:\n  staging: {{ scale: 2 }}\n{HEAD}    request: {{ path: / }}\n");
     let err = plan::parse(&src, "inline.yaml", Path::new("."), &o).unwrap_err();
-    assert_eq!(err.to_string(), "inline.yaml:2:3: environments: --env prod: no such environment (defined: staging)");
+    assert_eq!(
+        err.to_string(),
+        "inline.yaml:2:3: environments: --env prod: no such environment (defined: staging)"
+    );
 }
 
 #[test]
@@ -158,7 +197,11 @@ fn io_error_is_a_problem_at_0_0() {
     let err = plan::load(Path::new("testdata/plans/no-such-plan.yaml"), &opts()).unwrap_err();
     assert_eq!(err.0.len(), 1);
     assert_eq!((err.0[0].line, err.0[0].column), (0, 0));
-    assert!(err.to_string().starts_with("testdata/plans/no-such-plan.yaml: cannot read the plan: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("testdata/plans/no-such-plan.yaml: cannot read the plan: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -171,13 +214,32 @@ fn errors_display_one_problem_per_line() {
 
 #[test]
 fn units_table() {
-    let durations = [("500ms", 500), ("5s", 5_000), ("1m30s", 90_000), ("1.5s", 1_500), ("2h", 7_200_000)];
+    let durations = [
+        ("500ms", 500),
+        ("5s", 5_000),
+        ("1m30s", 90_000),
+        ("1.5s", 1_500),
+        ("2h", 7_200_000),
+    ];
     for (text, ms) in durations {
-        assert_eq!(text.parse::<Duration>().unwrap().0, std::time::Duration::from_millis(ms), "{text}");
+        assert_eq!(
+            text.parse::<Duration>().unwrap().0,
+            std::time::Duration::from_millis(ms),
+            "{text}"
+        );
     }
-    let rates = [("100/s", 100.0), ("30/m", 0.5), ("7200/h", 2.0), ("0.5/s", 0.5)];
+    let rates = [
+        ("100/s", 100.0),
+        ("30/m", 0.5),
+        ("7200/h", 2.0),
+        ("0.5/s", 0.5),
+    ];
     for (text, per_second) in rates {
-        assert_eq!(text.parse::<Rate>().unwrap().per_second, per_second, "{text}");
+        assert_eq!(
+            text.parse::<Rate>().unwrap().per_second,
+            per_second,
+            "{text}"
+        );
     }
     for bad in ["fast", "100", "10/d"] {
         assert!(bad.parse::<Rate>().is_err(), "{bad}");

@@ -7,7 +7,9 @@
 //! copy of the tree and decodes again, so one pass reports every bad field, not just the first.
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::forward_to_deserialize_any;
 
 use super::tree::{path_string, Kind, Loc, Node, PathSeg};
@@ -34,7 +36,11 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { message: msg.to_string(), path: None, loc: Loc::Unknown }
+        DeError {
+            message: msg.to_string(),
+            path: None,
+            loc: Loc::Unknown,
+        }
     }
 }
 
@@ -50,13 +56,20 @@ impl DeError {
 
 /// Deserialize `T` from `node`; the first error is stamped with its location.
 pub fn decode<T: DeserializeOwned>(node: &Node, path: &[PathSeg]) -> Result<T, DeError> {
-    T::deserialize(NodeDe { node, path: path.to_vec() }).map_err(|e| e.stamp(node.loc, path))
+    T::deserialize(NodeDe {
+        node,
+        path: path.to_vec(),
+    })
+    .map_err(|e| e.stamp(node.loc, path))
 }
 
 /// Deserialize `T`, removing each offending entry and retrying, so every error is reported.
 /// Returns the value decoded from what remained (if anything decoded), every error, and the
 /// paths that were removed.
-pub fn decode_all<T: DeserializeOwned>(node: &Node, max_errors: usize) -> (Option<T>, Vec<DeError>) {
+pub fn decode_all<T: DeserializeOwned>(
+    node: &Node,
+    max_errors: usize,
+) -> (Option<T>, Vec<DeError>) {
     let mut work = node.clone();
     let mut errors: Vec<DeError> = Vec::new();
     loop {
@@ -115,11 +128,18 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
             Kind::Float(f) => stamp!(self, visitor.visit_f64(*f)),
             Kind::Str(s) => stamp!(self, visitor.visit_str(s)),
             Kind::Seq(items) => {
-                let access = SeqAcc { items: items.iter().enumerate(), path: &self.path };
+                let access = SeqAcc {
+                    items: items.iter().enumerate(),
+                    path: &self.path,
+                };
                 stamp!(self, visitor.visit_seq(access))
             }
             Kind::Map(entries) => {
-                let access = MapAcc { entries: entries.iter(), path: &self.path, pending: None };
+                let access = MapAcc {
+                    entries: entries.iter(),
+                    path: &self.path,
+                    pending: None,
+                };
                 stamp!(self, visitor.visit_map(access))
             }
         }
@@ -205,9 +225,15 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let (loc, path) = (self.node.loc, self.path.clone());
-        visitor.visit_newtype_struct(self).map_err(|e| e.stamp(loc, &path))
+        visitor
+            .visit_newtype_struct(self)
+            .map_err(|e| e.stamp(loc, &path))
     }
 
     forward_to_deserialize_any! {
@@ -242,14 +268,22 @@ struct SeqAcc<'a, I> {
 impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for SeqAcc<'a, I> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             None => Ok(None),
             Some((i, node)) => {
                 let mut path = self.path.to_vec();
                 path.push(PathSeg::Index(i));
                 let loc = node.loc;
-                seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| e.stamp(loc, &path))
+                seed.deserialize(NodeDe {
+                    node,
+                    path: path.clone(),
+                })
+                .map(Some)
+                .map_err(|e| e.stamp(loc, &path))
             }
         }
     }
@@ -264,7 +298,10 @@ struct MapAcc<'a, I> {
 impl<'de, 'a, I: Iterator<Item = &'a (super::tree::Key, Node)>> MapAccess<'de> for MapAcc<'a, I> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             None => Ok(None),
             Some((key, value)) => {
@@ -279,9 +316,16 @@ impl<'de, 'a, I: Iterator<Item = &'a (super::tree::Key, Node)>> MapAccess<'de> f
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (node, path) = self.pending.take().ok_or_else(|| <DeError as de::Error>::custom("value without a key"))?;
+        let (node, path) = self
+            .pending
+            .take()
+            .ok_or_else(|| <DeError as de::Error>::custom("value without a key"))?;
         let loc = node.loc;
-        seed.deserialize(NodeDe { node, path: path.clone() }).map_err(|e| e.stamp(loc, &path))
+        seed.deserialize(NodeDe {
+            node,
+            path: path.clone(),
+        })
+        .map_err(|e| e.stamp(loc, &path))
     }
 }
 
@@ -306,7 +350,8 @@ mod tests {
 
     #[test]
     fn every_error_located() {
-        let src = "name: x\nitems:\n  one: { a: 1, b: fast }\n  two:\n    a: nope\n    zz: 3\nextra: 1\n";
+        let src =
+            "name: x\nitems:\n  one: { a: 1, b: fast }\n  two:\n    a: nope\n    zz: 3\nextra: 1\n";
         let node = Node::parse(src).unwrap();
         let (v, errs) = decode_all::<Outer>(&node, 50);
         let got: Vec<String> = errs
@@ -326,6 +371,12 @@ mod tests {
             ]
         );
         let v = v.unwrap();
-        assert_eq!(v.items.unwrap()["one"], Inner { a: Some(1), b: None });
+        assert_eq!(
+            v.items.unwrap()["one"],
+            Inner {
+                a: Some(1),
+                b: None
+            }
+        );
     }
 }

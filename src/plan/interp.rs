@@ -124,8 +124,20 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(interpolate(input, &env).as_deref(), Ok(want), "{input}");
         }
-        assert_eq!(interpolate("${A}-${B}", &env), Err(vec![InterpError::Unset("A".into()), InterpError::Unset("B".into())]));
-        assert_eq!(interpolate("${HOST", &env), Err(vec![InterpError::Unclosed]));
-        assert_eq!(interpolate("${1X}", &env), Err(vec![InterpError::BadName("1X".into())]));
+        assert_eq!(
+            interpolate("${A}-${B}", &env),
+            Err(vec![
+                InterpError::Unset("A".into()),
+                InterpError::Unset("B".into())
+            ])
+        );
+        assert_eq!(
+            interpolate("${HOST", &env),
+            Err(vec![InterpError::Unclosed])
+        );
+        assert_eq!(
+            interpolate("${1X}", &env),
+            Err(vec![InterpError::BadName("1X".into())])
+        );
     }
 }

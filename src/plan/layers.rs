@@ -52,8 +52,12 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
             }
         }
         while !indices.is_empty() {
-            let close = indices.find(']').ok_or_else(|| format!("unclosed '[' in --set path {text:?}"))?;
-            let i = indices[1..close].parse::<usize>().map_err(|_| format!("bad index in --set path {text:?}"))?;
+            let close = indices
+                .find(']')
+                .ok_or_else(|| format!("unclosed '[' in --set path {text:?}"))?;
+            let i = indices[1..close]
+                .parse::<usize>()
+                .map_err(|_| format!("bad index in --set path {text:?}"))?;
             segments.push(PathSeg::Index(i));
             indices = &indices[close + 1..];
             if !indices.is_empty() && !indices.starts_with('[') {
@@ -65,7 +69,12 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
 }
 
 /// Apply the `index`-th `--set key=value` to the tree.
-pub(crate) fn apply_set(tree: &mut Node, index: usize, key: &str, value: &str) -> Result<(), Issue> {
+pub(crate) fn apply_set(
+    tree: &mut Node,
+    index: usize,
+    key: &str,
+    value: &str,
+) -> Result<(), Issue> {
     let loc = Loc::Set(index);
     let fail = |path: Vec<PathSeg>, msg: String| {
         let mut issue = Issue::new(path, msg);
@@ -85,7 +94,13 @@ pub(crate) fn apply_set(tree: &mut Node, index: usize, key: &str, value: &str) -
                 }
                 if node.get(k).is_none() {
                     let fresh = Node::new(Kind::Map(Vec::new()), loc);
-                    node.insert(Key { name: k.clone(), loc }, fresh);
+                    node.insert(
+                        Key {
+                            name: k.clone(),
+                            loc,
+                        },
+                        fresh,
+                    );
                 }
                 let child = node.get_mut(k).expect("just inserted");
                 if last {
@@ -96,11 +111,19 @@ pub(crate) fn apply_set(tree: &mut Node, index: usize, key: &str, value: &str) -
             }
             PathSeg::Index(idx) => {
                 let Kind::Seq(items) = &mut node.kind else {
-                    return Err(fail(path[..i].to_vec(), format!("--set {key}: [{idx}] indexes a value that is not a list")));
+                    return Err(fail(
+                        path[..i].to_vec(),
+                        format!("--set {key}: [{idx}] indexes a value that is not a list"),
+                    ));
                 };
                 let len = items.len();
                 let Some(child) = items.get_mut(*idx) else {
-                    return Err(fail(path[..i].to_vec(), format!("--set {key}: index {idx} is out of range (the list has {len} items)")));
+                    return Err(fail(
+                        path[..i].to_vec(),
+                        format!(
+                            "--set {key}: index {idx} is out of range (the list has {len} items)"
+                        ),
+                    ));
                 };
                 if last {
                     *child = value;
@@ -110,7 +133,10 @@ pub(crate) fn apply_set(tree: &mut Node, index: usize, key: &str, value: &str) -
             }
         }
     }
-    Err(fail(Vec::new(), "--set needs a key path, e.g. --set scenarios.chat.rate=50/s".into()))
+    Err(fail(
+        Vec::new(),
+        "--set needs a key path, e.g. --set scenarios.chat.rate=50/s".into(),
+    ))
 }
 
 /// Apply the environment profile `name`: its `target` replaces the plan's, its `headers` are
@@ -122,7 +148,11 @@ pub(crate) fn apply_profile(tree: &mut Node, name: &str) -> Result<(), Issue> {
             .and_then(Node::as_map)
             .map(|m| m.iter().map(|(k, _)| k.name.clone()).collect())
             .unwrap_or_default();
-        let hint = if defined.is_empty() { "the plan has no `environments`".to_string() } else { format!("defined: {}", defined.join(", ")) };
+        let hint = if defined.is_empty() {
+            "the plan has no `environments`".to_string()
+        } else {
+            format!("defined: {}", defined.join(", "))
+        };
         return Err(Issue::new(
             vec![PathSeg::Key("environments".into())],
             format!("--env {name}: no such environment ({hint})"),
@@ -130,18 +160,36 @@ pub(crate) fn apply_profile(tree: &mut Node, name: &str) -> Result<(), Issue> {
     };
     if let Some(target) = profile.get("target") {
         let key_loc = profile.key_loc("target").unwrap_or(target.loc);
-        tree.insert(Key { name: "target".into(), loc: key_loc }, target.clone());
+        tree.insert(
+            Key {
+                name: "target".into(),
+                loc: key_loc,
+            },
+            target.clone(),
+        );
     }
     if let Some(headers) = profile.get("headers").and_then(Node::as_map) {
         if tree.get("defaults").is_none() {
-            tree.insert(Key { name: "defaults".into(), loc: Loc::Unknown }, Node::new(Kind::Map(Vec::new()), Loc::Unknown));
+            tree.insert(
+                Key {
+                    name: "defaults".into(),
+                    loc: Loc::Unknown,
+                },
+                Node::new(Kind::Map(Vec::new()), Loc::Unknown),
+            );
         }
         let defaults = tree.get_mut("defaults").expect("inserted");
         if !matches!(defaults.kind, Kind::Map(_)) {
             return Ok(()); // decoding reports the bad `defaults`
         }
         if defaults.get("headers").is_none() {
-            defaults.insert(Key { name: "headers".into(), loc: Loc::Unknown }, Node::new(Kind::Map(Vec::new()), Loc::Unknown));
+            defaults.insert(
+                Key {
+                    name: "headers".into(),
+                    loc: Loc::Unknown,
+                },
+                Node::new(Kind::Map(Vec::new()), Loc::Unknown),
+            );
         }
         let target = defaults.get_mut("headers").expect("inserted");
         if matches!(target.kind, Kind::Map(_)) {
@@ -187,12 +235,24 @@ mod tests {
     #[test]
     fn set_paths() {
         assert_eq!(parse_set_path("target").unwrap(), vec![k("target")]);
-        assert_eq!(parse_set_path("scenarios.chat.rate").unwrap(), vec![k("scenarios"), k("chat"), k("rate")]);
+        assert_eq!(
+            parse_set_path("scenarios.chat.rate").unwrap(),
+            vec![k("scenarios"), k("chat"), k("rate")]
+        );
         assert_eq!(
             parse_set_path("scenarios.chat.stages[1].to").unwrap(),
-            vec![k("scenarios"), k("chat"), k("stages"), PathSeg::Index(1), k("to")]
+            vec![
+                k("scenarios"),
+                k("chat"),
+                k("stages"),
+                PathSeg::Index(1),
+                k("to")
+            ]
         );
-        assert_eq!(parse_set_path("scenarios.chat.stages.0.to").unwrap()[3], PathSeg::Index(0));
+        assert_eq!(
+            parse_set_path("scenarios.chat.stages.0.to").unwrap()[3],
+            PathSeg::Index(0)
+        );
         assert_eq!(
             parse_set_path("thresholds.http_req_duration{name:a.b}").unwrap(),
             vec![k("thresholds"), k("http_req_duration{name:a.b}")]
@@ -211,7 +271,10 @@ mod tests {
         assert_eq!(chat.get("rate").unwrap().kind, Kind::Str("50/s".into()));
         assert_eq!(chat.get("rate").unwrap().loc, Loc::Set(0));
         assert_eq!(chat.get("vus").unwrap().kind, Kind::UInt(7));
-        assert_eq!(tree.get("defaults").unwrap().get("timeout").unwrap().kind, Kind::Str("2s".into()));
+        assert_eq!(
+            tree.get("defaults").unwrap().get("timeout").unwrap().kind,
+            Kind::Str("2s".into())
+        );
         let err = apply_set(&mut tree, 3, "scenarios.chat.rate[2]", "1").unwrap_err();
         assert!(err.message.contains("not a list"), "{}", err.message);
     }

@@ -35,7 +35,13 @@ use tree::{Loc, Node, PathSeg};
 
 /// Variables a plan's `stack:` section provides. In a plan with a stack they are resolved from
 /// the running stack at [`ValidatedPlan::lower`], not from the environment at validation.
-pub const STACK_VARS: &[&str] = &["TARGET_URL", "REDIS_URL", "DATABASE_URL", "ADMIN_KEY", "USER_KEY"];
+pub const STACK_VARS: &[&str] = &[
+    "TARGET_URL",
+    "REDIS_URL",
+    "DATABASE_URL",
+    "ADMIN_KEY",
+    "USER_KEY",
+];
 
 /// How a plan is read: the `--env` profile, `--set` overrides, and the environment lookup
 /// used for `${VAR}`.
@@ -43,18 +49,29 @@ pub const STACK_VARS: &[&str] = &["TARGET_URL", "REDIS_URL", "DATABASE_URL", "AD
 pub struct PlanOptions {
     pub env_profile: Option<String>,
     pub sets: Vec<(String, String)>,
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
 }
+
+/// Looks up an environment variable (`None`: unset).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl PlanOptions {
     /// No profile, no overrides, the process environment.
     pub fn from_process_env() -> PlanOptions {
-        PlanOptions { env_profile: None, sets: Vec::new(), env: Arc::new(|name| std::env::var(name).ok()) }
+        PlanOptions {
+            env_profile: None,
+            sets: Vec::new(),
+            env: Arc::new(|name| std::env::var(name).ok()),
+        }
     }
 
     /// No profile, no overrides, no environment variables at all.
     pub fn empty_env() -> PlanOptions {
-        PlanOptions { env_profile: None, sets: Vec::new(), env: Arc::new(|_| None) }
+        PlanOptions {
+            env_profile: None,
+            sets: Vec::new(),
+            env: Arc::new(|_| None),
+        }
     }
 }
 
@@ -66,7 +83,10 @@ impl Default for PlanOptions {
 
 impl std::fmt::Debug for PlanOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.debug_struct("PlanOptions").field("env_profile", &self.env_profile).field("sets", &self.sets).finish()
+        f.debug_struct("PlanOptions")
+            .field("env_profile", &self.env_profile)
+            .field("sets", &self.sets)
+            .finish()
     }
 }
 
@@ -88,7 +108,10 @@ pub struct ValidatedPlan {
 
 impl std::fmt::Debug for ValidatedPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.debug_struct("ValidatedPlan").field("file", &self.file).field("name", &self.spec.name).finish()
+        f.debug_struct("ValidatedPlan")
+            .field("file", &self.file)
+            .field("name", &self.spec.name)
+            .finish()
     }
 }
 
@@ -127,12 +150,25 @@ impl ValidatedPlan {
             Some((_, v)) => Lookup::Value(v.clone()),
             None => env(name).map(Lookup::Value).unwrap_or(Lookup::Unset),
         };
-        let checked = check(self.layered.clone(), &lookup, &self.base_dir, &self.default_name, &self.opts, true);
-        let placer = Placer { file: &self.file, tree: &checked.tree, sets: &self.opts.sets };
+        let checked = check(
+            self.layered.clone(),
+            &lookup,
+            &self.base_dir,
+            &self.default_name,
+            &self.opts,
+            true,
+        );
+        let placer = Placer {
+            file: &self.file,
+            tree: &checked.tree,
+            sets: &self.opts.sets,
+        };
         if checked.issues.is_empty() {
             Ok(checked.spec.expect("no issues"))
         } else {
-            Err(PlanErrors::sorted(checked.issues.iter().map(|i| placer.place(i)).collect()))
+            Err(PlanErrors::sorted(
+                checked.issues.iter().map(|i| placer.place(i)).collect(),
+            ))
         }
     }
 }
@@ -141,7 +177,13 @@ impl ValidatedPlan {
 pub fn load(path: &Path, opts: &PlanOptions) -> Result<ValidatedPlan, PlanErrors> {
     let file = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| {
-        PlanErrors(vec![Problem { file: file.clone(), line: 0, column: 0, path: String::new(), message: format!("cannot read the plan: {e}") }])
+        PlanErrors(vec![Problem {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the plan: {e}"),
+        }])
     })?;
     let base_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -152,8 +194,14 @@ pub fn load(path: &Path, opts: &PlanOptions) -> Result<ValidatedPlan, PlanErrors
 
 /// Validate plan text. `file_name` is used in problems (and its stem as the default plan
 /// name); feeder paths are relative to `base_dir`.
-pub fn parse(source: &str, file_name: &str, base_dir: &Path, opts: &PlanOptions) -> Result<ValidatedPlan, PlanErrors> {
-    let mut tree = Node::parse(source).map_err(|e| PlanErrors(vec![syntax_problem(&e, file_name)]))?;
+pub fn parse(
+    source: &str,
+    file_name: &str,
+    base_dir: &Path,
+    opts: &PlanOptions,
+) -> Result<ValidatedPlan, PlanErrors> {
+    let mut tree =
+        Node::parse(source).map_err(|e| PlanErrors(vec![syntax_problem(&e, file_name)]))?;
     let mut issues = Vec::new();
 
     // Layers: --set, then the profile, then --set again so it wins over the profile while a
@@ -176,7 +224,13 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path, opts: &PlanOptions)
     if has_stack && tree.get("target").is_none() {
         // The stack's own URL is the default target.
         let node = Node::new(tree::Kind::Str("${TARGET_URL}".into()), Loc::Unknown);
-        tree.insert(tree::Key { name: "target".into(), loc: Loc::Unknown }, node);
+        tree.insert(
+            tree::Key {
+                name: "target".into(),
+                loc: Loc::Unknown,
+            },
+            node,
+        );
     }
     let env = opts.env.clone();
     let lookup = move |name: &str| {
@@ -186,12 +240,21 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path, opts: &PlanOptions)
             env(name).map(Lookup::Value).unwrap_or(Lookup::Unset)
         }
     };
-    let default_name = Path::new(file_name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into());
+    let default_name = Path::new(file_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".into());
     let checked = check(tree.clone(), &lookup, base_dir, &default_name, opts, false);
     issues.extend(checked.issues);
-    let placer = Placer { file: file_name, tree: &checked.tree, sets: &opts.sets };
+    let placer = Placer {
+        file: file_name,
+        tree: &checked.tree,
+        sets: &opts.sets,
+    };
     if !issues.is_empty() {
-        return Err(PlanErrors::sorted(issues.iter().map(|i| placer.place(i)).collect()));
+        return Err(PlanErrors::sorted(
+            issues.iter().map(|i| placer.place(i)).collect(),
+        ));
     }
     Ok(ValidatedPlan {
         file: file_name.to_string(),
@@ -206,13 +269,62 @@ pub fn parse(source: &str, file_name: &str, base_dir: &Path, opts: &PlanOptions)
 }
 
 /// The JSON Schema (draft 2020-12) of the plan format.
+/// Optional fields are simply optional (not nullable), which is what editors should suggest.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(PlanFile);
-    serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null)
+    let mut value = serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null);
+    drop_null(&mut value);
+    if let Some(root) = value.as_object_mut() {
+        // `target` may be left out when `stack` provides it; at least one scenario.
+        root.insert(
+            "anyOf".into(),
+            serde_json::json!([{ "required": ["target"] }, { "required": ["stack"] }]),
+        );
+        if let Some(s) = root
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("scenarios"))
+            .and_then(|s| s.as_object_mut())
+        {
+            s.insert("minProperties".into(), 1.into());
+        }
+    }
+    value
+}
+
+/// Remove the `null` alternatives schemars adds for `Option` fields.
+fn drop_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(alts)) = map.get_mut("anyOf") {
+                alts.retain(|a| a.get("type").and_then(Value::as_str) != Some("null"));
+                if alts.len() == 1 {
+                    let only = alts.remove(0);
+                    map.remove("anyOf");
+                    if let Value::Object(inner) = only {
+                        for (k, val) in inner {
+                            map.entry(k).or_insert(val);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(drop_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null),
+        _ => {}
+    }
 }
 
 fn has_stack(tree: &Node) -> bool {
-    tree.get("stack").is_some_and(|s| !matches!(s.kind, tree::Kind::Null))
+    tree.get("stack")
+        .is_some_and(|s| !matches!(s.kind, tree::Kind::Null))
 }
 
 struct Checked {
@@ -238,25 +350,55 @@ fn check(
     let mut removed: Vec<Vec<PathSeg>> = Vec::new();
     for e in errors {
         let path = e.path.clone().unwrap_or_default();
-        issues.push(Issue { path: path.clone(), loc: Some(e.loc).filter(|l| *l != Loc::Unknown), at_key: false, message: e.message });
+        issues.push(Issue {
+            path: path.clone(),
+            loc: Some(e.loc).filter(|l| *l != Loc::Unknown),
+            at_key: false,
+            message: e.message,
+        });
         removed.push(path);
     }
     let Some(model) = model else {
-        return Checked { tree, model: None, stack: None, spec: None, issues };
+        return Checked {
+            tree,
+            model: None,
+            stack: None,
+            spec: None,
+            issues,
+        };
     };
     let mut semantic = Issues::default();
-    let ctx = validate::Ctx { tree: &tree, base_dir, default_name, profile: opts.env_profile.as_deref(), load_rows };
+    let ctx = validate::Ctx {
+        tree: &tree,
+        base_dir,
+        default_name,
+        profile: opts.env_profile.as_deref(),
+        load_rows,
+    };
     let stack = validate::stack_spec(&model, &mut semantic);
     let spec = validate::build(&model, &ctx, &mut semantic);
     // A field that failed to decode was removed; do not also report it as missing or wrong.
-    issues.extend(semantic.0.into_iter().filter(|i| !removed.iter().any(|r| !r.is_empty() && i.path.starts_with(r))));
+    issues.extend(semantic.0.into_iter().filter(|i| {
+        !removed
+            .iter()
+            .any(|r| !r.is_empty() && i.path.starts_with(r))
+    }));
     let spec = issues.is_empty().then_some(spec);
-    Checked { tree, model: Some(model), stack, spec, issues }
+    Checked {
+        tree,
+        model: Some(model),
+        stack,
+        spec,
+        issues,
+    }
 }
 
 /// A YAML syntax (or structure) error from serde-saphyr, as a problem with its position.
 fn syntax_problem(e: &serde_saphyr::Error, file: &str) -> Problem {
-    let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line() as usize, l.column() as usize))
+        .unwrap_or((0, 0));
     let mut message = e.to_string();
     // serde-saphyr appends " at line N, column M"; the position is already in front.
     if let Some(i) = message.rfind(" at line ") {
@@ -264,5 +406,11 @@ fn syntax_problem(e: &serde_saphyr::Error, file: &str) -> Problem {
             message.truncate(i);
         }
     }
-    Problem { file: file.to_string(), line, column, path: String::new(), message: format!("invalid YAML: {message}") }
+    Problem {
+        file: file.to_string(),
+        line,
+        column,
+        path: String::new(),
+        message: format!("invalid YAML: {message}"),
+    }
 }

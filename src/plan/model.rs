@@ -238,13 +238,19 @@ impl<'de> Deserialize<'de> for StageTarget {
         impl Visitor<'_> for V {
             type Value = StageTarget;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a rate like 100/s (arrival-rate stages) or a VU count like 10 (ramping-vus)")
+                f.write_str(
+                    "a rate like 100/s (arrival-rate stages) or a VU count like 10 (ramping-vus)",
+                )
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<StageTarget, E> {
-                u32::try_from(v).map(StageTarget::Vus).map_err(|_| E::custom(format!("VU count {v} is too large")))
+                u32::try_from(v)
+                    .map(StageTarget::Vus)
+                    .map_err(|_| E::custom(format!("VU count {v} is too large")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<StageTarget, E> {
-                Err(E::custom(format!("expected a rate like 100/s or a VU count like 10, got {v}")))
+                Err(E::custom(format!(
+                    "expected a rate like 100/s or a VU count like 10, got {v}"
+                )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StageTarget, E> {
                 if let Ok(n) = v.trim().parse::<u32>() {
@@ -307,13 +313,16 @@ impl<'de> Deserialize<'de> for ThresholdEntry {
         impl<'de> Visitor<'de> for V {
             type Value = ThresholdEntry;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a threshold like \"p(95)<250\" or {threshold: ..., abort_on_fail: true}")
+                f.write_str(
+                    "a threshold like \"p(95)<250\" or {threshold: ..., abort_on_fail: true}",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ThresholdEntry, E> {
                 Ok(ThresholdEntry::Expr(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ThresholdEntry, A::Error> {
-                ThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map)).map(ThresholdEntry::Full)
+                ThresholdFull::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ThresholdEntry::Full)
             }
         }
         d.deserialize_any(V)

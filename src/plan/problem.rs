@@ -68,7 +68,12 @@ pub(crate) struct Issue {
 
 impl Issue {
     pub fn new(path: Vec<PathSeg>, message: impl Into<String>) -> Issue {
-        Issue { path, loc: None, at_key: false, message: message.into() }
+        Issue {
+            path,
+            loc: None,
+            at_key: false,
+            message: message.into(),
+        }
     }
 }
 
@@ -77,12 +82,12 @@ impl Issue {
 pub(crate) struct Issues(pub Vec<Issue>);
 
 impl Issues {
-    pub fn at(&mut self, path: &[PathSeg], message: impl Into<String>) {
-        self.0.push(Issue::new(path.to_vec(), message));
+    pub fn at(&mut self, path: impl AsRef<[PathSeg]>, message: impl Into<String>) {
+        self.0.push(Issue::new(path.as_ref().to_vec(), message));
     }
 
-    pub fn at_key(&mut self, path: &[PathSeg], message: impl Into<String>) {
-        let mut issue = Issue::new(path.to_vec(), message);
+    pub fn at_key(&mut self, path: impl AsRef<[PathSeg]>, message: impl Into<String>) {
+        let mut issue = Issue::new(path.as_ref().to_vec(), message);
         issue.at_key = true;
         self.0.push(issue);
     }
@@ -97,7 +102,9 @@ pub(crate) struct Placer<'a> {
 
 impl Placer<'_> {
     pub fn place(&self, issue: &Issue) -> Problem {
-        let loc = issue.loc.unwrap_or_else(|| self.locate(&issue.path, issue.at_key));
+        let loc = issue
+            .loc
+            .unwrap_or_else(|| self.locate(&issue.path, issue.at_key));
         let (file, line, column) = match loc {
             Loc::File { line, column } => (self.file.to_string(), line, column),
             Loc::Set(i) => {
@@ -106,7 +113,13 @@ impl Placer<'_> {
             }
             Loc::Unknown => (self.file.to_string(), 0, 0),
         };
-        Problem { file, line, column, path: path_string(&issue.path), message: issue.message.clone() }
+        Problem {
+            file,
+            line,
+            column,
+            path: path_string(&issue.path),
+            message: issue.message.clone(),
+        }
     }
 
     /// The location of the node at `path`, or of its nearest existing ancestor.

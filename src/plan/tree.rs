@@ -28,7 +28,10 @@ impl Loc {
         if l.line() == 0 {
             Loc::Unknown
         } else {
-            Loc::File { line: l.line() as usize, column: l.column() as usize }
+            Loc::File {
+                line: l.line() as usize,
+                column: l.column() as usize,
+            }
         }
     }
 }
@@ -68,7 +71,10 @@ impl Node {
     /// Parse a YAML document. An empty document is an empty map.
     pub fn parse(source: &str) -> Result<Node, serde_saphyr::Error> {
         if source.trim().is_empty() {
-            return Ok(Node::new(Kind::Map(Vec::new()), Loc::File { line: 1, column: 1 }));
+            return Ok(Node::new(
+                Kind::Map(Vec::new()),
+                Loc::File { line: 1, column: 1 },
+            ));
         }
         let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
         let raw: Spanned<Raw> = serde_saphyr::from_str_with_options(source, options)?;
@@ -127,16 +133,25 @@ impl Node {
 
     /// The value under `key` of a map node.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.as_map_mut()?.iter_mut().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.as_map_mut()?
+            .iter_mut()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     /// The location of `key` itself in a map node.
     pub fn key_loc(&self, key: &str) -> Option<Loc> {
-        self.as_map()?.iter().find(|(k, _)| k.name == key).map(|(k, _)| k.loc)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(k, _)| k.loc)
     }
 
     /// Insert or replace `key` in a map node (keeps the position of an existing key).
@@ -171,10 +186,12 @@ impl Node {
         let mut node = self;
         for seg in parent_path {
             node = match (seg, &mut node.kind) {
-                (PathSeg::Key(k), Kind::Map(m)) => match m.iter_mut().find(|(key, _)| &key.name == k) {
-                    Some((_, v)) => v,
-                    None => return false,
-                },
+                (PathSeg::Key(k), Kind::Map(m)) => {
+                    match m.iter_mut().find(|(key, _)| &key.name == k) {
+                        Some((_, v)) => v,
+                        None => return false,
+                    }
+                }
                 (PathSeg::Index(i), Kind::Seq(items)) => match items.get_mut(*i) {
                     Some(v) => v,
                     None => return false,
@@ -197,7 +214,11 @@ impl Node {
     }
 
     /// Visit every string scalar mutably, with its path.
-    pub fn walk_strings_mut(&mut self, path: &mut Vec<PathSeg>, f: &mut dyn FnMut(&[PathSeg], Loc, &mut String)) {
+    pub fn walk_strings_mut(
+        &mut self,
+        path: &mut Vec<PathSeg>,
+        f: &mut dyn FnMut(&[PathSeg], Loc, &mut String),
+    ) {
         let loc = self.loc;
         match &mut self.kind {
             Kind::Str(s) => f(path, loc, s),
@@ -277,7 +298,15 @@ fn into_node(raw: Spanned<Raw>) -> Node {
             Raw::Map(entries) => Kind::Map(
                 entries
                     .into_iter()
-                    .map(|(k, v)| (Key { name: k.value.0, loc: Loc::from_saphyr(&k.referenced) }, into_node(v)))
+                    .map(|(k, v)| {
+                        (
+                            Key {
+                                name: k.value.0,
+                                loc: Loc::from_saphyr(&k.referenced),
+                            },
+                            into_node(v),
+                        )
+                    })
                     .collect(),
             ),
         };
@@ -406,7 +435,13 @@ mod tests {
         match &x.kind {
             Kind::Seq(items) => {
                 assert_eq!(items[1].kind, Kind::Str("two".into()));
-                assert_eq!(items[1].loc, Loc::File { line: 3, column: 10 });
+                assert_eq!(
+                    items[1].loc,
+                    Loc::File {
+                        line: 3,
+                        column: 10
+                    }
+                );
             }
             other => panic!("{other:?}"),
         }

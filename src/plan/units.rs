@@ -55,9 +55,12 @@ impl From<Duration> for StdDuration {
 }
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
-    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, rest) = s.split_at(end);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
         return None;
     }
     Some((num.parse().ok()?, rest))
@@ -79,7 +82,9 @@ impl FromStr for Duration {
         let mut nanos: f64 = 0.0;
         while !rest.is_empty() {
             let (n, after) = split_number(rest).ok_or_else(err)?;
-            let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
+            let unit_len = after
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(after.len());
             let (unit, after) = after.split_at(unit_len);
             let scale = match unit {
                 "us" | "µs" => 1e3,
@@ -313,14 +318,24 @@ mod tests {
 
     #[test]
     fn rates() {
-        let ok = [("100/s", 100.0), ("30/m", 0.5), ("3600/h", 1.0), ("0.5/s", 0.5), ("10/1s", 10.0), ("0/s", 0.0)];
+        let ok = [
+            ("100/s", 100.0),
+            ("30/m", 0.5),
+            ("3600/h", 1.0),
+            ("0.5/s", 0.5),
+            ("10/1s", 10.0),
+            ("0/s", 0.0),
+        ];
         for (text, want) in ok {
             assert_eq!(text.parse::<Rate>().unwrap().per_second, want, "{text}");
         }
         for bad in ["fast", "100", "100/x", "/s", "-1/s", "1e3/s", "100/"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
-        assert_eq!("fast".parse::<Rate>().unwrap_err().to_string(), "expected a rate like 100/s or 30/m, got \"fast\"");
+        assert_eq!(
+            "fast".parse::<Rate>().unwrap_err().to_string(),
+            "expected a rate like 100/s or 30/m, got \"fast\""
+        );
         assert_eq!(Rate::per_second(0.5).to_string(), "30/m");
         assert_eq!(Rate::per_second(100.0).to_string(), "100/s");
     }

@@ -14,8 +14,8 @@ use crate::checks::response::ResponseCheck;
 use crate::checks::threshold::ThresholdExpr;
 use crate::engine::template::Template;
 use crate::spec::{
-    self, EdgeStrategy, ExecutorSpec, Feeder, HttpOptions, HttpVersion, RateStage, ReportFormat, RequestSpec, RunSpec,
-    ScenarioSpec, StackBackend, StackSpec, ThresholdSpec, VuStage,
+    self, EdgeStrategy, ExecutorSpec, Feeder, HttpOptions, HttpVersion, RateStage, ReportFormat,
+    RequestSpec, RunSpec, ScenarioSpec, StackBackend, StackSpec, ThresholdSpec, VuStage,
 };
 
 use super::model::{self, Executor, PlanFile, Scenario, StageTarget};
@@ -23,8 +23,14 @@ use super::problem::Issues;
 use super::tree::{Node, PathSeg};
 
 /// Metrics a threshold may name.
-pub const KNOWN_METRICS: &[&str] =
-    &["http_req_duration", "http_req_service_time", "http_req_failed", "http_reqs", "dropped_iterations", "checks"];
+pub const KNOWN_METRICS: &[&str] = &[
+    "http_req_duration",
+    "http_req_service_time",
+    "http_req_failed",
+    "http_reqs",
+    "dropped_iterations",
+    "checks",
+];
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,14 +81,20 @@ impl From<usize> for PathSeg {
 
 /// Keys of the map at `section` in the tree, in file order.
 fn tree_keys(tree: &Node, section: &str) -> Vec<String> {
-    tree.get(section).and_then(Node::as_map).map(|m| m.iter().map(|(k, _)| k.name.clone()).collect()).unwrap_or_default()
+    tree.get(section)
+        .and_then(Node::as_map)
+        .map(|m| m.iter().map(|(k, _)| k.name.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// Check the plan and build the run. The RunSpec is only meaningful when no issue was added.
 pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec {
-    let name = plan.name.clone().unwrap_or_else(|| ctx.default_name.to_string());
+    let name = plan
+        .name
+        .clone()
+        .unwrap_or_else(|| ctx.default_name.to_string());
     if name.trim().is_empty() || name.contains(['/', '\\']) {
-        issues.at(&path!["name"], "the plan name must be non-empty and contain no '/' or '\\' (it names the report directory)");
+        issues.at(path!["name"], "the plan name must be non-empty and contain no '/' or '\\' (it names the report directory)");
     }
     let scale = scale_factor(plan, ctx, issues);
     let target = check_target(plan, ctx.load_rows, issues);
@@ -92,14 +104,19 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
 
     let mut scenarios = Vec::new();
     match &plan.scenarios {
-        None => issues.at(&path!["scenarios"], "a plan needs at least one scenario (add `scenarios:` with one entry)"),
+        None => issues.at(
+            path!["scenarios"],
+            "a plan needs at least one scenario (add `scenarios:` with one entry)",
+        ),
         Some(map) if map.is_empty() && scenario_names.is_empty() => {
-            issues.at(&path!["scenarios"], "a plan needs at least one scenario")
+            issues.at(path!["scenarios"], "a plan needs at least one scenario")
         }
         Some(map) => {
             for sname in tree_keys(ctx.tree, "scenarios") {
                 if let Some(sc) = map.get(&sname) {
-                    if let Some(s) = scenario(&sname, sc, scale, &feeders, &default_header_names, issues) {
+                    if let Some(s) =
+                        scenario(&sname, sc, scale, &feeders, &default_header_names, issues)
+                    {
                         scenarios.push(s);
                     }
                 }
@@ -150,12 +167,15 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
 pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSpec> {
     let stack = plan.stack.as_ref()?;
     let Some(r) = &stack.reference else {
-        issues.at(&path!["stack", "reference"], "required: add `reference: {}` (the reference stack is the one stack loadgate can start)");
+        issues.at(path!["stack", "reference"], "required: add `reference: {}` (the reference stack is the one stack loadgate can start)");
         return None;
     };
     let gateways = r.gateways.unwrap_or(1);
     if gateways == 0 {
-        issues.at(&path!["stack", "reference", "gateways"], "must be at least 1");
+        issues.at(
+            path!["stack", "reference", "gateways"],
+            "must be at least 1",
+        );
     }
     Some(StackSpec {
         backend: match r.backend.unwrap_or(model::Backend::Auto) {
@@ -181,7 +201,10 @@ fn scale_factor(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> f64 {
         for (name, env) in envs {
             if let Some(s) = env.scale {
                 if !(s.is_finite() && s > 0.0) {
-                    issues.at(&path!["environments", name, "scale"], format!("must be a positive number, got {s}"));
+                    issues.at(
+                        path!["environments", name, "scale"],
+                        format!("must be a positive number, got {s}"),
+                    );
                 }
             }
         }
@@ -197,7 +220,7 @@ fn check_target(plan: &PlanFile, lowering: bool, issues: &mut Issues) -> String 
         (Some(t), _) => t.clone(),
         (None, Some(_)) => "${TARGET_URL}".to_string(),
         (None, None) => {
-            issues.at(&path!["target"], "required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)");
+            issues.at(path!["target"], "required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)");
             return String::new();
         }
     };
@@ -206,15 +229,27 @@ fn check_target(plan: &PlanFile, lowering: bool, issues: &mut Issues) -> String 
         return target;
     }
     match url::Url::parse(target.trim()) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
+        Ok(u)
+            if (u.scheme() == "http" || u.scheme() == "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
             target.trim().trim_end_matches('/').to_string()
         }
         Ok(u) => {
-            issues.at(&path!["target"], format!("expected an http:// or https:// URL, got {target:?} (scheme {:?})", u.scheme()));
+            issues.at(
+                path!["target"],
+                format!(
+                    "expected an http:// or https:// URL, got {target:?} (scheme {:?})",
+                    u.scheme()
+                ),
+            );
             target
         }
         Err(e) => {
-            issues.at(&path!["target"], format!("expected an http:// or https:// URL, got {target:?} ({e})"));
+            issues.at(
+                path!["target"],
+                format!("expected an http:// or https:// URL, got {target:?} ({e})"),
+            );
             target
         }
     }
@@ -230,12 +265,20 @@ fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Templat
     }
 }
 
-fn headers(map: Option<&BTreeMap<String, String>>, base: &[PathSeg], issues: &mut Issues) -> Vec<(String, Template)> {
+fn headers(
+    map: Option<&BTreeMap<String, String>>,
+    base: &[PathSeg],
+    issues: &mut Issues,
+) -> Vec<(String, Template)> {
     let mut out = Vec::new();
     for (name, value) in map.into_iter().flatten() {
         let mut p = base.to_vec();
         p.push(PathSeg::Key(name.clone()));
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
             issues.at_key(&p, format!("{name:?} is not a valid header name"));
             continue;
         }
@@ -250,13 +293,23 @@ fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<Strin
     let d = plan.defaults.clone().unwrap_or_default();
     let timeout = d.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() {
-        issues.at(&path!["defaults", "timeout"], "must be positive, e.g. 5s");
+        issues.at(path!["defaults", "timeout"], "must be positive, e.g. 5s");
     }
     if d.max_connections == Some(0) {
-        issues.at(&path!["defaults", "max_connections"], "must be at least 1 (omit it for one connection per VU)");
+        issues.at(
+            path!["defaults", "max_connections"],
+            "must be at least 1 (omit it for one connection per VU)",
+        );
     }
-    let headers = headers(d.headers.as_ref(), &path!["defaults", "headers"], issues);
-    let names = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let headers = headers(
+        d.headers.as_ref(),
+        &[PathSeg::from("defaults"), PathSeg::from("headers")],
+        issues,
+    );
+    let names = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     let http = HttpOptions {
         timeout,
         headers,
@@ -275,7 +328,10 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
     let mut out = BTreeMap::new();
     for (name, f) in plan.feeders.iter().flatten() {
         let Some(csv_path) = &f.csv else {
-            issues.at(&path!["feeders", name, "csv"], "required: the CSV file's path, relative to the plan file");
+            issues.at(
+                path!["feeders", name, "csv"],
+                "required: the CSV file's path, relative to the plan file",
+            );
             continue;
         };
         let p = path!["feeders", name, "csv"];
@@ -295,7 +351,10 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
             }
         };
         if columns.iter().all(String::is_empty) {
-            issues.at(&p, format!("{}: the first row must name the columns", full.display()));
+            issues.at(
+                &p,
+                format!("{}: the first row must name the columns", full.display()),
+            );
             continue;
         }
         let mut rows = Vec::new();
@@ -312,7 +371,10 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
             }
         }
         if rows.is_empty() {
-            issues.at(&p, format!("{}: no data rows after the header", full.display()));
+            issues.at(
+                &p,
+                format!("{}: no data rows after the header", full.display()),
+            );
         }
         if !ctx.load_rows {
             rows.clear();
@@ -321,7 +383,15 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
             model::FeederOrder::Sequential => spec::FeederOrder::Sequential,
             model::FeederOrder::Random => spec::FeederOrder::Random,
         };
-        out.insert(name.clone(), Feeder { name: name.clone(), columns, rows, order });
+        out.insert(
+            name.clone(),
+            Feeder {
+                name: name.clone(),
+                columns,
+                rows,
+                order,
+            },
+        );
     }
     out
 }
@@ -336,7 +406,11 @@ pub(crate) fn feeder_refs(text: &str) -> Vec<(String, String)> {
         let Some(close) = after.find("}}") else { break };
         let inner = after[..close].trim();
         if let Some((f, c)) = inner.split_once('.') {
-            let ident = |s: &str| !s.is_empty() && s.chars().all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
+            let ident = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
+            };
             if ident(f) && ident(c) {
                 out.push((f.to_string(), c.to_string()));
             }
@@ -346,17 +420,32 @@ pub(crate) fn feeder_refs(text: &str) -> Vec<(String, String)> {
     out
 }
 
-fn check_feeder_refs(text: &str, path: &[PathSeg], feeders: &BTreeMap<String, Feeder>, issues: &mut Issues) {
+fn check_feeder_refs(
+    text: &str,
+    path: &[PathSeg],
+    feeders: &BTreeMap<String, Feeder>,
+    issues: &mut Issues,
+) {
     for (f, c) in feeder_refs(text) {
         match feeders.get(&f) {
             None => {
                 let known: Vec<&str> = feeders.keys().map(String::as_str).collect();
-                let hint = if known.is_empty() { "the plan defines no feeders".to_string() } else { format!("feeders: {}", known.join(", ")) };
-                issues.at(path, format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"));
+                let hint = if known.is_empty() {
+                    "the plan defines no feeders".to_string()
+                } else {
+                    format!("feeders: {}", known.join(", "))
+                };
+                issues.at(
+                    path,
+                    format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"),
+                );
             }
             Some(feeder) if !feeder.columns.iter().any(|col| col == &c) => issues.at(
                 path,
-                format!("{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})", feeder.columns.join(", ")),
+                format!(
+                    "{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})",
+                    feeder.columns.join(", ")
+                ),
             ),
             Some(_) => {}
         }
@@ -378,7 +467,9 @@ fn params_of(e: Executor) -> &'static [&'static str] {
         Executor::RampingArrivalRate => &["start_rate", "stages", "pre_allocated_vus", "max_vus"],
         Executor::ConstantVus => &["vus", "duration"],
         Executor::RampingVus => &["start_vus", "stages"],
-        Executor::PerVuIterations | Executor::SharedIterations => &["vus", "iterations", "max_duration"],
+        Executor::PerVuIterations | Executor::SharedIterations => {
+            &["vus", "iterations", "max_duration"]
+        }
     }
 }
 
@@ -402,7 +493,11 @@ fn present_params(s: &Scenario) -> Vec<&'static str> {
     out
 }
 
-fn positive_duration(d: Option<super::units::Duration>, p: Vec<PathSeg>, issues: &mut Issues) -> Duration {
+fn positive_duration(
+    d: Option<super::units::Duration>,
+    p: Vec<PathSeg>,
+    issues: &mut Issues,
+) -> Duration {
     match d {
         Some(d) if d.0.is_zero() => {
             issues.at(&p, "must be longer than 0s");
@@ -413,7 +508,13 @@ fn positive_duration(d: Option<super::units::Duration>, p: Vec<PathSeg>, issues:
     }
 }
 
-fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issues) -> Option<ExecutorSpec> {
+fn executor(
+    name: &str,
+    e: Executor,
+    s: &Scenario,
+    scale: f64,
+    issues: &mut Issues,
+) -> Option<ExecutorSpec> {
     let base = path!["scenarios", name];
     let at = |field: &str| {
         let mut p = base.clone();
@@ -423,13 +524,26 @@ fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issu
     let allowed = params_of(e);
     for param in present_params(s) {
         if !allowed.contains(&param) {
-            issues.at_key(&at(param), format!("`{param}` is not a parameter of {} (it takes: {})", e.name(), allowed.join(", ")));
+            issues.at_key(
+                at(param),
+                format!(
+                    "`{param}` is not a parameter of {} (it takes: {})",
+                    e.name(),
+                    allowed.join(", ")
+                ),
+            );
         }
     }
     let before = issues.0.len();
     let mut require = |present: bool, field: &str, example: &str| {
         if !present {
-            issues.at(&at(field), format!("{} requires `{field}` (e.g. `{field}: {example}`)", e.name()));
+            issues.at(
+                at(field),
+                format!(
+                    "{} requires `{field}` (e.g. `{field}: {example}`)",
+                    e.name()
+                ),
+            );
         }
     };
     match e {
@@ -446,11 +560,14 @@ fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issu
     let pools = |issues: &mut Issues| {
         let pre = s.pre_allocated_vus.unwrap_or(DEFAULT_PRE_ALLOCATED_VUS);
         if pre == 0 {
-            issues.at(&at("pre_allocated_vus"), "must be at least 1");
+            issues.at(at("pre_allocated_vus"), "must be at least 1");
         }
         let max = s.max_vus.unwrap_or(pre.max(DEFAULT_MAX_VUS));
         if max < pre {
-            issues.at(&at("max_vus"), format!("max_vus ({max}) must be >= pre_allocated_vus ({pre})"));
+            issues.at(
+                at("max_vus"),
+                format!("max_vus ({max}) must be >= pre_allocated_vus ({pre})"),
+            );
         }
         (scaled_vus(pre, scale), scaled_vus(max, scale))
     };
@@ -460,21 +577,33 @@ fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issu
             let p = path!["scenarios", name, "stages", i];
             let duration = st.over.map(|d| d.0);
             if st.over.is_none() {
-                issues.at(&[p.clone(), path!["over"]].concat(), "a stage needs `over:` (e.g. `over: 30s`)");
+                issues.at(
+                    [p.clone(), path!["over"]].concat(),
+                    "a stage needs `over:` (e.g. `over: 30s`)",
+                );
             }
             let target = match st.to {
                 Some(StageTarget::Rate(r)) => Some(r.per_second),
                 Some(StageTarget::Vus(n)) => {
-                    issues.at(&path!["scenarios", name, "stages", i, "to"], format!("expected a rate like {n}/s for {}, got {n}", e.name()));
+                    issues.at(
+                        path!["scenarios", name, "stages", i, "to"],
+                        format!("expected a rate like {n}/s for {}, got {n}", e.name()),
+                    );
                     None
                 }
                 None => {
-                    issues.at(&[p.clone(), path!["to"]].concat(), "a stage needs `to:` (e.g. `to: 100/s`)");
+                    issues.at(
+                        [p.clone(), path!["to"]].concat(),
+                        "a stage needs `to:` (e.g. `to: 100/s`)",
+                    );
                     None
                 }
             };
             if let (Some(t), Some(d)) = (target, duration) {
-                out.push(RateStage { target: t * scale, duration: d });
+                out.push(RateStage {
+                    target: t * scale,
+                    duration: d,
+                });
             }
         }
         out
@@ -484,70 +613,98 @@ fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issu
         for (i, st) in s.stages.iter().flatten().enumerate() {
             let p = path!["scenarios", name, "stages", i];
             if st.over.is_none() {
-                issues.at(&[p.clone(), path!["over"]].concat(), "a stage needs `over:` (e.g. `over: 30s`)");
+                issues.at(
+                    [p.clone(), path!["over"]].concat(),
+                    "a stage needs `over:` (e.g. `over: 30s`)",
+                );
             }
             let target = match st.to {
                 Some(StageTarget::Vus(n)) => Some(n),
                 Some(StageTarget::Rate(r)) => {
-                    issues.at(&path!["scenarios", name, "stages", i, "to"], format!("expected a VU count for ramping-vus, got the rate {r}"));
+                    issues.at(
+                        path!["scenarios", name, "stages", i, "to"],
+                        format!("expected a VU count for ramping-vus, got the rate {r}"),
+                    );
                     None
                 }
                 None => {
-                    issues.at(&[p.clone(), path!["to"]].concat(), "a stage needs `to:` (e.g. `to: 10`)");
+                    issues.at(
+                        [p.clone(), path!["to"]].concat(),
+                        "a stage needs `to:` (e.g. `to: 10`)",
+                    );
                     None
                 }
             };
             if let (Some(t), Some(d)) = (target, st.over) {
-                out.push(VuStage { target: scaled_vus(t, scale), duration: d.0 });
+                out.push(VuStage {
+                    target: scaled_vus(t, scale),
+                    duration: d.0,
+                });
             }
         }
         out
     };
     let check_stages_total = |total: Duration, issues: &mut Issues| {
         if s.stages.as_ref().is_some_and(|v| v.is_empty()) {
-            issues.at(&at("stages"), "needs at least one stage");
+            issues.at(at("stages"), "needs at least one stage");
         } else if s.stages.is_some() && total.is_zero() {
-            issues.at(&at("stages"), "the stages must last longer than 0s in total");
+            issues.at(at("stages"), "the stages must last longer than 0s in total");
         }
     };
     let spec = match e {
         Executor::ConstantArrivalRate => {
             let rate = s.rate.map(|r| r.per_second).unwrap_or(0.0);
             if s.rate.is_some() && rate <= 0.0 {
-                issues.at(&at("rate"), "must be positive, e.g. 100/s");
+                issues.at(at("rate"), "must be positive, e.g. 100/s");
             }
             let duration = positive_duration(s.duration, at("duration"), issues);
             let (pre_allocated_vus, max_vus) = pools(issues);
-            ExecutorSpec::ConstantArrivalRate { rate: rate * scale, duration, pre_allocated_vus, max_vus }
+            ExecutorSpec::ConstantArrivalRate {
+                rate: rate * scale,
+                duration,
+                pre_allocated_vus,
+                max_vus,
+            }
         }
         Executor::RampingArrivalRate => {
             let start_rate = s.start_rate.map(|r| r.per_second).unwrap_or(0.0);
             let stages = rate_stages(issues);
             check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
             let (pre_allocated_vus, max_vus) = pools(issues);
-            ExecutorSpec::RampingArrivalRate { start_rate: start_rate * scale, stages, pre_allocated_vus, max_vus }
+            ExecutorSpec::RampingArrivalRate {
+                start_rate: start_rate * scale,
+                stages,
+                pre_allocated_vus,
+                max_vus,
+            }
         }
         Executor::ConstantVus => {
             let vus = s.vus.unwrap_or(1);
             if vus == 0 {
-                issues.at(&at("vus"), "must be at least 1");
+                issues.at(at("vus"), "must be at least 1");
             }
             let duration = positive_duration(s.duration, at("duration"), issues);
-            ExecutorSpec::ConstantVus { vus: scaled_vus(vus, scale), duration }
+            ExecutorSpec::ConstantVus {
+                vus: scaled_vus(vus, scale),
+                duration,
+            }
         }
         Executor::RampingVus => {
             let stages = vu_stages(issues);
             check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
-            ExecutorSpec::RampingVus { start_vus: scaled_vus(s.start_vus.unwrap_or(1), scale), stages }
+            ExecutorSpec::RampingVus {
+                start_vus: scaled_vus(s.start_vus.unwrap_or(1), scale),
+                stages,
+            }
         }
         Executor::PerVuIterations | Executor::SharedIterations => {
             let vus = s.vus.unwrap_or(1);
             if vus == 0 {
-                issues.at(&at("vus"), "must be at least 1");
+                issues.at(at("vus"), "must be at least 1");
             }
             let iterations = s.iterations.unwrap_or(1);
             if iterations == 0 {
-                issues.at(&at("iterations"), "must be at least 1");
+                issues.at(at("iterations"), "must be at least 1");
             }
             let max_duration = match s.max_duration {
                 None => DEFAULT_MAX_DURATION,
@@ -556,11 +713,22 @@ fn executor(name: &str, e: Executor, s: &Scenario, scale: f64, issues: &mut Issu
             let vus = scaled_vus(vus, scale);
             if e == Executor::SharedIterations {
                 if iterations < vus as u64 && s.iterations.is_some() {
-                    issues.at(&at("iterations"), format!("shared-iterations needs iterations ({iterations}) >= vus ({vus})"));
+                    issues.at(
+                        at("iterations"),
+                        format!("shared-iterations needs iterations ({iterations}) >= vus ({vus})"),
+                    );
                 }
-                ExecutorSpec::SharedIterations { vus, iterations, max_duration }
+                ExecutorSpec::SharedIterations {
+                    vus,
+                    iterations,
+                    max_duration,
+                }
             } else {
-                ExecutorSpec::PerVuIterations { vus, iterations, max_duration }
+                ExecutorSpec::PerVuIterations {
+                    vus,
+                    iterations,
+                    max_duration,
+                }
             }
         }
     };
@@ -578,7 +746,7 @@ fn scenario(
     let exec = match s.executor {
         Some(e) => executor(name, e, s, scale, issues),
         None => {
-            issues.at(&path!["scenarios", name, "executor"], "required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations");
+            issues.at(path!["scenarios", name, "executor"], "required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations");
             None
         }
     };
@@ -586,28 +754,55 @@ fn scenario(
         (Some(r), None) => vec![(path!["scenarios", name, "request"], r)],
         (None, Some(list)) => {
             if list.is_empty() {
-                issues.at(&path!["scenarios", name, "requests"], "needs at least one request");
+                issues.at(
+                    path!["scenarios", name, "requests"],
+                    "needs at least one request",
+                );
             }
-            list.iter().enumerate().map(|(i, r)| (path!["scenarios", name, "requests", i], r)).collect()
+            list.iter()
+                .enumerate()
+                .map(|(i, r)| (path!["scenarios", name, "requests", i], r))
+                .collect()
         }
         (Some(_), Some(_)) => {
-            issues.at_key(&path!["scenarios", name, "requests"], "give either `request` or `requests`, not both");
+            issues.at_key(
+                path!["scenarios", name, "requests"],
+                "give either `request` or `requests`, not both",
+            );
             Vec::new()
         }
         (None, None) => {
-            issues.at(&path!["scenarios", name, "request"], "required: `request:` (one request) or `requests:` (a weighted list)");
+            issues.at(
+                path!["scenarios", name, "request"],
+                "required: `request:` (one request) or `requests:` (a weighted list)",
+            );
             Vec::new()
         }
     };
-    let built: Vec<RequestSpec> =
-        requests.into_iter().filter_map(|(p, r)| request(&p, r, feeders, default_headers, issues)).collect();
-    let graceful_stop = s.graceful_stop.map(|d| d.0).unwrap_or(DEFAULT_GRACEFUL_STOP);
+    let built: Vec<RequestSpec> = requests
+        .into_iter()
+        .filter_map(|(p, r)| request(&p, r, feeders, default_headers, issues))
+        .collect();
+    let graceful_stop = s
+        .graceful_stop
+        .map(|d| d.0)
+        .unwrap_or(DEFAULT_GRACEFUL_STOP);
     let start_after = s.start_after.map(|d| d.0).unwrap_or_default();
     let tags = s.tags.clone().unwrap_or_default();
     if tags.contains_key("scenario") {
-        issues.at_key(&path!["scenarios", name, "tags", "scenario"], "the `scenario` tag is set by loadgate (it is the scenario's name)");
+        issues.at_key(
+            path!["scenarios", name, "tags", "scenario"],
+            "the `scenario` tag is set by loadgate (it is the scenario's name)",
+        );
     }
-    Some(ScenarioSpec { name: name.to_string(), executor: exec?, start_after, graceful_stop, requests: built, tags })
+    Some(ScenarioSpec {
+        name: name.to_string(),
+        executor: exec?,
+        start_after,
+        graceful_stop,
+        requests: built,
+        tags,
+    })
 }
 
 fn request(
@@ -623,21 +818,37 @@ fn request(
         p
     };
     let before = issues.0.len();
-    let method = r.method.clone().unwrap_or_else(|| if r.body.is_some() { "POST".into() } else { "GET".into() }).to_ascii_uppercase();
+    let method = r
+        .method
+        .clone()
+        .unwrap_or_else(|| {
+            if r.body.is_some() {
+                "POST".into()
+            } else {
+                "GET".into()
+            }
+        })
+        .to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        issues.at(&at("method"), format!("{method:?} is not an HTTP method (GET, POST, PUT, ...)"));
+        issues.at(
+            at("method"),
+            format!("{method:?} is not an HTTP method (GET, POST, PUT, ...)"),
+        );
     }
     let weight = r.weight.unwrap_or(1);
     if weight == 0 {
-        issues.at(&at("weight"), "must be at least 1");
+        issues.at(at("weight"), "must be at least 1");
     }
     let path = match &r.path {
         None => {
-            issues.at(&at("path"), "required: the request path, e.g. `path: /v1/chat`");
+            issues.at(
+                at("path"),
+                "required: the request path, e.g. `path: /v1/chat`",
+            );
             None
         }
         Some(p) if !p.starts_with('/') && !p.starts_with("{{") => {
-            issues.at(&at("path"), format!("must start with '/', got {p:?}"));
+            issues.at(at("path"), format!("must start with '/', got {p:?}"));
             None
         }
         Some(p) => {
@@ -673,15 +884,29 @@ fn request(
     for (i, c) in r.checks.iter().flatten().enumerate() {
         match ResponseCheck::parse(c) {
             Ok(check) => checks.push(check),
-            Err(e) => issues.at(&[at("checks"), vec![PathSeg::Index(i)]].concat(), format!("bad check: {e}")),
+            Err(e) => issues.at(
+                [at("checks"), vec![PathSeg::Index(i)]].concat(),
+                format!("bad check: {e}"),
+            ),
         }
     }
     let path = path?;
     if issues.0.len() != before {
         return None;
     }
-    let name = r.name.clone().unwrap_or_else(|| format!("{method} {}", r.path.as_deref().unwrap_or_default()));
-    Some(RequestSpec { name, weight, method, path, headers: hdrs, body, checks })
+    let name = r
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{method} {}", r.path.as_deref().unwrap_or_default()));
+    Some(RequestSpec {
+        name,
+        weight,
+        method,
+        path,
+        headers: hdrs,
+        body,
+        checks,
+    })
 }
 
 /// Parse a threshold key: `metric` or `metric{tag:value,tag2:value}`.
@@ -690,22 +915,33 @@ pub fn parse_threshold_key(key: &str) -> Result<(String, Vec<(String, String)>),
     let (metric, tags) = match key.find('{') {
         None => (key, None),
         Some(i) => {
-            let inner = key[i + 1..].strip_suffix('}').ok_or_else(|| format!("{key:?}: the tag filter must end with '}}'"))?;
+            let inner = key[i + 1..]
+                .strip_suffix('}')
+                .ok_or_else(|| format!("{key:?}: the tag filter must end with '}}'"))?;
             (&key[..i], Some(inner))
         }
     };
     let metric = metric.trim();
     if !KNOWN_METRICS.contains(&metric) {
-        return Err(format!("unknown metric {metric:?} (known: {})", KNOWN_METRICS.join(", ")));
+        return Err(format!(
+            "unknown metric {metric:?} (known: {})",
+            KNOWN_METRICS.join(", ")
+        ));
     }
     let mut out = Vec::new();
     if let Some(inner) = tags {
         for pair in inner.split(',') {
             let Some((k, v)) = pair.split_once(':') else {
-                return Err(format!("tag filter {pair:?} must be `tag:value`, e.g. {metric}{{scenario:chat}}"));
+                return Err(format!(
+                    "tag filter {pair:?} must be `tag:value`, e.g. {metric}{{scenario:chat}}"
+                ));
             };
             let (k, v) = (k.trim(), v.trim());
-            if k.is_empty() || !k.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(format!("bad tag name {k:?} in {key:?}"));
             }
             if v.is_empty() || v.contains(['{', '}']) {
@@ -735,7 +971,13 @@ fn threshold(
     for (k, v) in &tags {
         if k == "scenario" && !scenarios.contains(v) {
             let known: Vec<&str> = scenarios.iter().map(String::as_str).collect();
-            issues.at_key(&base, format!("scenario:{v} names no scenario (scenarios: {})", known.join(", ")));
+            issues.at_key(
+                &base,
+                format!(
+                    "scenario:{v} names no scenario (scenarios: {})",
+                    known.join(", ")
+                ),
+            );
         }
     }
     if entries.is_empty() {
@@ -745,10 +987,16 @@ fn threshold(
         let p = path!["thresholds", key, i];
         let (abort_on_fail, delay) = match entry {
             model::ThresholdEntry::Expr(_) => (false, Duration::ZERO),
-            model::ThresholdEntry::Full(f) => (f.abort_on_fail.unwrap_or(false), f.delay.map(|d| d.0).unwrap_or_default()),
+            model::ThresholdEntry::Full(f) => (
+                f.abort_on_fail.unwrap_or(false),
+                f.delay.map(|d| d.0).unwrap_or_default(),
+            ),
         };
         let Some(text) = entry.expr() else {
-            issues.at(&path!["thresholds", key, i, "threshold"], "required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}");
+            issues.at(
+                path!["thresholds", key, i, "threshold"],
+                "required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
+            );
             continue;
         };
         let expr_path = match entry {
@@ -756,7 +1004,14 @@ fn threshold(
             model::ThresholdEntry::Full(_) => path!["thresholds", key, i, "threshold"],
         };
         match ThresholdExpr::parse(text) {
-            Ok(expr) => out.push(ThresholdSpec { metric: metric.clone(), tags: tags.clone(), key: key.to_string(), expr, abort_on_fail, delay }),
+            Ok(expr) => out.push(ThresholdSpec {
+                metric: metric.clone(),
+                tags: tags.clone(),
+                key: key.to_string(),
+                expr,
+                abort_on_fail,
+                delay,
+            }),
             Err(e) => issues.at(&expr_path, format!("bad threshold: {e}")),
         }
     }
@@ -768,12 +1023,27 @@ mod tests {
 
     #[test]
     fn threshold_keys() {
-        assert_eq!(parse_threshold_key("http_reqs").unwrap(), ("http_reqs".into(), vec![]));
+        assert_eq!(
+            parse_threshold_key("http_reqs").unwrap(),
+            ("http_reqs".into(), vec![])
+        );
         assert_eq!(
             parse_threshold_key("http_req_duration{scenario:chat, name:x}").unwrap(),
-            ("http_req_duration".into(), vec![("scenario".into(), "chat".into()), ("name".into(), "x".into())])
+            (
+                "http_req_duration".into(),
+                vec![
+                    ("scenario".into(), "chat".into()),
+                    ("name".into(), "x".into())
+                ]
+            )
         );
-        for bad in ["latency", "http_reqs{scenario}", "http_reqs{scenario:chat", "http_reqs{:x}", "http_reqs{a:}"] {
+        for bad in [
+            "latency",
+            "http_reqs{scenario}",
+            "http_reqs{scenario:chat",
+            "http_reqs{:x}",
+            "http_reqs{a:}",
+        ] {
             assert!(parse_threshold_key(bad).is_err(), "{bad}");
         }
     }
@@ -782,7 +1052,10 @@ mod tests {
     fn feeder_ref_scan() {
         assert_eq!(
             feeder_refs("{{prompts.text}} and {{ users.id }} {{uuid}} {{seq}}"),
-            vec![("prompts".into(), "text".into()), ("users".into(), "id".into())]
+            vec![
+                ("prompts".into(), "text".into()),
+                ("users".into(), "id".into())
+            ]
         );
     }
 }
