@@ -33,13 +33,13 @@ const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vu
 
 #[test]
 fn fixtures_report_every_problem_at_its_position() {
-    let unknown_scenario_field = format!("unknown_field.yaml:6:5: scenarios.chat.rte: unknown field `rte`, expected one of {EXECUTORS}");
+    let unknown_scenario_field = format!("unknown_field.yaml:6:5: scenarios.chat.rte: unknown field `rte`, expected one of {EXECUTORS} (did you mean `rate`?)");
     let colour = format!("multiple.yaml:17:5: scenarios.chat.colour: unknown field `colour`, expected one of {EXECUTORS}");
     let table: Vec<(&str, Vec<&str>)> = vec![
         ("unknown_field.yaml", vec![
             &unknown_scenario_field,
-            "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks`",
-            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `report`",
+            "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `report` (did you mean `thresholds`?)",
         ]),
         ("bad_units.yaml", vec![
             "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
@@ -189,6 +189,41 @@ fn unknown_env_profile_is_a_problem() {
     assert_eq!(
         err.to_string(),
         "inline.yaml:2:3: environments: --env prod: no such environment (defined: staging)"
+    );
+}
+
+#[test]
+fn structure_problems() {
+    let p = |src: &str| parse_inline(src).err().unwrap_or_default();
+    assert_eq!(
+        p("- a\n- b\n"),
+        ["inline.yaml:1:1: a plan is a YAML map (name, target, scenarios, ...)"]
+    );
+    assert_eq!(
+        p("a: 1\na: 2\n"),
+        ["inline.yaml:2:1: invalid YAML: duplicate mapping key: a"]
+    );
+    assert_eq!(
+        p("target: http://x\nscenarios:\n  chat: 5\n"),
+        ["inline.yaml:3:9: scenarios.chat: invalid type: integer `5`, expected a map (Scenario)"]
+    );
+    assert_eq!(
+        p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `report` (did you mean `scenarios`?)"]
+    );
+}
+
+#[test]
+fn extension_keys_hold_anchors() {
+    let src = "x-common: &common\n  executor: constant-vus\n  duration: 1s\ntarget: http://127.0.0.1:1\nscenarios:\n  a:\n    <<: *common\n    request: { path: /a }\n  b:\n    <<: *common\n    vus: 2\n    request: { path: /b }\n";
+    let spec = parse_inline(src).unwrap().lower(&[]).unwrap();
+    assert_eq!(spec.scenarios.len(), 2);
+    assert_eq!(
+        spec.scenarios[1].executor,
+        loadgate::spec::ExecutorSpec::ConstantVus {
+            vus: 2,
+            duration: std::time::Duration::from_secs(1)
+        }
     );
 }
 

@@ -280,6 +280,7 @@ pub fn json_schema() -> serde_json::Value {
             "anyOf".into(),
             serde_json::json!([{ "required": ["target"] }, { "required": ["stack"] }]),
         );
+        root.insert("patternProperties".into(), serde_json::json!({ "^x-": {} }));
         if let Some(s) = root
             .get_mut("properties")
             .and_then(|p| p.get_mut("scenarios"))
@@ -345,8 +346,26 @@ fn check(
     opts: &PlanOptions,
     load_rows: bool,
 ) -> Checked {
+    if !matches!(tree.kind, tree::Kind::Map(_)) {
+        let issue = Issue::new(
+            Vec::new(),
+            "a plan is a YAML map (name, target, scenarios, ...)",
+        );
+        return Checked {
+            tree,
+            model: None,
+            stack: None,
+            spec: None,
+            issues: vec![issue],
+        };
+    }
     let mut issues = layers::interpolate_tree(&mut tree, lookup);
-    let (model, errors) = de::decode_all::<PlanFile>(&tree, 200);
+    // Top-level `x-...` keys are extension fields (a place for YAML anchors), as in Compose files.
+    let mut typed = tree.clone();
+    if let Some(map) = typed.as_map_mut() {
+        map.retain(|(k, _)| !k.name.starts_with("x-"));
+    }
+    let (model, errors) = de::decode_all::<PlanFile>(&typed, 200);
     let mut removed: Vec<Vec<PathSeg>> = Vec::new();
     for e in errors {
         let path = e.path.clone().unwrap_or_default();
@@ -354,7 +373,7 @@ fn check(
             path: path.clone(),
             loc: Some(e.loc).filter(|l| *l != Loc::Unknown),
             at_key: false,
-            message: e.message,
+            message: friendlier(e.message),
         });
         removed.push(path);
     }
@@ -393,13 +412,54 @@ fn check(
     }
 }
 
+/// serde's wording, in the plan's terms, with a "did you mean" for misspelt names.
+fn friendlier(message: String) -> String {
+    if let Some(i) = message.find("expected struct ") {
+        let name = &message[i + "expected struct ".len()..];
+        return format!("{}expected a map ({name})", &message[..i]);
+    }
+    // "unknown field `rte`, expected one of `rate`, ..." / "unknown variant `x`, expected `a` or `b`"
+    if message.starts_with("unknown field `") || message.starts_with("unknown variant `") {
+        let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+        if let Some((given, candidates)) = quoted.split_first() {
+            let best = candidates
+                .iter()
+                .map(|c| (edit_distance(given, c), *c))
+                .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+                .min();
+            if let Some((_, c)) = best {
+                return format!("{message} (did you mean `{c}`?)");
+            }
+        }
+    }
+    message
+}
+
+/// Levenshtein distance (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// A YAML syntax (or structure) error from serde-saphyr, as a problem with its position.
 fn syntax_problem(e: &serde_saphyr::Error, file: &str) -> Problem {
     let (line, column) = e
         .location()
         .map(|l| (l.line() as usize, l.column() as usize))
         .unwrap_or((0, 0));
-    let mut message = e.to_string();
+    let mut message = e
+        .to_string()
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
     // serde-saphyr appends " at line N, column M"; the position is already in front.
     if let Some(i) = message.rfind(" at line ") {
         if message[i + 9..].starts_with(|c: char| c.is_ascii_digit()) {
