@@ -404,3 +404,24 @@ fn stack_variables_wait_for_the_running_stack() {
     .stack()
     .is_none());
 }
+
+#[test]
+fn format_reference_example_validates() {
+    let doc = std::fs::read_to_string("src/plan/FORMAT.md").unwrap();
+    let start = doc.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let p = plan::parse(example, "example.yaml", Path::new("plans"), &opts(&[]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.name(), "checkout-gate");
+    let env = sets(&[TARGET, ("USER_KEY", "k")]);
+    let o = PlanOptions {
+        env_profile: Some("staging".into()),
+        ..opts(&[])
+    };
+    let staged = plan::parse(example, "example.yaml", Path::new("plans"), &o).unwrap();
+    assert_eq!(
+        staged.lower(&env).unwrap().target,
+        "https://staging.example.internal"
+    );
+    assert_eq!(p.lower(&env).unwrap().target, "http://127.0.0.1:8080");
+}

@@ -2,16 +2,19 @@
 //! [`RunSpec`].
 //!
 //! Pipeline (each step reports every problem it finds, with `file:line:column`):
-//! 1. read the YAML into a located tree ([`tree`]; syntax errors carry their position);
-//! 2. layer it ([`layers`]): the file, then the `--env NAME` profile, then `--set a.b=value`;
-//! 3. interpolate `${VAR}` / `${VAR:-default}` from the environment ([`interp`]); the
+//! 1. read the YAML into a located tree (`tree`; syntax errors carry their position);
+//! 2. layer it (`layers`): the file, then the `--env NAME` profile, then `--set a.b=value`;
+//! 3. interpolate `${VAR}` / `${VAR:-default}` from the environment (`interp`); the
 //!    variables a `stack:` section provides (see [`STACK_VARS`]) wait for [`ValidatedPlan::lower`];
-//! 4. decode the serde model ([`model`], `deny_unknown_fields`) with [`de`], which keeps going
+//! 4. decode the serde model ([`model`], `deny_unknown_fields`) with `de`, which keeps going
 //!    after an error so every bad field is reported;
-//! 5. check the semantics and build the [`RunSpec`] ([`validate`]).
+//! 5. check the semantics and build the [`RunSpec`] (`validate`).
 //!
-//! The format itself (every field, units, an example) is documented in the README section
-//! "Plan format"; [`json_schema`] describes it for editors.
+//! The format itself (every field, units, an example) follows; [`json_schema`] describes it
+//! for editors. New sections (probes, canary, autoscaling, faults, slos, capacity) are new
+//! optional fields of [`model::PlanFile`] plus their checks in `validate`.
+//!
+#![doc = include_str!("FORMAT.md")]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The plan file's serde model: what a user writes, field for field.
 //!
 //! Every field is optional at this level so that a missing one is reported by
-//! [`super::validate`] with the location of its parent, together with every other problem;
+//! the `validate` module with the location of its parent, together with every other problem;
 //! what is actually required is stated in the JSON Schema (`#[schemars(required)]`) and
 //! checked in validation. Unknown fields are errors (`deny_unknown_fields`) everywhere.
 //!
