@@ -137,6 +137,16 @@ impl fmt::Display for Duration {
     }
 }
 
+/// Parse a duration such as `5s` or `1m30s` (for command-line flags).
+pub fn parse_duration(text: &str) -> Result<StdDuration, UnitError> {
+    text.parse::<Duration>().map(|d| d.0)
+}
+
+/// Parse a rate such as `100/s` or `30/m` into iterations per second (for command-line flags).
+pub fn parse_rate(text: &str) -> Result<f64, UnitError> {
+    text.parse::<Rate>().map(|r| r.per_second)
+}
+
 /// An arrival rate; stored as iterations per second.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Rate {
@@ -338,5 +348,7 @@ mod tests {
         );
         assert_eq!(Rate::per_second(0.5).to_string(), "30/m");
         assert_eq!(Rate::per_second(100.0).to_string(), "100/s");
+        assert_eq!(parse_rate("30/m"), Ok(0.5));
+        assert_eq!(parse_duration("1m30s"), Ok(StdDuration::from_secs(90)));
     }
 }
