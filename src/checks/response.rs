@@ -14,6 +14,8 @@ pub enum ResponseCheckError {
 
 impl ResponseCheck {
     pub fn parse(s: &str) -> Result<ResponseCheck, ResponseCheckError> {
-        Ok(ResponseCheck { source: s.to_string() })
+        Ok(ResponseCheck {
+            source: s.to_string(),
+        })
     }
 }
