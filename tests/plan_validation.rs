@@ -55,11 +55,13 @@ fn fixtures_report_every_problem_at_its_position() {
             "missing_target.yaml:1:1: target: required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)",
         ]),
         ("bad_thresholds.yaml", vec![
-            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\" (known: http_req_duration, http_req_service_time, http_req_failed, http_reqs, dropped_iterations, checks)",
+            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\" (known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations)",
             "bad_thresholds.yaml:10:3: thresholds.http_req_duration{scenario:nope}: scenario:nope names no scenario (scenarios: chat)",
-            "bad_thresholds.yaml:11:3: thresholds.http_req_failed{scenario}: tag filter \"scenario\" must be `tag:value`, e.g. http_req_failed{scenario:chat}",
+            "bad_thresholds.yaml:11:3: thresholds.http_req_failed{scenario}: invalid metric key `http_req_failed{scenario}`: expected `tag:value`, found `scenario`",
             "bad_thresholds.yaml:12:15: thresholds.http_reqs[0].threshold: required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
             "bad_thresholds.yaml:13:44: thresholds.checks[0].delay: expected a duration like 500ms, 5s or 1m30s, got \"soon\"",
+            "bad_thresholds.yaml:14:24: thresholds.dropped_iterations[0]: bad threshold: aggregation `p(95)` does not apply to `dropped_iterations` (a counter metric): use one of count, rate",
+            "bad_thresholds.yaml:15:27: thresholds.http_req_service_time[0]: bad threshold: expected a number at column 8 of `p(95) << 250`, found `< 250`",
         ]),
         ("unknown_feeder.yaml", vec![
             "unknown_feeder.yaml:4:19: feeders.missing.csv: cannot read data/does-not-exist.csv: No such file or directory (os error 2)",

@@ -28,7 +28,6 @@ pub mod units;
 mod validate;
 
 pub use problem::{PlanErrors, Problem};
-pub use validate::{parse_threshold_key, KNOWN_METRICS};
 
 use crate::spec::{RunSpec, StackSpec};
 use interp::Lookup;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checks::response::ResponseCheck;
-use crate::checks::threshold::ThresholdExpr;
+use crate::checks::threshold::{self, ThresholdExpr};
 use crate::engine::template::Template;
 use crate::spec::{
     self, EdgeStrategy, ExecutorSpec, Feeder, HttpOptions, HttpVersion, RateStage, ReportFormat,
@@ -21,16 +21,6 @@ use crate::spec::{
 use super::model::{self, Executor, PlanFile, Scenario, StageTarget};
 use super::problem::Issues;
 use super::tree::{Node, PathSeg};
-
-/// Metrics a threshold may name.
-pub const KNOWN_METRICS: &[&str] = &[
-    "http_req_duration",
-    "http_req_service_time",
-    "http_req_failed",
-    "http_reqs",
-    "dropped_iterations",
-    "checks",
-];
 
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -909,50 +899,6 @@ fn request(
     })
 }
 
-/// Parse a threshold key: `metric` or `metric{tag:value,tag2:value}`.
-pub fn parse_threshold_key(key: &str) -> Result<(String, Vec<(String, String)>), String> {
-    let key = key.trim();
-    let (metric, tags) = match key.find('{') {
-        None => (key, None),
-        Some(i) => {
-            let inner = key[i + 1..]
-                .strip_suffix('}')
-                .ok_or_else(|| format!("{key:?}: the tag filter must end with '}}'"))?;
-            (&key[..i], Some(inner))
-        }
-    };
-    let metric = metric.trim();
-    if !KNOWN_METRICS.contains(&metric) {
-        return Err(format!(
-            "unknown metric {metric:?} (known: {})",
-            KNOWN_METRICS.join(", ")
-        ));
-    }
-    let mut out = Vec::new();
-    if let Some(inner) = tags {
-        for pair in inner.split(',') {
-            let Some((k, v)) = pair.split_once(':') else {
-                return Err(format!(
-                    "tag filter {pair:?} must be `tag:value`, e.g. {metric}{{scenario:chat}}"
-                ));
-            };
-            let (k, v) = (k.trim(), v.trim());
-            if k.is_empty()
-                || !k
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(format!("bad tag name {k:?} in {key:?}"));
-            }
-            if v.is_empty() || v.contains(['{', '}']) {
-                return Err(format!("bad value {v:?} for tag {k:?} in {key:?}"));
-            }
-            out.push((k.to_string(), v.to_string()));
-        }
-    }
-    Ok((metric.to_string(), out))
-}
-
 fn threshold(
     key: &str,
     entries: &[model::ThresholdEntry],
@@ -961,13 +907,21 @@ fn threshold(
     issues: &mut Issues,
 ) {
     let base = path!["thresholds", key];
-    let (metric, tags) = match parse_threshold_key(key) {
+    let (metric, tags) = match threshold::parse_metric_key(key) {
         Ok(v) => v,
-        Err(msg) => {
-            issues.at_key(&base, msg);
+        Err(e) => {
+            issues.at_key(&base, e.to_string());
             return;
         }
     };
+    if !threshold::known_metric(&metric) {
+        let known: Vec<&str> = threshold::KNOWN_METRICS.iter().map(|(n, _)| *n).collect();
+        issues.at_key(
+            &base,
+            format!("unknown metric {metric:?} (known: {})", known.join(", ")),
+        );
+        return;
+    }
     for (k, v) in &tags {
         if k == "scenario" && !scenarios.contains(v) {
             let known: Vec<&str> = scenarios.iter().map(String::as_str).collect();
@@ -1003,7 +957,9 @@ fn threshold(
             model::ThresholdEntry::Expr(_) => p.clone(),
             model::ThresholdEntry::Full(_) => path!["thresholds", key, i, "threshold"],
         };
-        match ThresholdExpr::parse(text) {
+        let parsed = ThresholdExpr::parse(text)
+            .and_then(|e| threshold::validate_for_metric(&metric, &e).map(|()| e));
+        match parsed {
             Ok(expr) => out.push(ThresholdSpec {
                 metric: metric.clone(),
                 tags: tags.clone(),
@@ -1020,33 +976,6 @@ fn threshold(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn threshold_keys() {
-        assert_eq!(
-            parse_threshold_key("http_reqs").unwrap(),
-            ("http_reqs".into(), vec![])
-        );
-        assert_eq!(
-            parse_threshold_key("http_req_duration{scenario:chat, name:x}").unwrap(),
-            (
-                "http_req_duration".into(),
-                vec![
-                    ("scenario".into(), "chat".into()),
-                    ("name".into(), "x".into())
-                ]
-            )
-        );
-        for bad in [
-            "latency",
-            "http_reqs{scenario}",
-            "http_reqs{scenario:chat",
-            "http_reqs{:x}",
-            "http_reqs{a:}",
-        ] {
-            assert!(parse_threshold_key(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn feeder_ref_scan() {
