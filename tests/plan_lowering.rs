@@ -425,3 +425,24 @@ fn format_reference_example_validates() {
     );
     assert_eq!(p.lower(&env).unwrap().target, "http://127.0.0.1:8080");
 }
+
+#[test]
+fn feeder_paths_fall_back_to_the_current_directory() {
+    let src = "target: http://127.0.0.1:1\nfeeders:\n  users: { csv: testdata/plans/data/users.csv }\n  gone: { csv: nowhere.csv }\nscenarios:\n  s:\n    executor: constant-vus\n    duration: 1s\n    request: { path: \"/u/{{users.name}}/{{gone.x}}\" }\n";
+    let err = plan::parse(src, "p.yaml", Path::new("no-such-dir"), &opts(&[])).unwrap_err();
+    // users.csv is found relative to the current directory; the missing feeder is reported
+    // once, at its `csv:`, not again where a template uses it.
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(
+        (err.0[0].line, err.0[0].column, err.0[0].path.as_str()),
+        (4, 16, "feeders.gone.csv")
+    );
+    let ok = src
+        .replace("/{{gone.x}}", "")
+        .replace("  gone: { csv: nowhere.csv }\n", "");
+    let spec = plan::parse(&ok, "p.yaml", Path::new("no-such-dir"), &opts(&[]))
+        .unwrap()
+        .lower(&[])
+        .unwrap();
+    assert_eq!(spec.feeders["users"].rows.len(), 2);
+}

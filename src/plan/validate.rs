@@ -325,7 +325,26 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
             continue;
         };
         let p = path!["feeders", name, "csv"];
-        let full = ctx.base_dir.join(csv_path);
+        // Relative to the plan file; a path that only exists relative to the current
+        // directory (e.g. `plans/data/x.csv` run from the repository root) is accepted too.
+        let rel = Path::new(csv_path);
+        let beside = ctx.base_dir.join(rel);
+        let full = if beside.exists() || !rel.exists() {
+            beside
+        } else {
+            rel.to_path_buf()
+        };
+        // A feeder that fails to load still exists (with unknown columns), so templates that
+        // use it are not reported a second time.
+        out.insert(
+            name.clone(),
+            Feeder {
+                name: name.clone(),
+                columns: Vec::new(),
+                rows: Vec::new(),
+                order: spec::FeederOrder::Sequential,
+            },
+        );
         let mut reader = match csv::ReaderBuilder::new().has_headers(true).from_path(&full) {
             Ok(r) => r,
             Err(e) => {
@@ -430,6 +449,7 @@ fn check_feeder_refs(
                     format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"),
                 );
             }
+            Some(feeder) if feeder.columns.is_empty() => {} // failed to load: reported there
             Some(feeder) if !feeder.columns.iter().any(|col| col == &c) => issues.at(
                 path,
                 format!(
