@@ -66,7 +66,7 @@ fn fixtures_report_every_problem_at_its_position() {
         ("unknown_feeder.yaml", vec![
             "unknown_feeder.yaml:4:19: feeders.missing.csv: cannot read data/does-not-exist.csv: No such file or directory (os error 2)",
             "unknown_feeder.yaml:12:26: scenarios.s.request.headers.x-name: {{users.nickname}}: feeder \"users\" has no column \"nickname\" (columns: id, name)",
-            "unknown_feeder.yaml:13:13: scenarios.s.request.body: {{prompts.text}} names an unknown feeder \"prompts\" (feeders: users)",
+            "unknown_feeder.yaml:13:13: scenarios.s.request.body: {{prompts.text}} names an unknown feeder \"prompts\" (feeders: missing, users)",
         ]),
         ("unset_env.yaml", vec![
             "unset_env.yaml:1:9: target: environment variable LOADGATE_TEST_UNSET_HOST is not set (set it, or write ${LOADGATE_TEST_UNSET_HOST:-default})",
