@@ -18,12 +18,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[macro_use]
+mod tree;
 mod de;
 mod interp;
 mod layers;
 pub mod model;
 mod problem;
-mod tree;
+mod scenario;
 pub mod units;
 mod validate;
 

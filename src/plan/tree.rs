@@ -11,6 +11,29 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+/// Build a path from segments: `path!["scenarios", name, "rate"]`.
+macro_rules! path {
+    ($($seg:expr),* $(,)?) => { vec![$(PathSeg::from($seg)),*] };
+}
+
+impl From<&str> for PathSeg {
+    fn from(s: &str) -> PathSeg {
+        PathSeg::Key(s.to_string())
+    }
+}
+
+impl From<&String> for PathSeg {
+    fn from(s: &String) -> PathSeg {
+        PathSeg::Key(s.clone())
+    }
+}
+
+impl From<usize> for PathSeg {
+    fn from(i: usize) -> PathSeg {
+        PathSeg::Index(i)
+    }
+}
+
 /// Where a node came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Loc {
