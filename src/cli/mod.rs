@@ -166,10 +166,15 @@ fn invalid(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCode> {
-    let opts = match plan_options(&a.plan_args) {
+    let mut opts = match plan_options(&a.plan_args) {
         Ok(o) => o,
         Err(e) => return invalid(e),
     };
+    if let Some(b) = a.stack {
+        // Through the plan layers, so `${TARGET_URL}` is left for the stack to fill.
+        let name = clap::ValueEnum::to_possible_value(&b).expect("no skipped variants");
+        opts.sets.push(("stack.reference.backend".into(), name.get_name().to_string()));
+    }
     let (threads, segment) = match engine_options(&a.engine) {
         Ok(v) => v,
         Err(e) => return invalid(e),
@@ -182,10 +187,7 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
         }
     };
 
-    let mut stack_spec: Option<StackSpec> = validated.stack();
-    if let Some(b) = a.stack {
-        stack_spec.get_or_insert_with(StackSpec::default).backend = b.into();
-    }
+    let stack_spec: Option<StackSpec> = validated.stack();
     let mut running = None;
     let mut extra_env = Vec::new();
     if let Some(ss) = &stack_spec {
