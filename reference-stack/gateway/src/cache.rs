@@ -1,0 +1,158 @@
+//! Redis access: the API-key cache, per-key rate limits, the chat response cache, queue
+//! depths and the shared admin state. One multiplexed [`ConnectionManager`] serves every
+//! request (it reconnects on its own after Redis comes back); job workers open their own
+//! (see [`Redis::dedicated`]) because `BRPOP` blocks a connection.
+//!
+//! Keys: `lg:key:<sha256>` (key cache), `lg:rl:<key_id>:<unix-second>` (rate-limit window),
+//! `lg:chat:<version>:<prompt_version>:<sha256(prompt)>` (response cache),
+//! `lg:jobs:queue` / `lg:jobs:delayed` (zset, score = due unix ms) / `lg:jobs:dlq`,
+//! `lg:admin` (admin state JSON).
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, RedisResult};
+use std::time::{Duration, Instant};
+
+pub const QUEUE: &str = "lg:jobs:queue";
+pub const DELAYED: &str = "lg:jobs:delayed";
+pub const DLQ: &str = "lg:jobs:dlq";
+pub const ADMIN: &str = "lg:admin";
+
+/// Redis handle; `detached` (no server) in router unit tests, where every call fails.
+#[derive(Clone)]
+pub struct Redis {
+    mgr: Option<ConnectionManager>,
+    client: Option<redis::Client>,
+}
+
+fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(response_timeout)
+        .set_number_of_retries(1)
+        .set_max_delay(500)
+}
+
+impl Redis {
+    /// A handle with no server behind it: every command fails with an I/O error.
+    pub fn detached() -> Self {
+        Redis {
+            mgr: None,
+            client: None,
+        }
+    }
+
+    /// Connects, retrying until `within` has passed.
+    pub async fn connect(url: &str, within: Duration) -> RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let deadline = Instant::now() + within;
+        loop {
+            let attempt = client
+                .get_connection_manager_with_config(manager_config(Duration::from_secs(1)))
+                .await;
+            match attempt {
+                Ok(mgr) => {
+                    let r = Redis {
+                        mgr: Some(mgr),
+                        client: Some(client.clone()),
+                    };
+                    match r.ping().await {
+                        Ok(()) => return Ok(r),
+                        Err(e) if Instant::now() >= deadline => return Err(e),
+                        Err(_) => {}
+                    }
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A separate connection for blocking commands (job workers).
+    pub async fn dedicated(&self) -> RedisResult<ConnectionManager> {
+        let client = self.client.as_ref().ok_or_else(not_connected)?;
+        client
+            .get_connection_manager_with_config(manager_config(Duration::from_secs(5)))
+            .await
+    }
+
+    pub fn conn(&self) -> RedisResult<ConnectionManager> {
+        self.mgr.clone().ok_or_else(not_connected)
+    }
+
+    pub async fn ping(&self) -> RedisResult<()> {
+        let mut c = self.conn()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await?;
+        Ok(())
+    }
+
+    /// (queue depth, dead-letter depth).
+    pub async fn queue_depths(&self) -> RedisResult<(u64, u64)> {
+        let mut c = self.conn()?;
+        redis::pipe()
+            .cmd("LLEN")
+            .arg(QUEUE)
+            .cmd("LLEN")
+            .arg(DLQ)
+            .query_async(&mut c)
+            .await
+    }
+
+    pub async fn get(&self, key: &str) -> RedisResult<Option<String>> {
+        let mut c = self.conn()?;
+        redis::cmd("GET").arg(key).query_async(&mut c).await
+    }
+
+    pub async fn set_ex(&self, key: &str, value: &str, ttl_secs: u64) -> RedisResult<()> {
+        let mut c = self.conn()?;
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(ttl_secs.max(1))
+            .query_async(&mut c)
+            .await
+    }
+
+    pub async fn set(&self, key: &str, value: &str) -> RedisResult<()> {
+        let mut c = self.conn()?;
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut c)
+            .await
+    }
+
+    /// Fixed one-second window counter. Returns `true` when the request is allowed.
+    pub async fn rate_allow(&self, key_id: &str, limit_per_sec: u64) -> RedisResult<bool> {
+        if limit_per_sec == 0 {
+            return Ok(true);
+        }
+        let sec = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let key = format!("lg:rl:{key_id}:{sec}");
+        let mut c = self.conn()?;
+        let (count,): (u64,) = redis::pipe()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(2)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(count <= limit_per_sec)
+    }
+}
+
+fn not_connected() -> RedisError {
+    RedisError::from((ErrorKind::IoError, "redis is not connected"))
+}
+
+/// Hex sha256 of a string (API keys, prompts).
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
