@@ -21,6 +21,7 @@
 
 use crate::auth::Admin;
 use crate::config::Config;
+use crate::error::JsonBody;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::Json;
@@ -163,14 +164,14 @@ pub async fn get_state(_: Admin, State(st): State<AppState>) -> Json<serde_json:
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingChange {
-    pub canary_weight: Option<u8>,
+    pub canary_weight: Option<u32>,
     pub active: Option<String>,
 }
 
 pub async fn set_routing(
     _: Admin,
     State(st): State<AppState>,
-    Json(req): Json<RoutingChange>,
+    JsonBody(req): JsonBody<RoutingChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if let Some(w) = req.canary_weight {
         if w > 100 {
@@ -189,7 +190,7 @@ pub async fn set_routing(
     };
     update(&st, |s| {
         if let Some(w) = req.canary_weight {
-            s.routing.canary_weight = w;
+            s.routing.canary_weight = w as u8;
         }
         if let Some(a) = active {
             s.routing.active = a;
@@ -210,7 +211,7 @@ pub async fn set_fault(
     _: Admin,
     State(st): State<AppState>,
     Path(version): Path<String>,
-    Json(fault): Json<Fault>,
+    JsonBody(fault): JsonBody<Fault>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let v = path_version(&version)?;
     if !(0.0..=1.0).contains(&fault.error_rate) {
@@ -244,7 +245,7 @@ pub async fn clear_fault(
 pub async fn set_workers(
     _: Admin,
     State(st): State<AppState>,
-    Json(b): Json<WorkerBounds>,
+    JsonBody(b): JsonBody<WorkerBounds>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if b.min == 0 || b.max < b.min || b.max > 256 {
         return Err(ApiError::BadRequest(format!(

@@ -25,6 +25,7 @@
 use crate::admin::Version;
 use crate::auth::Caller;
 use crate::db::Conversation;
+use crate::error::JsonBody;
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -164,9 +165,9 @@ pub async fn chat(
     caller: Caller,
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<ChatRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let req = body;
     if req.prompt.trim().is_empty() {
         return Err(ApiError::BadRequest("prompt must not be empty".into()));
     }

@@ -20,8 +20,8 @@
 
 use crate::auth::Caller;
 use crate::cache::{DELAYED, DLQ, QUEUE};
+use crate::error::JsonBody;
 use crate::{ApiError, AppState};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,9 +36,9 @@ use uuid::Uuid;
 pub async fn submit(
     caller: Caller,
     State(st): State<AppState>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let Json(payload) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let payload = body;
     let kind = payload
         .get("kind")
         .and_then(|k| k.as_str())

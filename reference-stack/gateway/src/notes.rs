@@ -5,8 +5,8 @@
 //! 200 `{"id","text"}` or 404.
 
 use crate::auth::Caller;
+use crate::error::JsonBody;
 use crate::{ApiError, AppState};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -23,9 +23,9 @@ pub struct NewNote {
 pub async fn create(
     caller: Caller,
     State(st): State<AppState>,
-    body: Result<Json<NewNote>, JsonRejection>,
+    JsonBody(body): JsonBody<NewNote>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(n) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let n = body;
     crate::db::upsert_note(&st.db, n.id, &caller.key_id, &n.text).await?;
     Ok((
         StatusCode::CREATED,
