@@ -199,6 +199,7 @@ mod tests {
         let mut s = Stabilizer::new(Duration::ZERO);
         let t = Instant::now();
         assert_eq!(evaluate(&mut s, t, 2, 1000, 5.0, 0.1, (1, 4)), 4);
-        assert_eq!(evaluate(&mut s, t, 4, 0, 5.0, 0.1, (2, 4)), 2);
+        let later = t + Duration::from_millis(1);
+        assert_eq!(evaluate(&mut s, later, 4, 0, 5.0, 0.1, (2, 4)), 2);
     }
 }
