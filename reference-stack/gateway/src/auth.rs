@@ -2,13 +2,18 @@
 //! it is hashed (sha256, hex) and looked up first in Redis (`lg:key:<hash>`, TTL
 //! `GATEWAY_KEY_CACHE_TTL_SECS`, unknown keys cached for 5 s) and then in Postgres. When Redis
 //! fails the lookup goes straight to Postgres. A missing key is refused before any backend is
-//! touched.
+//! touched. Known keys are also kept in process memory for 2 s ([`LocalKeyCache`]) so a hot
+//! key costs no Redis round trip; a deleted key therefore stays usable for at most
+//! `GATEWAY_KEY_CACHE_TTL_SECS` + 2 s.
 
 use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::Json;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,8 +60,45 @@ fn parse_role(s: &str) -> Option<Role> {
 
 const UNKNOWN: &str = "-";
 
+/// How long a key stays in process memory.
+pub const LOCAL_KEY_TTL: Duration = Duration::from_secs(2);
+
+/// Known keys by hash, with the time they were cached.
+#[derive(Default)]
+pub struct LocalKeyCache {
+    map: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl LocalKeyCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let m = self.map.lock().unwrap();
+        m.get(hash)
+            .filter(|(_, at)| at.elapsed() < LOCAL_KEY_TTL)
+            .map(|(c, _)| c.clone())
+    }
+    fn put(&self, hash: String, c: &Caller) {
+        let mut m = self.map.lock().unwrap();
+        if m.len() >= 10_000 {
+            m.retain(|_, (_, at)| at.elapsed() < LOCAL_KEY_TTL);
+            if m.len() >= 10_000 {
+                m.clear();
+            }
+        }
+        m.insert(hash, (c.clone(), Instant::now()));
+    }
+}
+
 async fn lookup(st: &AppState, key: &str) -> Result<Caller, ApiError> {
     let hash = crate::cache::sha256_hex(key);
+    if let Some(c) = st.key_cache.get(&hash) {
+        return Ok(c);
+    }
+    let caller = lookup_shared(st, &hash).await?;
+    st.key_cache.put(hash, &caller);
+    Ok(caller)
+}
+
+async fn lookup_shared(st: &AppState, hash: &str) -> Result<Caller, ApiError> {
     let cache_key = format!("lg:key:{hash}");
     let cached = st.redis.get(&cache_key).await;
     let redis_ok = cached.is_ok();
@@ -75,7 +117,7 @@ async fn lookup(st: &AppState, key: &str) -> Result<Caller, ApiError> {
         Ok(None) => {}
         Err(e) => tracing::debug!(error = %e, "key cache unavailable; asking postgres"),
     }
-    let found = crate::db::lookup_key(&st.db, &hash).await?;
+    let found = crate::db::lookup_key(&st.db, hash).await?;
     let caller =
         found.and_then(|(id, role)| parse_role(&role).map(|role| Caller { key_id: id, role }));
     if redis_ok {

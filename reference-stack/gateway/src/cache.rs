@@ -123,16 +123,39 @@ impl Redis {
             .await
     }
 
+    /// The rate-limit check and a cache read in one round trip:
+    /// (allowed, cached value).
+    pub async fn rate_and_get(
+        &self,
+        key_id: &str,
+        limit_per_sec: u64,
+        cache_key: &str,
+    ) -> RedisResult<(bool, Option<String>)> {
+        if limit_per_sec == 0 {
+            return Ok((true, self.get(cache_key).await?));
+        }
+        let key = format!("lg:rl:{key_id}:{}", unix_secs());
+        let mut c = self.conn()?;
+        let (count, cached): (u64, Option<String>) = redis::pipe()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(2)
+            .ignore()
+            .cmd("GET")
+            .arg(cache_key)
+            .query_async(&mut c)
+            .await?;
+        Ok((count <= limit_per_sec, cached))
+    }
+
     /// Fixed one-second window counter. Returns `true` when the request is allowed.
     pub async fn rate_allow(&self, key_id: &str, limit_per_sec: u64) -> RedisResult<bool> {
         if limit_per_sec == 0 {
             return Ok(true);
         }
-        let sec = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let key = format!("lg:rl:{key_id}:{sec}");
+        let key = format!("lg:rl:{key_id}:{}", unix_secs());
         let mut c = self.conn()?;
         let (count,): (u64,) = redis::pipe()
             .cmd("INCR")
@@ -145,6 +168,13 @@ impl Redis {
             .await?;
         Ok(count <= limit_per_sec)
     }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn not_connected() -> RedisError {

@@ -171,25 +171,33 @@ pub async fn chat(
     if req.prompt.trim().is_empty() {
         return Err(ApiError::BadRequest("prompt must not be empty".into()));
     }
-    let fail_open = st.cfg.redis_fail_open;
-    match st
-        .redis
-        .rate_allow(&caller.key_id, st.cfg.rate_limit_per_sec)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            st.metrics.shed.inc(&["rate_limit"]);
-            return Err(ApiError::RateLimited {
-                retry_after_secs: 1,
-            });
-        }
-        Err(e) if fail_open => tracing::debug!(error = %e, "rate limit skipped: redis down"),
-        Err(e) => return Err(e.into()),
-    }
     let version = pick_version(&st, &headers, &req)?;
     let vs = version.as_str();
     let prompt_version = req.prompt_version.clone().unwrap_or_else(|| "p1".into());
+    let cache_key = format!(
+        "lg:chat:{vs}:{prompt_version}:{}:{}",
+        req.max_tokens.map(|m| m.to_string()).unwrap_or_default(),
+        crate::cache::sha256_hex(&req.prompt)
+    );
+    // One Redis round trip: the per-key rate counter and the cache read.
+    let (allowed, cached) = match st
+        .redis
+        .rate_and_get(&caller.key_id, st.cfg.rate_limit_per_sec, &cache_key)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) if st.cfg.redis_fail_open => {
+            tracing::debug!(error = %e, "rate limit and cache skipped: redis down");
+            (true, None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !allowed {
+        st.metrics.shed.inc(&["rate_limit"]);
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 1,
+        });
+    }
 
     // Drill faults apply to every request served by the version, cached or not.
     if let Some(f) = st.admin_snapshot().faults.get(&version).cloned() {
@@ -203,19 +211,7 @@ pub async fn chat(
         }
     }
 
-    let cache_key = format!(
-        "lg:chat:{vs}:{prompt_version}:{}:{}",
-        req.max_tokens.map(|m| m.to_string()).unwrap_or_default(),
-        crate::cache::sha256_hex(&req.prompt)
-    );
-    let cached = match st.redis.get(&cache_key).await {
-        Ok(v) => v.and_then(|s| serde_json::from_str::<Completion>(&s).ok()),
-        Err(e) if fail_open => {
-            tracing::debug!(error = %e, "cache skipped: redis down");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let cached = cached.and_then(|s| serde_json::from_str::<Completion>(&s).ok());
     let hit = cached.is_some();
     let completion = match cached {
         Some(c) => {

@@ -10,7 +10,7 @@
 //!
 //! | variable | dev / staging / prod default | meaning |
 //! |---|---|---|
-//! | `GATEWAY_LOG` (or `RUST_LOG`) | debug / info / info | tracing filter |
+//! | `GATEWAY_LOG` (or `RUST_LOG`) | gateway debug / info / info | tracing filter (EnvFilter syntax) |
 //! | `GATEWAY_INFLIGHT_LIMIT` | 256 / 512 / 1024 | in-flight `/v1/*` requests before 503 |
 //! | `GATEWAY_QUEUE_LIMIT` | 1000 / 5000 / 10000 | job queue depth before `POST /v1/jobs` gets 429 |
 //! | `GATEWAY_RATE_LIMIT_PER_SEC` | 1000 / 500 / 200 | requests per API key per second (0 = off) |
@@ -257,7 +257,14 @@ impl Config {
         ];
         let cfg = Config {
             profile,
-            log_filter: log_filter(&r, if profile == Dev { "debug" } else { "info" }),
+            log_filter: log_filter(
+                &r,
+                if profile == Dev {
+                    "info,loadgate_gateway=debug,tokio_postgres=warn"
+                } else {
+                    "info,tokio_postgres=warn"
+                },
+            ),
             redis_url: Secret(redis_url.unwrap_or_default()),
             database_url: Secret(database_url.unwrap_or_default()),
             admin_key: r.raw("GATEWAY_ADMIN_KEY").map(Secret),
@@ -468,12 +475,12 @@ mod tests {
         let dev = cfg(&[]).unwrap();
         assert_eq!(dev.profile, Profile::Dev);
         assert_eq!(dev.inflight_limit, 256);
-        assert_eq!(dev.log_filter, "debug");
+        assert!(dev.log_filter.contains("loadgate_gateway=debug"));
         let prod = cfg(&[("GATEWAY_PROFILE", "prod")]).unwrap();
         assert_eq!(prod.inflight_limit, 1024);
         assert_eq!(prod.rate_limit_per_sec, 200);
         assert_eq!(prod.workers_max, 16);
-        assert_eq!(prod.log_filter, "info");
+        assert_eq!(prod.log_filter, "info,tokio_postgres=warn");
         let staging = cfg(&[("GATEWAY_PROFILE", "staging")]).unwrap();
         assert_eq!(staging.queue_limit, 5000);
     }

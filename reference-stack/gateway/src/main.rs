@@ -138,6 +138,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error chain joined with ": ", skipping causes their parent already quoted.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let rt = match tokio::runtime::Runtime::new() {
@@ -150,8 +165,9 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fatal");
-            eprintln!("loadgate-gateway: {e:#}");
+            let msg = describe(&e);
+            tracing::error!(error = %msg, "fatal");
+            eprintln!("loadgate-gateway: {msg}");
             std::process::ExitCode::from(1)
         }
     }

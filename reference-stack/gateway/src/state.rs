@@ -44,6 +44,8 @@ pub struct Inner {
     pub admin: RwLock<Arc<AdminState>>,
     pub conv_tx: mpsc::Sender<Conversation>,
     pub workers: WorkerPool,
+    /// Second-level API-key cache in process memory (see [`crate::auth`]).
+    pub key_cache: crate::auth::LocalKeyCache,
     /// In-flight `/v1/*` requests (the shedding counter).
     pub v1_in_flight: AtomicUsize,
     pub shutdown: CancellationToken,
@@ -79,6 +81,7 @@ impl AppState {
             metrics: Metrics::default(),
             conv_tx,
             workers: WorkerPool::default(),
+            key_cache: Default::default(),
             v1_in_flight: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
