@@ -10,6 +10,8 @@
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const QUEUE: &str = "lg:jobs:queue";
@@ -17,19 +19,27 @@ pub const DELAYED: &str = "lg:jobs:delayed";
 pub const DLQ: &str = "lg:jobs:dlq";
 pub const ADMIN: &str = "lg:admin";
 
+/// After a failed command, calls fail fast (without touching the network) for this long, so
+/// an outage costs one slow request per period instead of one per request.
+pub const BREAKER_OPEN: Duration = Duration::from_millis(250);
+
 /// Redis handle; `detached` (no server) in router unit tests, where every call fails.
 #[derive(Clone)]
 pub struct Redis {
     mgr: Option<ConnectionManager>,
     client: Option<redis::Client>,
+    /// Monotonic ms (since `epoch`) until which calls fail fast; 0 = closed.
+    open_until: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(1))
         .set_response_timeout(response_timeout)
-        .set_number_of_retries(1)
-        .set_max_delay(500)
+        .set_number_of_retries(0)
+        .set_factor(10)
+        .set_max_delay(100)
 }
 
 impl Redis {
@@ -38,6 +48,8 @@ impl Redis {
         Redis {
             mgr: None,
             client: None,
+            open_until: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
     }
 
@@ -54,6 +66,8 @@ impl Redis {
                     let r = Redis {
                         mgr: Some(mgr),
                         client: Some(client.clone()),
+                        open_until: Arc::new(AtomicU64::new(0)),
+                        epoch: Instant::now(),
                     };
                     match r.ping().await {
                         Ok(()) => return Ok(r),
@@ -76,51 +90,96 @@ impl Redis {
             .await
     }
 
+    /// The shared connection, or an immediate error while the breaker is open.
     pub fn conn(&self) -> RedisResult<ConnectionManager> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if now < self.open_until.load(Ordering::Relaxed) {
+            // ClientError, not IoError: a fail-fast refusal must not re-open the breaker.
+            return Err(RedisError::from((
+                ErrorKind::ClientError,
+                "redis failed recently; failing fast",
+            )));
+        }
         self.mgr.clone().ok_or_else(not_connected)
     }
 
+    /// Passes `r` through; an I/O-level failure opens the breaker.
+    pub fn note<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
+        if let Err(e) = &r {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+            {
+                let until = self.epoch.elapsed() + BREAKER_OPEN;
+                self.open_until
+                    .store(until.as_millis() as u64, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
     pub async fn ping(&self) -> RedisResult<()> {
-        let mut c = self.conn()?;
-        redis::cmd("PING").query_async::<String>(&mut c).await?;
-        Ok(())
+        let r = async {
+            let mut c = self.conn()?;
+            redis::cmd("PING").query_async::<String>(&mut c).await?;
+            Ok(())
+        }
+        .await;
+        self.note(r)
     }
 
     /// (queue depth, dead-letter depth).
     pub async fn queue_depths(&self) -> RedisResult<(u64, u64)> {
-        let mut c = self.conn()?;
-        redis::pipe()
-            .cmd("LLEN")
-            .arg(QUEUE)
-            .cmd("LLEN")
-            .arg(DLQ)
-            .query_async(&mut c)
-            .await
+        let r = async {
+            let mut c = self.conn()?;
+            redis::pipe()
+                .cmd("LLEN")
+                .arg(QUEUE)
+                .cmd("LLEN")
+                .arg(DLQ)
+                .query_async(&mut c)
+                .await
+        }
+        .await;
+        self.note(r)
     }
 
     pub async fn get(&self, key: &str) -> RedisResult<Option<String>> {
-        let mut c = self.conn()?;
-        redis::cmd("GET").arg(key).query_async(&mut c).await
+        let r = async {
+            let mut c = self.conn()?;
+            redis::cmd("GET").arg(key).query_async(&mut c).await
+        }
+        .await;
+        self.note(r)
     }
 
     pub async fn set_ex(&self, key: &str, value: &str, ttl_secs: u64) -> RedisResult<()> {
-        let mut c = self.conn()?;
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("EX")
-            .arg(ttl_secs.max(1))
-            .query_async(&mut c)
-            .await
+        let r = async {
+            let mut c = self.conn()?;
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl_secs.max(1))
+                .query_async(&mut c)
+                .await
+        }
+        .await;
+        self.note(r)
     }
 
     pub async fn set(&self, key: &str, value: &str) -> RedisResult<()> {
-        let mut c = self.conn()?;
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .query_async(&mut c)
-            .await
+        let r = async {
+            let mut c = self.conn()?;
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .query_async(&mut c)
+                .await
+        }
+        .await;
+        self.note(r)
     }
 
     /// The rate-limit check and a cache read in one round trip:
@@ -131,23 +190,27 @@ impl Redis {
         limit_per_sec: u64,
         cache_key: &str,
     ) -> RedisResult<(bool, Option<String>)> {
-        if limit_per_sec == 0 {
-            return Ok((true, self.get(cache_key).await?));
+        let r = async {
+            if limit_per_sec == 0 {
+                return Ok((true, self.get(cache_key).await?));
+            }
+            let key = format!("lg:rl:{key_id}:{}", unix_secs());
+            let mut c = self.conn()?;
+            let (count, cached): (u64, Option<String>) = redis::pipe()
+                .cmd("INCR")
+                .arg(&key)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(2)
+                .ignore()
+                .cmd("GET")
+                .arg(cache_key)
+                .query_async(&mut c)
+                .await?;
+            Ok((count <= limit_per_sec, cached))
         }
-        let key = format!("lg:rl:{key_id}:{}", unix_secs());
-        let mut c = self.conn()?;
-        let (count, cached): (u64, Option<String>) = redis::pipe()
-            .cmd("INCR")
-            .arg(&key)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(2)
-            .ignore()
-            .cmd("GET")
-            .arg(cache_key)
-            .query_async(&mut c)
-            .await?;
-        Ok((count <= limit_per_sec, cached))
+        .await;
+        self.note(r)
     }
 
     /// Fixed one-second window counter. Returns `true` when the request is allowed.
