@@ -13,7 +13,7 @@
 //! | `GATEWAY_LOG` (or `RUST_LOG`) | gateway debug / info / info | tracing filter (EnvFilter syntax) |
 //! | `GATEWAY_INFLIGHT_LIMIT` | 256 / 512 / 1024 | in-flight `/v1/*` requests before 503 |
 //! | `GATEWAY_QUEUE_LIMIT` | 1000 / 5000 / 10000 | job queue depth before `POST /v1/jobs` gets 429 |
-//! | `GATEWAY_RATE_LIMIT_PER_SEC` | 1000 / 500 / 200 | requests per API key per second (0 = off) |
+//! | `GATEWAY_RATE_LIMIT_PER_SEC` | 5000 / 500 / 200 | requests per API key per second (0 = off) |
 //! | `GATEWAY_CACHE_TTL_SECS` | 300 / 600 / 3600 | response cache entry lifetime |
 //! | `GATEWAY_KEY_CACHE_TTL_SECS` | 30 | API-key lookup cache lifetime in Redis |
 //! | `GATEWAY_MODEL_V1_BASE_MS` / `_V2_` | 20 / 20 | simulated model base latency |
@@ -284,7 +284,7 @@ impl Config {
             ),
             rate_limit_per_sec: r.parse(
                 "GATEWAY_RATE_LIMIT_PER_SEC",
-                pick(1000, 500, 200),
+                pick(5000, 500, 200),
                 "requests per second per key (0 disables)",
             ),
             cache_ttl_secs: r.parse(
