@@ -314,3 +314,22 @@ pub async fn finish_attempt(
     c.execute(&st, &[&id, &state, &last_error, &result]).await?;
     Ok(())
 }
+
+/// Jobs stuck in `running` longer than `stale_secs` (their worker died) go back to
+/// `retrying`; returns their ids. Row-level atomic, so one instance wins each job.
+pub async fn reclaim_stale(pool: &Pool, stale_secs: f64) -> Result<Vec<Uuid>, DbError> {
+    let c = pool.get().await?;
+    let st = c
+        .prepare_cached(
+            "UPDATE jobs SET state = 'retrying', last_error = 'worker lost mid-attempt',
+                updated_at = now()
+             WHERE state = 'running' AND updated_at < now() - make_interval(secs => $1)
+             RETURNING id",
+        )
+        .await?;
+    Ok(c.query(&st, &[&stale_secs])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}

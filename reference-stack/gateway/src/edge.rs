@@ -8,7 +8,8 @@
 //! once, and the request is retried on the next healthy upstream (the request had not been
 //! sent, so this is safe for any method). No healthy upstream → 503 with `Retry-After: 1`.
 //!
-//! Routes of its own: `GET /health`, `GET /metrics` (`edge_upstream_up{upstream}`,
+//! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up,
+//! else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
 //! `edge_upstream_in_flight{upstream}`, `edge_requests_total{upstream,status}`,
 //! `edge_upstream_errors_total{upstream}`, `edge_no_upstream_total`), and `GET /edge/upstreams`
 //! → `{"strategy": "round-robin", "upstreams": [{"url","up","in_flight","requests","errors"}]}`.
@@ -178,10 +179,25 @@ pub fn app(st: EdgeState) -> Router {
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok", "role": "edge"})) }),
         )
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/edge/upstreams", get(upstreams))
         .fallback(proxy)
         .with_state(st)
+}
+
+async fn ready(State(st): State<EdgeState>) -> Response {
+    let up = st
+        .upstreams
+        .iter()
+        .filter(|u| u.up.load(Ordering::Acquire))
+        .count();
+    let body = Json(serde_json::json!({"upstreams_up": up, "upstreams": st.upstreams.len()}));
+    if up > 0 {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 async fn upstreams(State(st): State<EdgeState>) -> Json<serde_json::Value> {

@@ -16,7 +16,8 @@
 //! `GET /v1/jobs/{id}` → 200 `{"id","kind","state","attempts","max_attempts","last_error",
 //! "result","payload","created_ms","updated_ms"}` or 404.
 //!
-//! Known limit: a job whose worker process is killed mid-attempt stays `running`.
+//! A job whose worker process died mid-attempt (still `running` after
+//! [`STALE_AFTER`]) is put back as `retrying` by a reaper task in every instance.
 
 use crate::auth::Caller;
 use crate::cache::{DELAYED, DLQ, QUEUE};
@@ -300,6 +301,30 @@ async fn run_attempt(st: &AppState, job: &str) {
     };
     if let Err(e) = outcome {
         tracing::warn!(job, error = %e, "recording job outcome failed");
+    }
+}
+
+/// A `running` job older than this lost its worker (work is capped at 60 s).
+pub const STALE_AFTER: Duration = Duration::from_secs(90);
+
+/// Re-queues jobs whose worker died mid-attempt, every 5 s until shutdown.
+pub async fn reaper(st: AppState) {
+    loop {
+        tokio::select! {
+            _ = st.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        match crate::db::reclaim_stale(&st.db, STALE_AFTER.as_secs_f64()).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::warn!(job = %id, "job lost its worker; re-queued");
+                    if let Err(e) = schedule(&st, &id.to_string(), Duration::ZERO).await {
+                        tracing::warn!(job = %id, error = %e, "re-queue failed");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reaper skipped"),
+        }
     }
 }
 

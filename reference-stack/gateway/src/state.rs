@@ -1,6 +1,7 @@
 //! Shared gateway state and its start-up: connect (with a retry window), migrate, upsert the
 //! configured API keys, load the admin state, and spawn the background tasks (conversation
-//! writer, job workers, delayed-retry mover, autoscaler, admin-state refresher).
+//! writer, job workers, delayed-retry mover, stale-job reaper, autoscaler, admin-state
+//! refresher).
 
 use crate::admin::AdminState;
 use crate::cache::Redis;
@@ -128,6 +129,7 @@ impl AppState {
             .spawn(crate::chat::conversation_writer(st.clone(), conv_rx));
         st.tasks.spawn(crate::admin::refresher(st.clone()));
         st.tasks.spawn(crate::jobs::delayed_mover(st.clone()));
+        st.tasks.spawn(crate::jobs::reaper(st.clone()));
         let min = st.admin_snapshot().workers_or(&st.cfg).0;
         st.workers.scale_to(&st, min);
         st.tasks.spawn(crate::autoscaler::run(st.clone()));
