@@ -115,8 +115,16 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
         .unwrap_or_else(|| "unmatched".to_string());
     let m = &st.metrics;
     m.in_flight.fetch_add(1, Ordering::Relaxed);
+    // Decrements also when the client goes away and this future is dropped.
+    struct Gauge<'a>(&'a std::sync::atomic::AtomicI64);
+    impl Drop for Gauge<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let gauge = Gauge(&m.in_flight);
     let mut resp = next.run(req).await;
-    m.in_flight.fetch_sub(1, Ordering::Relaxed);
+    drop(gauge);
     let status = resp.status().as_u16().to_string();
     let version = resp
         .headers()
