@@ -222,6 +222,8 @@ pub struct JobRow {
     pub id: Uuid,
     pub kind: String,
     pub state: String,
+    /// Coarse view of `state` for pollers: `pending` | `done` | `failed`.
+    pub status: &'static str,
     pub attempts: i32,
     pub max_attempts: i32,
     pub last_error: Option<String>,
@@ -266,6 +268,11 @@ pub async fn get_job(pool: &Pool, id: Uuid) -> Result<Option<JobRow>, DbError> {
     Ok(c.query_opt(&st, &[&id]).await?.map(|r| JobRow {
         id: r.get(0),
         kind: r.get(1),
+        status: match r.get::<_, &str>(2) {
+            "succeeded" => "done",
+            "dead" => "failed",
+            _ => "pending",
+        },
         state: r.get(2),
         attempts: r.get(3),
         max_attempts: r.get(4),

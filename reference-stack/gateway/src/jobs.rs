@@ -13,8 +13,9 @@
 //!
 //! `POST /v1/jobs` → 202 `{"id": "<uuid>", "state": "queued"}` (header `Location`);
 //! 429 + `Retry-After: 2` when the queue holds `GATEWAY_QUEUE_LIMIT` ids.
-//! `GET /v1/jobs/{id}` → 200 `{"id","kind","state","attempts","max_attempts","last_error",
-//! "result","payload","created_ms","updated_ms"}` or 404.
+//! `GET /v1/jobs/{id}` → 200 `{"id","kind","state","status","attempts","max_attempts",
+//! "last_error","result","payload","created_ms","updated_ms"}` or 404; `status` is the coarse
+//! view for pollers: `pending` (queued, running, retrying) | `done` (succeeded) | `failed` (dead).
 //!
 //! A job whose worker process died mid-attempt (still `running` after
 //! [`STALE_AFTER`]) is put back as `retrying` by a reaper task in every instance.
@@ -92,7 +93,7 @@ pub async fn submit(
     st.metrics.jobs_enqueued.fetch_add(1, Ordering::Relaxed);
     let mut resp = (
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": id, "state": "queued"})),
+        Json(serde_json::json!({"id": id, "state": "queued", "status": "pending"})),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {

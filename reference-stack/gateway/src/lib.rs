@@ -18,7 +18,7 @@
 //! | `GET /metrics` | - | | Prometheus text ([`metrics`]) |
 //! | `GET /auth/me` | key | | 200 `{"key_id":..,"role":"user"\|"admin"}` |
 //! | `POST /v1/chat` | key | `{"prompt":"..","prompt_version"?:"p1","max_tokens"?:n,"model"?:"v1"\|"v2"}` | 200, see [`chat`]; headers `x-model-version`, `x-cache: hit\|miss` |
-//! | `POST /v1/jobs` | key | `{"kind":"..","fail_times"?:n,"work_ms"?:n,..}` | 202 `{"id":..,"state":"queued"}` |
+//! | `POST /v1/jobs` | key | `{"kind":"..","fail_times"?:n,"work_ms"?:n,..}` | 202 `{"id":..,"state":"queued","status":"pending"}` |
 //! | `GET /v1/jobs/{id}` | key | | 200 job ([`jobs`]); 404 |
 //! | `POST /v1/notes` | key | `{"id":"<uuid>","text":".."}` | 201 after the Postgres commit |
 //! | `GET /v1/notes/{id}` | key | | 200 `{"id","text"}`; 404 |

@@ -17,7 +17,8 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub id: Uuid,
-    pub text: String,
+    /// A string; numbers and booleans are accepted and stored as their JSON text.
+    pub text: serde_json::Value,
 }
 
 pub async fn create(
@@ -26,10 +27,19 @@ pub async fn create(
     JsonBody(body): JsonBody<NewNote>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let n = body;
-    crate::db::upsert_note(&st.db, n.id, &caller.key_id, &n.text).await?;
+    let text = match n.text {
+        serde_json::Value::String(s) => s,
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "field `text` must be a string, got {other}"
+            )))
+        }
+    };
+    crate::db::upsert_note(&st.db, n.id, &caller.key_id, &text).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"id": n.id, "text": n.text})),
+        Json(serde_json::json!({"id": n.id, "text": text})),
     ))
 }
 

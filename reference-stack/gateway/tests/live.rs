@@ -134,6 +134,15 @@ async fn notes(t: &T) {
         .await
         .unwrap();
     assert_eq!(r["text"], "durable");
+    let n = uuid::Uuid::new_v4();
+    let r = t
+        .post("/v1/notes", Some(USER_KEY), json!({"id": n, "text": 42}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let bad = t
+        .post("/v1/notes", Some(USER_KEY), json!({"id": "x", "text": "y"}))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let other = uuid::Uuid::new_v4();
     let r = t.get(&format!("/v1/notes/{other}"), Some(USER_KEY)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -167,6 +176,8 @@ async fn jobs_retries_and_dlq(t: &T, other: &T) {
         .await;
     }
     assert_eq!(job_state(t, &ok).await["attempts"], 1);
+    assert_eq!(job_state(t, &ok).await["status"], "done");
+    assert_eq!(job_state(t, &poison).await["status"], "failed");
     let f = job_state(t, &flaky).await;
     assert_eq!(f["attempts"], 3);
     assert_eq!(f["last_error"], "planned failure 2 of 2");
