@@ -35,7 +35,7 @@
 //!
 //! Edge role: `EDGE_UPSTREAMS` (comma-separated base URLs, required), `EDGE_STRATEGY`
 //! (round-robin | least-connections, default round-robin), `EDGE_HEALTH_INTERVAL_MS` (500),
-//! `EDGE_HEALTH_TIMEOUT_MS` (500), `EDGE_HEALTH_PATH` (/health).
+//! `EDGE_HEALTH_TIMEOUT_MS` (500), `EDGE_HEALTH_PATH` (/health), `EDGE_PROXY_TIMEOUT_MS` (30000).
 
 use std::fmt;
 use std::time::Duration;
@@ -140,6 +140,7 @@ pub struct EdgeConfig {
     pub health_interval: Duration,
     pub health_timeout: Duration,
     pub health_path: String,
+    pub proxy_timeout: Duration,
 }
 
 struct Reader<'a> {
@@ -438,6 +439,7 @@ impl EdgeConfig {
             health_path: r
                 .raw("EDGE_HEALTH_PATH")
                 .unwrap_or_else(|| "/health".into()),
+            proxy_timeout: r.ms("EDGE_PROXY_TIMEOUT_MS", 30_000),
         };
         if cfg.health_interval.is_zero() {
             r.errors.push(ConfigError::Invalid {

@@ -6,7 +6,9 @@
 //! `EDGE_HEALTH_TIMEOUT_MS`, 2xx = healthy) takes an upstream out after one failed check and
 //! puts it back after one good one; a connection error while proxying also takes it out at
 //! once, and the request is retried on the next healthy upstream (the request had not been
-//! sent, so this is safe for any method). No healthy upstream → 503 with `Retry-After: 1`.
+//! sent, so this is safe for any method); other transport errors are retried elsewhere only
+//! for idempotent methods (POST gets 502). Each attempt is bounded by `EDGE_PROXY_TIMEOUT_MS`
+//! (30 s; then 504). No healthy upstream → 503 with `Retry-After: 1`.
 //!
 //! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up,
 //! else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
@@ -65,6 +67,7 @@ pub struct EdgeInner {
     health_path: String,
     health_interval: Duration,
     health_timeout: Duration,
+    proxy_timeout: Duration,
     responses: CounterVec,
     no_upstream: AtomicU64,
 }
@@ -106,6 +109,7 @@ impl EdgeState {
             health_path: cfg.health_path.clone(),
             health_interval: cfg.health_interval,
             health_timeout: cfg.health_timeout,
+            proxy_timeout: cfg.proxy_timeout,
             responses: CounterVec::default(),
             no_upstream: AtomicU64::new(0),
         }))
@@ -341,7 +345,7 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
         *out.headers_mut() = headers.clone();
         u.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(&u.in_flight);
-        let sent = tokio::time::timeout(Duration::from_secs(60), st.client.request(out)).await;
+        let sent = tokio::time::timeout(st.proxy_timeout, st.client.request(out)).await;
         drop(guard);
         match sent {
             Ok(Ok(resp)) => {
@@ -390,6 +394,7 @@ mod tests {
             health_interval: Duration::from_millis(50),
             health_timeout: Duration::from_millis(200),
             health_path: "/health".into(),
+            proxy_timeout: Duration::from_secs(5),
         }
     }
 
