@@ -14,6 +14,8 @@ pub enum ThresholdError {
 
 impl ThresholdExpr {
     pub fn parse(s: &str) -> Result<ThresholdExpr, ThresholdError> {
-        Ok(ThresholdExpr { source: s.to_string() })
+        Ok(ThresholdExpr {
+            source: s.to_string(),
+        })
     }
 }

@@ -31,12 +31,7 @@ enum Seg {
 struct Bound(Vec<Seg>);
 
 /// The per-iteration values placeholders read.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IterVars {
-    pub seq: u64,
-    pub vu: u64,
-    pub iter: u64,
-}
+pub type IterVars = super::template::RenderVars;
 
 /// A VU's reused rendering buffers.
 #[derive(Default)]

@@ -40,6 +40,14 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+/// Values of the per-iteration placeholders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderVars {
+    pub seq: u64,
+    pub vu: u64,
+    pub iter: u64,
+}
+
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
@@ -126,6 +134,53 @@ impl Template {
     /// True when the template has no placeholder: it renders to its source every time.
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// Render once, outside the engine's hot path (probes, read-backs, tests): placeholders
+    /// take their values from `vars`, `rng`, and `feeder(feeder, column, out)`, which appends
+    /// the value of the current row (the engine's own workers use pre-bound templates instead,
+    /// see `engine::request`).
+    pub fn render_with(
+        &self,
+        vars: RenderVars,
+        rng: &mut impl rand::Rng,
+        feeder: &mut dyn FnMut(&str, &str, &mut Vec<u8>),
+        out: &mut Vec<u8>,
+    ) {
+        use std::io::Write;
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Uuid => {
+                    let u = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+                    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                    out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+                }
+                Part::Seq => {
+                    let _ = write!(out, "{}", vars.seq);
+                }
+                Part::Vu => {
+                    let _ = write!(out, "{}", vars.vu);
+                }
+                Part::Iter => {
+                    let _ = write!(out, "{}", vars.iter);
+                }
+                Part::Random(c) => {
+                    out.extend_from_slice(c[rng.random_range(0..c.len())].as_bytes())
+                }
+                Part::RandInt(lo, hi) => {
+                    let _ = write!(out, "{}", rng.random_range(*lo..=*hi));
+                }
+                Part::Feeder { feeder: f, column } => feeder(f, column, out),
+            }
+        }
+    }
+
+    /// Render to a `String` (no feeders: their placeholders render empty).
+    pub fn render_string(&self, vars: RenderVars) -> String {
+        let mut out = Vec::new();
+        self.render_with(vars, &mut rand::rng(), &mut |_, _, _| {}, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Every `(feeder, column)` pair the template reads, in order of appearance.
@@ -307,6 +362,28 @@ mod tests {
         }
         let msg = Template::parse("x{{oops}}").unwrap_err().to_string();
         assert!(msg.contains("oops") && msg.contains("byte 3"), "{msg}");
+    }
+
+    #[test]
+    fn renders() {
+        let t =
+            Template::parse("/u/{{vu}}/{{iter}}/{{seq}}/{{randint(4,4)}}/{{random(x)}}/{{f.c}}")
+                .unwrap();
+        let mut out = Vec::new();
+        let vars = RenderVars {
+            seq: 7,
+            vu: 2,
+            iter: 3,
+        };
+        t.render_with(
+            vars,
+            &mut rand::rng(),
+            &mut |f, c, o| o.extend_from_slice(format!("{f}:{c}").as_bytes()),
+            &mut out,
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), "/u/2/3/7/4/x/f:c");
+        let u = Template::parse("{{uuid}}").unwrap().render_string(vars);
+        assert_eq!(uuid::Uuid::parse_str(&u).unwrap().get_version_num(), 4);
     }
 
     #[test]
