@@ -1,14 +1,15 @@
 //! `ramping-vus`: the number of active VUs follows linear ramps between stage targets (closed
 //! model). VU v (0-based) is active while the target, `floor` of the interpolated VU count, is
 //! greater than v; it checks between iterations, so a VU ramped down finishes its iteration
-//! first (k6's graceful ramp-down). An inactive VU re-checks every [`POLL`].
+//! first (k6's graceful ramp-down). An inactive VU sleeps until the schedule first needs it
+//! again (computed from the stages), at least [`POLL`].
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::{Lane, ScenarioCtx, Schedule, Step, VuState};
 use crate::spec::VuStage;
 
-/// How often an inactive VU checks whether it is needed.
+/// Shortest sleep of an inactive VU.
 pub const POLL: Duration = Duration::from_millis(10);
 
 pub struct RampingVus {
@@ -43,17 +44,40 @@ impl RampingVus {
         from as u32
     }
 
-    /// The largest target from `at` to the end.
-    fn max_ahead(&self, at: Duration) -> u32 {
-        let mut best = self.target(at);
+    /// The first instant at or after `at` when VU `v` is needed (target > v), if any.
+    pub fn activation(&self, v: u64, at: Duration) -> Option<Duration> {
+        let need = (v + 1) as f64;
+        let mut from = self.start_vus as f64;
         let mut t0 = Duration::ZERO;
         for s in &self.stages {
-            t0 += s.duration;
-            if t0 > at {
-                best = best.max(s.target);
+            let t1 = t0 + s.duration;
+            let to = s.target as f64;
+            if t1 > at && !s.duration.is_zero() {
+                let d = s.duration.as_secs_f64();
+                let f_at = (at.saturating_sub(t0).as_secs_f64() / d).clamp(0.0, 1.0);
+                // value(f) = from + (to - from) f; needed where value >= need.
+                let f = if to >= from {
+                    let f_a = if from >= need {
+                        Some(0.0)
+                    } else if to >= need {
+                        Some((need - from) / (to - from))
+                    } else {
+                        None
+                    };
+                    f_a.map(|f| f.max(f_at))
+                } else if from >= need && f_at <= (from - need) / (from - to) {
+                    Some(f_at)
+                } else {
+                    None
+                };
+                if let Some(f) = f {
+                    return Some((t0 + s.duration.mul_f64(f)).max(at));
+                }
             }
+            t0 = t1;
+            from = to;
         }
-        best
+        None
     }
 
     fn peak(&self) -> u32 {
@@ -82,10 +106,11 @@ impl Schedule for RampingVus {
                 intended: None,
                 grow: false,
             }
-        } else if (self.max_ahead(at) as u64) > vu.id {
-            Step::Wait(now + POLL)
         } else {
-            Step::Done
+            match self.activation(vu.id, at) {
+                Some(t) => Step::Wait((ctx.start + t).max(now + POLL)),
+                None => Step::Done,
+            }
         }
     }
 }
@@ -111,7 +136,10 @@ mod tests {
         assert_eq!(r.target(Duration::from_millis(1000)), 2);
         assert_eq!(r.target(Duration::from_millis(2000)), 4);
         assert_eq!(r.target(Duration::from_millis(3500)), 1);
-        assert_eq!(r.max_ahead(Duration::from_millis(2500)), 3);
+        // VU 2 is needed once 0 → 4 over 2 s reaches 3: at 1.5 s.
+        assert_eq!(r.activation(2, Duration::ZERO), Some(Duration::from_millis(1500)));
+        assert_eq!(r.activation(0, Duration::from_millis(2100)), Some(Duration::from_millis(2100)));
+        assert_eq!(r.activation(3, Duration::from_millis(2100)), None);
         assert_eq!(r.peak(), 4);
     }
 }
