@@ -26,7 +26,11 @@ pub struct Recorder {
     worker: usize,
     origin: Instant,
     second: u64,
-    current: HashMap<SeriesKey, SeriesStats>,
+    /// Stats of the current second, by series; `index` finds an entry, `last` short-cuts
+    /// the common case of the same series as the previous sample.
+    current: Vec<(SeriesKey, SeriesStats)>,
+    index: HashMap<SeriesKey, usize>,
+    last: usize,
     /// Dropped iterations per scenario since the last flush.
     dropped: Vec<u64>,
     /// Run-clock offset of the last response per scenario.
@@ -41,7 +45,9 @@ impl Recorder {
             worker,
             origin,
             second: 0,
-            current: HashMap::new(),
+            current: Vec::new(),
+            index: HashMap::new(),
+            last: usize::MAX,
             dropped: vec![0; scenarios],
             last_end: vec![None; scenarios],
             dirty: false,
@@ -67,7 +73,19 @@ impl Recorder {
         if sec > self.second {
             self.flush(agg, sec);
         }
-        let s = self.current.entry(key).or_default();
+        let i = match self.current.get(self.last) {
+            Some((k, _)) if *k == key => self.last,
+            _ => match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    self.current.push((key, SeriesStats::default()));
+                    self.index.insert(key, self.current.len() - 1);
+                    self.current.len() - 1
+                }
+            },
+        };
+        self.last = i;
+        let s = &mut self.current[i].1;
         // Histograms auto-resize: recording cannot fail; clamp 0 to 1 µs is not needed.
         let _ = s.duration.record(duration_us);
         let _ = s.service.record(service_us);
@@ -109,11 +127,11 @@ impl Recorder {
             agg.merge_second(
                 self.worker,
                 self.second,
-                &mut self.current,
+                &self.current,
                 &self.dropped,
                 &self.last_end,
             );
-            for s in self.current.values_mut() {
+            for (_, s) in self.current.iter_mut() {
                 s.duration.reset();
                 s.service.reset();
                 s.requests = 0;
@@ -246,13 +264,13 @@ impl Aggregator {
         &self,
         worker: usize,
         second: u64,
-        stats: &mut HashMap<SeriesKey, SeriesStats>,
+        stats: &[(SeriesKey, SeriesStats)],
         dropped: &[u64],
         last_end: &[Option<Duration>],
     ) {
         let mut g = self.lock();
         let g = &mut *g;
-        for (key, s) in stats.iter() {
+        for (key, s) in stats {
             if s.requests == 0 {
                 continue;
             }

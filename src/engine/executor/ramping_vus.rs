@@ -137,8 +137,14 @@ mod tests {
         assert_eq!(r.target(Duration::from_millis(2000)), 4);
         assert_eq!(r.target(Duration::from_millis(3500)), 1);
         // VU 2 is needed once 0 → 4 over 2 s reaches 3: at 1.5 s.
-        assert_eq!(r.activation(2, Duration::ZERO), Some(Duration::from_millis(1500)));
-        assert_eq!(r.activation(0, Duration::from_millis(2100)), Some(Duration::from_millis(2100)));
+        assert_eq!(
+            r.activation(2, Duration::ZERO),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            r.activation(0, Duration::from_millis(2100)),
+            Some(Duration::from_millis(2100))
+        );
         assert_eq!(r.activation(3, Duration::from_millis(2100)), None);
         assert_eq!(r.peak(), 4);
     }

@@ -9,7 +9,7 @@ use super::{Capture, ResponseData, Stream};
 use crate::metrics::ErrorKind;
 
 /// Most response headers parsed; more is a protocol error.
-const MAX_HEADERS: usize = 100;
+const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 16 * 1024;
 
 enum Framing {

@@ -129,14 +129,46 @@ enum Conn {
 }
 
 /// One VU's client: owns at most one connection, reconnects when it is closed.
+///
+/// The request timeout uses one lazily moved timer per VU instead of a timer per request:
+/// the timer is only re-armed when it fires, and a firing timer whose request is not yet
+/// overdue is pushed to that request's deadline. So a request normally costs no timer
+/// registration at all.
 pub struct Client {
     target: Arc<Target>,
     conn: Option<Conn>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// Drive `fut` until it completes or `deadline` passes, using the VU's lazy `timer`.
+async fn with_deadline<F: std::future::Future>(
+    timer: &mut Pin<Box<tokio::time::Sleep>>,
+    deadline: Instant,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut fut => return Some(r),
+            _ = timer.as_mut() => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                timer.as_mut().reset(deadline.into());
+            }
+        }
+    }
 }
 
 impl Client {
     pub fn new(target: Arc<Target>) -> Client {
-        Client { target, conn: None }
+        let timer = Box::pin(tokio::time::sleep(target.timeout));
+        Client {
+            target,
+            conn: None,
+            timer,
+        }
     }
 
     /// Send one request given as HTTP/1.1 wire bytes; `head` marks a HEAD request (no body
@@ -183,15 +215,17 @@ impl Client {
             }
             let conn = self.conn.as_mut().expect("connected above");
             let sent_at = Instant::now();
-            let timeout = self.target.timeout;
+            let deadline = sent_at + self.target.timeout;
+            let timer = &mut self.timer;
             let res = match conn {
                 Conn::H1(c) => {
-                    tokio::time::timeout(timeout, c.exchange(req, head, cap, resp)).await
+                    with_deadline(timer, deadline, c.exchange(req, head, cap, resp)).await
                 }
                 Conn::H2(c) => {
-                    tokio::time::timeout(timeout, c.exchange(&self.target, req, cap, resp)).await
+                    with_deadline(timer, deadline, c.exchange(&self.target, req, cap, resp)).await
                 }
-            };
+            }
+            .ok_or(());
             match res {
                 Ok(Ok((status, keep))) => {
                     if !keep {
