@@ -219,3 +219,103 @@ fn live_snapshots_follow_the_run() {
         assert!(m.total_requests() > snap.total_requests());
     });
 }
+
+/// Canned raw responses by path, written in small pieces to exercise the parser's buffering.
+fn raw_server() -> TestServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    TestServer::start(move |listener, _stop| async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = tcp.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end + 4);
+                        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+                        let (resp, close): (&[u8], bool) = match path.as_str() {
+                            "/chunked-ext" => (
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5;name=v\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: x\r\n\r\n",
+                                false,
+                            ),
+                            "/continue" => (
+                                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\ncreated",
+                                false,
+                            ),
+                            "/http10" => (b"HTTP/1.0 200 OK\r\n\r\nuntil close", true),
+                            "/garbage" => (b"SPDY/9 banana\r\n\r\n", true),
+                            _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+                        };
+                        for piece in resp.chunks(3) {
+                            if tcp.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        if close {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[test]
+fn parses_fragmented_chunked_interim_and_close_delimited_responses() {
+    let srv = raw_server();
+    let mut a = request("GET", "/chunked-ext");
+    a.checks
+        .push(ResponseCheck::parse("body contains \"hello, world\"").unwrap());
+    a.checks
+        .push(ResponseCheck::parse("header x-a == \"1\"").unwrap());
+    let mut b = request("GET", "/continue");
+    b.name = "continue".into();
+    b.checks
+        .push(ResponseCheck::parse("status == 201").unwrap());
+    b.checks
+        .push(ResponseCheck::parse("body contains \"created\"").unwrap());
+    let mut c = request("GET", "/http10");
+    c.name = "http10".into();
+    c.checks
+        .push(ResponseCheck::parse("body contains \"until close\"").unwrap());
+    let mut d = request("GET", "/chunked-ext");
+    d.name = "no-capture".into();
+    let mut sc = scenario("s", iterations(2, 80), a);
+    sc.requests.extend([b, c, d]);
+    let m = common::run(spec(&srv.url(), vec![sc]), 1);
+    let st = m.aggregate(|_| true);
+    assert_eq!(st.requests, 80);
+    assert_eq!(st.failed, 0, "{:?}", m.series.keys().collect::<Vec<_>>());
+    assert_eq!(st.checks_failed, 0);
+    assert!(st.checks_passed >= 80);
+}
+
+#[test]
+fn invalid_responses_are_protocol_errors() {
+    let srv = raw_server();
+    let m = common::run(
+        spec(
+            &srv.url(),
+            vec![scenario("s", iterations(1, 3), request("GET", "/garbage"))],
+        ),
+        1,
+    );
+    assert_eq!(
+        m.aggregate(|k| k.error == Some(loadgate::metrics::ErrorKind::Protocol))
+            .requests,
+        3
+    );
+}
