@@ -14,8 +14,6 @@ pub enum ThresholdError {
 
 impl ThresholdExpr {
     pub fn parse(s: &str) -> Result<ThresholdExpr, ThresholdError> {
-        Ok(ThresholdExpr {
-            source: s.to_string(),
-        })
+        Ok(ThresholdExpr { source: s.to_string() })
     }
 }
