@@ -129,6 +129,10 @@ pub trait Schedule {
     }
     /// A VU ended.
     fn vu_exited(&self) {}
+    /// A VU starts sending an iteration.
+    fn iteration_started(&self) {}
+    /// A VU finished an iteration.
+    fn iteration_finished(&self) {}
 }
 
 /// Build the schedule of a scenario for one lane. `max_connections` caps the VUs.
@@ -349,7 +353,9 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
                         }
                     }
                 }
+                ctx.schedule.iteration_started();
                 iteration(&ctx, &mut vu, seq, intended).await;
+                ctx.schedule.iteration_finished();
                 vu.state.iter += 1;
             }
         }

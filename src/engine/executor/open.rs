@@ -6,13 +6,21 @@
 //! lane). A free VU claims the next arrival index from a per-thread counter (a `Cell`, no
 //! atomics), sleeps until that arrival's intended time and sends it.
 //!
-//! Lateness and drops: when a VU claims an arrival that is already overdue by more than the
-//! slack — **10 ms or one of this thread's inter-arrival gaps, whichever is larger** — no VU
-//! was free at its time. If the pool may still grow, the arrival is sent anyway (late: its
-//! `duration`, measured from the intended time, includes the wait — the coordinated-omission
-//! correction) and one more VU is started. If the pool is at `max_vus`, the arrival is counted
-//! in `ScenarioInfo::dropped` and not sent (k6's dropped_iterations); the VU moves on to the
-//! next arrival.
+//! Lateness and drops: a VU may claim an arrival that is already overdue by more than the
+//! slack — **10 ms or one of this thread's inter-arrival gaps, whichever is larger**.
+//! - If every other VU of the pool is busy sending, no VU was free at the arrival's time. If
+//!   the pool may still grow, the arrival is sent anyway (late: its `duration`, measured from
+//!   the intended time, includes the wait — the coordinated-omission correction) and one more
+//!   VU is started. If the pool is at `max_vus`, the arrival is counted in
+//!   `ScenarioInfo::dropped` and not sent (k6's dropped_iterations); the VU moves on to the
+//!   next arrival.
+//! - If some other VU is idle, the lateness came from the generator itself (a busy or
+//!   descheduled worker thread), not from a lack of VUs: the arrival is sent late, with its
+//!   lateness in `duration`, and the pool does not grow.
+//!
+//! The pool grows lazily, when an overdue arrival is claimed: while every VU is stuck (a
+//! stalled server), nothing else is sent; the arrivals of the stall are sent late when VUs
+//! come back (or dropped at `max_vus`), and their wait shows in `duration`, not in `service`.
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,8 @@ pub struct OpenSchedule<P: Pacer> {
     lane: Lane,
     next: Cell<u64>,
     live: Cell<u32>,
+    /// VUs currently sending an iteration.
+    busy: Cell<u32>,
     pre: u32,
     max: u32,
     next_vu: Cell<u64>,
@@ -41,6 +51,7 @@ impl<P: Pacer> OpenSchedule<P> {
             lane,
             next: Cell::new(0),
             live: Cell::new(0),
+            busy: Cell::new(0),
             pre,
             max,
             next_vu: Cell::new(0),
@@ -78,7 +89,8 @@ impl<P: Pacer> Schedule for OpenSchedule<P> {
             };
             self.next.set(j + 1);
             let intended = ctx.start + due;
-            if now > intended + MIN_SLACK && now > intended + self.slack(j, due) {
+            let others_busy = self.busy.get() + 1 >= self.live.get();
+            if others_busy && now > intended + MIN_SLACK && now > intended + self.slack(j, due) {
                 if self.live.get() < self.max {
                     return Step::Go {
                         seq: i,
@@ -103,5 +115,13 @@ impl<P: Pacer> Schedule for OpenSchedule<P> {
 
     fn vu_exited(&self) {
         self.live.set(self.live.get().saturating_sub(1));
+    }
+
+    fn iteration_started(&self) {
+        self.busy.set(self.busy.get() + 1);
+    }
+
+    fn iteration_finished(&self) {
+        self.busy.set(self.busy.get().saturating_sub(1));
     }
 }
