@@ -1,6 +1,7 @@
 //! Quick throughput measurement of the engine's closed model (not a test):
 //! `cargo run --release --example engine_bench -- http://127.0.0.1:8080/ 64 5 1`
-//! (URL, connections, seconds, worker threads). Prints requests/s and latency percentiles.
+//! (URL, connections, seconds, worker threads[, rate/s for the open model with that many
+//! pre-allocated VUs]). Prints requests/s, drops and latency percentiles.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ fn main() {
     let conns: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
     let secs: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
     let threads: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let rate: Option<f64> = args.get(5).and_then(|a| a.parse().ok());
     let parsed = url::Url::parse(&url).expect("URL");
     let target = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap())
         + &parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -29,9 +31,17 @@ fn main() {
         feeders: BTreeMap::new(),
         scenarios: vec![ScenarioSpec {
             name: "bench".into(),
-            executor: ExecutorSpec::ConstantVus {
-                vus: conns,
-                duration: Duration::from_secs(secs),
+            executor: match rate {
+                Some(rate) => ExecutorSpec::ConstantArrivalRate {
+                    rate,
+                    duration: Duration::from_secs(secs),
+                    pre_allocated_vus: conns,
+                    max_vus: conns * 4,
+                },
+                None => ExecutorSpec::ConstantVus {
+                    vus: conns,
+                    duration: Duration::from_secs(secs),
+                },
             },
             start_after: Duration::ZERO,
             graceful_stop: Duration::from_secs(1),
@@ -70,9 +80,15 @@ fn main() {
     let st = m.aggregate(|_| true);
     let active = m.scenarios[0].active.as_secs_f64();
     println!(
-        "{} requests ({} failed) in {:.2}s: {:.0} req/s; p50 {:.3} ms p99 {:.3} ms (wall {:.2}s)",
+        "service p50 {:.3} ms p99 {:.3} ms",
+        st.service.value_at_quantile(0.5) as f64 / 1000.0,
+        st.service.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    println!(
+        "{} requests ({} failed, {} dropped) in {:.2}s: {:.0} req/s; p50 {:.3} ms p99 {:.3} ms (wall {:.2}s)",
         st.requests,
         st.failed,
+        m.total_dropped(),
         active,
         st.requests as f64 / active,
         st.duration.value_at_quantile(0.5) as f64 / 1000.0,

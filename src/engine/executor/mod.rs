@@ -18,6 +18,13 @@
 //! Latency: `duration` runs from the intended time (open model: the schedule's; closed model:
 //! when the iteration began, i.e. the send time on a kept-alive connection) to the last byte;
 //! `service` from the first byte written to the last byte.
+//!
+//! Timer resolution: tokio's timer rounds a deadline up to the next millisecond tick and the
+//! poller's timeout rounds up again, so a VU sleeping until its arrival wakes 0-2 ms late.
+//! VUs therefore aim [`ON_TIME_TOLERANCE`] (one tick) early, which centres the actual start
+//! on the intended time (±1 ms), and an iteration that starts no later than
+//! `intended + ON_TIME_TOLERANCE` counts as on time: its `duration` runs from its actual
+//! start. Anything later counts in full from the intended time.
 pub mod constant_arrival_rate;
 pub mod constant_vus;
 pub mod open;
@@ -36,6 +43,10 @@ use rand::SeedableRng;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Lateness up to this much (the timer's resolution) is the generator's granularity, not a
+/// missed schedule: such an iteration's `duration` starts at its actual start.
+pub const ON_TIME_TOLERANCE: Duration = Duration::from_millis(1);
 
 use super::http::{Client, ResponseData, Target};
 use super::request::{IterVars, RequestSource, Scratch};
@@ -346,9 +357,11 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
                     }
                 }
                 if let Some(t) = intended {
-                    if t > now {
+                    // Aim one timer tick early: the timer fires up to ~2 ticks late.
+                    let wake = t.checked_sub(ON_TIME_TOLERANCE).unwrap_or(t);
+                    if wake > now {
                         tokio::select! {
-                            _ = tokio::time::sleep_until(t.into()) => {}
+                            _ = tokio::time::sleep_until(wake.into()) => {}
                             _ = ctx.stop.cancelled() => break,
                         }
                     }
@@ -372,7 +385,11 @@ async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<In
         iter: vu.state.iter,
     };
     let bytes = ctx.source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
-    let begin = intended.unwrap_or_else(Instant::now);
+    let started = Instant::now();
+    let begin = match intended {
+        Some(t) if started.saturating_duration_since(t) > ON_TIME_TOLERANCE => t,
+        _ => started,
+    };
     let out = vu
         .client
         .send(bytes, req.head, req.capture, &mut vu.resp)
