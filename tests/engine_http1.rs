@@ -255,6 +255,7 @@ fn raw_server() -> TestServer {
                             ),
                             "/http10" => (b"HTTP/1.0 200 OK\r\n\r\nuntil close", true),
                             "/garbage" => (b"SPDY/9 banana\r\n\r\n", true),
+                            "/reset" => (b"", true),
                             _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
                         };
                         for piece in resp.chunks(3) {
@@ -315,6 +316,23 @@ fn invalid_responses_are_protocol_errors() {
     );
     assert_eq!(
         m.aggregate(|k| k.error == Some(loadgate::metrics::ErrorKind::Protocol))
+            .requests,
+        3
+    );
+}
+
+#[test]
+fn a_connection_closed_before_the_response_is_a_reset() {
+    let srv = raw_server();
+    let m = common::run(
+        spec(
+            &srv.url(),
+            vec![scenario("s", iterations(1, 3), request("GET", "/reset"))],
+        ),
+        1,
+    );
+    assert_eq!(
+        m.aggregate(|k| k.error == Some(loadgate::metrics::ErrorKind::Reset))
             .requests,
         3
     );

@@ -162,3 +162,22 @@ fn self_signed_certificate_is_rejected_without_insecure() {
     let m = run(s, 1);
     assert_eq!(m.aggregate(|k| k.error == Some(ErrorKind::Tls)).requests, 3);
 }
+
+#[test]
+fn http1_version_keeps_tls_on_http1_even_when_h2_is_offered() {
+    let srv = tls_server(&[b"h2", b"http/1.1"]);
+    let url = format!("https://localhost:{}", srv.addr.port());
+    let mut s = spec(
+        &url,
+        vec![scenario("tls", iterations(10), version_check("HTTP/1.1"))],
+    );
+    s.http.insecure = true;
+    s.http.version = HttpVersion::Http1;
+    let m = run(s, 1);
+    assert_eq!(
+        m.aggregate(|_| true).checks_passed,
+        20,
+        "{:?}",
+        m.series.keys().collect::<Vec<_>>()
+    );
+}
