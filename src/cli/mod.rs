@@ -192,8 +192,9 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
     let mut extra_env = Vec::new();
     if let Some(ss) = &stack_spec {
         eprintln!("loadgate: starting the reference stack ({:?} backend)...", ss.backend);
+        let stack_opts = stack::StackOptions::default();
         let started = tokio::select! {
-            r = stack::start(ss, &stack::StackOptions::default()) => r.context("starting the reference stack")?,
+            r = stack::start(ss, &stack_opts) => r.context("starting the reference stack")?,
             _ = interrupts.first() => {
                 eprintln!("loadgate: interrupted while starting the stack");
                 return Ok(ExitCode::from(EXIT_HARNESS));
