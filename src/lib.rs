@@ -22,5 +22,6 @@ pub mod engine;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod spec;
 pub mod stack;

@@ -1,19 +1,629 @@
-//! k6 threshold grammar.
+//! k6's threshold grammar: the expressions (`p(95)<250`), the metric keys they apply to
+//! (`http_req_duration{scenario:chat}`), and which aggregation fits which metric.
+//!
+//! Plans use k6's syntax so users can bring their thresholds unchanged. Parsing is strict and
+//! every error says what was expected; evaluation lives in [`crate::checks::threshold_eval`]
+//! (re-exported here as [`evaluate`]).
+//!
+//! # Expression grammar
+//!
+//! As k6's `metrics/thresholds_parser.go`, whitespace (spaces and tabs) allowed between all
+//! tokens:
+//!
+//! ```text
+//! expression   := ws* aggregation ws* operator ws* number ws*
+//! aggregation  := trend | "rate" | "count" | "value"
+//! trend        := "avg" | "min" | "max" | "med" | percentile
+//! percentile   := "p" ws* "(" ws* number ws* ")"        0 <= number <= 100, e.g. p(99.9)
+//! operator     := "<=" | "<" | ">=" | ">" | "===" | "==" | "!="
+//! number       := ("+" | "-")? digit+ ("." digit+)? (("e" | "E") ("+" | "-")? digit+)?
+//! ```
+//!
+//! `==` and `===` both mean exact equality (k6 keeps both from JavaScript). Values of trend
+//! aggregations are milliseconds; `rate` of a rate metric is a fraction in `[0, 1]`; `rate` of
+//! a counter is per second over the run's elapsed time; `count` is a plain count.
+//!
+//! # Metric key grammar
+//!
+//! ```text
+//! key        := ws* metric ws* ( "{" ws* tag ( ws* "," ws* tag )* ws* "}" )? ws*
+//! metric     := [A-Za-z_] [A-Za-z0-9_]*
+//! tag        := tag-name ws* ":" ws* tag-value
+//! tag-name   := [A-Za-z0-9_.-]+
+//! tag-value  := quoted | bare            (non-empty)
+//! bare       := any characters but "," and "}" (trimmed; may contain ":" and spaces)
+//! quoted     := '"' any but '"' '"'  |  "'" any but "'" "'"
+//! ```
+//!
+//! # Metrics and the aggregations they accept
+//!
+//! | metric                  | type    | aggregations                 |
+//! |-------------------------|---------|------------------------------|
+//! | `http_req_duration`     | trend   | avg min max med p(N)         |
+//! | `http_req_service_time` | trend   | avg min max med p(N)         |
+//! | `http_req_failed`       | rate    | rate                         |
+//! | `checks`                | rate    | rate                         |
+//! | `http_reqs`             | counter | count rate                   |
+//! | `dropped_iterations`    | counter | count rate                   |
+//!
+//! Tags a key may filter on: `scenario`, `name` (request name), `method`, `status`, `error`
+//! (an [`crate::metrics::ErrorKind`] name such as `timeout`), `expected_response`
+//! (`true`/`false`), and any custom tag of the scenario.
+use std::fmt;
+
 use thiserror::Error;
 
+pub use crate::checks::threshold_eval::{evaluate, evaluate_expr, ThresholdOutcome};
+
+/// A parsed threshold expression such as `p(95) < 250`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdExpr {
+    /// The expression as written (trimmed).
     pub source: String,
+    pub aggregation: Aggregation,
+    pub op: Op,
+    /// Right-hand side; milliseconds for trend aggregations.
+    pub value: f64,
 }
 
-#[derive(Debug, Error, PartialEq)]
+/// The left-hand side of an expression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregation {
+    Avg,
+    Min,
+    Max,
+    /// Median, same as `p(50)`.
+    Med,
+    /// `p(N)`, N in `[0, 100]`.
+    Percentile(f64),
+    /// Fraction of true samples (rate metrics) or per-second rate (counters).
+    Rate,
+    /// Number of samples (counters).
+    Count,
+    /// Last value (gauges).
+    Value,
+}
+
+/// Comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// `==`
+    Eq,
+    /// `===` (same meaning as `==`)
+    StrictEq,
+    Ne,
+}
+
+/// The kind of a metric, which decides the aggregations it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Trend,
+    Rate,
+    Counter,
+    Gauge,
+}
+
+/// The metrics thresholds can refer to, with their types.
+pub const KNOWN_METRICS: [(&str, MetricType); 6] = [
+    ("http_req_duration", MetricType::Trend),
+    ("http_req_service_time", MetricType::Trend),
+    ("http_req_failed", MetricType::Rate),
+    ("checks", MetricType::Rate),
+    ("http_reqs", MetricType::Counter),
+    ("dropped_iterations", MetricType::Counter),
+];
+
+/// The tags every sample carries (scenarios may add their own).
+pub const BUILTIN_TAGS: [&str; 6] = [
+    "scenario",
+    "name",
+    "method",
+    "status",
+    "error",
+    "expected_response",
+];
+
+/// Why a threshold expression, metric key, or combination of the two is invalid.
+#[derive(Debug, Clone, Error, PartialEq)]
 pub enum ThresholdError {
-    #[error("invalid threshold '{0}'")]
-    Invalid(String),
+    #[error("empty threshold: expected `aggregation operator value`, e.g. `p(95)<250`")]
+    Empty,
+    #[error(
+        "unknown aggregation `{found}` in `{expr}`: expected one of avg, min, max, med, p(N), \
+         rate, count, value"
+    )]
+    UnknownAggregation { expr: String, found: String },
+    #[error("malformed percentile `{found}` in `{expr}`: write percentiles as p(N), e.g. p(95) or p(99.9)")]
+    MalformedPercentile { expr: String, found: String },
+    #[error("percentile p({value}) in `{expr}` is out of range: N must be between 0 and 100")]
+    PercentileOutOfRange { expr: String, value: f64 },
+    #[error(
+        "expected an operator (<, <=, >, >=, ==, ===, !=) at column {column} of `{expr}`, found {found}"
+    )]
+    ExpectedOperator {
+        expr: String,
+        column: usize,
+        found: String,
+    },
+    #[error("expected a number at column {column} of `{expr}`, found {found}")]
+    ExpectedNumber {
+        expr: String,
+        column: usize,
+        found: String,
+    },
+    #[error(
+        "unexpected `{rest}` at column {column} of `{expr}`: the expression ends after the number"
+    )]
+    TrailingInput {
+        expr: String,
+        column: usize,
+        rest: String,
+    },
+    #[error("unknown metric `{metric}`: expected one of {}", known_metric_names())]
+    UnknownMetric { metric: String },
+    #[error(
+        "aggregation `{aggregation}` does not apply to `{metric}` (a {kind} metric): use one of {allowed}"
+    )]
+    AggregationMismatch {
+        metric: String,
+        kind: &'static str,
+        aggregation: String,
+        allowed: &'static str,
+    },
+    #[error("invalid metric key `{key}`: {reason}")]
+    MetricKey { key: String, reason: String },
+}
+
+fn known_metric_names() -> String {
+    KNOWN_METRICS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Trend => "trend",
+            MetricType::Rate => "rate",
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+        }
+    }
+
+    /// The aggregations this type accepts, as written in the error message.
+    pub fn allowed(self) -> &'static str {
+        match self {
+            MetricType::Trend => "avg, min, max, med, p(N)",
+            MetricType::Rate => "rate",
+            MetricType::Counter => "count, rate",
+            MetricType::Gauge => "value",
+        }
+    }
+
+    /// Whether `agg` applies to a metric of this type.
+    pub fn accepts(self, agg: Aggregation) -> bool {
+        use Aggregation as A;
+        match self {
+            MetricType::Trend => {
+                matches!(agg, A::Avg | A::Min | A::Max | A::Med | A::Percentile(_))
+            }
+            MetricType::Rate => matches!(agg, A::Rate),
+            MetricType::Counter => matches!(agg, A::Count | A::Rate),
+            MetricType::Gauge => matches!(agg, A::Value),
+        }
+    }
+}
+
+/// The type of a known metric.
+pub fn metric_type(name: &str) -> Option<MetricType> {
+    KNOWN_METRICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+}
+
+/// Whether thresholds can refer to `name`.
+pub fn known_metric(name: &str) -> bool {
+    metric_type(name).is_some()
+}
+
+/// Check that `metric` exists and that `expr`'s aggregation applies to it (e.g. `p(95)` on
+/// `http_req_failed` is an error). Plan validation calls this.
+pub fn validate_for_metric(metric: &str, expr: &ThresholdExpr) -> Result<(), ThresholdError> {
+    let ty = metric_type(metric).ok_or_else(|| ThresholdError::UnknownMetric {
+        metric: metric.to_string(),
+    })?;
+    if ty.accepts(expr.aggregation) {
+        Ok(())
+    } else {
+        Err(ThresholdError::AggregationMismatch {
+            metric: metric.to_string(),
+            kind: ty.as_str(),
+            aggregation: expr.aggregation.to_string(),
+            allowed: ty.allowed(),
+        })
+    }
+}
+
+impl fmt::Display for Aggregation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Aggregation::Avg => f.write_str("avg"),
+            Aggregation::Min => f.write_str("min"),
+            Aggregation::Max => f.write_str("max"),
+            Aggregation::Med => f.write_str("med"),
+            Aggregation::Percentile(p) => write!(f, "p({p})"),
+            Aggregation::Rate => f.write_str("rate"),
+            Aggregation::Count => f.write_str("count"),
+            Aggregation::Value => f.write_str("value"),
+        }
+    }
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+            Op::StrictEq => "===",
+            Op::Ne => "!=",
+        }
+    }
+
+    /// `observed op threshold`.
+    pub fn holds(self, observed: f64, threshold: f64) -> bool {
+        match self {
+            Op::Lt => observed < threshold,
+            Op::Le => observed <= threshold,
+            Op::Gt => observed > threshold,
+            Op::Ge => observed >= threshold,
+            Op::Eq | Op::StrictEq => observed == threshold,
+            Op::Ne => observed != threshold,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Canonical form without spaces, e.g. `p(95)<250`.
+impl fmt::Display for ThresholdExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.aggregation, self.op, self.value)
+    }
+}
+
+/// A byte cursor over the expression (all tokens are ASCII; columns are 1-based chars).
+struct Cursor<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c == ' ' || c == '\t' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    fn peek(&self) -> Option<char> {
+        self.src[self.pos..].chars().next()
+    }
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+    fn column(&self) -> usize {
+        self.src[..self.pos].chars().count() + 1
+    }
+    fn eat(&mut self, s: &str) -> bool {
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+    /// What is at the cursor, for error messages.
+    fn found(&self) -> String {
+        match self.rest().chars().next() {
+            None => "the end of the expression".to_string(),
+            Some(_) => {
+                let shown: String = self.rest().chars().take(12).collect();
+                format!("`{shown}`")
+            }
+        }
+    }
+    /// Scan a number token; returns its text (not yet converted).
+    fn number(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let b = self.src.as_bytes();
+        let mut i = self.pos;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i > s
+        };
+        if !digits(&mut i) {
+            return None;
+        }
+        if i < b.len() && b[i] == b'.' {
+            let mut j = i + 1;
+            if digits(&mut j) {
+                i = j;
+            } else {
+                return None;
+            }
+        }
+        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            if digits(&mut j) {
+                i = j;
+            }
+        }
+        self.pos = i;
+        Some(&self.src[start..i])
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 impl ThresholdExpr {
-    pub fn parse(s: &str) -> Result<ThresholdExpr, ThresholdError> {
-        Ok(ThresholdExpr { source: s.to_string() })
+    /// Parse a k6 threshold expression (see the module doc for the grammar).
+    pub fn parse(input: &str) -> Result<ThresholdExpr, ThresholdError> {
+        let src = input.trim();
+        if src.is_empty() {
+            return Err(ThresholdError::Empty);
+        }
+        let expr = src.to_string();
+        let mut c = Cursor { src, pos: 0 };
+
+        // Aggregation: a word, and for `p` a parenthesised number.
+        let word_end = src.find(|ch: char| !is_word_char(ch)).unwrap_or(src.len());
+        let word = &src[..word_end];
+        c.pos = word_end;
+        let aggregation = match word {
+            "avg" => Aggregation::Avg,
+            "min" => Aggregation::Min,
+            "max" => Aggregation::Max,
+            "med" => Aggregation::Med,
+            "rate" => Aggregation::Rate,
+            "count" => Aggregation::Count,
+            "value" => Aggregation::Value,
+            "p" => {
+                c.skip_ws();
+                let pstart = 0;
+                let malformed = |c: &Cursor| {
+                    let end = c.rest().find(')').map(|i| c.pos + i + 1).unwrap_or(c.pos);
+                    ThresholdError::MalformedPercentile {
+                        expr: expr.clone(),
+                        found: src[pstart..end.max(1)].trim().to_string(),
+                    }
+                };
+                if !c.eat("(") {
+                    return Err(malformed(&c));
+                }
+                c.skip_ws();
+                let num = c.number().ok_or_else(|| malformed(&c))?;
+                c.skip_ws();
+                if !c.eat(")") {
+                    return Err(malformed(&c));
+                }
+                let value: f64 = num.parse().map_err(|_| malformed(&c))?;
+                if !(0.0..=100.0).contains(&value) {
+                    return Err(ThresholdError::PercentileOutOfRange { expr, value });
+                }
+                Aggregation::Percentile(value)
+            }
+            _ => {
+                // `p95`, `p 95`, `P(95)`: say how to write a percentile.
+                let looks_like_percentile = (word.len() > 1
+                    && (word.starts_with('p') || word.starts_with('P'))
+                    && word[1..].chars().all(|ch| ch.is_ascii_digit() || ch == '_'))
+                    || word == "P";
+                if looks_like_percentile {
+                    return Err(ThresholdError::MalformedPercentile {
+                        expr,
+                        found: word.to_string(),
+                    });
+                }
+                let found = if word.is_empty() {
+                    src.chars().next().map(String::from).unwrap_or_default()
+                } else {
+                    word.to_string()
+                };
+                return Err(ThresholdError::UnknownAggregation { expr, found });
+            }
+        };
+
+        // Operator: longest match first.
+        c.skip_ws();
+        let op_column = c.column();
+        let op = [
+            ("===", Op::StrictEq),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find(|(tok, _)| c.eat(tok))
+        .map(|(_, op)| op)
+        .ok_or_else(|| ThresholdError::ExpectedOperator {
+            expr: expr.clone(),
+            column: op_column,
+            found: c.found(),
+        })?;
+
+        // Value.
+        c.skip_ws();
+        let num_column = c.column();
+        let num = c.number().ok_or_else(|| ThresholdError::ExpectedNumber {
+            expr: expr.clone(),
+            column: num_column,
+            found: c.found(),
+        })?;
+        let value: f64 = num.parse().map_err(|_| ThresholdError::ExpectedNumber {
+            expr: expr.clone(),
+            column: num_column,
+            found: format!("`{num}`"),
+        })?;
+
+        c.skip_ws();
+        if !c.rest().is_empty() {
+            return Err(ThresholdError::TrailingInput {
+                column: c.column(),
+                rest: c.rest().to_string(),
+                expr,
+            });
+        }
+        Ok(ThresholdExpr {
+            source: expr,
+            aggregation,
+            op,
+            value,
+        })
     }
+}
+
+/// Parse a metric key such as `http_req_duration{scenario:chat,status:200}` into the metric
+/// name and its tag filter (in written order). Does not check that the metric is known (see
+/// [`known_metric`]).
+pub fn parse_metric_key(key: &str) -> Result<(String, Vec<(String, String)>), ThresholdError> {
+    let err = |reason: String| ThresholdError::MetricKey {
+        key: key.to_string(),
+        reason,
+    };
+    let s = key.trim();
+    if s.is_empty() {
+        return Err(err(
+            "empty key: expected a metric name such as `http_req_duration`".into(),
+        ));
+    }
+    let (name, rest) = match s.find('{') {
+        Some(i) => (s[..i].trim(), Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    if name.is_empty() {
+        return Err(err("expected a metric name before `{`".into()));
+    }
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(is_word_char) {
+        return Err(err(format!(
+            "`{name}` is not a metric name: use letters, digits and `_`, e.g. `http_req_duration`"
+        )));
+    }
+    if name.contains('}') {
+        return Err(err("`}` without a matching `{`".into()));
+    }
+    let Some(rest) = rest else {
+        return Ok((name.to_string(), Vec::new()));
+    };
+    let body = rest.trim_end();
+    let Some(body) = body.strip_suffix('}') else {
+        return Err(err("expected `}` at the end of the tag filter".into()));
+    };
+    let mut tags: Vec<(String, String)> = Vec::new();
+    let mut rest = body.trim();
+    if rest.is_empty() {
+        return Err(err(
+            "empty tag filter `{}`: expected `{tag:value}` or no braces".into(),
+        ));
+    }
+    loop {
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| err(format!("expected `tag:value`, found `{}`", rest.trim())))?;
+        let tag = rest[..colon].trim();
+        if tag.is_empty()
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(err(format!(
+                "`{tag}` is not a tag name: use letters, digits, `_`, `.` or `-`"
+            )));
+        }
+        let after = rest[colon + 1..].trim_start();
+        let (value, remaining) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let close = after[1..]
+                    .find(q)
+                    .ok_or_else(|| err(format!("unterminated quote in the value of `{tag}`")))?;
+                let v = &after[1..1 + close];
+                let remaining = after[close + 2..].trim_start();
+                if !(remaining.is_empty() || remaining.starts_with(',')) {
+                    return Err(err(format!(
+                        "expected `,` or `}}` after the quoted value of `{tag}`, found `{remaining}`"
+                    )));
+                }
+                (v.to_string(), remaining)
+            }
+            _ => {
+                if after.contains('{') || after.split(',').next().unwrap_or("").contains('}') {
+                    return Err(err(format!("unexpected brace in the value of `{tag}`")));
+                }
+                let end = after.find(',').unwrap_or(after.len());
+                let v = after[..end].trim();
+                if v.is_empty() {
+                    return Err(err(format!(
+                        "empty value for tag `{tag}`: expected `{tag}:value`"
+                    )));
+                }
+                (v.to_string(), &after[end..])
+            }
+        };
+        if tags.iter().any(|(t, _)| t == tag) {
+            return Err(err(format!("tag `{tag}` is given twice")));
+        }
+        tags.push((tag.to_string(), value));
+        match remaining.strip_prefix(',') {
+            Some(r) => {
+                rest = r.trim_start();
+                if rest.is_empty() {
+                    return Err(err("expected a tag after `,`".into()));
+                }
+            }
+            None => break,
+        }
+    }
+    Ok((name.to_string(), tags))
+}
+
+/// The key as `metric{tag:value,...}` (no braces without tags).
+pub fn format_metric_key(metric: &str, tags: &[(String, String)]) -> String {
+    if tags.is_empty() {
+        return metric.to_string();
+    }
+    let inner: Vec<String> = tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{metric}{{{}}}", inner.join(","))
 }

@@ -1,2 +1,453 @@
-//! Per-worker recorder (owned by one worker, no locks on the hot path) and the run-wide
-//! aggregator it flushes into once per second.
+//! Per-worker recorder (owned by one worker thread, no locks on the hot path) and the run-wide
+//! [`Aggregator`] it flushes into once per second.
+//!
+//! A worker records every sample into its [`Recorder`]: per [`SeriesKey`] stats of the
+//! *current second* of the run clock (seconds are assigned by the completion time of the
+//! request). When the worker sees a later second, or its once-a-second tick fires, it flushes
+//! the finished second into the shared [`Aggregator`] (one mutex acquisition per worker and
+//! second, never per request). The aggregator merges it into cumulative per-series totals and
+//! into the pending per-second, per-scenario histogram; once every worker has reported past a
+//! second, that second becomes a [`SecondRow`] (p50/p95/p99 of `duration`) and its histogram is
+//! dropped, so memory stays flat however long the run.
+//!
+//! [`Aggregator::snapshot`] is the cumulative state so far (at most ~1-2 s behind: live
+//! progress and `abort_on_fail` thresholds); [`Aggregator::finish`] is the exact final result
+//! once every worker has flushed.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::{new_histogram, Event, RunMetrics, ScenarioInfo, SecondRow, SeriesKey, SeriesStats};
+
+/// One worker's recorder. Not shared between threads.
+pub struct Recorder {
+    worker: usize,
+    origin: Instant,
+    second: u64,
+    /// Stats of the current second, by series; `index` finds an entry, `last` short-cuts
+    /// the common case of the same series as the previous sample.
+    current: Vec<(SeriesKey, SeriesStats)>,
+    index: HashMap<SeriesKey, usize>,
+    last: usize,
+    /// Dropped iterations per scenario since the last flush.
+    dropped: Vec<u64>,
+    /// Run-clock offset of the last response per scenario.
+    last_end: Vec<Option<Duration>>,
+    dirty: bool,
+}
+
+impl Recorder {
+    /// A recorder for worker `worker` (0-based) of a run whose clock starts at `origin`.
+    pub fn new(worker: usize, origin: Instant, scenarios: usize) -> Recorder {
+        Recorder {
+            worker,
+            origin,
+            second: 0,
+            current: Vec::new(),
+            index: HashMap::new(),
+            last: usize::MAX,
+            dropped: vec![0; scenarios],
+            last_end: vec![None; scenarios],
+            dirty: false,
+        }
+    }
+
+    /// Record one finished request. `duration_us`: intended send → last byte; `service_us`:
+    /// actual send → last byte (microseconds). `end` is when the response completed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &mut self,
+        agg: &Aggregator,
+        key: SeriesKey,
+        end: Instant,
+        duration_us: u64,
+        service_us: u64,
+        failed: bool,
+        checks_passed: u64,
+        checks_failed: u64,
+    ) {
+        let at = end.saturating_duration_since(self.origin);
+        let sec = at.as_secs();
+        if sec > self.second {
+            self.flush(agg, sec);
+        }
+        let i = match self.current.get(self.last) {
+            Some((k, _)) if *k == key => self.last,
+            _ => match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    self.current.push((key, SeriesStats::default()));
+                    self.index.insert(key, self.current.len() - 1);
+                    self.current.len() - 1
+                }
+            },
+        };
+        self.last = i;
+        let s = &mut self.current[i].1;
+        // Histograms auto-resize: recording cannot fail; clamp 0 to 1 µs is not needed.
+        let _ = s.duration.record(duration_us);
+        let _ = s.service.record(service_us);
+        s.requests += 1;
+        s.failed += failed as u64;
+        s.checks_passed += checks_passed;
+        s.checks_failed += checks_failed;
+        let le = &mut self.last_end[key.scenario as usize];
+        if le.is_none_or(|l| l < at) {
+            *le = Some(at);
+        }
+        self.dirty = true;
+    }
+
+    /// Count one dropped iteration of scenario `scenario`.
+    pub fn dropped(&mut self, scenario: usize) {
+        self.dropped[scenario] += 1;
+        self.dirty = true;
+    }
+
+    /// Flush the current second if the clock has moved past it (called by the worker's tick).
+    pub fn tick(&mut self, agg: &Aggregator, now: Instant) {
+        let sec = now.saturating_duration_since(self.origin).as_secs();
+        if sec > self.second {
+            self.flush(agg, sec);
+        } else {
+            agg.watermark(self.worker, sec);
+        }
+    }
+
+    /// Flush everything (end of the worker). After this the worker reports no more samples.
+    pub fn finish(&mut self, agg: &Aggregator) {
+        self.flush(agg, u64::MAX);
+    }
+
+    /// Hand the current second to the aggregator and start second `next`.
+    fn flush(&mut self, agg: &Aggregator, next: u64) {
+        if self.dirty {
+            agg.merge_second(
+                self.worker,
+                self.second,
+                &self.current,
+                &self.dropped,
+                &self.last_end,
+            );
+            for (_, s) in self.current.iter_mut() {
+                s.duration.reset();
+                s.service.reset();
+                s.requests = 0;
+                s.failed = 0;
+                s.checks_passed = 0;
+                s.checks_failed = 0;
+            }
+            self.dropped.iter_mut().for_each(|d| *d = 0);
+            self.dirty = false;
+        }
+        agg.watermark(self.worker, next);
+        if next != u64::MAX {
+            self.second = next;
+        }
+    }
+}
+
+/// A second of one scenario that some worker has not finished yet.
+struct PendingSecond {
+    duration: Histogram<u64>,
+    requests: u64,
+    errors: u64,
+}
+
+struct Inner {
+    scenarios: Vec<ScenarioInfo>,
+    starts: Vec<Duration>,
+    ends: Vec<Option<Duration>>,
+    series: BTreeMap<SeriesKey, SeriesStats>,
+    pending: BTreeMap<(u64, u16), PendingSecond>,
+    timeline: Vec<SecondRow>,
+    events: Vec<Event>,
+    /// Per worker: every second below this is flushed.
+    watermarks: Vec<u64>,
+    /// Seconds below this are final rows in `timeline`.
+    finalized: u64,
+    last_end: Vec<Option<Duration>>,
+    started: Vec<usize>,
+    finished: Vec<usize>,
+    workers: usize,
+}
+
+/// The run-wide merge point (one mutex, touched once per worker and second).
+pub struct Aggregator {
+    origin: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl Aggregator {
+    /// `scenarios`: names and tags, indexed like `SeriesKey::scenario`; `starts`: each
+    /// scenario's `start_after`; `workers`: how many recorders will flush into it.
+    pub fn new(
+        origin: Instant,
+        scenarios: Vec<ScenarioInfo>,
+        starts: Vec<Duration>,
+        workers: usize,
+    ) -> Aggregator {
+        let n = scenarios.len();
+        Aggregator {
+            origin,
+            inner: Mutex::new(Inner {
+                scenarios,
+                starts,
+                ends: vec![None; n],
+                series: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                timeline: Vec::new(),
+                events: Vec::new(),
+                watermarks: vec![0; workers],
+                finalized: 0,
+                last_end: vec![None; n],
+                started: vec![0; n],
+                finished: vec![0; n],
+                workers,
+            }),
+        }
+    }
+
+    /// The run clock's origin.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add an event at the current run-clock time.
+    pub fn push_event(&self, kind: &str, detail: String) {
+        let at = self.origin.elapsed();
+        self.lock().events.push(Event {
+            at,
+            kind: kind.to_string(),
+            detail,
+        });
+    }
+
+    /// A worker started scenario `idx`; the first one records the `scenario_start` event.
+    pub fn scenario_started(&self, idx: usize) {
+        let at = self.origin.elapsed();
+        let mut g = self.lock();
+        g.started[idx] += 1;
+        if g.started[idx] == 1 {
+            let detail = format!("{} ({})", g.scenarios[idx].name, g.scenarios[idx].executor);
+            g.events.push(Event {
+                at,
+                kind: "scenario_start".into(),
+                detail,
+            });
+        }
+    }
+
+    /// A worker finished scenario `idx`; the last one records the `scenario_end` event.
+    pub fn scenario_finished(&self, idx: usize) {
+        let at = self.origin.elapsed();
+        let mut g = self.lock();
+        g.finished[idx] += 1;
+        if g.finished[idx] == g.workers {
+            g.ends[idx] = Some(at);
+            let detail = g.scenarios[idx].name.clone();
+            g.events.push(Event {
+                at,
+                kind: "scenario_end".into(),
+                detail,
+            });
+        }
+    }
+
+    fn merge_second(
+        &self,
+        worker: usize,
+        second: u64,
+        stats: &[(SeriesKey, SeriesStats)],
+        dropped: &[u64],
+        last_end: &[Option<Duration>],
+    ) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        for (key, s) in stats {
+            if s.requests == 0 {
+                continue;
+            }
+            g.series.entry(*key).or_default().merge(s);
+            let p = g
+                .pending
+                .entry((second, key.scenario))
+                .or_insert_with(|| PendingSecond {
+                    duration: new_histogram(),
+                    requests: 0,
+                    errors: 0,
+                });
+            p.duration
+                .add(&s.duration)
+                .expect("auto-resizing histograms merge");
+            p.requests += s.requests;
+            p.errors += s.failed;
+        }
+        for (i, d) in dropped.iter().enumerate() {
+            g.scenarios[i].dropped += d;
+        }
+        for (i, e) in last_end.iter().enumerate() {
+            if let Some(e) = e {
+                if g.last_end[i].is_none_or(|l| l < *e) {
+                    g.last_end[i] = Some(*e);
+                }
+            }
+        }
+        let _ = worker;
+    }
+
+    fn watermark(&self, worker: usize, below: u64) {
+        let mut g = self.lock();
+        if g.watermarks[worker] < below {
+            g.watermarks[worker] = below;
+        }
+        let done = g.watermarks.iter().copied().min().unwrap_or(u64::MAX);
+        finalize(&mut g, done);
+    }
+
+    /// Cumulative metrics so far (live view).
+    pub fn snapshot(&self) -> RunMetrics {
+        let g = self.lock();
+        build(&g, self.origin.elapsed())
+    }
+
+    /// Final metrics: call after every worker has finished (flushed).
+    pub fn finish(&self) -> RunMetrics {
+        let mut g = self.lock();
+        finalize(&mut g, u64::MAX);
+        build(&g, self.origin.elapsed())
+    }
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Turn every pending second below `done` into timeline rows (zero rows for scenarios that
+/// were running but completed nothing in that second).
+fn finalize(g: &mut Inner, done: u64) {
+    let last_pending = g.pending.keys().next_back().map(|(s, _)| *s);
+    let upto = match (done, last_pending) {
+        (u64::MAX, Some(l)) => l + 1,
+        (u64::MAX, None) => g.finalized,
+        (d, _) => d,
+    };
+    let now = g.finalized;
+    for second in now..upto {
+        for sc in 0..g.scenarios.len() {
+            let key = (second, sc as u16);
+            let row = match g.pending.remove(&key) {
+                Some(p) => SecondRow {
+                    second,
+                    scenario: g.scenarios[sc].name.clone(),
+                    requests: p.requests,
+                    errors: p.errors,
+                    p50_ms: ms(&p.duration, 0.50),
+                    p95_ms: ms(&p.duration, 0.95),
+                    p99_ms: ms(&p.duration, 0.99),
+                },
+                None => {
+                    let start = g.starts[sc].as_secs();
+                    let running = g.started[sc] > 0
+                        && second >= start
+                        && g.ends[sc].is_none_or(|e| second <= e.as_secs());
+                    if !running {
+                        continue;
+                    }
+                    SecondRow {
+                        second,
+                        scenario: g.scenarios[sc].name.clone(),
+                        requests: 0,
+                        errors: 0,
+                        p50_ms: 0.0,
+                        p95_ms: 0.0,
+                        p99_ms: 0.0,
+                    }
+                }
+            };
+            g.timeline.push(row);
+        }
+    }
+    g.finalized = g.finalized.max(upto);
+}
+
+fn build(g: &Inner, elapsed: Duration) -> RunMetrics {
+    let mut scenarios = g.scenarios.clone();
+    for (i, s) in scenarios.iter_mut().enumerate() {
+        s.active = g.last_end[i]
+            .map(|e| e.saturating_sub(g.starts[i]))
+            .unwrap_or_default();
+    }
+    RunMetrics {
+        scenarios,
+        series: g.series.clone(),
+        timeline: g.timeline.clone(),
+        events: g.events.clone(),
+        elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(status: u16) -> SeriesKey {
+        SeriesKey {
+            scenario: 0,
+            request: 0,
+            status,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn flushes_per_second_and_merges_exactly() {
+        let origin = Instant::now() - Duration::from_secs(10);
+        let info = ScenarioInfo {
+            name: "s".into(),
+            ..Default::default()
+        };
+        let agg = Aggregator::new(origin, vec![info], vec![Duration::ZERO], 2);
+        agg.scenario_started(0);
+        agg.scenario_started(0);
+        let mut a = Recorder::new(0, origin, 1);
+        let mut b = Recorder::new(1, origin, 1);
+        let at = |s: f64| origin + Duration::from_secs_f64(s);
+        for i in 0..100 {
+            a.record(&agg, key(200), at(0.5), 1000 + i, 500, false, 1, 0);
+        }
+        b.record(&agg, key(500), at(0.7), 9000, 9000, true, 0, 1);
+        a.record(&agg, key(200), at(1.2), 2000, 2000, false, 1, 0);
+        // Worker b has not reported past second 0 yet: no row.
+        assert!(agg.snapshot().timeline.is_empty());
+        b.tick(&agg, at(2.1));
+        let snap = agg.snapshot();
+        assert_eq!(snap.timeline.len(), 1);
+        assert_eq!(snap.timeline[0].requests, 101);
+        assert_eq!(snap.timeline[0].errors, 1);
+        a.dropped(0);
+        a.finish(&agg);
+        b.finish(&agg);
+        agg.scenario_finished(0);
+        agg.scenario_finished(0);
+        let m = agg.finish();
+        assert_eq!(m.total_requests(), 102);
+        assert_eq!(m.series[&key(200)].requests, 101);
+        assert_eq!(m.series[&key(200)].checks_passed, 101);
+        assert_eq!(m.series[&key(500)].failed, 1);
+        assert_eq!(m.scenarios[0].dropped, 1);
+        assert_eq!(m.timeline.iter().map(|r| r.requests).sum::<u64>(), 102);
+        assert!(m.events.iter().any(|e| e.kind == "scenario_end"));
+        assert_eq!(m.scenarios[0].active, Duration::from_secs_f64(1.2));
+    }
+}

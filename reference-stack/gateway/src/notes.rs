@@ -1,0 +1,57 @@
+//! Durable notes, for failover drills that count lost acknowledged writes (RPO).
+//!
+//! `POST /v1/notes` `{"id": "<uuid>", "text": "..."}` answers 201 `{"id","text"}` only after
+//! the Postgres commit (an upsert: retrying the same id is safe). `GET /v1/notes/{id}` answers
+//! 200 `{"id","text"}` or 404.
+
+use crate::auth::Caller;
+use crate::error::JsonBody;
+use crate::{ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    pub id: Uuid,
+    /// A string; numbers and booleans are accepted and stored as their JSON text.
+    pub text: serde_json::Value,
+}
+
+pub async fn create(
+    caller: Caller,
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody<NewNote>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let n = body;
+    let text = match n.text {
+        serde_json::Value::String(s) => s,
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "field `text` must be a string, got {other}"
+            )))
+        }
+    };
+    crate::db::upsert_note(&st.db, n.id, &caller.key_id, &text).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": n.id, "text": text})),
+    ))
+}
+
+pub async fn get_note(
+    _: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("note id {id:?} is not a UUID")))?;
+    match crate::db::get_note(&st.db, id).await? {
+        Some(text) => Ok(Json(serde_json::json!({"id": id, "text": text}))),
+        None => Err(ApiError::NotFound("note")),
+    }
+}

@@ -1,0 +1,194 @@
+//! The command-line surface (clap derive). The commands and their meanings are part of the
+//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// loadgate: load tests and SLO gates for HTTP services.
+#[derive(Debug, Parser)]
+#[command(name = "loadgate", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan; reports go to --out (default reports/<plan-name>-<timestamp>/).
+    Run(RunArgs),
+    /// Ad-hoc single-scenario run without a plan file (like wrk / oha).
+    Attack(AttackArgs),
+    /// Check a plan and print every problem with its line and column.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the plan format (or of summary.json with --summary).
+    Schema(SchemaArgs),
+    /// Start, stop or inspect the reference stack on its own.
+    Stack(StackArgs),
+}
+
+/// Options shared by the commands that read a plan.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// Environment profile from the plan's `environments:` section (dev, staging, prod, ...).
+    #[arg(long = "env", value_name = "NAME", env = "LOADGATE_ENV")]
+    pub env_profile: Option<String>,
+    /// Override a plan value by its dotted path, e.g. --set scenarios.chat.rate=50/s.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (YAML).
+    pub plan: PathBuf,
+    /// Output directory for the reports.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub plan_args: PlanArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Override the plan's stack backend (auto, containers, process, external).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub stack: Option<BackendArg>,
+    /// Print summary.json to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Engine tuning shared by `run` and `attack`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Worker threads generating load (default: the CPUs this process may run on).
+    #[arg(long, value_name = "N", env = "LOADGATE_THREADS")]
+    pub threads: Option<usize>,
+    /// Run only segment I of N of the load (for distributed runs), e.g. 1/3 (1-based).
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Target URL, e.g. http://127.0.0.1:8080/
+    pub url: String,
+    /// Closed model: this many connections (VUs) at full speed.
+    #[arg(short = 'c', long = "connections", value_name = "N", conflicts_with = "rate")]
+    pub connections: Option<u32>,
+    /// Open model: this many requests per second (e.g. 1000/s, 1000, 6000/m); latency is
+    /// measured from the intended send time.
+    #[arg(long, value_name = "N/s")]
+    pub rate: Option<String>,
+    /// How long to run (e.g. 10s, 1m).
+    #[arg(short = 'd', long = "duration", value_name = "DURATION", default_value = "10s")]
+    pub duration: String,
+    /// Per-request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+    /// HTTP method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub method: String,
+    /// Extra header, repeatable: -H 'authorization: Bearer x'.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(short = 'b', long)]
+    pub body: Option<String>,
+    /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Accept any TLS certificate.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Open model: maximum concurrent requests (VUs) before iterations are dropped.
+    #[arg(long, value_name = "N")]
+    pub max_vus: Option<u32>,
+    /// Threshold, repeatable: --threshold 'http_req_duration: p(95)<250'.
+    #[arg(long = "threshold", value_name = "METRIC: EXPR")]
+    pub thresholds: Vec<String>,
+    /// Print summary.json to stdout and nothing else there.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the reports into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The plan file (YAML).
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub plan_args: PlanArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of summary.json instead of the plan's.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    #[command(subcommand)]
+    pub action: StackAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackAction {
+    /// Start the stack, print its environment lines, stay up until Ctrl-C.
+    Up(StackUpArgs),
+    /// Stop stacks started by `loadgate stack up`.
+    Down,
+    /// Show running stacks.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct StackUpArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+    /// Number of gateway instances.
+    #[arg(long, default_value_t = 1)]
+    pub gateways: u32,
+    /// Put an edge balancer in front of the gateways.
+    #[arg(long, value_enum)]
+    pub edge: Option<EdgeArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Containers,
+    Process,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EdgeArg {
+    RoundRobin,
+    LeastConnections,
+}
+
+impl From<BackendArg> for crate::spec::StackBackend {
+    fn from(b: BackendArg) -> Self {
+        use crate::spec::StackBackend as S;
+        match b {
+            BackendArg::Auto => S::Auto,
+            BackendArg::Containers => S::Containers,
+            BackendArg::Process => S::Process,
+            BackendArg::External => S::External,
+        }
+    }
+}
+
+impl From<EdgeArg> for crate::spec::EdgeStrategy {
+    fn from(e: EdgeArg) -> Self {
+        match e {
+            EdgeArg::RoundRobin => crate::spec::EdgeStrategy::RoundRobin,
+            EdgeArg::LeastConnections => crate::spec::EdgeStrategy::LeastConnections,
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Executors: who sends the next iteration, and when. One file per executor; they all plug
+//! into the same VU loop here, so pacing, stop conditions and latency correction are written
+//! once:
+//!
+//! - a [`Schedule`] (one per executor) answers, for a VU between iterations, "go now (with
+//!   this sequence number and intended time)", "wait", or "done"; the open-model executors
+//!   also grow their VU pool ([`open`]) and use a [`crate::engine::pacer::Pacer`];
+//! - the [`RequestSource`] picks the weighted request and renders it;
+//! - the VU's [`Client`] sends it on the VU's own connection;
+//! - the worker's [`Recorder`] is the sink.
+//!
+//! Work is split over *lanes*: worker thread k of N in segment s of S owns lane
+//! `offset = s + S*k` with `stride = S*N`, i.e. the arrival / VU / iteration indices
+//! `offset, offset + stride, ...` ([`Lane`]). Segments across machines and threads inside one
+//! process are the same mechanism, so N processes with `--segment i/N` together send exactly
+//! what one process would.
+//!
+//! Latency: `duration` runs from the intended time (open model: the schedule's; closed model:
+//! when the iteration began, i.e. the send time on a kept-alive connection) to the last byte;
+//! `service` from the first byte written to the last byte.
+//!
+//! Timer resolution: tokio's timer rounds a deadline up to the next millisecond tick and the
+//! poller's timeout rounds up again, so a VU sleeping until its arrival wakes 0-2 ms late.
+//! VUs therefore aim [`ON_TIME_TOLERANCE`] (one tick) early, which centres the actual start
+//! on the intended time (±1 ms), and an iteration that starts no later than
+//! `intended + ON_TIME_TOLERANCE` counts as on time: its `duration` runs from its actual
+//! start. Anything later counts in full from the intended time.
+pub mod constant_arrival_rate;
+pub mod constant_vus;
+pub mod open;
+pub mod per_vu_iterations;
+pub mod ramping_arrival_rate;
+pub mod ramping_vus;
+pub mod shared_iterations;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Lateness up to this much (the timer's resolution) is the generator's granularity, not a
+/// missed schedule: such an iteration's `duration` starts at its actual start.
+pub const ON_TIME_TOLERANCE: Duration = Duration::from_millis(1);
+
+use super::http::{Client, ResponseData, Target};
+use super::request::{IterVars, RequestSource, Scratch};
+use crate::metrics::recorder::{Aggregator, Recorder};
+use crate::metrics::{ErrorKind, SeriesKey};
+use crate::spec::{ExecutorSpec, ScenarioSpec};
+
+/// The slice of an index space one worker owns: `offset, offset + stride, offset + 2*stride...`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    pub offset: u64,
+    pub stride: u64,
+}
+
+impl Lane {
+    /// Worker `thread` of `threads`, inside segment `(index, count)` (None: the whole run).
+    pub fn new(thread: usize, threads: usize, segment: Option<(u32, u32)>) -> Lane {
+        let (si, sc) = segment
+            .map(|(i, c)| (i as u64, c.max(1) as u64))
+            .unwrap_or((0, 1));
+        Lane {
+            offset: si + sc * thread as u64,
+            stride: sc * threads.max(1) as u64,
+        }
+    }
+
+    /// The whole index space.
+    pub fn single() -> Lane {
+        Lane {
+            offset: 0,
+            stride: 1,
+        }
+    }
+
+    /// The j-th index of this lane.
+    pub fn nth(&self, j: u64) -> u64 {
+        self.offset + self.stride * j
+    }
+
+    /// How many of the indices `0..n` belong to this lane.
+    pub fn share(&self, n: u64) -> u64 {
+        if n > self.offset {
+            (n - self.offset - 1) / self.stride + 1
+        } else {
+            0
+        }
+    }
+
+    /// Take the next index of this lane from a per-thread counter.
+    pub fn next_seq(&self, counter: &Cell<u64>) -> u64 {
+        let j = counter.get();
+        counter.set(j + 1);
+        self.nth(j)
+    }
+}
+
+/// What a VU does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Run an iteration with this sequence number, at `intended` (open model) or now.
+    /// `grow`: the iteration is late and the pool may grow: start one more VU.
+    Go {
+        seq: u64,
+        intended: Option<Instant>,
+        grow: bool,
+    },
+    /// Not now; ask again at this instant.
+    Wait(Instant),
+    /// This VU is finished.
+    Done,
+}
+
+/// A VU as its schedule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct VuState {
+    /// VU id, unique within the scenario (0-based).
+    pub id: u64,
+    /// Iterations this VU has run.
+    pub iter: u64,
+}
+
+/// One executor's decisions on one worker thread (single-threaded: `Cell`s, no atomics).
+pub trait Schedule {
+    /// Ids of the VUs this worker starts with.
+    fn initial_vus(&self) -> Vec<u64>;
+    /// The next step of `vu`, asked between iterations.
+    fn next(&self, vu: &VuState, now: Instant, ctx: &ScenarioCtx) -> Step;
+    /// Start one more VU if the pool may grow; returns its id.
+    fn grow(&self) -> Option<u64> {
+        None
+    }
+    /// A VU ended.
+    fn vu_exited(&self) {}
+    /// A VU starts sending an iteration.
+    fn iteration_started(&self) {}
+    /// A VU finished an iteration.
+    fn iteration_finished(&self) {}
+}
+
+/// Build the schedule of a scenario for one lane. `max_connections` caps the VUs.
+pub fn schedule_for(
+    spec: &ExecutorSpec,
+    lane: Lane,
+    max_connections: Option<usize>,
+) -> Box<dyn Schedule> {
+    let cap = |v: u32| match max_connections {
+        Some(m) => v.min(m.min(u32::MAX as usize) as u32),
+        None => v,
+    };
+    match spec {
+        ExecutorSpec::ConstantArrivalRate {
+            rate,
+            duration,
+            pre_allocated_vus,
+            max_vus,
+        } => Box::new(constant_arrival_rate::schedule(
+            *rate,
+            *duration,
+            cap(*pre_allocated_vus),
+            cap(*max_vus),
+            lane,
+        )),
+        ExecutorSpec::RampingArrivalRate {
+            start_rate,
+            stages,
+            pre_allocated_vus,
+            max_vus,
+        } => Box::new(ramping_arrival_rate::schedule(
+            *start_rate,
+            stages,
+            cap(*pre_allocated_vus),
+            cap(*max_vus),
+            lane,
+        )),
+        ExecutorSpec::ConstantVus { vus, .. } => {
+            Box::new(constant_vus::ConstantVus::new(cap(*vus), lane))
+        }
+        ExecutorSpec::RampingVus { start_vus, stages } => {
+            let stages: Vec<_> = stages
+                .iter()
+                .map(|s| crate::spec::VuStage {
+                    target: cap(s.target),
+                    duration: s.duration,
+                })
+                .collect();
+            Box::new(ramping_vus::RampingVus::new(cap(*start_vus), &stages, lane))
+        }
+        ExecutorSpec::PerVuIterations {
+            vus, iterations, ..
+        } => Box::new(per_vu_iterations::PerVuIterations::new(
+            cap(*vus),
+            *iterations,
+            lane,
+        )),
+        ExecutorSpec::SharedIterations {
+            vus, iterations, ..
+        } => Box::new(shared_iterations::SharedIterations::new(
+            cap(*vus),
+            *iterations,
+            lane,
+        )),
+    }
+}
+
+/// Everything the VUs of one scenario on one worker thread share.
+pub struct ScenarioCtx {
+    /// Index of the scenario (`SeriesKey::scenario`).
+    pub index: usize,
+    /// The scenario's start on the run clock.
+    pub start: Instant,
+    /// The executor's own end (before `graceful_stop`).
+    pub end: Instant,
+    pub graceful_stop: Duration,
+    pub timeout: Duration,
+    pub schedule: Box<dyn Schedule>,
+    pub source: RequestSource,
+    pub target: Arc<Target>,
+    pub recorder: Rc<RefCell<Recorder>>,
+    pub agg: Arc<Aggregator>,
+    /// The run's stop token (a per-thread child): no new iterations once cancelled. Sleeps
+    /// select on it; between iterations VUs read `stopped` (a plain `Cell`, no lock).
+    pub stop: CancellationToken,
+    /// Set by the worker's watcher task when `stop` is cancelled.
+    pub stopped: Rc<Cell<bool>>,
+    tracker: TaskTracker,
+    vus: RefCell<Vec<AbortHandle>>,
+}
+
+impl ScenarioCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        spec: &ScenarioSpec,
+        origin: Instant,
+        timeout: Duration,
+        schedule: Box<dyn Schedule>,
+        source: RequestSource,
+        target: Arc<Target>,
+        recorder: Rc<RefCell<Recorder>>,
+        agg: Arc<Aggregator>,
+        stop: CancellationToken,
+        stopped: Rc<Cell<bool>>,
+    ) -> ScenarioCtx {
+        let start = origin + spec.start_after;
+        ScenarioCtx {
+            index,
+            start,
+            end: start + spec.executor.max_duration(),
+            graceful_stop: spec.graceful_stop,
+            timeout,
+            schedule,
+            source,
+            target,
+            recorder,
+            agg,
+            stop,
+            stopped,
+            tracker: TaskTracker::new(),
+            vus: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+fn spawn_vu(ctx: &Rc<ScenarioCtx>, id: u64) {
+    let h = ctx.tracker.spawn_local(vu_main(ctx.clone(), id));
+    ctx.vus.borrow_mut().push(h.abort_handle());
+}
+
+/// Run one scenario on this worker thread: wait for its start, start its VUs, wait for them
+/// (the executor's end + `graceful_stop`, or the stop token + the request timeout), then
+/// abort whatever is still in flight.
+pub async fn run_scenario(ctx: Rc<ScenarioCtx>) {
+    tokio::select! {
+        _ = tokio::time::sleep_until(ctx.start.into()) => {}
+        _ = ctx.stop.cancelled() => return,
+    }
+    ctx.agg.scenario_started(ctx.index);
+    for id in ctx.schedule.initial_vus() {
+        spawn_vu(&ctx, id);
+    }
+    ctx.tracker.close();
+    let deadline = async {
+        tokio::select! {
+            _ = tokio::time::sleep_until(ctx.end.into()) => tokio::time::sleep(ctx.graceful_stop).await,
+            _ = ctx.stop.cancelled() => tokio::time::sleep(ctx.timeout + Duration::from_millis(100)).await,
+        }
+    };
+    tokio::select! {
+        _ = ctx.tracker.wait() => {}
+        _ = deadline => {
+            for h in ctx.vus.borrow().iter() {
+                h.abort();
+            }
+            ctx.tracker.wait().await;
+        }
+    }
+    ctx.agg.scenario_finished(ctx.index);
+}
+
+/// A VU: its own connection, buffers and random generator.
+struct Vu {
+    state: VuState,
+    client: Client,
+    scratch: Scratch,
+    resp: ResponseData,
+    rng: SmallRng,
+}
+
+/// Lives as long as the VU task; tells the schedule when the VU ends (also when aborted).
+struct ExitGuard(Rc<ScenarioCtx>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.schedule.vu_exited();
+    }
+}
+
+async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
+    let _guard = ExitGuard(ctx.clone());
+    let mut vu = Vu {
+        state: VuState { id, iter: 0 },
+        client: Client::new(ctx.target.clone()),
+        scratch: Scratch::default(),
+        resp: ResponseData::default(),
+        rng: SmallRng::from_rng(&mut rand::rng()),
+    };
+    loop {
+        if ctx.stopped.get() {
+            break;
+        }
+        let now = Instant::now();
+        match ctx.schedule.next(&vu.state, now, &ctx) {
+            Step::Done => break,
+            Step::Wait(t) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t.into()) => {}
+                    _ = ctx.stop.cancelled() => break,
+                }
+            }
+            Step::Go {
+                seq,
+                intended,
+                grow,
+            } => {
+                if grow {
+                    if let Some(id) = ctx.schedule.grow() {
+                        spawn_vu(&ctx, id);
+                    }
+                }
+                if let Some(t) = intended {
+                    // Aim one timer tick early: the timer fires up to ~2 ticks late.
+                    let wake = t.checked_sub(ON_TIME_TOLERANCE).unwrap_or(t);
+                    if wake > now {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(wake.into()) => {}
+                            _ = ctx.stop.cancelled() => break,
+                        }
+                    }
+                }
+                ctx.schedule.iteration_started();
+                iteration(&ctx, &mut vu, seq, intended).await;
+                ctx.schedule.iteration_finished();
+                vu.state.iter += 1;
+            }
+        }
+    }
+}
+
+/// One iteration: pick, render, send, check, record.
+async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<Instant>) {
+    let idx = ctx.source.pick(&mut vu.rng);
+    let req = &ctx.source.requests()[idx];
+    let vars = IterVars {
+        seq,
+        vu: vu.state.id,
+        iter: vu.state.iter,
+    };
+    let bytes = ctx.source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
+    let started = Instant::now();
+    let begin = match intended {
+        Some(t) if started.saturating_duration_since(t) > ON_TIME_TOLERANCE => t,
+        _ => started,
+    };
+    let out = vu
+        .client
+        .send(bytes, req.head, req.capture, &mut vu.resp)
+        .await;
+    let end = Instant::now();
+    let duration = end.saturating_duration_since(begin);
+    let service = out
+        .sent_at
+        .map(|s| end.saturating_duration_since(s))
+        .unwrap_or_default();
+    let error = out.error.or_else(|| ErrorKind::from_status(out.status));
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for c in &req.checks {
+        if out.status != 0 && c.evaluate(out.status, &vu.resp.headers, &vu.resp.body) {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    let key = SeriesKey {
+        scenario: ctx.index as u16,
+        request: idx as u16,
+        status: out.status,
+        error,
+    };
+    ctx.recorder.borrow_mut().record(
+        &ctx.agg,
+        key,
+        end,
+        duration.as_micros() as u64,
+        service.as_micros() as u64,
+        error.is_some(),
+        passed,
+        failed,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_partition_the_index_space() {
+        // 2 segments x 3 threads: every index 0..60 owned exactly once.
+        let mut owned = vec![0; 60];
+        for s in 0..2 {
+            for t in 0..3 {
+                let lane = Lane::new(t, 3, Some((s, 2)));
+                let n = lane.share(60);
+                for j in 0..n {
+                    owned[lane.nth(j) as usize] += 1;
+                }
+                assert_eq!(n, 10);
+            }
+        }
+        assert!(owned.iter().all(|&c| c == 1));
+        assert_eq!(Lane::new(1, 4, None).share(2), 1);
+        assert_eq!(Lane::new(3, 4, None).share(2), 0);
+    }
+}

@@ -1,0 +1,236 @@
+//! The lean HTTP/1.1 keep-alive client: write pre-built request bytes, parse the response head
+//! with httparse, read the body (Content-Length, chunked, or until close) through one reused
+//! buffer, keeping it only when a check needs it. No allocation per request once the buffer
+//! has grown to fit a response head.
+use http::{HeaderName, HeaderValue};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Capture, ResponseData, Stream};
+use crate::metrics::ErrorKind;
+
+/// Most response headers parsed; more is a protocol error.
+const MAX_HEADERS: usize = 64;
+const READ_CHUNK: usize = 16 * 1024;
+
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// One HTTP/1.1 connection and its read buffer.
+pub struct H1Conn {
+    stream: Stream,
+    buf: Vec<u8>,
+    received: bool,
+}
+
+fn io_kind(e: std::io::Error) -> ErrorKind {
+    ErrorKind::from_io(&e)
+}
+
+fn header_has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+impl H1Conn {
+    pub fn new(stream: Stream) -> H1Conn {
+        H1Conn {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            received: false,
+        }
+    }
+
+    /// Whether any byte of a response arrived during the last exchange.
+    pub fn received(&self) -> bool {
+        self.received
+    }
+
+    /// Read more bytes at the end of the buffer; EOF is an error (`Reset`).
+    async fn read_more(&mut self) -> Result<(), ErrorKind> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let n = self.stream.read_buf(&mut self.buf).await.map_err(io_kind)?;
+        if n == 0 {
+            return Err(ErrorKind::Reset);
+        }
+        self.received = true;
+        Ok(())
+    }
+
+    /// Drop the consumed prefix `..pos` of the buffer.
+    fn compact(&mut self, pos: &mut usize) {
+        if *pos >= self.buf.len() {
+            self.buf.clear();
+        } else if *pos > 0 {
+            self.buf.drain(..*pos);
+        }
+        *pos = 0;
+    }
+
+    /// Consume `n` body bytes starting at `pos`, copying them into `keep` if given.
+    async fn consume(
+        &mut self,
+        pos: &mut usize,
+        mut n: u64,
+        mut keep: Option<&mut Vec<u8>>,
+    ) -> Result<(), ErrorKind> {
+        loop {
+            let avail = (self.buf.len() - *pos) as u64;
+            let take = avail.min(n) as usize;
+            if let Some(k) = keep.as_deref_mut() {
+                k.extend_from_slice(&self.buf[*pos..*pos + take]);
+            }
+            *pos += take;
+            n -= take as u64;
+            if n == 0 {
+                return Ok(());
+            }
+            self.buf.clear();
+            *pos = 0;
+            self.read_more().await?;
+        }
+    }
+
+    /// Make sure there is a complete line (ending in CRLF) at `pos`; returns its length
+    /// without the CRLF.
+    async fn line(&mut self, pos: &mut usize) -> Result<usize, ErrorKind> {
+        loop {
+            if let Some(i) = self.buf[*pos..].windows(2).position(|w| w == b"\r\n") {
+                return Ok(i);
+            }
+            if self.buf.len() - *pos > 8 * 1024 {
+                return Err(ErrorKind::Protocol);
+            }
+            self.compact(pos);
+            self.read_more().await?;
+        }
+    }
+
+    /// Write the request and read the whole response. Returns the status and whether the
+    /// connection may be reused.
+    pub async fn exchange(
+        &mut self,
+        req: &[u8],
+        head_request: bool,
+        cap: Capture,
+        resp: &mut ResponseData,
+    ) -> Result<(u16, bool), ErrorKind> {
+        self.received = false;
+        self.buf.clear();
+        self.stream.write_all(req).await.map_err(io_kind)?;
+
+        // Response head (skipping interim 1xx responses).
+        let (status, head_len, framing, mut keep) = loop {
+            if !self.buf.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut r = httparse::Response::new(&mut headers);
+                match r.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let code = r.code.unwrap_or(0);
+                        if (100..200).contains(&code) && code != 101 {
+                            self.buf.drain(..n);
+                            continue;
+                        }
+                        let mut length = None;
+                        let mut chunked = false;
+                        let mut keep = r.version == Some(1);
+                        for h in r.headers.iter() {
+                            if h.name.eq_ignore_ascii_case("content-length") {
+                                let v = std::str::from_utf8(h.value)
+                                    .ok()
+                                    .and_then(|v| v.trim().parse::<u64>().ok());
+                                length = Some(v.ok_or(ErrorKind::Protocol)?);
+                            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                                chunked = header_has_token(h.value, "chunked");
+                            } else if h.name.eq_ignore_ascii_case("connection") {
+                                if header_has_token(h.value, "close") {
+                                    keep = false;
+                                } else if header_has_token(h.value, "keep-alive") {
+                                    keep = true;
+                                }
+                            }
+                            if cap.headers {
+                                if let (Ok(name), Ok(value)) = (
+                                    HeaderName::from_bytes(h.name.as_bytes()),
+                                    HeaderValue::from_bytes(h.value),
+                                ) {
+                                    resp.headers.append(name, value);
+                                }
+                            }
+                        }
+                        let framing = if head_request || code == 204 || code == 304 {
+                            Framing::Length(0)
+                        } else if chunked {
+                            Framing::Chunked
+                        } else if let Some(l) = length {
+                            Framing::Length(l)
+                        } else {
+                            Framing::UntilClose
+                        };
+                        break (code, n, framing, keep);
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() > 64 * 1024 {
+                            return Err(ErrorKind::Protocol);
+                        }
+                    }
+                    Err(_) => return Err(ErrorKind::Protocol),
+                }
+            }
+            self.read_more().await?;
+        };
+
+        let mut pos = head_len;
+        let mut body = cap.body.then_some(&mut resp.body);
+        match framing {
+            Framing::Length(n) => self.consume(&mut pos, n, body.as_deref_mut()).await?,
+            Framing::Chunked => loop {
+                let len = self.line(&mut pos).await?;
+                let size = match httparse::parse_chunk_size(&self.buf[pos..pos + len + 2]) {
+                    Ok(httparse::Status::Complete((_, size))) => size,
+                    _ => return Err(ErrorKind::Protocol),
+                };
+                pos += len + 2;
+                if size == 0 {
+                    // Trailers, up to the empty line.
+                    loop {
+                        let len = self.line(&mut pos).await?;
+                        pos += len + 2;
+                        if len == 0 {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                self.consume(&mut pos, size, body.as_deref_mut()).await?;
+                let len = self.line(&mut pos).await?;
+                if len != 0 {
+                    return Err(ErrorKind::Protocol);
+                }
+                pos += 2;
+            },
+            Framing::UntilClose => {
+                keep = false;
+                loop {
+                    if let Some(k) = body.as_deref_mut() {
+                        k.extend_from_slice(&self.buf[pos..]);
+                    }
+                    self.buf.clear();
+                    pos = 0;
+                    match self.read_more().await {
+                        Ok(()) => {}
+                        Err(ErrorKind::Reset) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        self.compact(&mut pos);
+        Ok((status, keep))
+    }
+}

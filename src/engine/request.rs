@@ -1,0 +1,324 @@
+//! The request source: picks a scenario's request by weight and renders it as HTTP/1.1 wire
+//! bytes (the h2 client converts them). Templates are bound once to feeder and column indices;
+//! a request without any placeholder is pre-built once and sent as the same bytes every time.
+//!
+//! Rendering writes into the VU's reused [`Scratch`] buffers, so a templated request allocates
+//! nothing once the buffers have grown to fit.
+use std::io::Write;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::http::{Capture, Target};
+use super::template::{Part, Template};
+use super::EngineError;
+use crate::checks::response::ResponseCheck;
+use crate::spec::{Feeder, FeederOrder, RunSpec, ScenarioSpec};
+
+enum Seg {
+    Lit(Box<[u8]>),
+    Uuid,
+    Seq,
+    Vu,
+    Iter,
+    Random(Vec<Box<[u8]>>),
+    RandInt(i64, i64),
+    Feeder { slot: usize, column: usize },
+}
+
+/// A template bound to the scenario's feeders.
+struct Bound(Vec<Seg>);
+
+/// The per-iteration values placeholders read.
+pub type IterVars = super::template::RenderVars;
+
+/// A VU's reused rendering buffers.
+#[derive(Default)]
+pub struct Scratch {
+    out: Vec<u8>,
+    body: Vec<u8>,
+    rows: Vec<Option<usize>>,
+}
+
+/// One request of the mix, ready to render.
+pub struct PreparedRequest {
+    pub name: String,
+    pub method: String,
+    /// HEAD: the response has no body.
+    pub head: bool,
+    pub checks: Vec<ResponseCheck>,
+    /// What the checks read from the response.
+    pub capture: Capture,
+    prebuilt: Option<Box<[u8]>>,
+    request_line_start: Vec<u8>,
+    path: Bound,
+    headers: Vec<(Vec<u8>, Bound)>,
+    body: Option<Bound>,
+}
+
+/// A scenario's weighted request mix.
+pub struct RequestSource {
+    requests: Vec<PreparedRequest>,
+    cumulative: Vec<u32>,
+    feeders: Vec<Arc<Feeder>>,
+}
+
+impl RequestSource {
+    /// Bind a scenario's requests to the run's feeders and the target.
+    pub fn new(
+        spec: &RunSpec,
+        scenario: &ScenarioSpec,
+        target: &Target,
+    ) -> Result<RequestSource, EngineError> {
+        let mut feeders: Vec<Arc<Feeder>> = Vec::new();
+        let mut requests = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total = 0u32;
+        for r in &scenario.requests {
+            let mut bind = |t: &Template| -> Result<Bound, EngineError> {
+                bind_template(t, &spec.feeders, &mut feeders, &scenario.name)
+            };
+            let path = bind(&t_or_slash(&r.path))?;
+            // Headers: defaults, overridden by the request's own (case-insensitive names).
+            let mut merged: Vec<(String, &Template)> = Vec::new();
+            for (name, value) in spec.http.headers.iter().chain(r.headers.iter()) {
+                if name.eq_ignore_ascii_case("content-length")
+                    || name.eq_ignore_ascii_case("transfer-encoding")
+                {
+                    continue;
+                }
+                if let Some(slot) = merged
+                    .iter_mut()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                {
+                    slot.1 = value;
+                } else {
+                    merged.push((name.clone(), value));
+                }
+            }
+            let host_t = Template::literal(&target.authority);
+            let ua_t = Template::literal(concat!("loadgate/", env!("CARGO_PKG_VERSION")));
+            if !merged.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+                merged.insert(0, ("Host".into(), &host_t));
+            }
+            if !merged
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+            {
+                merged.push(("User-Agent".into(), &ua_t));
+            }
+            let mut headers = Vec::new();
+            for (n, t) in merged {
+                headers.push((n.into_bytes(), bind(t)?));
+            }
+            let body = r.body.as_ref().map(&mut bind).transpose()?;
+            let method = r.method.to_ascii_uppercase();
+            let mut line = Vec::new();
+            line.extend_from_slice(method.as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(target.base_path.as_bytes());
+            let mut p = PreparedRequest {
+                name: r.name.clone(),
+                head: method == "HEAD",
+                method,
+                capture: Capture {
+                    headers: r.checks.iter().any(|c| c.needs_headers()),
+                    body: r.checks.iter().any(|c| c.needs_body()),
+                },
+                checks: r.checks.clone(),
+                prebuilt: None,
+                request_line_start: line,
+                path,
+                headers,
+                body,
+            };
+            let is_static = p.is_static();
+            if is_static {
+                let mut scratch = Scratch::default();
+                let mut rng = SmallRng::from_rng(&mut rand::rng());
+                p.render_into(&mut scratch, IterVars::default(), &mut rng, &feeders);
+                p.prebuilt = Some(scratch.out.into_boxed_slice());
+            }
+            total += r.weight.max(1);
+            cumulative.push(total);
+            requests.push(p);
+        }
+        Ok(RequestSource {
+            requests,
+            cumulative,
+            feeders,
+        })
+    }
+
+    pub fn requests(&self) -> &[PreparedRequest] {
+        &self.requests
+    }
+
+    /// Pick a request index by weight.
+    pub fn pick(&self, rng: &mut SmallRng) -> usize {
+        if self.requests.len() == 1 {
+            return 0;
+        }
+        let total = *self.cumulative.last().expect("a scenario has requests");
+        let x = rng.random_range(0..total);
+        self.cumulative.partition_point(|&c| c <= x)
+    }
+
+    /// Render request `idx` for one iteration; returns the wire bytes.
+    pub fn render<'a>(
+        &'a self,
+        idx: usize,
+        vars: IterVars,
+        rng: &mut SmallRng,
+        scratch: &'a mut Scratch,
+    ) -> &'a [u8] {
+        let r = &self.requests[idx];
+        if let Some(b) = &r.prebuilt {
+            return b;
+        }
+        r.render_into(scratch, vars, rng, &self.feeders);
+        &scratch.out
+    }
+}
+
+fn t_or_slash(t: &Template) -> Template {
+    if t.source.starts_with('/') {
+        t.clone()
+    } else {
+        Template::parse(&format!("/{}", t.source)).unwrap_or_else(|_| t.clone())
+    }
+}
+
+fn bind_template(
+    t: &Template,
+    all: &std::collections::BTreeMap<String, Arc<Feeder>>,
+    slots: &mut Vec<Arc<Feeder>>,
+    scenario: &str,
+) -> Result<Bound, EngineError> {
+    let mut segs = Vec::new();
+    for p in t.parts() {
+        segs.push(match p {
+            Part::Literal(s) => Seg::Lit(s.as_bytes().into()),
+            Part::Uuid => Seg::Uuid,
+            Part::Seq => Seg::Seq,
+            Part::Vu => Seg::Vu,
+            Part::Iter => Seg::Iter,
+            Part::Random(c) => Seg::Random(c.iter().map(|s| s.as_bytes().into()).collect()),
+            Part::RandInt(lo, hi) => Seg::RandInt(*lo, *hi),
+            Part::Feeder { feeder, column } => {
+                let f = all.get(feeder).ok_or_else(|| EngineError::UnknownFeeder {
+                    scenario: scenario.to_string(),
+                    feeder: feeder.clone(),
+                })?;
+                let col = f.columns.iter().position(|c| c == column).ok_or_else(|| {
+                    EngineError::UnknownColumn {
+                        scenario: scenario.to_string(),
+                        feeder: feeder.clone(),
+                        column: column.clone(),
+                    }
+                })?;
+                let slot = match slots.iter().position(|s| s.name == *feeder) {
+                    Some(i) => i,
+                    None => {
+                        slots.push(f.clone());
+                        slots.len() - 1
+                    }
+                };
+                Seg::Feeder { slot, column: col }
+            }
+        });
+    }
+    Ok(Bound(segs))
+}
+
+impl Bound {
+    fn is_static(&self) -> bool {
+        self.0.iter().all(|s| matches!(s, Seg::Lit(_)))
+    }
+
+    fn render(
+        &self,
+        out: &mut Vec<u8>,
+        vars: IterVars,
+        rng: &mut SmallRng,
+        feeders: &[Arc<Feeder>],
+        rows: &mut [Option<usize>],
+    ) {
+        for s in &self.0 {
+            match s {
+                Seg::Lit(b) => out.extend_from_slice(b),
+                Seg::Uuid => {
+                    let u = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+                    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                    out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
+                }
+                Seg::Seq => {
+                    let _ = write!(out, "{}", vars.seq);
+                }
+                Seg::Vu => {
+                    let _ = write!(out, "{}", vars.vu);
+                }
+                Seg::Iter => {
+                    let _ = write!(out, "{}", vars.iter);
+                }
+                Seg::Random(c) => out.extend_from_slice(&c[rng.random_range(0..c.len())]),
+                Seg::RandInt(lo, hi) => {
+                    let _ = write!(out, "{}", rng.random_range(*lo..=*hi));
+                }
+                Seg::Feeder { slot, column } => {
+                    let f = &feeders[*slot];
+                    if f.rows.is_empty() {
+                        continue;
+                    }
+                    let row = *rows[*slot].get_or_insert_with(|| match f.order {
+                        FeederOrder::Sequential => (vars.seq % f.rows.len() as u64) as usize,
+                        FeederOrder::Random => rng.random_range(0..f.rows.len()),
+                    });
+                    if let Some(v) = f.rows[row].get(*column) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl PreparedRequest {
+    fn is_static(&self) -> bool {
+        self.path.is_static()
+            && self.headers.iter().all(|(_, b)| b.is_static())
+            && self.body.as_ref().is_none_or(|b| b.is_static())
+    }
+
+    fn render_into(
+        &self,
+        s: &mut Scratch,
+        vars: IterVars,
+        rng: &mut SmallRng,
+        feeders: &[Arc<Feeder>],
+    ) {
+        s.rows.clear();
+        s.rows.resize(feeders.len(), None);
+        s.out.clear();
+        s.body.clear();
+        if let Some(b) = &self.body {
+            b.render(&mut s.body, vars, rng, feeders, &mut s.rows);
+        }
+        s.out.extend_from_slice(&self.request_line_start);
+        self.path
+            .render(&mut s.out, vars, rng, feeders, &mut s.rows);
+        s.out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in &self.headers {
+            s.out.extend_from_slice(name);
+            s.out.extend_from_slice(b": ");
+            value.render(&mut s.out, vars, rng, feeders, &mut s.rows);
+            s.out.extend_from_slice(b"\r\n");
+        }
+        if self.body.is_some() || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {
+            let _ = write!(s.out, "Content-Length: {}\r\n", s.body.len());
+        }
+        s.out.extend_from_slice(b"\r\n");
+        s.out.extend_from_slice(&s.body);
+    }
+}

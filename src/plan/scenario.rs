@@ -1,0 +1,549 @@
+//! Checks and lowering of one scenario: its executor's parameters and its requests.
+//!
+//! Split from `validate` (which handles the plan as a whole) because each executor has its own
+//! required and forbidden parameters and defaults; see [`params_of`] and the plan format
+//! reference for the table.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::checks::response::ResponseCheck;
+use crate::engine::template::Template;
+use crate::spec::{ExecutorSpec, Feeder, RateStage, RequestSpec, ScenarioSpec, VuStage};
+
+use super::model::{self, Executor, Scenario, StageTarget};
+use super::problem::Issues;
+use super::tree::PathSeg;
+use super::validate::{
+    headers, template, DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_DURATION, DEFAULT_MAX_VUS,
+    DEFAULT_PRE_ALLOCATED_VUS,
+};
+
+/// `{{feeder.column}}` references in a template text.
+// TODO(lead): switch to `Template::feeders_used()` once the engine's template parser lands.
+pub(crate) fn feeder_refs(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else { break };
+        let inner = after[..close].trim();
+        if let Some((f, c)) = inner.split_once('.') {
+            let ident = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
+            };
+            if ident(f) && ident(c) {
+                out.push((f.to_string(), c.to_string()));
+            }
+        }
+        rest = &after[close + 2..];
+    }
+    out
+}
+
+fn check_feeder_refs(
+    text: &str,
+    path: &[PathSeg],
+    feeders: &BTreeMap<String, Feeder>,
+    issues: &mut Issues,
+) {
+    for (f, c) in feeder_refs(text) {
+        match feeders.get(&f) {
+            None => {
+                let known: Vec<&str> = feeders.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "the plan defines no feeders".to_string()
+                } else {
+                    format!("feeders: {}", known.join(", "))
+                };
+                issues.at(
+                    path,
+                    format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"),
+                );
+            }
+            Some(feeder) if feeder.columns.is_empty() => {} // failed to load: reported there
+            Some(feeder) if !feeder.columns.iter().any(|col| col == &c) => issues.at(
+                path,
+                format!(
+                    "{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})",
+                    feeder.columns.join(", ")
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn scaled_vus(v: u32, scale: f64) -> u32 {
+    if scale == 1.0 || v == 0 {
+        v
+    } else {
+        ((v as f64 * scale).ceil() as u32).max(1)
+    }
+}
+
+/// Which parameters each executor takes (besides the common ones).
+fn params_of(e: Executor) -> &'static [&'static str] {
+    match e {
+        Executor::ConstantArrivalRate => &["rate", "duration", "pre_allocated_vus", "max_vus"],
+        Executor::RampingArrivalRate => &["start_rate", "stages", "pre_allocated_vus", "max_vus"],
+        Executor::ConstantVus => &["vus", "duration"],
+        Executor::RampingVus => &["start_vus", "stages"],
+        Executor::PerVuIterations | Executor::SharedIterations => {
+            &["vus", "iterations", "max_duration"]
+        }
+    }
+}
+
+fn present_params(s: &Scenario) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut add = |present: bool, name: &'static str| {
+        if present {
+            out.push(name)
+        }
+    };
+    add(s.rate.is_some(), "rate");
+    add(s.duration.is_some(), "duration");
+    add(s.start_rate.is_some(), "start_rate");
+    add(s.start_vus.is_some(), "start_vus");
+    add(s.stages.is_some(), "stages");
+    add(s.pre_allocated_vus.is_some(), "pre_allocated_vus");
+    add(s.max_vus.is_some(), "max_vus");
+    add(s.vus.is_some(), "vus");
+    add(s.iterations.is_some(), "iterations");
+    add(s.max_duration.is_some(), "max_duration");
+    out
+}
+
+fn positive_duration(
+    d: Option<super::units::Duration>,
+    p: Vec<PathSeg>,
+    issues: &mut Issues,
+) -> Duration {
+    match d {
+        Some(d) if d.0.is_zero() => {
+            issues.at(&p, "must be longer than 0s");
+            d.0
+        }
+        Some(d) => d.0,
+        None => Duration::ZERO,
+    }
+}
+
+fn executor(
+    name: &str,
+    e: Executor,
+    s: &Scenario,
+    scale: f64,
+    issues: &mut Issues,
+) -> Option<ExecutorSpec> {
+    let base = path!["scenarios", name];
+    let at = |field: &str| {
+        let mut p = base.clone();
+        p.push(PathSeg::Key(field.to_string()));
+        p
+    };
+    let allowed = params_of(e);
+    for param in present_params(s) {
+        if !allowed.contains(&param) {
+            issues.at_key(
+                at(param),
+                format!(
+                    "`{param}` is not a parameter of {} (it takes: {})",
+                    e.name(),
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    let before = issues.0.len();
+    let mut require = |present: bool, field: &str, example: &str| {
+        if !present {
+            issues.at(
+                at(field),
+                format!(
+                    "{} requires `{field}` (e.g. `{field}: {example}`)",
+                    e.name()
+                ),
+            );
+        }
+    };
+    match e {
+        Executor::ConstantArrivalRate => {
+            require(s.rate.is_some(), "rate", "100/s");
+            require(s.duration.is_some(), "duration", "1m");
+        }
+        Executor::RampingArrivalRate | Executor::RampingVus => {
+            require(s.stages.is_some(), "stages", "[{to: 10, over: 30s}]");
+        }
+        Executor::ConstantVus => require(s.duration.is_some(), "duration", "1m"),
+        _ => {}
+    }
+    let pools = |issues: &mut Issues| {
+        let pre = s.pre_allocated_vus.unwrap_or(DEFAULT_PRE_ALLOCATED_VUS);
+        if pre == 0 {
+            issues.at(at("pre_allocated_vus"), "must be at least 1");
+        }
+        let max = s.max_vus.unwrap_or(pre.max(DEFAULT_MAX_VUS));
+        if max < pre {
+            issues.at(
+                at("max_vus"),
+                format!("max_vus ({max}) must be >= pre_allocated_vus ({pre})"),
+            );
+        }
+        (scaled_vus(pre, scale), scaled_vus(max, scale))
+    };
+    let rate_stages = |issues: &mut Issues| -> Vec<RateStage> {
+        let mut out = Vec::new();
+        for (i, st) in s.stages.iter().flatten().enumerate() {
+            let p = path!["scenarios", name, "stages", i];
+            let duration = st.over.map(|d| d.0);
+            if st.over.is_none() {
+                issues.at(
+                    [p.clone(), path!["over"]].concat(),
+                    "a stage needs `over:` (e.g. `over: 30s`)",
+                );
+            }
+            let target = match st.to {
+                Some(StageTarget::Rate(r)) => Some(r.per_second),
+                Some(StageTarget::Vus(n)) => {
+                    issues.at(
+                        path!["scenarios", name, "stages", i, "to"],
+                        format!("expected a rate like {n}/s for {}, got {n}", e.name()),
+                    );
+                    None
+                }
+                None => {
+                    issues.at(
+                        [p.clone(), path!["to"]].concat(),
+                        "a stage needs `to:` (e.g. `to: 100/s`)",
+                    );
+                    None
+                }
+            };
+            if let (Some(t), Some(d)) = (target, duration) {
+                out.push(RateStage {
+                    target: t * scale,
+                    duration: d,
+                });
+            }
+        }
+        out
+    };
+    let vu_stages = |issues: &mut Issues| -> Vec<VuStage> {
+        let mut out = Vec::new();
+        for (i, st) in s.stages.iter().flatten().enumerate() {
+            let p = path!["scenarios", name, "stages", i];
+            if st.over.is_none() {
+                issues.at(
+                    [p.clone(), path!["over"]].concat(),
+                    "a stage needs `over:` (e.g. `over: 30s`)",
+                );
+            }
+            let target = match st.to {
+                Some(StageTarget::Vus(n)) => Some(n),
+                Some(StageTarget::Rate(r)) => {
+                    issues.at(
+                        path!["scenarios", name, "stages", i, "to"],
+                        format!("expected a VU count for ramping-vus, got the rate {r}"),
+                    );
+                    None
+                }
+                None => {
+                    issues.at(
+                        [p.clone(), path!["to"]].concat(),
+                        "a stage needs `to:` (e.g. `to: 10`)",
+                    );
+                    None
+                }
+            };
+            if let (Some(t), Some(d)) = (target, st.over) {
+                out.push(VuStage {
+                    target: scaled_vus(t, scale),
+                    duration: d.0,
+                });
+            }
+        }
+        out
+    };
+    let check_stages_total = |total: Duration, issues: &mut Issues| {
+        if s.stages.as_ref().is_some_and(|v| v.is_empty()) {
+            issues.at(at("stages"), "needs at least one stage");
+        } else if s.stages.is_some() && total.is_zero() {
+            issues.at(at("stages"), "the stages must last longer than 0s in total");
+        }
+    };
+    let spec = match e {
+        Executor::ConstantArrivalRate => {
+            let rate = s.rate.map(|r| r.per_second).unwrap_or(0.0);
+            if s.rate.is_some() && rate <= 0.0 {
+                issues.at(at("rate"), "must be positive, e.g. 100/s");
+            }
+            let duration = positive_duration(s.duration, at("duration"), issues);
+            let (pre_allocated_vus, max_vus) = pools(issues);
+            ExecutorSpec::ConstantArrivalRate {
+                rate: rate * scale,
+                duration,
+                pre_allocated_vus,
+                max_vus,
+            }
+        }
+        Executor::RampingArrivalRate => {
+            let start_rate = s.start_rate.map(|r| r.per_second).unwrap_or(0.0);
+            let stages = rate_stages(issues);
+            check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
+            let (pre_allocated_vus, max_vus) = pools(issues);
+            ExecutorSpec::RampingArrivalRate {
+                start_rate: start_rate * scale,
+                stages,
+                pre_allocated_vus,
+                max_vus,
+            }
+        }
+        Executor::ConstantVus => {
+            let vus = s.vus.unwrap_or(1);
+            if vus == 0 {
+                issues.at(at("vus"), "must be at least 1");
+            }
+            let duration = positive_duration(s.duration, at("duration"), issues);
+            ExecutorSpec::ConstantVus {
+                vus: scaled_vus(vus, scale),
+                duration,
+            }
+        }
+        Executor::RampingVus => {
+            let stages = vu_stages(issues);
+            check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
+            ExecutorSpec::RampingVus {
+                start_vus: scaled_vus(s.start_vus.unwrap_or(1), scale),
+                stages,
+            }
+        }
+        Executor::PerVuIterations | Executor::SharedIterations => {
+            let vus = s.vus.unwrap_or(1);
+            if vus == 0 {
+                issues.at(at("vus"), "must be at least 1");
+            }
+            let iterations = s.iterations.unwrap_or(1);
+            if iterations == 0 {
+                issues.at(at("iterations"), "must be at least 1");
+            }
+            let max_duration = match s.max_duration {
+                None => DEFAULT_MAX_DURATION,
+                d => positive_duration(d, at("max_duration"), issues),
+            };
+            let vus = scaled_vus(vus, scale);
+            if e == Executor::SharedIterations {
+                if iterations < vus as u64 && s.iterations.is_some() {
+                    issues.at(
+                        at("iterations"),
+                        format!("shared-iterations needs iterations ({iterations}) >= vus ({vus})"),
+                    );
+                }
+                ExecutorSpec::SharedIterations {
+                    vus,
+                    iterations,
+                    max_duration,
+                }
+            } else {
+                ExecutorSpec::PerVuIterations {
+                    vus,
+                    iterations,
+                    max_duration,
+                }
+            }
+        }
+    };
+    (issues.0.len() == before).then_some(spec)
+}
+
+pub(super) fn scenario(
+    name: &str,
+    s: &Scenario,
+    scale: f64,
+    feeders: &BTreeMap<String, Feeder>,
+    default_headers: &[String],
+    issues: &mut Issues,
+) -> Option<ScenarioSpec> {
+    let exec = match s.executor {
+        Some(e) => executor(name, e, s, scale, issues),
+        None => {
+            issues.at(path!["scenarios", name, "executor"], "required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations");
+            None
+        }
+    };
+    let requests: Vec<(Vec<PathSeg>, &model::Request)> = match (&s.request, &s.requests) {
+        (Some(r), None) => vec![(path!["scenarios", name, "request"], r)],
+        (None, Some(list)) => {
+            if list.is_empty() {
+                issues.at(
+                    path!["scenarios", name, "requests"],
+                    "needs at least one request",
+                );
+            }
+            list.iter()
+                .enumerate()
+                .map(|(i, r)| (path!["scenarios", name, "requests", i], r))
+                .collect()
+        }
+        (Some(_), Some(_)) => {
+            issues.at_key(
+                path!["scenarios", name, "requests"],
+                "give either `request` or `requests`, not both",
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            issues.at(
+                path!["scenarios", name, "request"],
+                "required: `request:` (one request) or `requests:` (a weighted list)",
+            );
+            Vec::new()
+        }
+    };
+    let built: Vec<RequestSpec> = requests
+        .into_iter()
+        .filter_map(|(p, r)| request(&p, r, feeders, default_headers, issues))
+        .collect();
+    let graceful_stop = s
+        .graceful_stop
+        .map(|d| d.0)
+        .unwrap_or(DEFAULT_GRACEFUL_STOP);
+    let start_after = s.start_after.map(|d| d.0).unwrap_or_default();
+    let tags = s.tags.clone().unwrap_or_default();
+    if tags.contains_key("scenario") {
+        issues.at_key(
+            path!["scenarios", name, "tags", "scenario"],
+            "the `scenario` tag is set by loadgate (it is the scenario's name)",
+        );
+    }
+    Some(ScenarioSpec {
+        name: name.to_string(),
+        executor: exec?,
+        start_after,
+        graceful_stop,
+        requests: built,
+        tags,
+    })
+}
+
+fn request(
+    base: &[PathSeg],
+    r: &model::Request,
+    feeders: &BTreeMap<String, Feeder>,
+    default_headers: &[String],
+    issues: &mut Issues,
+) -> Option<RequestSpec> {
+    let at = |field: &str| {
+        let mut p = base.to_vec();
+        p.push(PathSeg::Key(field.to_string()));
+        p
+    };
+    let before = issues.0.len();
+    let method = r
+        .method
+        .clone()
+        .unwrap_or_else(|| {
+            if r.body.is_some() {
+                "POST".into()
+            } else {
+                "GET".into()
+            }
+        })
+        .to_ascii_uppercase();
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        issues.at(
+            at("method"),
+            format!("{method:?} is not an HTTP method (GET, POST, PUT, ...)"),
+        );
+    }
+    let weight = r.weight.unwrap_or(1);
+    if weight == 0 {
+        issues.at(at("weight"), "must be at least 1");
+    }
+    let path = match &r.path {
+        None => {
+            issues.at(
+                at("path"),
+                "required: the request path, e.g. `path: /v1/chat`",
+            );
+            None
+        }
+        Some(p) if !p.starts_with('/') && !p.starts_with("{{") => {
+            issues.at(at("path"), format!("must start with '/', got {p:?}"));
+            None
+        }
+        Some(p) => {
+            check_feeder_refs(p, &at("path"), feeders, issues);
+            template(p, &at("path"), issues)
+        }
+    };
+    let mut hdrs = headers(r.headers.as_ref(), &at("headers"), issues);
+    for (name, value) in r.headers.iter().flatten() {
+        let mut p = at("headers");
+        p.push(PathSeg::Key(name.clone()));
+        check_feeder_refs(value, &p, feeders, issues);
+    }
+    let body = match &r.body {
+        None => None,
+        Some(serde_json::Value::String(s)) => {
+            check_feeder_refs(s, &at("body"), feeders, issues);
+            template(s, &at("body"), issues)
+        }
+        Some(v) => {
+            let json = serde_json::to_string(v).unwrap_or_default();
+            check_feeder_refs(&json, &at("body"), feeders, issues);
+            let has_ct = |n: &str| n.eq_ignore_ascii_case("content-type");
+            if !hdrs.iter().any(|(n, _)| has_ct(n)) && !default_headers.iter().any(|n| has_ct(n)) {
+                if let Ok(t) = Template::parse("application/json") {
+                    hdrs.push(("content-type".to_string(), t));
+                }
+            }
+            template(&json, &at("body"), issues)
+        }
+    };
+    let mut checks = Vec::new();
+    for (i, c) in r.checks.iter().flatten().enumerate() {
+        match ResponseCheck::parse(c) {
+            Ok(check) => checks.push(check),
+            Err(e) => issues.at(
+                [at("checks"), vec![PathSeg::Index(i)]].concat(),
+                format!("bad check: {e}"),
+            ),
+        }
+    }
+    let path = path?;
+    if issues.0.len() != before {
+        return None;
+    }
+    let name = r
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{method} {}", r.path.as_deref().unwrap_or_default()));
+    Some(RequestSpec {
+        name,
+        weight,
+        method,
+        path,
+        headers: hdrs,
+        body,
+        checks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feeder_ref_scan() {
+        assert_eq!(
+            feeder_refs("{{prompts.text}} and {{ users.id }} {{uuid}} {{seq}}"),
+            vec![
+                ("prompts".into(), "text".into()),
+                ("users".into(), "id".into())
+            ]
+        );
+    }
+}

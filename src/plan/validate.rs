@@ -1,0 +1,458 @@
+//! Semantic checks of a decoded plan, and lowering into a [`RunSpec`] in the same pass.
+//!
+//! Why one pass: every rule that validation enforces is exactly what lowering relies on, so
+//! the code that builds a `ScenarioSpec` is the code that reports what is wrong with it. Each
+//! problem is recorded with its path (and, when known, its location) and the pass goes on, so
+//! the user sees every problem at once. Validation calls this without loading CSV rows;
+//! lowering calls it again, after the stack's variables are known, with the rows. Scenarios
+//! (executors and requests) are checked in `scenario`.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checks::threshold::{self, ThresholdExpr};
+use crate::engine::template::Template;
+use crate::spec::{
+    self, EdgeStrategy, Feeder, HttpOptions, HttpVersion, ReportFormat, RunSpec, StackBackend,
+    StackSpec, ThresholdSpec,
+};
+
+use super::model::{self, PlanFile};
+use super::problem::Issues;
+use super::scenario::scenario;
+use super::tree::{Node, PathSeg};
+
+/// Default per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `graceful_stop` (as k6).
+pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
+/// Default `max_duration` of the iteration executors (as k6).
+pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
+/// Default `pre_allocated_vus` of the arrival-rate executors.
+pub const DEFAULT_PRE_ALLOCATED_VUS: u32 = 10;
+/// `max_vus` defaults to `max(pre_allocated_vus, DEFAULT_MAX_VUS)`.
+pub const DEFAULT_MAX_VUS: u32 = 100;
+
+/// What the checks need besides the model.
+pub(crate) struct Ctx<'a> {
+    /// The layered, interpolated tree as written (before any erroneous entry was removed):
+    /// the source of key order and of the names that exist.
+    pub tree: &'a Node,
+    pub base_dir: &'a Path,
+    /// Name used when the plan has none (the file stem).
+    pub default_name: &'a str,
+    pub profile: Option<&'a str>,
+    /// Load every CSV row (lowering) or only check the header (validation).
+    pub load_rows: bool,
+}
+
+/// Keys of the map at `section` in the tree, in file order.
+fn tree_keys(tree: &Node, section: &str) -> Vec<String> {
+    tree.get(section)
+        .and_then(Node::as_map)
+        .map(|m| m.iter().map(|(k, _)| k.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Check the plan and build the run. The RunSpec is only meaningful when no issue was added.
+pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec {
+    let name = plan
+        .name
+        .clone()
+        .unwrap_or_else(|| ctx.default_name.to_string());
+    if name.trim().is_empty() || name.contains(['/', '\\']) {
+        issues.at(path!["name"], "the plan name must be non-empty and contain no '/' or '\\' (it names the report directory)");
+    }
+    let scale = scale_factor(plan, ctx, issues);
+    let target = check_target(plan, ctx.load_rows, issues);
+    let (http, default_header_names) = http_options(plan, issues);
+    let feeders = feeders(plan, ctx, issues);
+    let scenario_names: BTreeSet<String> = tree_keys(ctx.tree, "scenarios").into_iter().collect();
+
+    let mut scenarios = Vec::new();
+    match &plan.scenarios {
+        None => issues.at(
+            path!["scenarios"],
+            "a plan needs at least one scenario (add `scenarios:` with one entry)",
+        ),
+        Some(map) if map.is_empty() && scenario_names.is_empty() => {
+            issues.at(path!["scenarios"], "a plan needs at least one scenario")
+        }
+        Some(map) => {
+            for sname in tree_keys(ctx.tree, "scenarios") {
+                if let Some(sc) = map.get(&sname) {
+                    if let Some(s) =
+                        scenario(&sname, sc, scale, &feeders, &default_header_names, issues)
+                    {
+                        scenarios.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut thresholds = Vec::new();
+    if let Some(map) = &plan.thresholds {
+        for key in tree_keys(ctx.tree, "thresholds") {
+            if let Some(entries) = map.get(&key) {
+                threshold(&key, entries, &scenario_names, &mut thresholds, issues);
+            }
+        }
+    }
+
+    let report_formats = match plan.report.as_ref().and_then(|r| r.formats.as_ref()) {
+        None => ReportFormat::ALL.to_vec(),
+        Some(list) => {
+            let mut out: Vec<ReportFormat> = Vec::new();
+            for f in list {
+                let f = match f {
+                    model::ReportFormat::Table => ReportFormat::Table,
+                    model::ReportFormat::Json => ReportFormat::Json,
+                    model::ReportFormat::Junit => ReportFormat::Junit,
+                    model::ReportFormat::Csv => ReportFormat::Csv,
+                };
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+            out
+        }
+    };
+
+    RunSpec {
+        name,
+        target,
+        http,
+        feeders: feeders.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        scenarios,
+        thresholds,
+        report_formats,
+    }
+}
+
+/// The stack section, lowered.
+pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSpec> {
+    let stack = plan.stack.as_ref()?;
+    let Some(r) = &stack.reference else {
+        issues.at(path!["stack", "reference"], "required: add `reference: {}` (the reference stack is the one stack loadgate can start)");
+        return None;
+    };
+    let gateways = r.gateways.unwrap_or(1);
+    if gateways == 0 {
+        issues.at(
+            path!["stack", "reference", "gateways"],
+            "must be at least 1",
+        );
+    }
+    Some(StackSpec {
+        backend: match r.backend.unwrap_or(model::Backend::Auto) {
+            model::Backend::Auto => StackBackend::Auto,
+            model::Backend::Containers => StackBackend::Containers,
+            model::Backend::Process => StackBackend::Process,
+            model::Backend::External => StackBackend::External,
+        },
+        gateways: gateways.max(1),
+        edge: match r.edge.unwrap_or(model::Edge::None) {
+            model::Edge::RoundRobin => Some(EdgeStrategy::RoundRobin),
+            model::Edge::LeastConnections => Some(EdgeStrategy::LeastConnections),
+            model::Edge::None => None,
+        },
+        redis_image: r.redis_image.clone(),
+        postgres_image: r.postgres_image.clone(),
+        gateway_env: r.env.clone().unwrap_or_default(),
+    })
+}
+
+fn scale_factor(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> f64 {
+    if let Some(envs) = &plan.environments {
+        for (name, env) in envs {
+            if let Some(s) = env.scale {
+                if !(s.is_finite() && s > 0.0) {
+                    issues.at(
+                        path!["environments", name, "scale"],
+                        format!("must be a positive number, got {s}"),
+                    );
+                }
+            }
+        }
+    }
+    ctx.profile
+        .and_then(|p| plan.environments.as_ref()?.get(p)?.scale)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
+}
+
+fn check_target(plan: &PlanFile, lowering: bool, issues: &mut Issues) -> String {
+    let target = match (&plan.target, &plan.stack) {
+        (Some(t), _) => t.clone(),
+        (None, Some(_)) => "${TARGET_URL}".to_string(),
+        (None, None) => {
+            issues.at(path!["target"], "required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)");
+            return String::new();
+        }
+    };
+    if target.contains("${") && !lowering {
+        // A stack variable, resolved when the plan is lowered against the running stack.
+        return target;
+    }
+    match url::Url::parse(target.trim()) {
+        Ok(u)
+            if (u.scheme() == "http" || u.scheme() == "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            target.trim().trim_end_matches('/').to_string()
+        }
+        Ok(u) => {
+            issues.at(
+                path!["target"],
+                format!(
+                    "expected an http:// or https:// URL, got {target:?} (scheme {:?})",
+                    u.scheme()
+                ),
+            );
+            target
+        }
+        Err(e) => {
+            issues.at(
+                path!["target"],
+                format!("expected an http:// or https:// URL, got {target:?} ({e})"),
+            );
+            target
+        }
+    }
+}
+
+pub(super) fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
+    match Template::parse(text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            issues.at(path, format!("bad template: {e}"));
+            None
+        }
+    }
+}
+
+pub(super) fn headers(
+    map: Option<&BTreeMap<String, String>>,
+    base: &[PathSeg],
+    issues: &mut Issues,
+) -> Vec<(String, Template)> {
+    let mut out = Vec::new();
+    for (name, value) in map.into_iter().flatten() {
+        let mut p = base.to_vec();
+        p.push(PathSeg::Key(name.clone()));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            issues.at_key(&p, format!("{name:?} is not a valid header name"));
+            continue;
+        }
+        if let Some(t) = template(value, &p, issues) {
+            out.push((name.clone(), t));
+        }
+    }
+    out
+}
+
+fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<String>) {
+    let d = plan.defaults.clone().unwrap_or_default();
+    let timeout = d.timeout.map(|t| t.0).unwrap_or(DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        issues.at(path!["defaults", "timeout"], "must be positive, e.g. 5s");
+    }
+    if d.max_connections == Some(0) {
+        issues.at(
+            path!["defaults", "max_connections"],
+            "must be at least 1 (omit it for one connection per VU)",
+        );
+    }
+    let headers = headers(
+        d.headers.as_ref(),
+        &[PathSeg::from("defaults"), PathSeg::from("headers")],
+        issues,
+    );
+    let names = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    let http = HttpOptions {
+        timeout,
+        headers,
+        version: match d.http.unwrap_or(model::HttpVersion::Auto) {
+            model::HttpVersion::Auto => HttpVersion::Auto,
+            model::HttpVersion::Http1 => HttpVersion::Http1,
+            model::HttpVersion::Http2 => HttpVersion::Http2,
+        },
+        insecure: d.insecure.unwrap_or(false),
+        max_connections: d.max_connections.filter(|n| *n > 0),
+    };
+    (http, names)
+}
+
+fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, Feeder> {
+    let mut out = BTreeMap::new();
+    for (name, f) in plan.feeders.iter().flatten() {
+        let Some(csv_path) = &f.csv else {
+            issues.at(
+                path!["feeders", name, "csv"],
+                "required: the CSV file's path, relative to the plan file",
+            );
+            continue;
+        };
+        let p = path!["feeders", name, "csv"];
+        // Relative to the plan file; a path that only exists relative to the current
+        // directory (e.g. `plans/data/x.csv` run from the repository root) is accepted too.
+        let rel = Path::new(csv_path);
+        let beside = ctx.base_dir.join(rel);
+        let full = if beside.exists() || !rel.exists() {
+            beside
+        } else {
+            rel.to_path_buf()
+        };
+        // A feeder that fails to load still exists (with unknown columns), so templates that
+        // use it are not reported a second time.
+        out.insert(
+            name.clone(),
+            Feeder {
+                name: name.clone(),
+                columns: Vec::new(),
+                rows: Vec::new(),
+                order: spec::FeederOrder::Sequential,
+            },
+        );
+        let mut reader = match csv::ReaderBuilder::new().has_headers(true).from_path(&full) {
+            Ok(r) => r,
+            Err(e) => {
+                issues.at(&p, format!("cannot read {}: {e}", full.display()));
+                continue;
+            }
+        };
+        let columns: Vec<String> = match reader.headers() {
+            Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+            Err(e) => {
+                issues.at(&p, format!("{}: bad CSV header row: {e}", full.display()));
+                continue;
+            }
+        };
+        if columns.iter().all(String::is_empty) {
+            issues.at(
+                &p,
+                format!("{}: the first row must name the columns", full.display()),
+            );
+            continue;
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            match record {
+                Ok(r) => rows.push(r.iter().map(str::to_string).collect::<Vec<_>>()),
+                Err(e) => {
+                    issues.at(&p, format!("{}: {e}", full.display()));
+                    break;
+                }
+            }
+            if !ctx.load_rows {
+                break; // validation: one row proves there is data
+            }
+        }
+        if rows.is_empty() {
+            issues.at(
+                &p,
+                format!("{}: no data rows after the header", full.display()),
+            );
+        }
+        if !ctx.load_rows {
+            rows.clear();
+        }
+        let order = match f.order.unwrap_or(model::FeederOrder::Sequential) {
+            model::FeederOrder::Sequential => spec::FeederOrder::Sequential,
+            model::FeederOrder::Random => spec::FeederOrder::Random,
+        };
+        out.insert(
+            name.clone(),
+            Feeder {
+                name: name.clone(),
+                columns,
+                rows,
+                order,
+            },
+        );
+    }
+    out
+}
+
+fn threshold(
+    key: &str,
+    entries: &[model::ThresholdEntry],
+    scenarios: &BTreeSet<String>,
+    out: &mut Vec<ThresholdSpec>,
+    issues: &mut Issues,
+) {
+    let base = path!["thresholds", key];
+    let (metric, tags) = match threshold::parse_metric_key(key) {
+        Ok(v) => v,
+        Err(e) => {
+            issues.at_key(&base, e.to_string());
+            return;
+        }
+    };
+    if !threshold::known_metric(&metric) {
+        let known: Vec<&str> = threshold::KNOWN_METRICS.iter().map(|(n, _)| *n).collect();
+        issues.at_key(
+            &base,
+            format!("unknown metric {metric:?} (known: {})", known.join(", ")),
+        );
+        return;
+    }
+    for (k, v) in &tags {
+        if k == "scenario" && !scenarios.contains(v) {
+            let known: Vec<&str> = scenarios.iter().map(String::as_str).collect();
+            issues.at_key(
+                &base,
+                format!(
+                    "scenario:{v} names no scenario (scenarios: {})",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    if entries.is_empty() {
+        issues.at(&base, "needs at least one expression, e.g. [\"p(95)<250\"]");
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let p = path!["thresholds", key, i];
+        let (abort_on_fail, delay) = match entry {
+            model::ThresholdEntry::Expr(_) => (false, Duration::ZERO),
+            model::ThresholdEntry::Full(f) => (
+                f.abort_on_fail.unwrap_or(false),
+                f.delay.map(|d| d.0).unwrap_or_default(),
+            ),
+        };
+        let Some(text) = entry.expr() else {
+            issues.at(
+                path!["thresholds", key, i, "threshold"],
+                "required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
+            );
+            continue;
+        };
+        let expr_path = match entry {
+            model::ThresholdEntry::Expr(_) => p.clone(),
+            model::ThresholdEntry::Full(_) => path!["thresholds", key, i, "threshold"],
+        };
+        let parsed = ThresholdExpr::parse(text)
+            .and_then(|e| threshold::validate_for_metric(&metric, &e).map(|()| e));
+        match parsed {
+            Ok(expr) => out.push(ThresholdSpec {
+                metric: metric.clone(),
+                tags: tags.clone(),
+                key: key.to_string(),
+                expr,
+                abort_on_fail,
+                delay,
+            }),
+            Err(e) => issues.at(&expr_path, format!("bad threshold: {e}")),
+        }
+    }
+}

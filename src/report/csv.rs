@@ -1,0 +1,49 @@
+//! `timeseries.csv`: one row per second and scenario, for spreadsheets and plotting.
+//!
+//! Header: `second,scenario,requests,errors,p50_ms,p95_ms,p99_ms`. `second` counts whole
+//! seconds since the run started (the row covers `[second, second+1)`); latencies are
+//! milliseconds (intended send → last byte) rounded to 3 decimals, 0 when the second had no
+//! response.
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::metrics::SecondRow;
+use crate::report::summary::round3;
+
+/// The header, in order.
+pub const HEADER: [&str; 7] = [
+    "second", "scenario", "requests", "errors", "p50_ms", "p95_ms", "p99_ms",
+];
+
+#[derive(Serialize)]
+struct Row<'a> {
+    second: u64,
+    scenario: &'a str,
+    requests: u64,
+    errors: u64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+}
+
+/// Write the time series as CSV (header always present, even without rows).
+pub fn write<W: Write>(out: W, rows: &[SecondRow]) -> Result<(), csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    w.write_record(HEADER)?;
+    for r in rows {
+        w.serialize(Row {
+            second: r.second,
+            scenario: &r.scenario,
+            requests: r.requests,
+            errors: r.errors,
+            p50_ms: round3(r.p50_ms),
+            p95_ms: round3(r.p95_ms),
+            p99_ms: round3(r.p99_ms),
+        })?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The command line as outside tools see it: exit codes (0 / 99 / 2), `attack --json`'s summary,
+//! report files from `run`, abort_on_fail, and Ctrl-C writing the reports of what ran.
+//! Runs the built `loadgate` binary against an in-process axum server on 127.0.0.1:0.
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod server {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Router;
+
+    /// Start a small test server in a background thread; it lives for the test process.
+    pub fn start() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = Router::new()
+                    .route("/", get(|| async { "ok" }))
+                    .route(
+                        "/slow",
+                        get(|| async {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            "slow"
+                        }),
+                    )
+                    .route(
+                        "/status/{code}",
+                        get(|Path(code): Path<u16>| async move {
+                            (StatusCode::from_u16(code).unwrap(), "status")
+                        }),
+                    );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        addr
+    }
+}
+
+fn loadgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadgate"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("loadgate runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+fn json_stdout(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn assert_contract_scenario(s: &Value) {
+    for f in ["requests", "errors", "dropped", "rps"] {
+        assert!(s[f].is_number(), "scenario field {f} missing: {s}");
+    }
+    for p in ["mean", "p50", "p90", "p95", "p99", "p999", "max"] {
+        assert!(s["latency_ms"][p].is_number(), "latency_ms.{p} missing: {s}");
+    }
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+#[test]
+fn attack_closed_model_prints_contract_json() {
+    let addr = server::start();
+    let o = run(loadgate().args(["attack", &url(addr, "/"), "-c", "8", "-d", "1s", "--json"]));
+    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let v = json_stdout(&o);
+    assert_eq!(v["verdict"], "pass");
+    assert!(v["checks"].is_array());
+    let s = &v["scenarios"]["attack"];
+    assert_contract_scenario(s);
+    assert!(s["requests"].as_u64().unwrap() > 100, "closed model at full speed sent too little: {s}");
+    assert_eq!(s["errors"], 0);
+}
+
+#[test]
+fn attack_open_model_holds_the_rate() {
+    let addr = server::start();
+    let o = run(loadgate().args(["attack", &url(addr, "/"), "--rate", "200/s", "-d", "2s", "--json"]));
+    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let v = json_stdout(&o);
+    let s = &v["scenarios"]["attack"];
+    assert_contract_scenario(s);
+    let n = s["requests"].as_u64().unwrap();
+    assert!((340..=460).contains(&n), "expected about 400 requests at 200/s for 2s, got {n}");
+}
+
+#[test]
+fn failed_threshold_exits_99_and_passing_one_exits_0() {
+    let addr = server::start();
+    let o = run(loadgate().args([
+        "attack",
+        &url(addr, "/slow"),
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "--json",
+        "--threshold",
+        "http_req_duration: p(95)<1",
+    ]));
+    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let v = json_stdout(&o);
+    assert_eq!(v["verdict"], "fail");
+    let c = &v["checks"][0];
+    assert_eq!(c["kind"], "threshold");
+    assert_eq!(c["passed"], false);
+    assert_eq!(c["expected"], "p(95)<1");
+
+    let o = run(loadgate().args([
+        "attack",
+        &url(addr, "/"),
+        "-c",
+        "2",
+        "-d",
+        "1s",
+        "--json",
+        "--threshold",
+        "http_req_failed: rate<0.01",
+    ]));
+    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn invalid_arguments_exit_2_and_send_nothing() {
+    for args in [
+        vec!["attack", "not a url"],
+        vec!["attack", "http://127.0.0.1:1/", "-c", "0", "-d", "1s"],
+        vec!["attack", "http://127.0.0.1:1/", "--rate", "fast"],
+        vec!["attack", "http://127.0.0.1:1/", "-d", "soon"],
+        vec!["frobnicate"],
+    ] {
+        let o = run(loadgate().args(&args));
+        assert_eq!(code(&o), 2, "{args:?}: stderr {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn schema_prints_json_schemas() {
+    for args in [vec!["schema"], vec!["schema", "--summary"]] {
+        let o = run(loadgate().args(&args));
+        assert_eq!(code(&o), 0);
+        let v = json_stdout(&o);
+        assert!(v.is_object() && (v.get("$schema").is_some() || v.get("properties").is_some()), "{v}");
+    }
+}
+
+fn write_plan(dir: &Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("plan.yaml");
+    std::fs::File::create(&p).unwrap().write_all(body.as_bytes()).unwrap();
+    p
+}
+
+const PLAN: &str = r#"name: cli-test
+target: ${TARGET_URL}
+scenarios:
+  main:
+    executor: constant-arrival-rate
+    rate: 50/s
+    duration: 2s
+    pre_allocated_vus: 5
+    max_vus: 20
+    request:
+      method: GET
+      path: /
+      checks: ["status == 200"]
+thresholds:
+  http_req_duration: ["p(95)<2000"]
+  http_req_failed: ["rate<0.01"]
+  checks: ["rate>0.99"]
+"#;
+
+#[test]
+fn validate_reports_problems_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), &PLAN.replace("rate: 50/s", "rate: fast").replace("max_vus: 20", "max_vus: 20\n    bogus: 1"));
+    let o = run(loadgate().args(["validate", plan.to_str().unwrap()]).env("TARGET_URL", "http://127.0.0.1:1"));
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("plan.yaml:6:"), "rate problem at line 6 expected:\n{err}");
+    assert!(err.contains("bogus"), "unknown field expected:\n{err}");
+
+    let plan = write_plan(dir.path(), PLAN);
+    let o = run(loadgate().args(["validate", plan.to_str().unwrap()]).env("TARGET_URL", "http://127.0.0.1:1"));
+    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn run_writes_every_report_and_judges_thresholds() {
+    let addr = server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), PLAN);
+    let out = dir.path().join("out");
+    let o = run(loadgate()
+        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("TARGET_URL", format!("http://{addr}")));
+    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("main"), "table names the scenario:\n{table}");
+    for f in ["summary.json", "junit.xml", "timeseries.csv"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["checks"].as_array().unwrap().len(), 3);
+    let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
+    assert!((80..=120).contains(&n), "50/s for 2s gave {n}");
+
+    // --set overrides a value; the same plan now fails its latency threshold.
+    let o = run(loadgate()
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "scenarios.main.request.path=/status/500",
+        ])
+        .env("TARGET_URL", format!("http://{addr}")));
+    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn abort_on_fail_stops_the_run_early() {
+    let addr = server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        &PLAN.replace("duration: 2s", "duration: 30s").replace(
+            "http_req_failed: [\"rate<0.01\"]",
+            "http_req_failed: [{threshold: \"rate<0.01\", abort_on_fail: true, delay: 1s}]",
+        ).replace("path: /\n", "path: /status/503\n"),
+    );
+    let out = dir.path().join("out");
+    let t0 = Instant::now();
+    let o = run(loadgate()
+        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("TARGET_URL", format!("http://{addr}")));
+    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(t0.elapsed() < Duration::from_secs(15), "abort took {:?}", t0.elapsed());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(v["verdict"], "fail");
+}
+
+#[test]
+fn ctrl_c_stops_the_load_and_writes_reports() {
+    let addr = server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), &PLAN.replace("duration: 2s", "duration: 60s"));
+    let out = dir.path().join("out");
+    let mut child = loadgate()
+        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("TARGET_URL", format!("http://{addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("loadgate did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(matches!(status.code(), Some(0) | Some(99)), "exit {status:?}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
+    assert!(n > 20 && n < 1000, "reports cover what ran before Ctrl-C, got {n} requests");
+}

@@ -1,0 +1,287 @@
+//! Plan validation: every problem is reported at once, each at its exact line:column.
+use std::path::Path;
+use std::sync::Arc;
+
+use loadgate::checks::response::ResponseCheck;
+use loadgate::checks::threshold::ThresholdExpr;
+use loadgate::engine::template::Template;
+use loadgate::plan::units::{Duration, Rate};
+use loadgate::plan::{self, PlanOptions};
+
+fn opts() -> PlanOptions {
+    PlanOptions {
+        env_profile: None,
+        sets: vec![],
+        env: Arc::new(|_| None),
+    }
+}
+
+/// Problems of a fixture, as displayed, with the directory prefix removed.
+fn problems(file: &str) -> Vec<String> {
+    let path = Path::new("testdata/plans").join(file);
+    match plan::load(&path, &opts()) {
+        Ok(_) => vec![],
+        Err(e) => {
+            e.0.iter()
+                .map(|p| p.to_string().replace("testdata/plans/", ""))
+                .collect()
+        }
+    }
+}
+
+const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vus`, `stages`, `pre_allocated_vus`, `max_vus`, `vus`, `iterations`, `max_duration`, `start_after`, `graceful_stop`, `tags`, `request`, `requests`";
+
+#[test]
+fn fixtures_report_every_problem_at_its_position() {
+    let unknown_scenario_field = format!("unknown_field.yaml:6:5: scenarios.chat.rte: unknown field `rte`, expected one of {EXECUTORS} (did you mean `rate`?)");
+    let colour = format!("multiple.yaml:17:5: scenarios.chat.colour: unknown field `colour`, expected one of {EXECUTORS}");
+    let table: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown_field.yaml", vec![
+            &unknown_scenario_field,
+            "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `report` (did you mean `thresholds`?)",
+        ]),
+        ("bad_units.yaml", vec![
+            "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
+            "bad_units.yaml:6:15: scenarios.chat.duration: expected a duration like 500ms, 5s or 1m30s, got 30 (add a unit: ms, s, m or h)",
+            "bad_units.yaml:7:18: scenarios.chat.start_after: expected a duration like 500ms, 5s or 1m30s, got \"1x\"",
+            "bad_units.yaml:14:15: scenarios.ramp.stages[1].to: expected a rate like 10/s for ramping-arrival-rate, got 10",
+            "bad_units.yaml:15:15: scenarios.ramp.stages[2].to: expected a rate like 100/s or 30/m, got \"20/x\"",
+        ]),
+        ("missing_scenario.yaml", vec![
+            "missing_scenario.yaml:1:1: scenarios: a plan needs at least one scenario (add `scenarios:` with one entry)",
+        ]),
+        ("missing_target.yaml", vec![
+            "missing_target.yaml:1:1: target: required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)",
+        ]),
+        ("bad_thresholds.yaml", vec![
+            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\" (known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations)",
+            "bad_thresholds.yaml:10:3: thresholds.http_req_duration{scenario:nope}: scenario:nope names no scenario (scenarios: chat)",
+            "bad_thresholds.yaml:11:3: thresholds.http_req_failed{scenario}: invalid metric key `http_req_failed{scenario}`: expected `tag:value`, found `scenario`",
+            "bad_thresholds.yaml:12:15: thresholds.http_reqs[0].threshold: required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
+            "bad_thresholds.yaml:13:44: thresholds.checks[0].delay: expected a duration like 500ms, 5s or 1m30s, got \"soon\"",
+            "bad_thresholds.yaml:14:24: thresholds.dropped_iterations[0]: bad threshold: aggregation `p(95)` does not apply to `dropped_iterations` (a counter metric): use one of count, rate",
+            "bad_thresholds.yaml:15:27: thresholds.http_req_service_time[0]: bad threshold: expected a number at column 8 of `p(95) << 250`, found `< 250`",
+        ]),
+        ("unknown_feeder.yaml", vec![
+            "unknown_feeder.yaml:4:19: feeders.missing.csv: cannot read data/does-not-exist.csv: No such file or directory (os error 2)",
+            "unknown_feeder.yaml:12:26: scenarios.s.request.headers.x-name: {{users.nickname}}: feeder \"users\" has no column \"nickname\" (columns: id, name)",
+            "unknown_feeder.yaml:13:13: scenarios.s.request.body: {{prompts.text}} names an unknown feeder \"prompts\" (feeders: missing, users)",
+        ]),
+        ("unset_env.yaml", vec![
+            "unset_env.yaml:1:9: target: environment variable LOADGATE_TEST_UNSET_HOST is not set (set it, or write ${LOADGATE_TEST_UNSET_HOST:-default})",
+            "unset_env.yaml:4:20: defaults.headers.authorization: environment variable LOADGATE_TEST_UNSET_KEY is not set (set it, or write ${LOADGATE_TEST_UNSET_KEY:-default})",
+        ]),
+        ("executor_params.yaml", vec![
+            "executor_params.yaml:5:5: scenarios.ramp.rate: `rate` is not a parameter of ramping-arrival-rate (it takes: start_rate, stages, pre_allocated_vus, max_vus)",
+            "executor_params.yaml:8:14: scenarios.ramp.max_vus: max_vus (5) must be >= pre_allocated_vus (20)",
+            "executor_params.yaml:10:3: scenarios.car.duration: constant-arrival-rate requires `duration` (e.g. `duration: 1m`)",
+            "executor_params.yaml:12:11: scenarios.car.rate: must be positive, e.g. 100/s",
+            "executor_params.yaml:13:5: scenarios.car.vus: `vus` is not a parameter of constant-arrival-rate (it takes: rate, duration, pre_allocated_vus, max_vus)",
+            "executor_params.yaml:17:10: scenarios.vus.vus: must be at least 1",
+            "executor_params.yaml:18:15: scenarios.vus.duration: must be longer than 0s",
+            "executor_params.yaml:19:22: scenarios.vus.request.path: must start with '/', got \"c\"",
+            "executor_params.yaml:20:3: scenarios.shared.request: required: `request:` (one request) or `requests:` (a weighted list)",
+            "executor_params.yaml:23:17: scenarios.shared.iterations: shared-iterations needs iterations (5) >= vus (10)",
+            "executor_params.yaml:24:3: scenarios.none.executor: required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations",
+            "executor_params.yaml:26:5: scenarios.none.requests: give either `request` or `requests`, not both",
+        ]),
+        ("multiple.yaml", vec![
+            "multiple.yaml:2:9: target: expected an http:// or https:// URL, got \"ftp://127.0.0.1\" (scheme \"ftp\")",
+            "multiple.yaml:4:12: defaults.timeout: must be positive, e.g. 5s",
+            "multiple.yaml:5:9: defaults.http: unknown variant `3`, expected one of `auto`, `1.1`, `2`",
+            "multiple.yaml:7:25: stack.reference.backend: unknown variant `cloud`, expected one of `auto`, `containers`, `process`, `external`",
+            "multiple.yaml:7:42: stack.reference.gateways: must be at least 1",
+            "multiple.yaml:14:15: scenarios.chat.request.method: \"P@ST\" is not an HTTP method (GET, POST, PUT, ...)",
+            "multiple.yaml:16:15: scenarios.chat.request.weight: must be at least 1",
+            &colour,
+            "multiple.yaml:19:3: thresholds.http_req_duration{scenario:chatt}: scenario:chatt names no scenario (scenarios: chat)",
+            "multiple.yaml:21:20: report.formats[1]: unknown variant `pdf`, expected one of `table`, `json`, `junit`, `csv`",
+        ]),
+        ("syntax.yaml", vec![
+            "syntax.yaml:6:13: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
+        ]),
+        ("valid_full.yaml", vec![]),
+    ];
+    let mut failures = Vec::new();
+    for (file, want) in &table {
+        let got = problems(file);
+        if &got != want {
+            failures.push(format!(
+                "{file}:\n  got:\n    {}\n  want:\n    {}",
+                got.join("\n    "),
+                want.join("\n    ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every fixture is in the table.
+    let fixtures = std::fs::read_dir("testdata/plans")
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
+        .count();
+    assert_eq!(fixtures, table.len());
+}
+
+fn parse_inline(src: &str) -> Result<plan::ValidatedPlan, Vec<String>> {
+    plan::parse(src, "inline.yaml", Path::new("testdata/plans"), &opts())
+        .map_err(|e| e.0.iter().map(|p| p.to_string()).collect())
+}
+
+const HEAD: &str =
+    "target: http://127.0.0.1:1\nscenarios:\n  s:\n    executor: constant-vus\n    duration: 1s\n";
+
+#[test]
+fn template_check_and_threshold_expressions_are_parsed() {
+    // These parsers belong to other modules; assert whatever they reject is reported here
+    // with its position (the stubs accept everything, the real parsers reject these).
+    let src = format!(
+        "{HEAD}    request:\n      path: \"/x/{{{{unclosed\"\n      checks: [\"status =\"]\nthresholds:\n  http_reqs: [\"count >>> 1\"]\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    let mut want = Vec::new();
+    if let Err(e) = Template::parse("/x/{{unclosed") {
+        want.push(format!(
+            "inline.yaml:7:13: scenarios.s.request.path: bad template: {e}"
+        ));
+    }
+    if let Err(e) = ResponseCheck::parse("status =") {
+        want.push(format!(
+            "inline.yaml:8:16: scenarios.s.request.checks[0]: bad check: {e}"
+        ));
+    }
+    if let Err(e) = ThresholdExpr::parse("count >>> 1") {
+        want.push(format!(
+            "inline.yaml:10:15: thresholds.http_reqs[0]: bad threshold: {e}"
+        ));
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn set_problems_name_the_override() {
+    let o = PlanOptions {
+        sets: vec![("scenarios.s.duration".into(), "soon".into())],
+        ..opts()
+    };
+    let src = format!("{HEAD}    request: {{ path: / }}\n");
+    let err = plan::parse(&src, "inline.yaml", Path::new("."), &o).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--set scenarios.s.duration=soon: scenarios.s.duration: expected a duration like 500ms, 5s or 1m30s, got \"soon\""
+    );
+    assert_eq!((err.0[0].line, err.0[0].column), (0, 0));
+}
+
+#[test]
+fn unknown_env_profile_is_a_problem() {
+    let o = PlanOptions {
+        env_profile: Some("prod".into()),
+        ..opts()
+    };
+    let src =
+        format!("environments:\n  staging: {{ scale: 2 }}\n{HEAD}    request: {{ path: / }}\n");
+    let err = plan::parse(&src, "inline.yaml", Path::new("."), &o).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "inline.yaml:2:3: environments: --env prod: no such environment (defined: staging)"
+    );
+}
+
+#[test]
+fn structure_problems() {
+    let p = |src: &str| parse_inline(src).err().unwrap_or_default();
+    assert_eq!(
+        p("- a\n- b\n"),
+        ["inline.yaml:1:1: a plan is a YAML map (name, target, scenarios, ...)"]
+    );
+    assert_eq!(
+        p("a: 1\na: 2\n"),
+        ["inline.yaml:2:1: invalid YAML: duplicate mapping key: a"]
+    );
+    assert_eq!(
+        p("target: http://x\nscenarios:\n  chat: 5\n"),
+        ["inline.yaml:3:9: scenarios.chat: invalid type: integer `5`, expected a map (Scenario)"]
+    );
+    assert_eq!(
+        p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `report` (did you mean `scenarios`?)"]
+    );
+}
+
+#[test]
+fn extension_keys_hold_anchors() {
+    let src = "x-common: &common\n  executor: constant-vus\n  duration: 1s\ntarget: http://127.0.0.1:1\nscenarios:\n  a:\n    <<: *common\n    request: { path: /a }\n  b:\n    <<: *common\n    vus: 2\n    request: { path: /b }\n";
+    let spec = parse_inline(src).unwrap().lower(&[]).unwrap();
+    assert_eq!(spec.scenarios.len(), 2);
+    assert_eq!(
+        spec.scenarios[1].executor,
+        loadgate::spec::ExecutorSpec::ConstantVus {
+            vus: 2,
+            duration: std::time::Duration::from_secs(1)
+        }
+    );
+}
+
+#[test]
+fn io_error_is_a_problem_at_0_0() {
+    let err = plan::load(Path::new("testdata/plans/no-such-plan.yaml"), &opts()).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!((err.0[0].line, err.0[0].column), (0, 0));
+    assert!(
+        err.to_string()
+            .starts_with("testdata/plans/no-such-plan.yaml: cannot read the plan: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_display_one_problem_per_line() {
+    let err = plan::load(Path::new("testdata/plans/unknown_field.yaml"), &opts()).unwrap_err();
+    assert_eq!(err.to_string().lines().count(), 3);
+    let e: &dyn std::error::Error = &err;
+    assert!(e.to_string().contains("unknown_field.yaml:10:1: treshold"));
+}
+
+#[test]
+fn units_table() {
+    let durations = [
+        ("500ms", 500),
+        ("5s", 5_000),
+        ("1m30s", 90_000),
+        ("1.5s", 1_500),
+        ("2h", 7_200_000),
+    ];
+    for (text, ms) in durations {
+        assert_eq!(
+            text.parse::<Duration>().unwrap().0,
+            std::time::Duration::from_millis(ms),
+            "{text}"
+        );
+    }
+    let rates = [
+        ("100/s", 100.0),
+        ("30/m", 0.5),
+        ("7200/h", 2.0),
+        ("0.5/s", 0.5),
+    ];
+    for (text, per_second) in rates {
+        assert_eq!(
+            text.parse::<Rate>().unwrap().per_second,
+            per_second,
+            "{text}"
+        );
+    }
+    for bad in ["fast", "100", "10/d"] {
+        assert!(bad.parse::<Rate>().is_err(), "{bad}");
+    }
+    for bad in ["soon", "10", "5 s", "-1s"] {
+        assert!(bad.parse::<Duration>().is_err(), "{bad}");
+    }
+}
