@@ -15,7 +15,7 @@ smoke: setup build
 
 test: setup
 	cargo build --workspace --bins
-	cargo nextest run --workspace --no-fail-fast
+	LOADGATE_REQUIRE_GATEWAY=1 cargo nextest run --workspace --no-fail-fast
 
 bench: build
 	bash bench/bench.sh

@@ -115,6 +115,9 @@ pub async fn migrate(pool: &Pool) -> Result<(), DbError> {
 }
 
 /// Stores (or moves) a key: its hash belongs to `key_id` only afterwards.
+/// Advisory lock id serializing API-key upserts across instances.
+const KEYS_LOCK_ID: i64 = 0x6c67_6b65_7973; // "lgkeys"
+
 pub async fn upsert_key(
     pool: &Pool,
     key_id: &str,
@@ -123,6 +126,10 @@ pub async fn upsert_key(
 ) -> Result<(), DbError> {
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
+    // Several instances start together against a fresh database and upsert the same keys;
+    // the DELETE + INSERT pair (key_hash is UNIQUE too) must not interleave between them.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK_ID])
+        .await?;
     tx.execute(
         "DELETE FROM api_keys WHERE key_hash = $1 AND key_id <> $2",
         &[&key_hash, &key_id],
