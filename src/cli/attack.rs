@@ -126,6 +126,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         path: Template::parse(&path).map_err(|e| format!("URL path: {e}"))?,
         headers,
         body,
+        body_json: false,
         checks: Vec::new(),
     };
     Ok(RunSpec {
