@@ -120,11 +120,7 @@ impl RequestSource {
             for (n, t) in merged {
                 headers.push((n.into_bytes(), bind(t, false)?));
             }
-            let body = r
-                .body
-                .as_ref()
-                .map(|t| bind(t, r.body_json))
-                .transpose()?;
+            let body = r.body.as_ref().map(|t| bind(t, r.body_json)).transpose()?;
             let method = r.method.to_ascii_uppercase();
             let mut line = Vec::new();
             line.extend_from_slice(method.as_bytes());
