@@ -52,6 +52,7 @@ fn main() {
                 path: Template::parse(parsed.path()).unwrap(),
                 headers: vec![],
                 body: None,
+                body_json: false,
                 checks: vec![],
             }],
             tags: BTreeMap::new(),

@@ -202,6 +202,12 @@ pub struct RequestSpec {
     pub path: Template,
     pub headers: Vec<(String, Template)>,
     pub body: Option<Template>,
+    /// The body is JSON text whose placeholders all sit inside JSON strings (the plan's `body:`
+    /// was a YAML mapping or sequence, serialized to JSON). When set, the engine writes each
+    /// feeder value in the body as JSON string content: `"`, `\` and control characters are
+    /// escaped, so the body stays valid JSON and decodes to the exact value. A string `body:`
+    /// (and `attack --body`) is sent as written: `false`.
+    pub body_json: bool,
     /// Response checks; they feed the `checks` rate metric.
     pub checks: Vec<ResponseCheck>,
 }

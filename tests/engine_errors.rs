@@ -234,6 +234,57 @@ fn templated_bodies_use_one_feeder_row_per_iteration() {
 }
 
 #[test]
+fn json_bodies_escape_feeder_values_as_json_string_content() {
+    let values = [
+        r#"she said "hi""#,
+        r"C:\dir\file",
+        "two\nlines\r\n\tand a tab",
+        "\u{0}\u{1}\u{1f} ctrl",
+        "\\\"\\",
+        "ünïcødé 😀",
+    ];
+    let (srv, bodies) = server();
+    let mut s = spec(&srv.url(), vec![]);
+    s.feeders.insert(
+        "prompts".into(),
+        Arc::new(Feeder {
+            name: "prompts".into(),
+            columns: vec!["text".into()],
+            rows: values.iter().map(|v| vec![v.to_string()]).collect(),
+            order: FeederOrder::Sequential,
+        }),
+    );
+    let mut r = request("POST", "/echo");
+    // What the plan lowers `body: { prompt: "{{prompts.text}}", ... }` to.
+    let body = serde_json::json!({
+        "prompt": "{{prompts.text}}",
+        "n": "{{seq}}",
+        "list": ["x {{prompts.text}} y", "{{random(a\"b|c\\d)}}"],
+    });
+    r.body = Some(Template::parse(&serde_json::to_string(&body).unwrap()).unwrap());
+    r.body_json = true;
+    let n = 2 * values.len() as u64;
+    s.scenarios.push(scenario("s", iterations(n), r));
+    let m = run(s, 1);
+    assert_eq!(m.aggregate(|k| k.status == 200).requests, n);
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len() as u64, n);
+    let mut seen = std::collections::BTreeSet::new();
+    for b in bodies.iter() {
+        let v: serde_json::Value =
+            serde_json::from_str(b).unwrap_or_else(|e| panic!("not JSON: {b}: {e}"));
+        let seq: usize = v["n"].as_str().unwrap().parse().unwrap();
+        let want = values[seq % values.len()];
+        assert_eq!(v["prompt"].as_str().unwrap(), want, "{b}");
+        assert_eq!(v["list"][0].as_str().unwrap(), format!("x {want} y"), "{b}");
+        let choice = v["list"][1].as_str().unwrap();
+        assert!(["a\"b", "c\\d"].contains(&choice), "{b}");
+        seen.insert(want);
+    }
+    assert_eq!(seen.len(), values.len(), "every row was sent");
+}
+
+#[test]
 fn unknown_feeder_is_an_engine_error() {
     let mut r = request("GET", "/{{nofeeder.x}}");
     r.name = "x".into();

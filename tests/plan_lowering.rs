@@ -180,6 +180,12 @@ fn lowering_builds_every_executor() {
         .requests
         .iter()
         .all(|r| r.body.is_some() == (r.name != "read")));
+    let json: Vec<bool> = open.requests.iter().map(|r| r.body_json).collect();
+    assert_eq!(
+        json,
+        [false, true, false],
+        "only the YAML mapping body is JSON"
+    );
 
     let users = &spec.feeders["users"];
     assert_eq!(users.columns, ["id", "name"]);
@@ -445,4 +451,49 @@ fn feeder_paths_fall_back_to_the_current_directory() {
         .lower(&[])
         .unwrap();
     assert_eq!(spec.feeders["users"].rows.len(), 2);
+}
+
+#[test]
+fn yaml_bodies_are_json_and_string_bodies_are_sent_as_written() {
+    let src = "\
+target: http://127.0.0.1:1
+scenarios:
+  s:
+    executor: shared-iterations
+    vus: 1
+    iterations: 1
+    requests:
+      - { name: map, path: /a, body: { id: \"{{uuid}}\", q: 'say \"hi\"', n: 1 } }
+      - { name: seq, path: /b, body: [\"{{seq}}\", 2] }
+      - { name: text, path: /c, body: '{\"id\":\"{{uuid}}\"}' }
+      - { name: none, path: /d }
+";
+    let spec = plan::parse(src, "bodies.yaml", Path::new("."), &opts(&[]))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .lower(&[])
+        .unwrap();
+    let got: Vec<(&str, bool, Option<&str>)> = spec.scenarios[0]
+        .requests
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.body_json,
+                r.body.as_ref().map(|b| b.source.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "map",
+                true,
+                Some(r#"{"id":"{{uuid}}","n":1,"q":"say \"hi\""}"#)
+            ),
+            ("seq", true, Some(r#"["{{seq}}",2]"#)),
+            ("text", false, Some(r#"{"id":"{{uuid}}"}"#)),
+            ("none", false, None),
+        ]
+    );
 }

@@ -65,7 +65,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
     let executor = match &a.rate {
         Some(r) => {
             let rate = parse_rate(r).map_err(|e| format!("--rate: {e}"))?;
-            if !(rate > 0.0) {
+            if rate.is_nan() || rate <= 0.0 {
                 return Err("--rate must be positive, e.g. --rate 1000/s".into());
             }
             // In-flight requests the open model may need: half a second of arrivals, bounded.
@@ -126,6 +126,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         path: Template::parse(&path).map_err(|e| format!("URL path: {e}"))?,
         headers,
         body,
+        body_json: false,
         checks: Vec::new(),
     };
     Ok(RunSpec {

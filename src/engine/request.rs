@@ -4,6 +4,9 @@
 //!
 //! Rendering writes into the VU's reused [`Scratch`] buffers, so a templated request allocates
 //! nothing once the buffers have grown to fit.
+//!
+//! In a JSON body (`RequestSpec::body_json`) feeder values are written as JSON string content
+//! (see "JSON bodies" in [`super::template`]); the escaping writes straight into the buffer.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::http::{Capture, Target};
-use super::template::{Part, Template};
+use super::template::{write_json_str_content, Part, Template};
 use super::EngineError;
 use crate::checks::response::ResponseCheck;
 use crate::spec::{Feeder, FeederOrder, RunSpec, ScenarioSpec};
@@ -24,7 +27,12 @@ enum Seg {
     Iter,
     Random(Vec<Box<[u8]>>),
     RandInt(i64, i64),
-    Feeder { slot: usize, column: usize },
+    /// `json`: write the value as JSON string content (a placeholder in a JSON body).
+    Feeder {
+        slot: usize,
+        column: usize,
+        json: bool,
+    },
 }
 
 /// A template bound to the scenario's feeders.
@@ -76,10 +84,10 @@ impl RequestSource {
         let mut cumulative = Vec::new();
         let mut total = 0u32;
         for r in &scenario.requests {
-            let mut bind = |t: &Template| -> Result<Bound, EngineError> {
-                bind_template(t, &spec.feeders, &mut feeders, &scenario.name)
+            let mut bind = |t: &Template, json: bool| -> Result<Bound, EngineError> {
+                bind_template(t, json, &spec.feeders, &mut feeders, &scenario.name)
             };
-            let path = bind(&t_or_slash(&r.path))?;
+            let path = bind(&t_or_slash(&r.path), false)?;
             // Headers: defaults, overridden by the request's own (case-insensitive names).
             let mut merged: Vec<(String, &Template)> = Vec::new();
             for (name, value) in spec.http.headers.iter().chain(r.headers.iter()) {
@@ -110,9 +118,9 @@ impl RequestSource {
             }
             let mut headers = Vec::new();
             for (n, t) in merged {
-                headers.push((n.into_bytes(), bind(t)?));
+                headers.push((n.into_bytes(), bind(t, false)?));
             }
-            let body = r.body.as_ref().map(&mut bind).transpose()?;
+            let body = r.body.as_ref().map(|t| bind(t, r.body_json)).transpose()?;
             let method = r.method.to_ascii_uppercase();
             let mut line = Vec::new();
             line.extend_from_slice(method.as_bytes());
@@ -190,8 +198,10 @@ fn t_or_slash(t: &Template) -> Template {
     }
 }
 
+/// Bind `t` to feeder slots; `json`: the template is a JSON body (feeder values get escaped).
 fn bind_template(
     t: &Template,
+    json: bool,
     all: &std::collections::BTreeMap<String, Arc<Feeder>>,
     slots: &mut Vec<Arc<Feeder>>,
     scenario: &str,
@@ -225,7 +235,11 @@ fn bind_template(
                         slots.len() - 1
                     }
                 };
-                Seg::Feeder { slot, column: col }
+                Seg::Feeder {
+                    slot,
+                    column: col,
+                    json,
+                }
             }
         });
     }
@@ -266,7 +280,7 @@ impl Bound {
                 Seg::RandInt(lo, hi) => {
                     let _ = write!(out, "{}", rng.random_range(*lo..=*hi));
                 }
-                Seg::Feeder { slot, column } => {
+                Seg::Feeder { slot, column, json } => {
                     let f = &feeders[*slot];
                     if f.rows.is_empty() {
                         continue;
@@ -276,7 +290,11 @@ impl Bound {
                         FeederOrder::Random => rng.random_range(0..f.rows.len()),
                     });
                     if let Some(v) = f.rows[row].get(*column) {
-                        out.extend_from_slice(v.as_bytes());
+                        if *json {
+                            write_json_str_content(v, out);
+                        } else {
+                            out.extend_from_slice(v.as_bytes());
+                        }
                     }
                 }
             }

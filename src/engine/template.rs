@@ -28,6 +28,18 @@
 //!   A `sequential` feeder uses row `seq mod rows`; a `random` feeder a uniformly random row.
 //! - `${ENV}` interpolation happens in the plan layer before templates are parsed.
 //! - There is no escape for a literal `{{`.
+//!
+//! # JSON bodies
+//!
+//! A plan `body:` written as a YAML mapping or sequence is serialized to JSON text first and
+//! that text is the template (`RequestSpec::body_json` is set). Every placeholder in it then
+//! sits inside a JSON string, and **in a JSON body, a placeholder's value is escaped as JSON
+//! string content**: a feeder value's `"`, `\` and control characters (U+0000..U+001F) are
+//! written as `\"`, `\\`, `\n`, `\u0001`, ..., so the body stays valid JSON and the string
+//! decodes to the exact value ([`write_json_str_content`]). The other placeholders need no
+//! escaping: `uuid`, `seq`, `vu`, `iter` and `randint` produce only `[0-9a-f-]`, and
+//! `random(...)` choices are copied from the JSON text, where serialization already escaped
+//! them. A string `body:` is not JSON to loadgate and its placeholders are filled as is.
 use std::fmt;
 
 use thiserror::Error;
@@ -190,6 +202,38 @@ impl Template {
             _ => None,
         })
     }
+}
+
+/// Append `value` as the content of a JSON string (without the quotes): `"` and `\\` are
+/// backslash-escaped, control characters use the short escapes (`\\n`, `\\r`, `\\t`, `\\b`,
+/// `\\f`) or `\\u00XX`; everything else (including non-ASCII UTF-8) is copied unchanged.
+/// Allocation-free apart from growing `out`.
+pub fn write_json_str_content(value: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    let mut unicode = *b"\\u00XX";
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                unicode[4] = HEX[(b >> 4) as usize];
+                unicode[5] = HEX[(b & 0xf) as usize];
+                &unicode
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 impl fmt::Display for Template {
@@ -384,6 +428,30 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "/u/2/3/7/4/x/f:c");
         let u = Template::parse("{{uuid}}").unwrap().render_string(vars);
         assert_eq!(uuid::Uuid::parse_str(&u).unwrap().get_version_num(), 4);
+    }
+
+    #[test]
+    fn json_string_content_round_trips() {
+        for v in [
+            "",
+            "plain",
+            r#"say "hi""#,
+            r"C:\path\x",
+            "line1\nline2\r\n\ttab",
+            "\u{0}\u{1}\u{8}\u{c}\u{1f}\u{7f}",
+            "ünïcødé \u{2028} 😀",
+        ] {
+            let mut out = b"\"".to_vec();
+            write_json_str_content(v, &mut out);
+            out.push(b'"');
+            let text = String::from_utf8(out).unwrap();
+            let back: String =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, v, "{text}");
+        }
+        let mut out = Vec::new();
+        write_json_str_content("a\"b\\c\nd\u{1}", &mut out);
+        assert_eq!(out, br#"a\"b\\c\nd\u0001"#);
     }
 
     #[test]

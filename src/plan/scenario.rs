@@ -18,38 +18,15 @@ use super::validate::{
     DEFAULT_PRE_ALLOCATED_VUS,
 };
 
-/// `{{feeder.column}}` references in a template text.
-// TODO(lead): switch to `Template::feeders_used()` once the engine's template parser lands.
-pub(crate) fn feeder_refs(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else { break };
-        let inner = after[..close].trim();
-        if let Some((f, c)) = inner.split_once('.') {
-            let ident = |s: &str| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-')
-            };
-            if ident(f) && ident(c) {
-                out.push((f.to_string(), c.to_string()));
-            }
-        }
-        rest = &after[close + 2..];
-    }
-    out
-}
-
+/// Report every `{{feeder.column}}` of `t` that names no feeder of the plan, or no column of it.
 fn check_feeder_refs(
-    text: &str,
+    t: &Template,
     path: &[PathSeg],
     feeders: &BTreeMap<String, Feeder>,
     issues: &mut Issues,
 ) {
-    for (f, c) in feeder_refs(text) {
-        match feeders.get(&f) {
+    for (f, c) in t.feeders_used() {
+        match feeders.get(f) {
             None => {
                 let known: Vec<&str> = feeders.keys().map(String::as_str).collect();
                 let hint = if known.is_empty() {
@@ -63,7 +40,7 @@ fn check_feeder_refs(
                 );
             }
             Some(feeder) if feeder.columns.is_empty() => {} // failed to load: reported there
-            Some(feeder) if !feeder.columns.iter().any(|col| col == &c) => issues.at(
+            Some(feeder) if !feeder.columns.iter().any(|col| col == c) => issues.at(
                 path,
                 format!(
                     "{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})",
@@ -474,26 +451,25 @@ fn request(
             issues.at(at("path"), format!("must start with '/', got {p:?}"));
             None
         }
-        Some(p) => {
-            check_feeder_refs(p, &at("path"), feeders, issues);
-            template(p, &at("path"), issues)
-        }
+        Some(p) => template(p, &at("path"), issues),
     };
+    if let Some(t) = &path {
+        check_feeder_refs(t, &at("path"), feeders, issues);
+    }
     let mut hdrs = headers(r.headers.as_ref(), &at("headers"), issues);
-    for (name, value) in r.headers.iter().flatten() {
+    for (name, value) in &hdrs {
         let mut p = at("headers");
         p.push(PathSeg::Key(name.clone()));
         check_feeder_refs(value, &p, feeders, issues);
     }
+    // Any YAML value but a string (a mapping, a sequence, ...) is sent as JSON: its placeholders
+    // all sit inside JSON strings and the engine escapes their values (`RequestSpec::body_json`).
+    let body_json = matches!(&r.body, Some(v) if !v.is_string());
     let body = match &r.body {
         None => None,
-        Some(serde_json::Value::String(s)) => {
-            check_feeder_refs(s, &at("body"), feeders, issues);
-            template(s, &at("body"), issues)
-        }
+        Some(serde_json::Value::String(s)) => template(s, &at("body"), issues),
         Some(v) => {
             let json = serde_json::to_string(v).unwrap_or_default();
-            check_feeder_refs(&json, &at("body"), feeders, issues);
             let has_ct = |n: &str| n.eq_ignore_ascii_case("content-type");
             if !hdrs.iter().any(|(n, _)| has_ct(n)) && !default_headers.iter().any(|n| has_ct(n)) {
                 if let Ok(t) = Template::parse("application/json") {
@@ -503,6 +479,9 @@ fn request(
             template(&json, &at("body"), issues)
         }
     };
+    if let Some(t) = &body {
+        check_feeder_refs(t, &at("body"), feeders, issues);
+    }
     let mut checks = Vec::new();
     for (i, c) in r.checks.iter().flatten().enumerate() {
         match ResponseCheck::parse(c) {
@@ -528,6 +507,7 @@ fn request(
         path,
         headers: hdrs,
         body,
+        body_json,
         checks,
     })
 }
@@ -537,12 +517,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn feeder_ref_scan() {
+    fn feeder_refs_are_checked_against_the_plan_feeders() {
+        let feeders = BTreeMap::from([(
+            "users".to_string(),
+            Feeder {
+                name: "users".into(),
+                columns: vec!["id".into(), "name".into()],
+                rows: vec![],
+                order: crate::spec::FeederOrder::Sequential,
+            },
+        )]);
+        let t = Template::parse(
+            "{{users.id}} {{ users.nick }} {{uuid}} {{seq}} {{prompts.text}} {{random(a.b)}}",
+        )
+        .unwrap();
+        let mut issues = Issues::default();
+        check_feeder_refs(&t, &[PathSeg::from("body")], &feeders, &mut issues);
+        let msgs: Vec<&str> = issues.0.iter().map(|i| i.message.as_str()).collect();
         assert_eq!(
-            feeder_refs("{{prompts.text}} and {{ users.id }} {{uuid}} {{seq}}"),
-            vec![
-                ("prompts".into(), "text".into()),
-                ("users".into(), "id".into())
+            msgs,
+            [
+                "{{users.nick}}: feeder \"users\" has no column \"nick\" (columns: id, name)",
+                "{{prompts.text}} names an unknown feeder \"prompts\" (feeders: users)",
             ]
         );
     }

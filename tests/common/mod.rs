@@ -97,6 +97,7 @@ pub fn request(method: &str, path: &str) -> RequestSpec {
         path: Template::parse(path).expect("valid path template"),
         headers: Vec::new(),
         body: None,
+        body_json: false,
         checks: Vec::new(),
     }
 }
