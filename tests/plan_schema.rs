@@ -54,12 +54,3 @@ fn schema_rejects_unknown_fields_and_bad_units() {
     no_target["stack"] = json!({"reference": {}});
     assert!(validator.is_valid(&no_target));
 }
-
-#[test]
-#[ignore]
-fn print_schema() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&loadgate::plan::json_schema()).unwrap()
-    );
-}

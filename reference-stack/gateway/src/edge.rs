@@ -364,6 +364,15 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
                 st.set_up(i, false, "connect failed");
                 continue;
             }
+            Ok(Err(e)) if is_idempotent(&parts.method) => {
+                // E.g. a kept-alive connection reset by an instance that just died: the
+                // request may or may not have reached it, which is harmless for idempotent
+                // methods, so take the upstream out and try the next one.
+                u.errors.fetch_add(1, Ordering::Relaxed);
+                st.set_up(i, false, "transport error");
+                tracing::warn!(upstream = %u.url, error = %e, "retrying an idempotent request elsewhere");
+                continue;
+            }
             Ok(Err(e)) => {
                 u.errors.fetch_add(1, Ordering::Relaxed);
                 st.responses.inc(&[&u.url, "502"]);
@@ -379,6 +388,19 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
             }
         }
     }
+}
+
+/// Methods that may be sent twice (RFC 9110 §9.2.2).
+fn is_idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::OPTIONS
+            | http::Method::TRACE
+    )
 }
 
 #[cfg(test)]
