@@ -72,7 +72,10 @@ pub async fn execute(
     let threads = opts.threads.unwrap_or_else(default_threads).max(1);
     let handle = engine::start(
         spec.clone(),
-        EngineOptions { threads, segment: opts.segment },
+        EngineOptions {
+            threads,
+            segment: opts.segment,
+        },
         stop.clone(),
     )?;
     let aggregator = handle.aggregator();
@@ -139,31 +142,47 @@ pub async fn execute(
     metrics.events.sort_by_key(|e| e.at);
 
     let mut checks = checks::evaluate_thresholds(&spec, &metrics);
-    if let Some(Stopped::Aborted { threshold, observed }) = &stopped {
+    if let Some(Stopped::Aborted {
+        threshold,
+        observed,
+    }) = &stopped
+    {
         // The run was judged failing when it was stopped; the shorter final data must not
         // turn that into a pass.
-        for c in checks.iter_mut().filter(|c| &c.name == threshold && c.passed) {
+        for c in checks
+            .iter_mut()
+            .filter(|c| &c.name == threshold && c.passed)
+        {
             c.passed = false;
             c.observed = format!("{observed} (when aborted)");
         }
     }
     let interruption = stopped.as_ref().map(|s| match s {
         Stopped::Interrupted => Interruption::Interrupted("interrupted (Ctrl-C / SIGTERM)".into()),
-        Stopped::Aborted { threshold, observed } => {
-            Interruption::Aborted(format!("abort_on_fail threshold failed: {threshold} ({observed})"))
-        }
+        Stopped::Aborted {
+            threshold,
+            observed,
+        } => Interruption::Aborted(format!(
+            "abort_on_fail threshold failed: {threshold} ({observed})"
+        )),
     });
     let summary = Summary::build(&spec.name, &metrics, checks, started_wall, interruption);
     let written = match &opts.out_dir {
         Some(dir) => report::write_reports(dir, &summary, &metrics, &spec.report_formats)?,
         None => Vec::new(),
     };
-    Ok(RunOutcome { summary, metrics, written })
+    Ok(RunOutcome {
+        summary,
+        metrics,
+        written,
+    })
 }
 
 /// The CPUs this process may run on (respects taskset / cgroup limits).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn progress_bar(enabled: bool) -> ProgressBar {
@@ -172,7 +191,8 @@ fn progress_bar(enabled: bool) -> ProgressBar {
     }
     let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     pb.enable_steady_tick(Duration::from_millis(250));
     pb

@@ -181,7 +181,9 @@ impl ExecutorSpec {
     pub fn max_duration(&self) -> Duration {
         match self {
             ExecutorSpec::ConstantArrivalRate { duration, .. } => *duration,
-            ExecutorSpec::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            ExecutorSpec::RampingArrivalRate { stages, .. } => {
+                stages.iter().map(|s| s.duration).sum()
+            }
             ExecutorSpec::ConstantVus { duration, .. } => *duration,
             ExecutorSpec::RampingVus { stages, .. } => stages.iter().map(|s| s.duration).sum(),
             ExecutorSpec::PerVuIterations { max_duration, .. } => *max_duration,
@@ -239,8 +241,12 @@ pub enum ReportFormat {
 }
 
 impl ReportFormat {
-    pub const ALL: [ReportFormat; 4] =
-        [ReportFormat::Table, ReportFormat::Json, ReportFormat::Junit, ReportFormat::Csv];
+    pub const ALL: [ReportFormat; 4] = [
+        ReportFormat::Table,
+        ReportFormat::Json,
+        ReportFormat::Junit,
+        ReportFormat::Csv,
+    ];
 }
 
 /// The plan's `stack:` section, lowered: which reference stack to start before the run.

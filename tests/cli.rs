@@ -80,7 +80,10 @@ fn assert_contract_scenario(s: &Value) {
         assert!(s[f].is_number(), "scenario field {f} missing: {s}");
     }
     for p in ["mean", "p50", "p90", "p95", "p99", "p999", "max"] {
-        assert!(s["latency_ms"][p].is_number(), "latency_ms.{p} missing: {s}");
+        assert!(
+            s["latency_ms"][p].is_number(),
+            "latency_ms.{p} missing: {s}"
+        );
     }
 }
 
@@ -92,26 +95,50 @@ fn url(addr: SocketAddr, path: &str) -> String {
 fn attack_closed_model_prints_contract_json() {
     let addr = server::start();
     let o = run(loadgate().args(["attack", &url(addr, "/"), "-c", "8", "-d", "1s", "--json"]));
-    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v = json_stdout(&o);
     assert_eq!(v["verdict"], "pass");
     assert!(v["checks"].is_array());
     let s = &v["scenarios"]["attack"];
     assert_contract_scenario(s);
-    assert!(s["requests"].as_u64().unwrap() > 100, "closed model at full speed sent too little: {s}");
+    assert!(
+        s["requests"].as_u64().unwrap() > 100,
+        "closed model at full speed sent too little: {s}"
+    );
     assert_eq!(s["errors"], 0);
 }
 
 #[test]
 fn attack_open_model_holds_the_rate() {
     let addr = server::start();
-    let o = run(loadgate().args(["attack", &url(addr, "/"), "--rate", "200/s", "-d", "2s", "--json"]));
-    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let o = run(loadgate().args([
+        "attack",
+        &url(addr, "/"),
+        "--rate",
+        "200/s",
+        "-d",
+        "2s",
+        "--json",
+    ]));
+    assert_eq!(
+        code(&o),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v = json_stdout(&o);
     let s = &v["scenarios"]["attack"];
     assert_contract_scenario(s);
     let n = s["requests"].as_u64().unwrap();
-    assert!((340..=460).contains(&n), "expected about 400 requests at 200/s for 2s, got {n}");
+    assert!(
+        (340..=460).contains(&n),
+        "expected about 400 requests at 200/s for 2s, got {n}"
+    );
 }
 
 #[test]
@@ -128,7 +155,12 @@ fn failed_threshold_exits_99_and_passing_one_exits_0() {
         "--threshold",
         "http_req_duration: p(95)<1",
     ]));
-    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        99,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v = json_stdout(&o);
     assert_eq!(v["verdict"], "fail");
     let c = &v["checks"][0];
@@ -147,7 +179,12 @@ fn failed_threshold_exits_99_and_passing_one_exits_0() {
         "--threshold",
         "http_req_failed: rate<0.01",
     ]));
-    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -160,7 +197,12 @@ fn invalid_arguments_exit_2_and_send_nothing() {
         vec!["frobnicate"],
     ] {
         let o = run(loadgate().args(&args));
-        assert_eq!(code(&o), 2, "{args:?}: stderr {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            code(&o),
+            2,
+            "{args:?}: stderr {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -170,13 +212,19 @@ fn schema_prints_json_schemas() {
         let o = run(loadgate().args(&args));
         assert_eq!(code(&o), 0);
         let v = json_stdout(&o);
-        assert!(v.is_object() && (v.get("$schema").is_some() || v.get("properties").is_some()), "{v}");
+        assert!(
+            v.is_object() && (v.get("$schema").is_some() || v.get("properties").is_some()),
+            "{v}"
+        );
     }
 }
 
 fn write_plan(dir: &Path, body: &str) -> std::path::PathBuf {
     let p = dir.join("plan.yaml");
-    std::fs::File::create(&p).unwrap().write_all(body.as_bytes()).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     p
 }
 
@@ -202,16 +250,33 @@ thresholds:
 #[test]
 fn validate_reports_problems_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = write_plan(dir.path(), &PLAN.replace("rate: 50/s", "rate: fast").replace("max_vus: 20", "max_vus: 20\n    bogus: 1"));
-    let o = run(loadgate().args(["validate", plan.to_str().unwrap()]).env("TARGET_URL", "http://127.0.0.1:1"));
+    let plan = write_plan(
+        dir.path(),
+        &PLAN
+            .replace("rate: 50/s", "rate: fast")
+            .replace("max_vus: 20", "max_vus: 20\n    bogus: 1"),
+    );
+    let o = run(loadgate()
+        .args(["validate", plan.to_str().unwrap()])
+        .env("TARGET_URL", "http://127.0.0.1:1"));
     assert_eq!(code(&o), 2);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("plan.yaml:6:"), "rate problem at line 6 expected:\n{err}");
+    assert!(
+        err.contains("plan.yaml:6:"),
+        "rate problem at line 6 expected:\n{err}"
+    );
     assert!(err.contains("bogus"), "unknown field expected:\n{err}");
 
     let plan = write_plan(dir.path(), PLAN);
-    let o = run(loadgate().args(["validate", plan.to_str().unwrap()]).env("TARGET_URL", "http://127.0.0.1:1"));
-    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    let o = run(loadgate()
+        .args(["validate", plan.to_str().unwrap()])
+        .env("TARGET_URL", "http://127.0.0.1:1"));
+    assert_eq!(
+        code(&o),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -221,15 +286,26 @@ fn run_writes_every_report_and_judges_thresholds() {
     let plan = write_plan(dir.path(), PLAN);
     let out = dir.path().join("out");
     let o = run(loadgate()
-        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("TARGET_URL", format!("http://{addr}")));
-    assert_eq!(code(&o), 0, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("main"), "table names the scenario:\n{table}");
     for f in ["summary.json", "junit.xml", "timeseries.csv"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(v["verdict"], "pass");
     assert_eq!(v["checks"].as_array().unwrap().len(), 3);
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
@@ -246,7 +322,12 @@ fn run_writes_every_report_and_judges_thresholds() {
             "scenarios.main.request.path=/status/500",
         ])
         .env("TARGET_URL", format!("http://{addr}")));
-    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        code(&o),
+        99,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -255,19 +336,37 @@ fn abort_on_fail_stops_the_run_early() {
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(
         dir.path(),
-        &PLAN.replace("duration: 2s", "duration: 30s").replace(
-            "http_req_failed: [\"rate<0.01\"]",
-            "http_req_failed: [{threshold: \"rate<0.01\", abort_on_fail: true, delay: 1s}]",
-        ).replace("path: /\n", "path: /status/503\n"),
+        &PLAN
+            .replace("duration: 2s", "duration: 30s")
+            .replace(
+                "http_req_failed: [\"rate<0.01\"]",
+                "http_req_failed: [{threshold: \"rate<0.01\", abort_on_fail: true, delay: 1s}]",
+            )
+            .replace("path: /\n", "path: /status/503\n"),
     );
     let out = dir.path().join("out");
     let t0 = Instant::now();
     let o = run(loadgate()
-        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("TARGET_URL", format!("http://{addr}")));
-    assert_eq!(code(&o), 99, "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(t0.elapsed() < Duration::from_secs(15), "abort took {:?}", t0.elapsed());
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        code(&o),
+        99,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "abort took {:?}",
+        t0.elapsed()
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(v["verdict"], "fail");
 }
 
@@ -278,7 +377,12 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
     let plan = write_plan(dir.path(), &PLAN.replace("duration: 2s", "duration: 60s"));
     let out = dir.path().join("out");
     let mut child = loadgate()
-        .args(["run", plan.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("TARGET_URL", format!("http://{addr}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -298,9 +402,16 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(matches!(status.code(), Some(0) | Some(99)), "exit {status:?}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        matches!(status.code(), Some(0) | Some(99)),
+        "exit {status:?}"
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(v["interrupted"], true, "{v}");
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
-    assert!(n > 20 && n < 1000, "reports cover what ran before Ctrl-C, got {n} requests");
+    assert!(
+        n > 20 && n < 1000,
+        "reports cover what ran before Ctrl-C, got {n} requests"
+    );
 }

@@ -19,8 +19,17 @@ fn readme_quick_start_commands_exist() {
     let makefile = std::fs::read_to_string(format!("{root}/Makefile")).unwrap();
     let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
     for target in ["smoke", "test"] {
-        assert!(readme.contains(&format!("make {target}")), "README lacks `make {target}`");
-        assert!(makefile.contains(&format!("\n{target}:")), "Makefile lacks target {target}");
+        assert!(
+            readme.contains(&format!("make {target}")),
+            "README lacks `make {target}`"
+        );
+        assert!(
+            makefile.contains(&format!("\n{target}:")),
+            "Makefile lacks target {target}"
+        );
     }
-    assert!(ci.contains("make test"), ".ci/run must call the README's test command");
+    assert!(
+        ci.contains("make test"),
+        ".ci/run must call the README's test command"
+    );
 }

@@ -150,11 +150,23 @@ async fn a_container_that_does_not_come_up_is_named_and_auto_falls_back_to_proce
     let root = state_root();
     let mut opts = options(root.path());
     opts.ready_timeout = Duration::from_secs(20);
-    let err = stack::start(&broken(StackBackend::Containers), &opts).await.expect_err("postgres cannot start");
-    assert!(err.to_string().contains("postgres container (loadgate/redis:7-local)"), "{err}");
-    assert!(entries(root.path()).is_empty(), "failed start left {:?}", entries(root.path()));
+    let err = stack::start(&broken(StackBackend::Containers), &opts)
+        .await
+        .expect_err("postgres cannot start");
+    assert!(
+        err.to_string()
+            .contains("postgres container (loadgate/redis:7-local)"),
+        "{err}"
+    );
+    assert!(
+        entries(root.path()).is_empty(),
+        "failed start left {:?}",
+        entries(root.path())
+    );
 
-    let stack = stack::start(&broken(StackBackend::Auto), &opts).await.expect("auto falls back");
+    let stack = stack::start(&broken(StackBackend::Auto), &opts)
+        .await
+        .expect("auto falls back");
     assert_eq!(stack.backend(), StackBackend::Process);
     assert_eq!(psql(&env_of(&stack.env(), "DATABASE_URL"), "SELECT 1"), "1");
     let id = stack.id().to_string();

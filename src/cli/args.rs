@@ -72,14 +72,24 @@ pub struct AttackArgs {
     /// Target URL, e.g. http://127.0.0.1:8080/
     pub url: String,
     /// Closed model: this many connections (VUs) at full speed.
-    #[arg(short = 'c', long = "connections", value_name = "N", conflicts_with = "rate")]
+    #[arg(
+        short = 'c',
+        long = "connections",
+        value_name = "N",
+        conflicts_with = "rate"
+    )]
     pub connections: Option<u32>,
     /// Open model: this many requests per second (e.g. 1000/s, 1000, 6000/m); latency is
     /// measured from the intended send time.
     #[arg(long, value_name = "N/s")]
     pub rate: Option<String>,
     /// How long to run (e.g. 10s, 1m).
-    #[arg(short = 'd', long = "duration", value_name = "DURATION", default_value = "10s")]
+    #[arg(
+        short = 'd',
+        long = "duration",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
     pub duration: String,
     /// Per-request timeout.
     #[arg(long, value_name = "DURATION", default_value = "10s")]

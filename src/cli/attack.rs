@@ -31,18 +31,33 @@ pub(super) async fn attack(a: AttackArgs, interrupts: &Interrupts) -> anyhow::Re
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
-    let run_opts = RunOptions { out_dir: a.out.clone(), threads, segment, progress: !a.json };
+    let run_opts = RunOptions {
+        out_dir: a.out.clone(),
+        threads,
+        segment,
+        progress: !a.json,
+    };
     execute_and_report(spec, run_opts, a.json, interrupts).await
 }
 
 /// Lower the attack flags into a run spec; errors name the flag and the fix.
 pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
-    let url = url::Url::parse(&a.url).map_err(|e| format!("URL {:?}: {e}; expected e.g. http://127.0.0.1:8080/", a.url))?;
+    let url = url::Url::parse(&a.url)
+        .map_err(|e| format!("URL {:?}: {e}; expected e.g. http://127.0.0.1:8080/", a.url))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!("URL {:?}: only http:// and https:// are supported", a.url));
+        return Err(format!(
+            "URL {:?}: only http:// and https:// are supported",
+            a.url
+        ));
     }
-    let host = url.host_str().ok_or_else(|| format!("URL {:?} has no host", a.url))?;
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("URL {:?} has no host", a.url))?;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
     let target = match url.port() {
         Some(p) => format!("{}://{}:{}", url.scheme(), host, p),
         None => format!("{}://{}", url.scheme(), host),
@@ -69,12 +84,19 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
                 return Err("--rate must be positive, e.g. --rate 1000/s".into());
             }
             // In-flight requests the open model may need: half a second of arrivals, bounded.
-            let max_vus = a.max_vus.unwrap_or_else(|| ((rate * 0.5).ceil() as u32).clamp(50, 5000));
+            let max_vus = a
+                .max_vus
+                .unwrap_or_else(|| ((rate * 0.5).ceil() as u32).clamp(50, 5000));
             if max_vus == 0 {
                 return Err("--max-vus must be at least 1".into());
             }
             let pre = ((rate / 50.0).ceil() as u32).clamp(10, 1000).min(max_vus);
-            ExecutorSpec::ConstantArrivalRate { rate, duration, pre_allocated_vus: pre, max_vus }
+            ExecutorSpec::ConstantArrivalRate {
+                rate,
+                duration,
+                pre_allocated_vus: pre,
+                max_vus,
+            }
         }
         None => {
             let vus = a.connections.unwrap_or(DEFAULT_CONNECTIONS);
@@ -107,8 +129,10 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
             .split_once(": ")
             .or_else(|| t.rsplit_once(':'))
             .ok_or_else(|| format!("--threshold {t:?}: expected 'METRIC: EXPR', e.g. 'http_req_duration: p(95)<250'"))?;
-        let (metric, tags) = parse_metric_key(key.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
-        let expr = ThresholdExpr::parse(expr.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
+        let (metric, tags) =
+            parse_metric_key(key.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
+        let expr =
+            ThresholdExpr::parse(expr.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
         thresholds.push(ThresholdSpec {
             metric,
             tags,
@@ -135,7 +159,11 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         http: HttpOptions {
             timeout,
             headers: Vec::new(),
-            version: if a.http2 { HttpVersion::Http2 } else { HttpVersion::Auto },
+            version: if a.http2 {
+                HttpVersion::Http2
+            } else {
+                HttpVersion::Auto
+            },
             insecure: a.insecure,
             max_connections: None,
         },

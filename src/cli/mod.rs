@@ -39,7 +39,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_INVALID } else { EXIT_PASS };
+            let code = if e.use_stderr() {
+                EXIT_INVALID
+            } else {
+                EXIT_PASS
+            };
             let _ = e.print();
             return Ok(ExitCode::from(code));
         }
@@ -48,7 +52,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match cli.command {
         Command::Validate(a) => Ok(validate(&a)),
         Command::Schema(a) => {
-            let schema = if a.summary { report::summary::json_schema() } else { plan::json_schema() };
+            let schema = if a.summary {
+                report::summary::json_schema()
+            } else {
+                plan::json_schema()
+            };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::from(EXIT_PASS))
         }
@@ -69,7 +77,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOADGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
@@ -95,9 +106,9 @@ async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
 fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
     let mut sets = Vec::new();
     for s in &a.sets {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--set {s:?}: expected KEY=VALUE, e.g. --set scenarios.chat.rate=50/s"))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| {
+            format!("--set {s:?}: expected KEY=VALUE, e.g. --set scenarios.chat.rate=50/s")
+        })?;
         sets.push((k.trim().to_string(), v.to_string()));
     }
     Ok(PlanOptions {
@@ -151,11 +162,19 @@ fn engine_options(e: &EngineArgs) -> Result<(Option<usize>, Option<(u32, u32)>),
 /// `reports/<plan-name>-<timestamp>/`
 fn default_out_dir(plan_name: &str) -> PathBuf {
     let ts = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
         .unwrap_or_else(|_| "run".into());
     let safe: String = plan_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     Path::new("reports").join(format!("{safe}-{ts}"))
 }
@@ -173,7 +192,10 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
     if let Some(b) = a.stack {
         // Through the plan layers, so `${TARGET_URL}` is left for the stack to fill.
         let name = clap::ValueEnum::to_possible_value(&b).expect("no skipped variants");
-        opts.sets.push(("stack.reference.backend".into(), name.get_name().to_string()));
+        opts.sets.push((
+            "stack.reference.backend".into(),
+            name.get_name().to_string(),
+        ));
     }
     let (threads, segment) = match engine_options(&a.engine) {
         Ok(v) => v,
@@ -191,7 +213,10 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
     let mut running = None;
     let mut extra_env = Vec::new();
     if let Some(ss) = &stack_spec {
-        eprintln!("loadgate: starting the reference stack ({:?} backend)...", ss.backend);
+        eprintln!(
+            "loadgate: starting the reference stack ({:?} backend)...",
+            ss.backend
+        );
         let stack_opts = stack::StackOptions::default();
         let started = tokio::select! {
             r = stack::start(ss, &stack_opts) => r.context("starting the reference stack")?,
@@ -214,7 +239,12 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
             }
         };
         let out = a.out.clone().unwrap_or_else(|| default_out_dir(&spec.name));
-        let run_opts = RunOptions { out_dir: Some(out.clone()), threads, segment, progress: !a.json };
+        let run_opts = RunOptions {
+            out_dir: Some(out.clone()),
+            threads,
+            segment,
+            progress: !a.json,
+        };
         execute_and_report(spec, run_opts, a.json, interrupts).await
     }
     .await;
@@ -304,6 +334,10 @@ mod tests {
     fn default_out_dir_is_under_reports() {
         let d = default_out_dir("my plan");
         assert!(d.starts_with("reports"));
-        assert!(d.file_name().unwrap().to_string_lossy().starts_with("my-plan-"));
+        assert!(d
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("my-plan-"));
     }
 }

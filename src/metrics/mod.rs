@@ -78,8 +78,12 @@ impl Default for SeriesStats {
 impl SeriesStats {
     /// Exact merge.
     pub fn merge(&mut self, other: &SeriesStats) {
-        self.duration.add(&other.duration).expect("auto-resizing histograms merge");
-        self.service.add(&other.service).expect("auto-resizing histograms merge");
+        self.duration
+            .add(&other.duration)
+            .expect("auto-resizing histograms merge");
+        self.service
+            .add(&other.service)
+            .expect("auto-resizing histograms merge");
         self.requests += other.requests;
         self.failed += other.failed;
         self.checks_passed += other.checks_passed;
