@@ -219,6 +219,23 @@ fn schema_prints_json_schemas() {
     }
 }
 
+/// `loadgate run PLAN --out OUT [extra...]` against the test server at `addr`.
+fn run_plan(plan: &Path, out: &Path, addr: SocketAddr, extra: &[&str]) -> Output {
+    run(loadgate()
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env("TARGET_URL", format!("http://{addr}")))
+}
+
+fn read_summary(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
 fn write_plan(dir: &Path, body: &str) -> std::path::PathBuf {
     let p = dir.join("plan.yaml");
     std::fs::File::create(&p)
@@ -285,14 +302,7 @@ fn run_writes_every_report_and_judges_thresholds() {
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(dir.path(), PLAN);
     let out = dir.path().join("out");
-    let o = run(loadgate()
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("TARGET_URL", format!("http://{addr}")));
+    let o = run_plan(&plan, &out, addr, &[]);
     assert_eq!(
         code(&o),
         0,
@@ -304,30 +314,40 @@ fn run_writes_every_report_and_judges_thresholds() {
     for f in ["summary.json", "junit.xml", "timeseries.csv"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = read_summary(&out);
     assert_eq!(v["verdict"], "pass");
     assert_eq!(v["checks"].as_array().unwrap().len(), 3);
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
     assert!((80..=120).contains(&n), "50/s for 2s gave {n}");
 
-    // --set overrides a value; the same plan now fails its latency threshold.
-    let o = run(loadgate()
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            "scenarios.main.request.path=/status/500",
-        ])
-        .env("TARGET_URL", format!("http://{addr}")));
+    // --set overrides a value: every request now gets a 500, so the failure-rate and
+    // response-check thresholds fail while the latency one still passes.
+    let o = run_plan(
+        &plan,
+        &out,
+        addr,
+        &["--set", "scenarios.main.request.path=/status/500"],
+    );
     assert_eq!(
         code(&o),
         99,
         "stderr: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let v = read_summary(&out);
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed.iter().any(|n| n.starts_with("http_req_failed")),
+        "{failed:?}"
+    );
+    assert!(failed.iter().any(|n| n.starts_with("checks")), "{failed:?}");
 }
 
 #[test]
@@ -346,14 +366,7 @@ fn abort_on_fail_stops_the_run_early() {
     );
     let out = dir.path().join("out");
     let t0 = Instant::now();
-    let o = run(loadgate()
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("TARGET_URL", format!("http://{addr}")));
+    let o = run_plan(&plan, &out, addr, &[]);
     assert_eq!(
         code(&o),
         99,
@@ -365,8 +378,7 @@ fn abort_on_fail_stops_the_run_early() {
         "abort took {:?}",
         t0.elapsed()
     );
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = read_summary(&out);
     assert_eq!(v["verdict"], "fail");
 }
 
@@ -406,8 +418,7 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
         matches!(status.code(), Some(0) | Some(99)),
         "exit {status:?}"
     );
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = read_summary(&out);
     assert_eq!(v["interrupted"], true, "{v}");
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
     assert!(
