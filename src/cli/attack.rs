@@ -13,7 +13,6 @@ use super::{engine_options, execute_and_report, invalid, AttackArgs};
 use crate::checks::threshold::{parse_metric_key, ThresholdExpr};
 use crate::engine::template::Template;
 use crate::plan::units::{parse_duration, parse_rate};
-use crate::run::RunOptions;
 use crate::spec::{
     ExecutorSpec, HttpOptions, HttpVersion, ReportFormat, RequestSpec, RunSpec, ScenarioSpec,
     ThresholdSpec,
@@ -27,16 +26,12 @@ pub(super) async fn attack(a: AttackArgs, interrupts: &Interrupts) -> anyhow::Re
         Ok(s) => s,
         Err(e) => return invalid(e),
     };
-    let (threads, segment) = match engine_options(&a.engine) {
+    let mut run_opts = match engine_options(&a.engine) {
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
-    let run_opts = RunOptions {
-        out_dir: a.out.clone(),
-        threads,
-        segment,
-        progress: !a.json,
-    };
+    run_opts.out_dir = a.out.clone();
+    run_opts.progress = !a.json;
     execute_and_report(spec, run_opts, a.json, interrupts).await
 }
 

@@ -151,12 +151,18 @@ fn parse_segment(s: &str) -> Result<(u32, u32), String> {
     Ok((i - 1, n))
 }
 
-fn engine_options(e: &EngineArgs) -> Result<(Option<usize>, Option<(u32, u32)>), String> {
+/// Run options from the engine flags (threads, segment); reports and progress are the
+/// caller's to fill in.
+fn engine_options(e: &EngineArgs) -> Result<RunOptions, String> {
     let segment = e.segment.as_deref().map(parse_segment).transpose()?;
     if e.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    Ok((e.threads, segment))
+    Ok(RunOptions {
+        threads: e.threads,
+        segment,
+        ..RunOptions::default()
+    })
 }
 
 /// `reports/<plan-name>-<timestamp>/`
@@ -197,10 +203,11 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
             name.get_name().to_string(),
         ));
     }
-    let (threads, segment) = match engine_options(&a.engine) {
+    let mut run_opts = match engine_options(&a.engine) {
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
+    run_opts.progress = !a.json;
     let validated = match plan::load(&a.plan, &opts) {
         Ok(p) => p,
         Err(errs) => {
@@ -238,13 +245,7 @@ async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCod
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
         };
-        let out = a.out.clone().unwrap_or_else(|| default_out_dir(&spec.name));
-        let run_opts = RunOptions {
-            out_dir: Some(out.clone()),
-            threads,
-            segment,
-            progress: !a.json,
-        };
+        run_opts.out_dir = Some(a.out.clone().unwrap_or_else(|| default_out_dir(&spec.name)));
         execute_and_report(spec, run_opts, a.json, interrupts).await
     }
     .await;
