@@ -394,16 +394,7 @@ async fn reap_containers_async(extra: Vec<String>) -> Result<usize, StackError> 
         return Ok(0);
     };
     let host = registry::hostname();
-    let mut filters = HashMap::new();
-    filters.insert("label".to_string(), vec![LABEL_STACK.to_string()]);
-    let list = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| StackError::Docker(format!("listing loadgate containers: {e}")))?;
+    let list = list_labelled(&docker, LABEL_STACK, "loadgate containers").await?;
     let mut stacks = BTreeSet::new();
     let mut ids: Vec<String> = extra;
     for c in list {
@@ -473,17 +464,28 @@ pub async fn containers_of_stack(stack: &str) -> Result<Vec<String>, StackError>
     let docker = connect(Duration::from_secs(3))
         .await
         .map_err(StackError::Docker)?;
+    let label = format!("{LABEL_STACK}={stack}");
+    let list = list_labelled(&docker, &label, &format!("containers of {stack}")).await?;
+    Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// All containers (running or not) matching a docker `label` filter (`key` or `key=value`);
+/// `what` names them in the error.
+async fn list_labelled(
+    docker: &Docker,
+    label: &str,
+    what: &str,
+) -> Result<Vec<testcontainers::bollard::models::ContainerSummary>, StackError> {
     let mut filters = HashMap::new();
-    filters.insert("label".to_string(), vec![format!("{LABEL_STACK}={stack}")]);
-    let list = docker
+    filters.insert("label".to_string(), vec![label.to_string()]);
+    docker
         .list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some(filters),
             ..Default::default()
         }))
         .await
-        .map_err(|e| StackError::Docker(format!("listing containers of {stack}: {e}")))?;
-    Ok(list.into_iter().filter_map(|c| c.id).collect())
+        .map_err(|e| StackError::Docker(format!("listing {what}: {e}")))
 }
 
 #[cfg(test)]

@@ -133,9 +133,8 @@ async fn start_redis(
 ) -> Result<(ChildProc, u16), StackError> {
     let dir = work.join("redis");
     std::fs::create_dir_all(&dir).map_err(|e| StackError::io("create", &dir, e))?;
-    let mut last_err = None;
-    for _ in 0..PORT_ATTEMPTS {
-        let port = health::free_port().map_err(|e| StackError::io("pick a port for", &dir, e))?;
+    let log = work.join("redis.log");
+    let spawn = |port: u16| {
         let mut cmd = Command::new(bin);
         cmd.args([
             "--port",
@@ -158,31 +157,22 @@ async fn start_redis(
         .args(["--requirepass", password])
         .arg("--dir")
         .arg(&dir);
-        let mut proc = ChildProc::spawn("redis", cmd, &work.join("redis.log"), None, libc::SIGTERM)
-            .map_err(|e| StackError::Spawn {
-                component: "redis".into(),
-                program: bin.display().to_string(),
-                source: e,
-            })?;
-        entry.add_child("redis", proc.pid())?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        match wait_until(&mut proc, deadline, || {
-            health::redis_ping(addr, Some(password))
+        ChildProc::spawn("redis", cmd, &log, None, libc::SIGTERM).map_err(|e| StackError::Spawn {
+            component: "redis".into(),
+            program: bin.display().to_string(),
+            source: e,
         })
-        .await
-        {
-            Ok(()) => return Ok((proc, port)),
-            Err(e) => {
-                let port_race = proc.last_log_lines(5).contains("Address already in use");
-                proc.stop(Duration::from_secs(1));
-                if !port_race {
-                    return Err(e);
-                }
-                last_err = Some(e);
-            }
-        }
-    }
-    Err(last_err.expect("at least one attempt"))
+    };
+    start_on_free_port(
+        entry,
+        "redis",
+        &dir,
+        deadline,
+        Duration::from_secs(1),
+        spawn,
+        |addr| health::redis_ping(addr, Some(password)),
+    )
+    .await
 }
 
 async fn start_postgres(
@@ -273,9 +263,7 @@ async fn start_postgres(
     )
     .await?;
 
-    let mut last_err = None;
-    for _ in 0..PORT_ATTEMPTS {
-        let port = health::free_port().map_err(|e| StackError::io("pick a port for", &data, e))?;
+    let spawn = |port: u16| {
         let mut cmd = Command::new(bin.join("postgres"));
         cmd.arg("-D")
             .arg(&data)
@@ -289,25 +277,55 @@ async fn start_postgres(
                 "full_page_writes=off",
             ])
             .args(["-c", "max_connections=200"]);
-        let mut proc =
-            ChildProc::spawn("postgres", cmd, &log, run_as, libc::SIGINT).map_err(|e| {
-                StackError::Spawn {
-                    component: "postgres".into(),
-                    program: bin.join("postgres").display().to_string(),
-                    source: e,
-                }
-            })?;
-        entry.add_child("postgres", proc.pid())?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        match wait_until(&mut proc, deadline, || {
-            health::postgres_accepting(addr, "loadgate", "loadgate")
+        ChildProc::spawn("postgres", cmd, &log, run_as, libc::SIGINT).map_err(|e| {
+            StackError::Spawn {
+                component: "postgres".into(),
+                program: bin.join("postgres").display().to_string(),
+                source: e,
+            }
         })
-        .await
-        {
+    };
+    start_on_free_port(
+        entry,
+        "postgres",
+        &data,
+        deadline,
+        Duration::from_secs(2),
+        spawn,
+        |addr| health::postgres_accepting(addr, "loadgate", "loadgate"),
+    )
+    .await
+}
+
+/// Start a server on a free port and wait until `ready(addr)` succeeds. A start that lost
+/// its port to another process between the probe and the bind ("Address already in use" in
+/// its log) is retried on a new port, up to [`PORT_ATTEMPTS`] times; any other failure is
+/// returned at once. `dir` only names the component's directory in a port-probe error.
+async fn start_on_free_port<S, R, Fut>(
+    entry: &mut Entry,
+    component: &str,
+    dir: &Path,
+    deadline: Instant,
+    stop_grace: Duration,
+    mut spawn: S,
+    ready: R,
+) -> Result<(ChildProc, u16), StackError>
+where
+    S: FnMut(u16) -> Result<ChildProc, StackError>,
+    R: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let port = health::free_port().map_err(|e| StackError::io("pick a port for", dir, e))?;
+        let mut proc = spawn(port)?;
+        entry.add_child(component, proc.pid())?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        match wait_until(&mut proc, deadline, || ready(addr)).await {
             Ok(()) => return Ok((proc, port)),
             Err(e) => {
                 let port_race = proc.last_log_lines(10).contains("Address already in use");
-                proc.stop(Duration::from_secs(2));
+                proc.stop(stop_grace);
                 if !port_race {
                     return Err(e);
                 }
