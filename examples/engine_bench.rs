@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadgate::engine::template::Template;
 use loadgate::engine::{self, EngineOptions};
+use loadgate::grammar::template::Template;
 use loadgate::spec::{ExecutorSpec, HttpOptions, RequestSpec, RunSpec, ScenarioSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,8 @@ fn main() {
             tags: BTreeMap::new(),
         }],
         thresholds: vec![],
+        probes: vec![],
+        slos: vec![],
         report_formats: vec![],
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -71,6 +73,7 @@ fn main() {
             EngineOptions {
                 threads,
                 segment: None,
+                slices: false,
             },
             CancellationToken::new(),
         )

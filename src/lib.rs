@@ -2,26 +2,34 @@
 //!
 //! Data flows one way:
 //! plan text → [`plan`] (parse, validate with line:column, lower) → [`spec::RunSpec`] →
-//! [`engine`] (pacers, executors, HTTP clients, workers) → [`metrics`] (per-worker HDR
-//! recorders merged into a [`metrics::RunMetrics`], with a per-second timeline and events on one
-//! run clock) → [`checks`] (thresholds, response checks) → [`report`] (summary.json, junit.xml,
-//! timeseries.csv, terminal table).
+//! [`session`] (stack up) → [`run`] (the run clock: [`engine`] load and [`control`]lers each
+//! tick) → [`metrics`] (per-worker HDR recorders merged into a [`metrics::RunMetrics`], per
+//! second series and typed events on one run clock) → [`checks`] (thresholds, windows, SLO
+//! burn rates) → [`report`] (summary.json, junit.xml, timeseries.csv, the table).
 //!
-//! Module map:
-//! - [`cli`]: clap commands (`run`, `attack`, `validate`, `schema`, `stack`) and exit codes.
-//! - [`plan`]: the YAML plan model, units, validation and lowering.
-//! - [`spec`]: the lowered, validated description of a run that the engine executes.
-//! - [`engine`]: pacers, one file per executor, the HTTP clients, templating and feeders.
-//! - [`metrics`]: recorders, histograms, the time series, error kinds, merging.
-//! - [`checks`]: k6's threshold grammar and its evaluation; response checks.
-//! - [`report`]: one file per report format.
+//! Module map (a module imports only modules listed before it; none imports its importer):
+//! - [`grammar`]: the plan's small languages (units, thresholds, templates, response checks).
+//! - [`spec`]: the lowered, validated description of a run; a leaf above `grammar`.
+//! - [`metrics`]: recorders, histograms, the per-second series and slices, typed events.
+//! - [`checks`]: judgements over measurements: whole-run and windowed thresholds, SLO
+//!   arithmetic, the `CheckResult` every judgement reports.
+//! - [`engine`]: pacers, one file per executor, HTTP clients, steering (rate, weights).
 //! - [`stack`]: the reference stack's backends (process, containers, external).
+//! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
+//! - [`run`]: the run clock that drives the engine and the controllers.
+//! - [`report`]: report formats behind the `Exporter` trait.
+//! - [`plan`]: the YAML plan model, validation and lowering into `spec`.
+//! - [`session`]: one run's life (plan → stack → run → reports → stack down).
+//! - [`cli`]: clap commands and exit codes.
 pub mod checks;
 pub mod cli;
+pub mod control;
 pub mod engine;
+pub mod grammar;
 pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod spec;
 pub mod stack;

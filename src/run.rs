@@ -1,181 +1,254 @@
-//! The run orchestrator: one run clock from the first request to the last report.
+//! The run clock: drives the engine and a list of controllers from the first request to the
+//! last judgement.
 //!
-//! It starts the engine, ticks once per second to draw the progress line and evaluate
-//! `abort_on_fail` thresholds on a live snapshot, stops the load on abort or on the caller's
-//! interrupt future (first Ctrl-C), then judges the final metrics and writes the reports.
-//! Interrupted and aborted runs still write the reports of what ran.
+//! Once a second (just after each second of the run clock, when the workers have flushed it)
+//! the clock takes the seconds the aggregator finalized, the events recorded since the last
+//! tick and a cumulative snapshot, hands them to every controller ([`crate::control`]) and
+//! carries out the actions they return: stop the load, change a scenario's rate or request
+//! weights, record an event (and, with a stack, act on its components). It draws the
+//! progress line from the same snapshot. The caller's interrupt future (the first Ctrl-C)
+//! stops the load gracefully.
 //!
-//! Later drills (probes, faults, canary, autoscaling) hang off the same tick and push their
-//! events and check results into the same outcome.
+//! When the load has ended, controller tasks (probes) are stopped and waited for, the
+//! aggregator is finished (the exact final metrics), controllers get a last tick with the
+//! remaining seconds, and each one's [`Controller::finish`] gives its checks and report
+//! section. Writing reports is the session's job ([`crate::session`]).
 use std::future::Future;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::checks::{self, threshold};
+use crate::checks::CheckResult;
+use crate::control::{Action, Controller, End, Section, StartCtx, Stopped, Tick};
+use crate::engine::control::EngineControl;
 use crate::engine::{self, EngineOptions};
-use crate::metrics::{Event, RunMetrics};
-use crate::report::{self, Interruption, Summary};
+use crate::metrics::recorder::Aggregator;
+use crate::metrics::{EventKind, RunMetrics};
 use crate::spec::RunSpec;
 
-/// How a run is carried out and where its reports go.
+/// How the engine runs and whether a progress line is drawn.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Write reports here (None: write none).
-    pub out_dir: Option<PathBuf>,
-    /// Engine threads and segment.
+    /// Engine threads (None: the CPUs this process may use).
     pub threads: Option<usize>,
+    /// This process's segment `(index, count)` of a distributed run, 0-based.
     pub segment: Option<(u32, u32)>,
-    /// Draw the live progress line (only ever drawn when stdout is a terminal).
+    /// Draw the live progress line (only ever drawn when stdout and stderr are terminals).
     pub progress: bool,
 }
 
-/// What a run produced.
+/// What a run produced: the final metrics (events included) and every controller's
+/// judgement.
 #[derive(Debug)]
 pub struct RunOutcome {
-    pub summary: Summary,
     pub metrics: RunMetrics,
-    /// Report files written.
-    pub written: Vec<PathBuf>,
+    /// Every check, in controller order (thresholds, probes, SLOs, ...).
+    pub checks: Vec<CheckResult>,
+    pub sections: Vec<Section>,
+    /// Why the load stopped early, if it did.
+    pub stopped: Option<Stopped>,
+    /// Wall-clock start.
+    pub started_wall: SystemTime,
 }
 
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error("engine: {0}")]
     Engine(#[from] engine::EngineError),
-    #[error("writing reports: {0}")]
-    Report(#[from] report::ReportError),
 }
 
-/// Why the load stopped before its plan's end.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stopped {
-    /// The caller's interrupt (Ctrl-C) fired.
-    Interrupted,
-    /// An `abort_on_fail` threshold failed.
-    Aborted { threshold: String, observed: String },
-}
+/// How long controller tasks (probes) get to flush after the load ended.
+const TASKS_GRACE: Duration = Duration::from_secs(10);
 
-/// Run `spec` to completion (or until `interrupt` resolves), judge it and write reports.
+/// Run `spec` with `controllers` until its plan ends (or a controller stops it, or
+/// `interrupt` resolves), then judge it.
 pub async fn execute(
     spec: Arc<RunSpec>,
+    mut controllers: Vec<Box<dyn Controller>>,
     opts: &RunOptions,
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunOutcome, RunError> {
     let started_wall = SystemTime::now();
     let stop = CancellationToken::new();
-    let threads = opts.threads.unwrap_or_else(default_threads).max(1);
     let handle = engine::start(
         spec.clone(),
         EngineOptions {
-            threads,
+            threads: opts.threads.unwrap_or_else(default_threads).max(1),
             segment: opts.segment,
+            slices: true,
         },
         stop.clone(),
     )?;
-    let aggregator = handle.aggregator();
-    let clock = handle.started_at();
+    let agg = handle.aggregator();
+    let steer = handle.control();
+    let origin = handle.started_at();
+    let infos = crate::metrics::scenario_infos(&spec);
+    let tasks = TaskTracker::new();
+    let tasks_stop = CancellationToken::new();
+
+    let mut clock = Clock {
+        agg: agg.clone(),
+        steer,
+        stop: stop.clone(),
+        stopped: None,
+        event_cursor: 0,
+    };
+    let ctx = StartCtx {
+        spec: &spec,
+        origin,
+        aggregator: &agg,
+        engine_threads: handle.threads(),
+        infos: &infos,
+        tasks: &tasks,
+        stop: &tasks_stop,
+    };
+    for c in controllers.iter_mut() {
+        let actions = c.on_start(&ctx);
+        clock.apply(c.name(), actions, false);
+    }
 
     let progress = progress_bar(opts.progress);
-    let abort_specs: Vec<_> = spec.thresholds.iter().filter(|t| t.abort_on_fail).collect();
-    let mut stopped: Option<Stopped> = None;
-    let mut extra_events: Vec<Event> = Vec::new();
-
-    let finish = handle.finish();
-    tokio::pin!(finish);
+    let join = handle.join();
+    tokio::pin!(join);
     tokio::pin!(interrupt);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(
+        (origin + Duration::from_millis(1050)).into(),
+        Duration::from_secs(1),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut interrupted_once = false;
-
-    let metrics = loop {
+    loop {
         tokio::select! {
-            res = &mut finish => break res?,
+            res = &mut join => { res?; break }
             _ = &mut interrupt, if !interrupted_once => {
                 interrupted_once = true;
-                if stopped.is_none() {
-                    stopped = Some(Stopped::Interrupted);
-                    extra_events.push(Event {
-                        at: clock.elapsed(),
-                        kind: "interrupt".into(),
-                        detail: "interrupted: stopping the load and writing the reports of what ran".into(),
-                    });
+                if clock.stopped.is_none() {
+                    clock.stopped = Some(Stopped::Interrupted);
+                    agg.push_event(EventKind::Interrupt);
                 }
                 progress.println("interrupted: draining in-flight requests, then writing reports (Ctrl-C again to exit now)");
                 stop.cancel();
             }
             _ = tick.tick() => {
-                let snap = aggregator.snapshot();
-                progress.set_message(progress_message(&snap, clock.elapsed()));
-                if stopped.is_none() {
-                    let elapsed = clock.elapsed();
-                    for t in &abort_specs {
-                        if elapsed < t.delay {
-                            continue;
-                        }
-                        let outcome = threshold::evaluate(t, &snap);
-                        if !outcome.passed && !outcome.no_data {
-                            let name = format!("{} {}", t.key, t.expr);
-                            extra_events.push(Event {
-                                at: elapsed,
-                                kind: "abort".into(),
-                                detail: format!("abort_on_fail threshold failed: {name} ({})", outcome.observed),
-                            });
-                            stopped = Some(Stopped::Aborted { threshold: name, observed: outcome.observed });
-                            stop.cancel();
-                            break;
-                        }
-                    }
-                }
+                let snapshot = agg.snapshot();
+                progress.set_message(progress_message(&snapshot, origin.elapsed()));
+                clock.tick(&mut controllers, &snapshot, false);
             }
         }
-    };
+    }
     progress.finish_and_clear();
 
+    // The load has ended: stop the controllers' tasks and let them flush.
+    tasks_stop.cancel();
+    tasks.close();
+    if tokio::time::timeout(TASKS_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("controller tasks did not finish within {TASKS_GRACE:?}");
+    }
+    let metrics = agg.finish();
+    clock.tick(&mut controllers, &metrics, true);
     let mut metrics = metrics;
-    metrics.events.extend(extra_events);
+    metrics.events = agg.events_since(0).0;
     metrics.events.sort_by_key(|e| e.at);
 
-    let mut checks = checks::evaluate_thresholds(&spec, &metrics);
-    if let Some(Stopped::Aborted {
-        threshold,
-        observed,
-    }) = &stopped
-    {
-        // The run was judged failing when it was stopped; the shorter final data must not
-        // turn that into a pass.
-        for c in checks
-            .iter_mut()
-            .filter(|c| &c.name == threshold && c.passed)
-        {
-            c.passed = false;
-            c.observed = format!("{observed} (when aborted)");
+    let mut checks = Vec::new();
+    let mut sections = Vec::new();
+    for c in controllers.iter_mut() {
+        let done = c.finish(&End {
+            metrics: &metrics,
+            stopped: clock.stopped.as_ref(),
+        });
+        checks.extend(done.checks);
+        sections.extend(done.sections);
+    }
+    Ok(RunOutcome {
+        metrics,
+        checks,
+        sections,
+        stopped: clock.stopped,
+        started_wall,
+    })
+}
+
+/// The run clock's state between ticks.
+struct Clock {
+    agg: Arc<Aggregator>,
+    steer: Arc<EngineControl>,
+    stop: CancellationToken,
+    stopped: Option<Stopped>,
+    event_cursor: usize,
+}
+
+impl Clock {
+    fn tick(&mut self, controllers: &mut [Box<dyn Controller>], snapshot: &RunMetrics, last: bool) {
+        let seconds = self.agg.take_seconds();
+        let (events, cursor) = self.agg.events_since(self.event_cursor);
+        self.event_cursor = cursor;
+        let t = Tick {
+            at: self.agg.origin().elapsed(),
+            snapshot,
+            seconds: &seconds,
+            events: &events,
+            last,
+        };
+        for c in controllers.iter_mut() {
+            let actions = c.on_tick(&t);
+            self.apply(c.name(), actions, last);
         }
     }
-    let interruption = stopped.as_ref().map(|s| match s {
-        Stopped::Interrupted => Interruption::Interrupted("interrupted (Ctrl-C / SIGTERM)".into()),
-        Stopped::Aborted {
-            threshold,
-            observed,
-        } => Interruption::Aborted(format!(
-            "abort_on_fail threshold failed: {threshold} ({observed})"
-        )),
-    });
-    let summary = Summary::build(&spec.name, &metrics, checks, started_wall, interruption);
-    let written = match &opts.out_dir {
-        Some(dir) => report::write_reports(dir, &summary, &metrics, &spec.report_formats)?,
-        None => Vec::new(),
-    };
-    Ok(RunOutcome {
-        summary,
-        metrics,
-        written,
-    })
+
+    /// Carry out a controller's actions (after the load has ended only events are recorded).
+    fn apply(&mut self, controller: &'static str, actions: Vec<Action>, ended: bool) {
+        let now = self.agg.origin().elapsed();
+        for a in actions {
+            let failed = |reason: String| EventKind::ActionFailed {
+                controller: controller.to_string(),
+                reason,
+            };
+            match a {
+                Action::Record(kind) => self.agg.push_event(kind),
+                _ if ended => {}
+                Action::Stop(why) => {
+                    if self.stopped.is_none() {
+                        if let Stopped::Aborted { check, observed } = &why {
+                            self.agg.push_event(EventKind::Abort {
+                                check: check.clone(),
+                                observed: observed.clone(),
+                            });
+                        }
+                        self.stopped = Some(why);
+                        self.stop.cancel();
+                    }
+                }
+                Action::SetRate { scenario, rate } => {
+                    match self.steer.set_rate(&scenario, now, rate) {
+                        Ok(()) => self
+                            .agg
+                            .push_event(EventKind::RateChange { scenario, rate }),
+                        Err(e) => self.agg.push_event(failed(e.to_string())),
+                    }
+                }
+                Action::SetWeights { scenario, weights } => {
+                    match self.steer.set_weights(&scenario, weights.clone()) {
+                        Ok(()) => self
+                            .agg
+                            .push_event(EventKind::WeightsChange { scenario, weights }),
+                        Err(e) => self.agg.push_event(failed(e.to_string())),
+                    }
+                }
+                Action::Stack { component, op } => self.agg.push_event(failed(format!(
+                    "cannot {op} {component}: this run has no stack to act on"
+                ))),
+            }
+        }
+    }
 }
 
 /// The CPUs this process may run on (respects taskset / cgroup limits).
@@ -199,7 +272,7 @@ fn progress_bar(enabled: bool) -> ProgressBar {
 }
 
 fn progress_message(snap: &RunMetrics, elapsed: Duration) -> String {
-    let all = snap.aggregate(|_| true);
+    let all = snap.scenario_totals();
     let secs = elapsed.as_secs_f64().max(1e-9);
     let p95 = if all.duration.is_empty() {
         0.0

@@ -414,12 +414,17 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        matches!(status.code(), Some(0) | Some(99)),
-        "exit {status:?}"
+    assert_eq!(
+        status.code(),
+        Some(105),
+        "a run cut short by Ctrl-C exits 105 (k6's external abort), never 0"
     );
     let v = read_summary(&out);
     assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(
+        v["verdict"], "fail",
+        "an interrupted run never reads as a pass"
+    );
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
     assert!(
         n > 20 && n < 1000,

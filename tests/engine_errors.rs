@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use common::{closed_port, request, run, scenario, spec, TestServer};
-use loadgate::checks::response::ResponseCheck;
-use loadgate::engine::template::Template;
+use loadgate::grammar::response::ResponseCheck;
+use loadgate::grammar::template::Template;
 use loadgate::metrics::ErrorKind;
 use loadgate::spec::{ExecutorSpec, Feeder, FeederOrder};
 

@@ -11,8 +11,9 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 use common::{request, run, run_with, scenario, spec, TestServer};
-use loadgate::engine::template::Template;
 use loadgate::engine::EngineOptions;
+use loadgate::grammar::template::Template;
+use loadgate::metrics::EventKind;
 use loadgate::spec::{ExecutorSpec, RateStage, VuStage};
 use tokio_util::sync::CancellationToken;
 
@@ -83,7 +84,7 @@ fn constant_arrival_rate_sends_the_rate() {
     assert_eq!(mid.len(), 1);
     assert!((150..=250).contains(&mid[0].requests), "{:?}", mid[0]);
     assert_eq!(m.timeline.iter().map(|r| r.requests).sum::<u64>(), sent);
-    let kinds: Vec<_> = m.events.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<_> = m.events.iter().map(|e| e.kind.name()).collect();
     assert_eq!(kinds, ["scenario_start", "scenario_end"]);
     assert_eq!(m.scenarios[0].executor, "constant-arrival-rate");
 }
@@ -253,6 +254,7 @@ fn segments_split_the_same_index_space() {
         let opts = EngineOptions {
             threads: 2,
             segment: Some((index, 2)),
+            slices: false,
         };
         total += run_with(s, opts, CancellationToken::new()).total_requests();
     }
@@ -289,7 +291,9 @@ fn scenarios_start_after_their_offset() {
     let start_late = m
         .events
         .iter()
-        .find(|e| e.kind == "scenario_start" && e.detail.starts_with("late"))
+        .find(
+            |e| matches!(&e.kind, EventKind::ScenarioStart { scenario, .. } if scenario == "late"),
+        )
         .expect("start event of 'late'");
     assert!(
         start_late.at >= Duration::from_millis(690),
@@ -317,10 +321,14 @@ fn stop_token_ends_the_run_with_metrics() {
         EngineOptions {
             threads: 1,
             segment: None,
+            slices: false,
         },
         stop,
     );
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     assert!(m.total_requests() > 10);
-    assert!(m.events.iter().any(|e| e.kind == "scenario_end"));
+    assert!(m
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::ScenarioEnd { .. })));
 }

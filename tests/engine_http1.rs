@@ -13,9 +13,9 @@ use axum::Router;
 use common::{request, scenario, spec, TestServer};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use loadgate::checks::response::ResponseCheck;
-use loadgate::engine::template::Template;
 use loadgate::engine::{self, EngineOptions};
+use loadgate::grammar::response::ResponseCheck;
+use loadgate::grammar::template::Template;
 use loadgate::spec::ExecutorSpec;
 use tokio_util::sync::CancellationToken;
 
@@ -200,6 +200,7 @@ fn live_snapshots_follow_the_run() {
             EngineOptions {
                 threads: 2,
                 segment: None,
+                slices: false,
             },
             CancellationToken::new(),
         )

@@ -11,7 +11,7 @@ use axum::Router;
 use common::{request, run, scenario, spec, TestServer};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use loadgate::checks::response::ResponseCheck;
+use loadgate::grammar::response::ResponseCheck;
 use loadgate::metrics::ErrorKind;
 use loadgate::spec::{ExecutorSpec, HttpVersion};
 

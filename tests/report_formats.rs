@@ -5,9 +5,16 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use loadgate::checks::{CheckKind, CheckResult};
-use loadgate::metrics::{ErrorKind, Event, RunMetrics, ScenarioInfo, SecondRow, SeriesKey};
-use loadgate::report::summary::{json_schema, Interruption, Summary, Verdict};
-use loadgate::report::{table, write_reports, JUNIT_FILE, SUMMARY_FILE, TIMESERIES_FILE};
+use loadgate::control::probe::{ProbeReport, ProbeSample, ProbeSloResult};
+use loadgate::control::Stopped;
+use loadgate::metrics::{
+    ErrorKind, Event, EventKind, LatencySummary, RunMetrics, ScenarioInfo, SecondRow, SeriesKey,
+    SourceKind,
+};
+use loadgate::report::summary::{json_schema, Summary, Verdict};
+use loadgate::report::{
+    table, ReportError, RunReport, JUNIT_FILE, SUMMARY_FILE, TABLE_FILE, TIMESERIES_FILE,
+};
 use loadgate::spec::ReportFormat;
 use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
@@ -33,6 +40,7 @@ mod fixture {
             scenarios: vec![
                 ScenarioInfo {
                     name: "chat".into(),
+                    kind: SourceKind::Scenario,
                     executor: "ramping-arrival-rate".into(),
                     requests: vec!["POST /v1/chat".into()],
                     methods: vec!["POST".into()],
@@ -42,6 +50,7 @@ mod fixture {
                 },
                 ScenarioInfo {
                     name: "notes".into(),
+                    kind: SourceKind::Scenario,
                     executor: "constant-vus".into(),
                     requests: vec!["POST /v1/notes".into()],
                     methods: vec!["POST".into()],
@@ -96,16 +105,19 @@ mod fixture {
             },
         ];
         m.events = vec![
-            Event {
-                at: Duration::ZERO,
-                kind: "scenario_start".into(),
-                detail: "chat".into(),
-            },
-            Event {
-                at: Duration::from_millis(30_250),
-                kind: "scenario_end".into(),
-                detail: "chat".into(),
-            },
+            Event::new(
+                Duration::ZERO,
+                EventKind::ScenarioStart {
+                    scenario: "chat".into(),
+                    executor: "ramping-arrival-rate".into(),
+                },
+            ),
+            Event::new(
+                Duration::from_millis(30_250),
+                EventKind::ScenarioEnd {
+                    scenario: "chat".into(),
+                },
+            ),
         ];
         m
     }
@@ -141,10 +153,28 @@ mod fixture {
             "predeploy-gate",
             &metrics(),
             checks(),
+            vec![],
             SystemTime::UNIX_EPOCH,
             None,
         )
     }
+}
+
+/// write_reports with the fixture's timeline.
+fn write_reports(
+    dir: &Path,
+    s: &Summary,
+    m: &RunMetrics,
+    formats: &[ReportFormat],
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    loadgate::report::write_reports(
+        dir,
+        &RunReport {
+            summary: s,
+            timeline: &m.timeline,
+        },
+        formats,
+    )
 }
 
 fn read_json(path: &Path) -> Value {
@@ -219,18 +249,18 @@ fn summary_has_the_contract_fields() {
     assert!(v.get("stop_reason").is_none());
     assert_eq!(
         v["events"][1],
-        serde_json::json!({"at_s": 30.25, "kind": "scenario_end", "detail": "chat"})
+        serde_json::json!({"at_s": 30.25, "kind": "scenario_end", "detail": "chat", "scenario": "chat"})
     );
 }
 
 #[test]
 fn verdict_follows_the_checks() {
     let m = fixture::metrics();
-    let s = Summary::build("p", &m, vec![], SystemTime::now(), None);
+    let s = Summary::build("p", &m, vec![], vec![], SystemTime::now(), None);
     assert_eq!(s.verdict, Verdict::Pass, "a run without checks passes");
     let mut passing = fixture::checks();
     passing.retain(|c| c.passed);
-    let mut s = Summary::build("p", &m, passing, SystemTime::now(), None);
+    let mut s = Summary::build("p", &m, passing, vec![], SystemTime::now(), None);
     assert_eq!(s.verdict, Verdict::Pass);
     assert_eq!((s.checks_passed, s.checks_failed), (2, 0));
     s.push_checks([CheckResult {
@@ -248,46 +278,90 @@ fn verdict_follows_the_checks() {
 #[test]
 fn interruption_and_abort_are_reported() {
     let m = fixture::metrics();
+    let mut passing = fixture::checks();
+    passing.retain(|c| c.passed);
     let s = Summary::build(
         "p",
         &m,
+        passing,
         vec![],
         SystemTime::now(),
-        Some(Interruption::Interrupted("ctrl-c".into())),
+        Some(&Stopped::Interrupted),
     );
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(
         (v["interrupted"].clone(), v["aborted"].clone()),
         (true.into(), false.into())
     );
-    assert_eq!(v["stop_reason"], "ctrl-c");
+    assert_eq!(v["stop_reason"], "interrupted (Ctrl-C / SIGTERM)");
+    assert_eq!(
+        v["verdict"], "fail",
+        "an interrupted run never reads as a pass, even when its checks passed"
+    );
     let s = Summary::build(
         "p",
         &m,
         vec![],
+        vec![],
         SystemTime::now(),
-        Some(Interruption::Aborted(
-            "http_req_failed rate<0.01 failed".into(),
-        )),
+        Some(&Stopped::Aborted {
+            check: "http_req_failed rate<0.01".into(),
+            observed: "rate=0.2".into(),
+        }),
     );
     assert!(s.aborted && !s.interrupted);
-    assert!(table::render(&s).contains("stopped early: http_req_failed rate<0.01 failed"));
+    assert!(table::render(&s).contains(
+        "stopped early: abort_on_fail check failed: http_req_failed rate<0.01 (rate=0.2)"
+    ));
 }
 
 #[test]
 fn summary_round_trips_through_serde() {
     let mut s = fixture::summary();
-    s.sections
-        .insert("capacity".into(), serde_json::json!({"max_rate": 812.5}));
+    let sample = ProbeSample {
+        at_s: 12.5,
+        latency_ms: 1500.0,
+        status: 503,
+        error: Some("status_5xx".into()),
+        reason: Some("status 503".into()),
+    };
+    s.probes = Some(vec![ProbeReport {
+        name: "login".into(),
+        kind: "request".into(),
+        target: "GET /auth/me".into(),
+        every_s: 1.0,
+        samples: 30,
+        failed: 1,
+        incomplete: 0,
+        skipped: 0,
+        latency_ms: LatencySummary::default(),
+        slo: vec![ProbeSloResult {
+            expected: "rate==0".into(),
+            observed: "rate=0.033".into(),
+            passed: false,
+        }],
+        worst: vec![sample.clone()],
+        failures: vec![sample],
+        failures_omitted: 0,
+        passed: false,
+    }]);
     s.stop_reason = Some("ctrl-c".into());
+    s.events.push(loadgate::report::summary::EventSummary {
+        at_s: 12.5,
+        detail: "probe login failed: status 503".into(),
+        event: EventKind::ProbeFailure {
+            probe: "login".into(),
+            reason: "status 503".into(),
+        },
+    });
     let text = s.to_json_pretty();
     let back: Summary = serde_json::from_str(&text).unwrap();
     assert_eq!(back, s);
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        v["capacity"]["max_rate"], 812.5,
-        "sections are flattened to the top level"
-    );
+    assert_eq!(v["probes"][0]["failures"][0]["at_s"], 12.5);
+    assert_eq!(v["events"][2]["kind"], "probe_failure");
+    assert_eq!(v["events"][2]["probe"], "login");
+    assert!(v.get("slos").is_none(), "absent sections are left out");
 }
 
 #[test]
@@ -384,7 +458,10 @@ fn write_reports_writes_the_requested_files() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [SUMMARY_FILE, JUNIT_FILE, TIMESERIES_FILE]);
+    assert_eq!(
+        names,
+        [SUMMARY_FILE, TABLE_FILE, JUNIT_FILE, TIMESERIES_FILE]
+    );
     for p in &written {
         assert!(p.starts_with(&out) && p.is_file(), "{}", p.display());
     }
@@ -393,9 +470,15 @@ fn write_reports_writes_the_requested_files() {
     assert_eq!(back, s);
 
     let only = dir.path().join("only-json");
-    let written = write_reports(&only, &s, &m, &[ReportFormat::Table, ReportFormat::Json]).unwrap();
+    let written = write_reports(&only, &s, &m, &[ReportFormat::Json]).unwrap();
     assert_eq!(written, vec![only.join(SUMMARY_FILE)]);
-    assert_eq!(std::fs::read_dir(&only).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(&only).unwrap().count(),
+        1,
+        "no temp file is left behind"
+    );
+    let table = std::fs::read_to_string(out.join(TABLE_FILE)).unwrap();
+    assert_eq!(table, table::render(&s));
 }
 
 #[test]
@@ -532,6 +615,7 @@ fn junit_without_checks_is_an_empty_suite() {
         "empty",
         &RunMetrics::default(),
         vec![],
+        vec![],
         SystemTime::now(),
         None,
     );
@@ -604,6 +688,13 @@ fn table_shows_scenarios_checks_and_verdict() {
     let last = text.lines().last().unwrap();
     assert_eq!(last, "verdict: FAIL (2 of 3 checks passed)");
 
-    let pass = Summary::build("p", &fixture::metrics(), vec![], SystemTime::now(), None);
+    let pass = Summary::build(
+        "p",
+        &fixture::metrics(),
+        vec![],
+        vec![],
+        SystemTime::now(),
+        None,
+    );
     assert!(table::render(&pass).ends_with("verdict: PASS (0 of 0 checks passed)\n"));
 }

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loadgate::checks::threshold::{
-    evaluate, known_metric, parse_metric_key, validate_for_metric, Aggregation, Op, ThresholdError,
+use loadgate::checks::threshold_eval::evaluate;
+use loadgate::checks::{judge_threshold, CheckKind};
+use loadgate::grammar::threshold::{
+    known_metric, parse_metric_key, validate_for_metric, Aggregation, Op, ThresholdError,
     ThresholdExpr,
 };
-use loadgate::checks::{evaluate_thresholds, CheckKind};
-use loadgate::metrics::{ErrorKind, RunMetrics, ScenarioInfo, SeriesKey};
-use loadgate::spec::{HttpOptions, RunSpec, ThresholdSpec};
+use loadgate::metrics::{ErrorKind, RunMetrics, ScenarioInfo, SeriesKey, SourceKind};
+use loadgate::spec::ThresholdSpec;
 
 // ---------------------------------------------------------------------------------------------
 // Grammar
@@ -370,6 +371,7 @@ mod fixture {
             scenarios: vec![
                 ScenarioInfo {
                     name: "chat".into(),
+                    kind: SourceKind::Scenario,
                     executor: "constant-arrival-rate".into(),
                     requests: vec!["POST chat".into()],
                     methods: vec!["POST".into()],
@@ -379,6 +381,7 @@ mod fixture {
                 },
                 ScenarioInfo {
                     name: "notes".into(),
+                    kind: SourceKind::Scenario,
                     executor: "constant-vus".into(),
                     requests: vec!["GET note".into()],
                     methods: vec!["GET".into()],
@@ -421,6 +424,7 @@ mod fixture {
             expr: ThresholdExpr::parse(expr).unwrap(),
             abort_on_fail: false,
             delay: Duration::ZERO,
+            min_samples: 1,
         }
     }
 }
@@ -612,22 +616,14 @@ fn empty_run_fails_every_threshold_with_no_data() {
 }
 
 #[test]
-fn evaluate_thresholds_names_each_check_after_key_and_expression() {
+fn judged_thresholds_are_named_after_key_and_expression() {
     let m = fixture::metrics();
-    let spec = RunSpec {
-        name: "gate".into(),
-        target: "http://127.0.0.1:1".into(),
-        http: HttpOptions::default(),
-        feeders: BTreeMap::new(),
-        scenarios: vec![],
-        thresholds: vec![
-            fixture::spec("http_req_duration{scenario:chat}", "p(95) < 250"),
-            fixture::spec("http_req_failed", "rate<0.01"),
-            fixture::spec("http_req_duration{scenario:typo}", "p(95)<250"),
-        ],
-        report_formats: vec![],
-    };
-    let results = evaluate_thresholds(&spec, &m);
+    let thresholds = [
+        fixture::spec("http_req_duration{scenario:chat}", "p(95) < 250"),
+        fixture::spec("http_req_failed", "rate<0.01"),
+        fixture::spec("http_req_duration{scenario:typo}", "p(95)<250"),
+    ];
+    let results: Vec<_> = thresholds.iter().map(|t| judge_threshold(t, &m)).collect();
     assert_eq!(results.len(), 3);
     assert_eq!(
         results[0].name,
@@ -646,7 +642,7 @@ fn evaluate_thresholds_names_each_check_after_key_and_expression() {
 
 #[test]
 fn observed_numbers_keep_about_four_significant_digits() {
-    use loadgate::checks::threshold_eval::format_number;
+    use loadgate::metrics::format_number;
     let cases = [
         (0.0, "0"),
         (41.2, "41.2"),

@@ -1,17 +1,25 @@
-//! Checks: k6-style thresholds over metrics, per-response checks, and the [`CheckResult`]s
-//! every judgement (threshold, probe, canary, autoscale, failover, capacity) reports.
+//! Checks: judgements over measurements, and the [`CheckResult`]s every judgement
+//! (threshold, probe, SLO, canary, autoscale, failover, capacity, dependency) reports.
+//!
+//! - [`threshold_eval`]: k6's threshold expressions over the whole run's merged metrics;
+//! - [`window`]: the same expressions over every sliding window of a run (`over 30s`);
+//! - [`slo`]: error budgets and multi-window burn rates over per-second good / total counts.
+//!
+//! Everything here is a pure function of measurements (or a fold over per-second slices),
+//! so a run, a merge of segments and a re-judged report reach the same verdict. The
+//! controllers in [`crate::control`] feed them while the run goes.
 //!
 //! The verdict of a run is the conjunction of its `CheckResult`s: reports and the exit code
 //! are computed from them and nothing else, so each drill only has to push its own results.
-pub mod response;
-pub mod threshold;
+pub mod slo;
 pub mod threshold_eval;
+pub mod window;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::RunMetrics;
-use crate::spec::RunSpec;
+use crate::spec::ThresholdSpec;
 
 /// Which kind of judgement produced a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -19,10 +27,12 @@ use crate::spec::RunSpec;
 pub enum CheckKind {
     Threshold,
     Probe,
+    Slo,
     Canary,
     Autoscale,
     Failover,
     Capacity,
+    Dependency,
 }
 
 impl CheckKind {
@@ -30,6 +40,8 @@ impl CheckKind {
         match self {
             CheckKind::Threshold => "threshold",
             CheckKind::Probe => "probe",
+            CheckKind::Slo => "slo",
+            CheckKind::Dependency => "dependency",
             CheckKind::Canary => "canary",
             CheckKind::Autoscale => "autoscale",
             CheckKind::Failover => "failover",
@@ -58,20 +70,20 @@ pub struct CheckResult {
     pub observed: String,
 }
 
-/// Judge every threshold of the plan against the merged metrics, in plan order.
-pub fn evaluate_thresholds(spec: &RunSpec, metrics: &RunMetrics) -> Vec<CheckResult> {
-    spec.thresholds
-        .iter()
-        .map(|t| {
-            let outcome = threshold::evaluate(t, metrics);
-            let expected = t.expr.to_string();
-            CheckResult {
-                name: format!("{} {}", t.key, expected),
-                kind: CheckKind::Threshold,
-                passed: outcome.passed,
-                expected,
-                observed: outcome.observed,
-            }
-        })
-        .collect()
+/// The name of a threshold's check: its key and canonical expression, e.g.
+/// `http_req_duration{scenario:chat} p(95)<250 over 30s`.
+pub fn threshold_check_name(t: &ThresholdSpec) -> String {
+    format!("{} {}", t.key, t.expr)
+}
+
+/// Judge a whole-run threshold against the merged metrics.
+pub fn judge_threshold(t: &ThresholdSpec, metrics: &RunMetrics) -> CheckResult {
+    let outcome = threshold_eval::evaluate(t, metrics);
+    CheckResult {
+        name: threshold_check_name(t),
+        kind: CheckKind::Threshold,
+        passed: outcome.passed,
+        expected: t.expr.to_string(),
+        observed: outcome.observed,
+    }
 }

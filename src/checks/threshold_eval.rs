@@ -15,6 +15,12 @@
 //! - `dropped_iterations` (counter): from [`crate::metrics::ScenarioInfo::dropped`]; only
 //!   scenario-level tags (`scenario` and custom tags) can match it.
 //!
+//! Probes' series are kept apart: a filter matches them only when it names the probe
+//! (`http_req_duration{probe:login}`); without a `probe` tag only scenarios' series match.
+//!
+//! **Too few samples fails.** Under its `min_samples` (default 1) a threshold fails with
+//! `too few samples (N < M)`; with no sample at all, `no data`.
+//!
 //! **No data fails.** A trend or rate with no samples under the filter fails with observed
 //! `no data` (k6 passes it silently, which hides typos in tag filters and scenarios that never
 //! ran). Counters have data when the filter's scenario-level part selects at least one
@@ -23,8 +29,8 @@
 //! 500s; a filter naming no scenario of the run (`{scenario:typo}`) is still "no data".
 use std::borrow::Cow;
 
-use crate::checks::threshold::{metric_type, Aggregation, MetricType, ThresholdExpr};
-use crate::metrics::{RunMetrics, ScenarioInfo, SeriesKey};
+use crate::grammar::threshold::{metric_type, Aggregation, MetricType, ThresholdExpr};
+use crate::metrics::{format_number, RunMetrics, ScenarioInfo, SeriesKey, SourceKind};
 use crate::spec::ThresholdSpec;
 
 /// The result of judging one threshold.
@@ -37,15 +43,19 @@ pub struct ThresholdOutcome {
     pub no_data: bool,
     /// The aggregated value, when there was data.
     pub value: Option<f64>,
+    /// Samples behind the value (trend: values; rate: its denominator; counter: requests of
+    /// the filter's scenarios).
+    pub samples: u64,
 }
 
 impl ThresholdOutcome {
-    fn no_data() -> ThresholdOutcome {
+    pub(crate) fn no_data() -> ThresholdOutcome {
         ThresholdOutcome {
             passed: false,
             observed: "no data".into(),
             no_data: true,
             value: None,
+            samples: 0,
         }
     }
     fn invalid(msg: String) -> ThresholdOutcome {
@@ -54,22 +64,57 @@ impl ThresholdOutcome {
             observed: msg,
             no_data: false,
             value: None,
+            samples: 0,
+        }
+    }
+
+    /// Judge an aggregated `value` from `samples` samples against `expr`, failing when there
+    /// are fewer samples than `min_samples` ("no data" when there are none).
+    pub fn judge(expr: &ThresholdExpr, value: Option<f64>, samples: u64, min_samples: u64) -> Self {
+        let Some(v) = value.filter(|_| samples > 0) else {
+            return ThresholdOutcome::no_data();
+        };
+        let observed = format!("{}={}", expr.aggregation, format_number(v));
+        if samples < min_samples.max(1) {
+            return ThresholdOutcome {
+                passed: false,
+                observed: format!("{observed}, too few samples ({samples} < {min_samples})"),
+                no_data: true,
+                value: Some(v),
+                samples,
+            };
+        }
+        ThresholdOutcome {
+            passed: expr.op.holds(v, expr.value),
+            observed,
+            no_data: false,
+            value: Some(v),
+            samples,
         }
     }
 }
 
-/// Judge `spec` against the run's metrics.
+/// Judge `spec` against the run's metrics (its whole-run value; a windowed spec is judged by
+/// [`crate::checks::window`]).
 pub fn evaluate(spec: &ThresholdSpec, metrics: &RunMetrics) -> ThresholdOutcome {
-    evaluate_expr(&spec.metric, &spec.tags, &spec.expr, metrics)
+    evaluate_expr(
+        &spec.metric,
+        &spec.tags,
+        &spec.expr,
+        metrics,
+        spec.min_samples,
+    )
 }
 
-/// Judge an expression over `metric` filtered by `tags` (used by [`evaluate`], and by drills
-/// that judge ad-hoc SLOs such as the capacity search).
+/// Judge an expression over `metric` filtered by `tags` over the whole run (used by
+/// [`evaluate`], by probes' SLOs, and by drills that judge ad-hoc expressions such as the
+/// capacity search).
 pub fn evaluate_expr(
     metric: &str,
     tags: &[(String, String)],
     expr: &ThresholdExpr,
     metrics: &RunMetrics,
+    min_samples: u64,
 ) -> ThresholdOutcome {
     let Some(ty) = metric_type(metric) else {
         return ThresholdOutcome::invalid(format!("unknown metric `{metric}`"));
@@ -89,20 +134,26 @@ pub fn evaluate_expr(
     };
     match value {
         None => ThresholdOutcome::no_data(),
-        Some(v) => ThresholdOutcome {
-            passed: expr.op.holds(v, expr.value),
-            observed: format!("{}={}", expr.aggregation, format_number(v)),
-            no_data: false,
-            value: Some(v),
-        },
+        Some((v, samples)) => ThresholdOutcome::judge(expr, Some(v), samples, min_samples),
     }
 }
 
 /// The value of `tag` for a series, if the series has that tag.
 pub fn series_tag<'m>(metrics: &'m RunMetrics, key: &SeriesKey, tag: &str) -> Option<Cow<'m, str>> {
-    let sc = metrics.scenarios.get(key.scenario as usize)?;
+    source_tag(&metrics.scenarios, key, tag)
+}
+
+/// The value of `tag` for a series of the sources `infos` (indexed like
+/// `SeriesKey::scenario`), if the series has that tag.
+pub fn source_tag<'m>(
+    infos: &'m [ScenarioInfo],
+    key: &SeriesKey,
+    tag: &str,
+) -> Option<Cow<'m, str>> {
+    let sc = infos.get(key.scenario as usize)?;
     match tag {
-        "scenario" => Some(Cow::Borrowed(sc.name.as_str())),
+        "scenario" => (sc.kind == SourceKind::Scenario).then_some(Cow::Borrowed(sc.name.as_str())),
+        "probe" => (sc.kind == SourceKind::Probe).then_some(Cow::Borrowed(sc.name.as_str())),
         "name" => sc
             .requests
             .get(key.request as usize)
@@ -122,17 +173,33 @@ pub fn series_tag<'m>(metrics: &'m RunMetrics, key: &SeriesKey, tag: &str) -> Op
     }
 }
 
-/// Whether a series matches every tag of the filter.
+/// Whether a series matches every tag of the filter (a probe's series only when the filter
+/// names the probe).
 pub fn series_matches(metrics: &RunMetrics, key: &SeriesKey, tags: &[(String, String)]) -> bool {
-    tags.iter()
-        .all(|(t, v)| series_tag(metrics, key, t).as_deref() == Some(v.as_str()))
+    source_matches(&metrics.scenarios, key, tags)
 }
 
-/// Whether a scenario matches the filter using only scenario-level tags (`scenario` and its
-/// custom tags); a filter on a per-request tag does not match.
-fn scenario_matches(sc: &ScenarioInfo, tags: &[(String, String)]) -> bool {
+/// [`series_matches`] over the sources `infos`.
+pub fn source_matches(infos: &[ScenarioInfo], key: &SeriesKey, tags: &[(String, String)]) -> bool {
+    let Some(info) = infos.get(key.scenario as usize) else {
+        return false;
+    };
+    if info.kind == SourceKind::Probe && !tags.iter().any(|(t, _)| t == "probe") {
+        return false;
+    }
+    tags.iter()
+        .all(|(t, v)| source_tag(infos, key, t).as_deref() == Some(v.as_str()))
+}
+
+/// Whether a source matches the filter using only source-level tags (`scenario`, `probe`
+/// and custom tags); a filter on a per-request tag does not match.
+pub fn scenario_matches(sc: &ScenarioInfo, tags: &[(String, String)]) -> bool {
+    if sc.kind == SourceKind::Probe && !tags.iter().any(|(t, _)| t == "probe") {
+        return false;
+    }
     tags.iter().all(|(t, v)| match t.as_str() {
-        "scenario" => &sc.name == v,
+        "scenario" => sc.kind == SourceKind::Scenario && &sc.name == v,
+        "probe" => sc.kind == SourceKind::Probe && &sc.name == v,
         "name" | "method" | "status" | "error" | "expected_response" => false,
         other => sc.tags.get(other) == Some(v),
     })
@@ -140,7 +207,7 @@ fn scenario_matches(sc: &ScenarioInfo, tags: &[(String, String)]) -> bool {
 
 /// Tags that only exist per request; counters over scenarios ignore them when deciding
 /// whether there is data at all.
-fn scenario_level(tags: &[(String, String)]) -> Vec<(String, String)> {
+pub fn scenario_level(tags: &[(String, String)]) -> Vec<(String, String)> {
     tags.iter()
         .filter(|(t, _)| {
             !matches!(
@@ -157,8 +224,17 @@ fn trend_value(
     tags: &[(String, String)],
     agg: Aggregation,
     metrics: &RunMetrics,
-) -> Option<f64> {
+) -> Option<(f64, u64)> {
     let stats = metrics.aggregate(|k| series_matches(metrics, k, tags));
+    trend_of(metric, agg, &stats)
+}
+
+/// A trend aggregation of merged stats (ms), with its sample count.
+pub fn trend_of(
+    metric: &str,
+    agg: Aggregation,
+    stats: &crate::metrics::SeriesStats,
+) -> Option<(f64, u64)> {
     let h = if metric == "http_req_service_time" {
         &stats.service
     } else {
@@ -175,11 +251,16 @@ fn trend_value(
         Aggregation::Percentile(p) => h.value_at_percentile(p) as f64,
         _ => return None,
     };
-    Some(us / 1000.0)
+    Some((us / 1000.0, h.len()))
 }
 
-fn rate_value(metric: &str, tags: &[(String, String)], metrics: &RunMetrics) -> Option<f64> {
+fn rate_value(metric: &str, tags: &[(String, String)], metrics: &RunMetrics) -> Option<(f64, u64)> {
     let stats = metrics.aggregate(|k| series_matches(metrics, k, tags));
+    rate_of(metric, &stats)
+}
+
+/// A rate metric's value of merged stats, with its denominator.
+pub fn rate_of(metric: &str, stats: &crate::metrics::SeriesStats) -> Option<(f64, u64)> {
     let (num, den) = if metric == "checks" {
         (
             stats.checks_passed,
@@ -188,7 +269,7 @@ fn rate_value(metric: &str, tags: &[(String, String)], metrics: &RunMetrics) -> 
     } else {
         (stats.failed, stats.requests)
     };
-    (den > 0).then(|| num as f64 / den as f64)
+    (den > 0).then(|| (num as f64 / den as f64, den))
 }
 
 fn counter_value(
@@ -196,8 +277,8 @@ fn counter_value(
     tags: &[(String, String)],
     agg: Aggregation,
     metrics: &RunMetrics,
-) -> Option<f64> {
-    let count = if metric == "dropped_iterations" {
+) -> Option<(f64, u64)> {
+    let (count, samples) = if metric == "dropped_iterations" {
         let matched: Vec<&ScenarioInfo> = metrics
             .scenarios
             .iter()
@@ -206,7 +287,8 @@ fn counter_value(
         if matched.is_empty() {
             return None;
         }
-        matched.iter().map(|s| s.dropped).sum::<u64>()
+        // No per-sample population: any matching scenario is data enough.
+        (matched.iter().map(|s| s.dropped).sum::<u64>(), u64::MAX)
     } else {
         // Data exists when the scenario-level part of the filter selects requests at all.
         let population = scenario_level(tags);
@@ -219,39 +301,20 @@ fn counter_value(
         if sent == 0 {
             return None;
         }
-        metrics
+        let count = metrics
             .series
             .iter()
             .filter(|(k, _)| series_matches(metrics, k, tags))
             .map(|(_, s)| s.requests)
-            .sum::<u64>()
+            .sum::<u64>();
+        (count, sent)
     };
     match agg {
-        Aggregation::Count => Some(count as f64),
+        Aggregation::Count => Some((count as f64, samples)),
         Aggregation::Rate => {
             let secs = metrics.elapsed.as_secs_f64();
-            (secs > 0.0).then(|| count as f64 / secs)
+            (secs > 0.0).then(|| (count as f64 / secs, samples))
         }
         _ => None,
-    }
-}
-
-/// A number for humans and reports: about 4 significant digits, at least 3 decimals
-/// (`41.2`, `0.0004`, `1234.5`), trailing zeros trimmed.
-pub fn format_number(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    let decimals = (3 - magnitude).clamp(3, 12) as usize;
-    let s = format!("{v:.decimals$}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
     }
 }

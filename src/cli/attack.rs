@@ -4,50 +4,64 @@
 //! and reports as a plan would: `-c N` is the closed model (constant-vus at full speed), `--rate`
 //! the open model (constant-arrival-rate, latency from the intended send time). The one
 //! scenario is named `attack`.
-use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::signals::Interrupts;
-use super::{engine_options, execute_and_report, invalid, AttackArgs};
-use crate::checks::threshold::{parse_metric_key, ThresholdExpr};
-use crate::engine::template::Template;
-use crate::plan::units::{parse_duration, parse_rate};
+use super::{engine_options, finish, invalid, AttackArgs, UsageError};
+use crate::grammar::template::Template;
+use crate::grammar::threshold::{metric_key, ThresholdExpr};
+use crate::grammar::units::{parse_duration, parse_rate};
+use crate::session::{OutDir, SessionOptions, Source};
 use crate::spec::{
-    ExecutorSpec, HttpOptions, HttpVersion, ReportFormat, RequestSpec, RunSpec, ScenarioSpec,
-    ThresholdSpec,
+    ExecutorSpec, HttpOptions, HttpVersion, RequestSpec, RunSpec, ScenarioSpec, ThresholdSpec,
 };
 
 /// Default connections of the closed model when neither -c nor --rate is given (as oha).
 const DEFAULT_CONNECTIONS: u32 = 50;
 
-pub(super) async fn attack(a: AttackArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCode> {
+pub(super) async fn attack(
+    a: AttackArgs,
+    interrupts: &Arc<Interrupts>,
+) -> anyhow::Result<ExitCode> {
     let spec = match lower(&a) {
         Ok(s) => s,
         Err(e) => return invalid(e),
     };
-    let mut run_opts = match engine_options(&a.engine) {
+    let mut run = match engine_options(&a.engine) {
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
-    run_opts.out_dir = a.out.clone();
-    run_opts.progress = !a.json;
-    execute_and_report(spec, run_opts, a.json, interrupts).await
+    run.progress = !a.json;
+    let opts = SessionOptions {
+        out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Nowhere),
+        run,
+        ..SessionOptions::default()
+    };
+    finish(Source::Spec(spec), &opts, a.json, interrupts).await
 }
 
-/// Lower the attack flags into a run spec; errors name the flag and the fix.
-pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
-    let url = url::Url::parse(&a.url)
-        .map_err(|e| format!("URL {:?}: {e}; expected e.g. http://127.0.0.1:8080/", a.url))?;
+/// Lower the attack flags into a run spec; errors name the flag and the fix. Thresholds are
+/// checked exactly as a plan's are (the metric exists, the aggregation applies to it), so a
+/// bad one exits 2 before anything is sent.
+pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
+    let e = |m: String| UsageError(m);
+    let url = url::Url::parse(&a.url).map_err(|err| {
+        e(format!(
+            "URL {:?}: {err}; expected e.g. http://127.0.0.1:8080/",
+            a.url
+        ))
+    })?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!(
+        return Err(e(format!(
             "URL {:?}: only http:// and https:// are supported",
             a.url
-        ));
+        )));
     }
     let host = url
         .host_str()
-        .ok_or_else(|| format!("URL {:?} has no host", a.url))?;
+        .ok_or_else(|| e(format!("URL {:?} has no host", a.url)))?;
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
@@ -63,27 +77,27 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         path.push_str(q);
     }
 
-    let duration = parse_duration(&a.duration).map_err(|e| format!("-d/--duration: {e}"))?;
+    let duration = parse_duration(&a.duration).map_err(|err| e(format!("-d/--duration: {err}")))?;
     if duration.is_zero() {
-        return Err("-d/--duration must be positive, e.g. -d 10s".into());
+        return Err(e("-d/--duration must be positive, e.g. -d 10s".into()));
     }
-    let timeout = parse_duration(&a.timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let timeout = parse_duration(&a.timeout).map_err(|err| e(format!("--timeout: {err}")))?;
     if timeout.is_zero() {
-        return Err("--timeout must be positive, e.g. --timeout 5s".into());
+        return Err(e("--timeout must be positive, e.g. --timeout 5s".into()));
     }
 
     let executor = match &a.rate {
         Some(r) => {
-            let rate = parse_rate(r).map_err(|e| format!("--rate: {e}"))?;
+            let rate = parse_rate(r).map_err(|err| e(format!("--rate: {err}")))?;
             if rate.is_nan() || rate <= 0.0 {
-                return Err("--rate must be positive, e.g. --rate 1000/s".into());
+                return Err(e("--rate must be positive, e.g. --rate 1000/s".into()));
             }
             // In-flight requests the open model may need: half a second of arrivals, bounded.
             let max_vus = a
                 .max_vus
                 .unwrap_or_else(|| ((rate * 0.5).ceil() as u32).clamp(50, 5000));
             if max_vus == 0 {
-                return Err("--max-vus must be at least 1".into());
+                return Err(e("--max-vus must be at least 1".into()));
             }
             let pre = ((rate / 50.0).ceil() as u32).clamp(10, 1000).min(max_vus);
             ExecutorSpec::ConstantArrivalRate {
@@ -96,7 +110,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         None => {
             let vus = a.connections.unwrap_or(DEFAULT_CONNECTIONS);
             if vus == 0 {
-                return Err("-c/--connections must be at least 1".into());
+                return Err(e("-c/--connections must be at least 1".into()));
             }
             ExecutorSpec::ConstantVus { vus, duration }
         }
@@ -106,8 +120,8 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
     for h in &a.headers {
         let (name, value) = h
             .split_once(':')
-            .ok_or_else(|| format!("-H {h:?}: expected 'Name: value'"))?;
-        let value = Template::parse(value.trim()).map_err(|e| format!("-H {h:?}: {e}"))?;
+            .ok_or_else(|| e(format!("-H {h:?}: expected 'Name: value'")))?;
+        let value = Template::parse(value.trim()).map_err(|err| e(format!("-H {h:?}: {err}")))?;
         headers.push((name.trim().to_string(), value));
     }
     let body = a
@@ -115,7 +129,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         .as_deref()
         .map(Template::parse)
         .transpose()
-        .map_err(|e| format!("--body: {e}"))?;
+        .map_err(|err| e(format!("--body: {err}")))?;
     let method = a.method.to_ascii_uppercase();
 
     let mut thresholds = Vec::new();
@@ -123,11 +137,19 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         let (key, expr) = t
             .split_once(": ")
             .or_else(|| t.rsplit_once(':'))
-            .ok_or_else(|| format!("--threshold {t:?}: expected 'METRIC: EXPR', e.g. 'http_req_duration: p(95)<250'"))?;
-        let (metric, tags) =
-            parse_metric_key(key.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
-        let expr =
-            ThresholdExpr::parse(expr.trim()).map_err(|e| format!("--threshold {t:?}: {e}"))?;
+            .ok_or_else(|| e(format!("--threshold {t:?}: expected 'METRIC: EXPR', e.g. 'http_req_duration: p(95)<250'")))?;
+        let bad =
+            |err: crate::grammar::threshold::ThresholdError| e(format!("--threshold {t:?}: {err}"));
+        let (metric, tags) = metric_key(key.trim()).map_err(bad)?;
+        for (tag, value) in &tags {
+            if (tag == "scenario" && value != "attack") || tag == "probe" {
+                return Err(e(format!(
+                    "--threshold {t:?}: {tag}:{value} names nothing in this run (its one scenario is `attack`)"
+                )));
+            }
+        }
+        let expr = ThresholdExpr::parse(expr.trim()).map_err(bad)?;
+        crate::grammar::threshold::validate_for_metric(&metric, &expr).map_err(bad)?;
         thresholds.push(ThresholdSpec {
             metric,
             tags,
@@ -135,6 +157,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
             expr,
             abort_on_fail: false,
             delay: Duration::ZERO,
+            min_samples: 1,
         });
     }
 
@@ -142,16 +165,16 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
         name: format!("{method} {path}"),
         weight: 1,
         method,
-        path: Template::parse(&path).map_err(|e| format!("URL path: {e}"))?,
+        path: Template::parse(&path).map_err(|err| e(format!("URL path: {err}")))?,
         headers,
         body,
         body_json: false,
         checks: Vec::new(),
     };
-    Ok(RunSpec {
-        name: "attack".into(),
-        target,
-        http: HttpOptions {
+    let mut spec = RunSpec::new(
+        "attack",
+        &target,
+        HttpOptions {
             timeout,
             headers: Vec::new(),
             version: if a.http2 {
@@ -162,16 +185,15 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, String> {
             insecure: a.insecure,
             max_connections: None,
         },
-        feeders: BTreeMap::new(),
-        scenarios: vec![ScenarioSpec {
+        vec![ScenarioSpec {
             name: "attack".into(),
             executor,
             start_after: Duration::ZERO,
             graceful_stop: timeout.min(Duration::from_secs(30)),
             requests: vec![request],
-            tags: BTreeMap::new(),
+            tags: Default::default(),
         }],
-        thresholds,
-        report_formats: ReportFormat::ALL.to_vec(),
-    })
+    );
+    spec.thresholds = thresholds;
+    Ok(spec)
 }

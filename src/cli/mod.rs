@@ -1,7 +1,12 @@
 //! Command line: parse arguments, run the command, map outcomes to the contract's exit codes.
 //!
 //! Exit codes (API, see design.md): `0` every check passed; `99` a check failed; `2` invalid
-//! plan or arguments (nothing was sent); `1` the harness itself failed.
+//! plan or arguments (nothing was sent); `1` the harness itself failed; `105` the run was cut
+//! short by Ctrl-C / SIGTERM (reports of what ran are written; never a pass).
+//!
+//! The commands that run load hand over to [`crate::session`]; this module only turns
+//! arguments into a [`Source`] and [`SessionOptions`], prints the outcome and maps it to an
+//! exit code.
 //!
 //! Signals: the first Ctrl-C (or SIGTERM) stops the load gracefully and the reports of what ran
 //! are written; a second one returns at once (the reference stack is still torn down by Drop).
@@ -11,28 +16,44 @@ mod signals;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
 pub use args::*;
 use signals::Interrupts;
 
 use crate::plan::{self, PlanOptions};
 use crate::report::{self, summary::Summary};
-use crate::run::{self, RunOptions};
-use crate::spec::{RunSpec, StackSpec};
+use crate::run::RunOptions;
+use crate::session::{self, Finished, OutDir, Outcome, SessionError, SessionOptions, Source};
+use crate::spec::StackSpec;
 use crate::stack;
 
 pub const EXIT_PASS: u8 = 0;
 pub const EXIT_HARNESS: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_CHECK_FAILED: u8 = 99;
+/// The run was cut short by Ctrl-C / SIGTERM (k6's external-abort code): reports cover what
+/// ran, and it never reads as a pass.
+pub const EXIT_INTERRUPTED: u8 = 105;
 /// Returned when a second Ctrl-C cut the run short (128 + SIGINT, as shells do).
 pub const EXIT_INTERRUPTED_TWICE: u8 = 130;
+
+/// A command-line argument that cannot be used; the message names the flag and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    fn new(msg: impl Into<String>) -> UsageError {
+        UsageError(msg.into())
+    }
+}
 
 /// Entry point used by `main` and by tests.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
@@ -84,7 +105,7 @@ fn init_tracing() {
 }
 
 async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
-    let interrupts = Interrupts::install()?;
+    let interrupts = Arc::new(Interrupts::install()?);
     let second = interrupts.second();
     let work = async {
         match command {
@@ -103,11 +124,13 @@ async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
+fn plan_options(a: &PlanArgs) -> Result<PlanOptions, UsageError> {
     let mut sets = Vec::new();
     for s in &a.sets {
         let (k, v) = s.split_once('=').ok_or_else(|| {
-            format!("--set {s:?}: expected KEY=VALUE, e.g. --set scenarios.chat.rate=50/s")
+            UsageError(format!(
+                "--set {s:?}: expected KEY=VALUE, e.g. --set scenarios.chat.rate=50/s"
+            ))
         })?;
         sets.push((k.trim().to_string(), v.to_string()));
     }
@@ -140,8 +163,12 @@ fn validate(a: &ValidateArgs) -> ExitCode {
 }
 
 /// Parse `I/N` (1-based) into the engine's 0-based `(index, count)`.
-fn parse_segment(s: &str) -> Result<(u32, u32), String> {
-    let err = || format!("--segment {s:?}: expected I/N with 1 <= I <= N, e.g. 2/3");
+fn parse_segment(s: &str) -> Result<(u32, u32), UsageError> {
+    let err = || {
+        UsageError(format!(
+            "--segment {s:?}: expected I/N with 1 <= I <= N, e.g. 2/3"
+        ))
+    };
     let (i, n) = s.split_once('/').ok_or_else(err)?;
     let i: u32 = i.trim().parse().map_err(|_| err())?;
     let n: u32 = n.trim().parse().map_err(|_| err())?;
@@ -151,12 +178,11 @@ fn parse_segment(s: &str) -> Result<(u32, u32), String> {
     Ok((i - 1, n))
 }
 
-/// Run options from the engine flags (threads, segment); reports and progress are the
-/// caller's to fill in.
-fn engine_options(e: &EngineArgs) -> Result<RunOptions, String> {
+/// Run options from the engine flags (threads, segment); progress is the caller's to set.
+fn engine_options(e: &EngineArgs) -> Result<RunOptions, UsageError> {
     let segment = e.segment.as_deref().map(parse_segment).transpose()?;
     if e.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
+        return Err(UsageError::new("--threads must be at least 1"));
     }
     Ok(RunOptions {
         threads: e.threads,
@@ -165,112 +191,77 @@ fn engine_options(e: &EngineArgs) -> Result<RunOptions, String> {
     })
 }
 
-/// `reports/<plan-name>-<timestamp>/`
-fn default_out_dir(plan_name: &str) -> PathBuf {
-    let ts = time::OffsetDateTime::now_utc()
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_else(|_| "run".into());
-    let safe: String = plan_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    Path::new("reports").join(format!("{safe}-{ts}"))
-}
-
 fn invalid(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("loadgate: {msg}");
     Ok(ExitCode::from(EXIT_INVALID))
 }
 
-async fn run_plan(a: RunArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCode> {
-    let mut opts = match plan_options(&a.plan_args) {
+/// A token cancelled by the first Ctrl-C / SIGTERM.
+fn first_interrupt(interrupts: &Arc<Interrupts>) -> CancellationToken {
+    let token = CancellationToken::new();
+    let (t, i) = (token.clone(), interrupts.clone());
+    tokio::spawn(async move {
+        i.first().await;
+        t.cancel();
+    });
+    token
+}
+
+async fn run_plan(a: RunArgs, interrupts: &Arc<Interrupts>) -> anyhow::Result<ExitCode> {
+    let options = match plan_options(&a.plan_args) {
         Ok(o) => o,
         Err(e) => return invalid(e),
     };
-    if let Some(b) = a.stack {
-        // Through the plan layers, so `${TARGET_URL}` is left for the stack to fill.
-        let name = clap::ValueEnum::to_possible_value(&b).expect("no skipped variants");
-        opts.sets.push((
-            "stack.reference.backend".into(),
-            name.get_name().to_string(),
-        ));
-    }
-    let mut run_opts = match engine_options(&a.engine) {
+    let mut run = match engine_options(&a.engine) {
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
-    run_opts.progress = !a.json;
-    let validated = match plan::load(&a.plan, &opts) {
-        Ok(p) => p,
-        Err(errs) => {
-            eprintln!("{errs}");
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
+    run.progress = !a.json;
+    let opts = SessionOptions {
+        out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Default),
+        run,
+        stack: stack::StackOptions::default(),
+        announce: true,
     };
-
-    let stack_spec: Option<StackSpec> = validated.stack();
-    let mut running = None;
-    let mut extra_env = Vec::new();
-    if let Some(ss) = &stack_spec {
-        eprintln!(
-            "loadgate: starting the reference stack ({:?} backend)...",
-            ss.backend
-        );
-        let stack_opts = stack::StackOptions::default();
-        let started = tokio::select! {
-            r = stack::start(ss, &stack_opts) => r.context("starting the reference stack")?,
-            _ = interrupts.first() => {
-                eprintln!("loadgate: interrupted while starting the stack");
-                return Ok(ExitCode::from(EXIT_HARNESS));
-            }
-        };
-        eprintln!("loadgate: stack up ({:?})", started.backend());
-        extra_env = started.env();
-        running = Some(started);
-    }
-
-    let result = async {
-        let spec = match validated.lower(&extra_env) {
-            Ok(s) => s,
-            Err(errs) => {
-                eprintln!("{errs}");
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
-        };
-        run_opts.out_dir = Some(a.out.clone().unwrap_or_else(|| default_out_dir(&spec.name)));
-        execute_and_report(spec, run_opts, a.json, interrupts).await
-    }
-    .await;
-
-    if let Some(stack) = running {
-        if let Err(e) = stack.shutdown().await {
-            eprintln!("loadgate: stopping the reference stack: {e}");
-        }
-    }
-    result
+    let source = Source::Plan {
+        path: a.plan.clone(),
+        options,
+        backend: a.stack.map(Into::into),
+    };
+    finish(source, &opts, a.json, interrupts).await
 }
 
-/// Run a lowered spec, print the table (or JSON) and map the verdict to the exit code.
-pub(crate) async fn execute_and_report(
-    spec: RunSpec,
-    run_opts: RunOptions,
+/// Run a session, print the table (or JSON) and map the outcome to the exit code.
+pub(crate) async fn finish(
+    source: Source,
+    opts: &SessionOptions,
     json: bool,
-    interrupts: &Interrupts,
+    interrupts: &Arc<Interrupts>,
 ) -> anyhow::Result<ExitCode> {
-    let outcome = run::execute(Arc::new(spec), &run_opts, interrupts.first()).await?;
-    print_outcome(&outcome.summary, &outcome.written, json)?;
-    Ok(ExitCode::from(verdict_code(&outcome.summary)))
+    let interrupt = first_interrupt(interrupts);
+    match session::run(source, opts, &interrupt).await {
+        Ok(done) => {
+            print_outcome(&done, json)?;
+            Ok(ExitCode::from(match done.outcome() {
+                Outcome::Passed => EXIT_PASS,
+                Outcome::Failed => EXIT_CHECK_FAILED,
+                Outcome::Interrupted => EXIT_INTERRUPTED,
+            }))
+        }
+        Err(SessionError::Invalid(errs)) => {
+            eprintln!("{errs}");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(SessionError::InterruptedAtStart) => {
+            eprintln!("loadgate: {}", SessionError::InterruptedAtStart);
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    }
 }
 
-fn print_outcome(summary: &Summary, written: &[PathBuf], json: bool) -> anyhow::Result<()> {
+fn print_outcome(done: &Finished, json: bool) -> anyhow::Result<()> {
+    let summary: &Summary = &done.summary;
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, summary)?;
@@ -279,20 +270,10 @@ fn print_outcome(summary: &Summary, written: &[PathBuf], json: bool) -> anyhow::
         writeln!(stdout, "{}", report::table::render(summary))?;
     }
     stdout.flush()?;
-    if let Some(first) = written.first() {
-        if let Some(dir) = first.parent() {
-            eprintln!("loadgate: reports written to {}", dir.display());
-        }
+    if let Some(dir) = &done.dir {
+        eprintln!("loadgate: reports written to {}", dir.display());
     }
     Ok(())
-}
-
-fn verdict_code(summary: &Summary) -> u8 {
-    if summary.passed() {
-        EXIT_PASS
-    } else {
-        EXIT_CHECK_FAILED
-    }
 }
 
 async fn stack_command(a: StackArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCode> {
@@ -329,16 +310,5 @@ mod tests {
         assert!(parse_segment("0/3").is_err());
         assert!(parse_segment("4/3").is_err());
         assert!(parse_segment("x").is_err());
-    }
-
-    #[test]
-    fn default_out_dir_is_under_reports() {
-        let d = default_out_dir("my plan");
-        assert!(d.starts_with("reports"));
-        assert!(d
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("my-plan-"));
     }
 }

@@ -8,11 +8,11 @@
 //! their connection; samples go into the worker's [`Recorder`], flushed once per second into
 //! the shared [`Aggregator`]. Nothing on the per-request path takes a lock, sends on a channel
 //! or (for requests without placeholders on HTTP/1.1) allocates.
+pub mod control;
 pub mod executor;
 pub mod http;
 pub mod pacer;
 pub mod request;
-pub mod template;
 
 use std::cell::{Cell, RefCell};
 use std::net::ToSocketAddrs;
@@ -24,8 +24,9 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::recorder::{Aggregator, Recorder};
-use crate::metrics::{RunMetrics, ScenarioInfo};
+use crate::metrics::{EventKind, RunMetrics};
 use crate::spec::RunSpec;
+use control::EngineControl;
 use executor::{Lane, ScenarioCtx};
 use http::Target;
 use request::RequestSource;
@@ -37,6 +38,9 @@ pub struct EngineOptions {
     pub threads: usize,
     /// This process's part of a distributed run: `(index, count)`, 0-based index.
     pub segment: Option<(u32, u32)>,
+    /// Keep every finalized second for [`Aggregator::take_seconds`] (the run clock takes them
+    /// once per tick for windowed thresholds and SLOs; nobody else should turn it on).
+    pub slices: bool,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +50,7 @@ impl Default for EngineOptions {
                 .map(|n| n.get())
                 .unwrap_or(1),
             segment: None,
+            slices: false,
         }
     }
 }
@@ -67,6 +72,8 @@ pub enum EngineError {
         feeder: String,
         column: String,
     },
+    #[error("scenario '{scenario}' uses {{{{{name}}}}}, a captured value: only probe chains capture values")]
+    UnknownVariable { scenario: String, name: String },
     #[error("too many {what} ({n}); at most 65535 are supported")]
     TooMany { what: &'static str, n: usize },
     #[error("invalid segment {index}/{count}: the index must be below the count")]
@@ -80,8 +87,10 @@ pub enum EngineError {
 /// A running load; [`EngineHandle::finish`] waits for it.
 pub struct EngineHandle {
     aggregator: Arc<Aggregator>,
+    control: Arc<EngineControl>,
     started_at: Instant,
     threads: Vec<std::thread::JoinHandle<()>>,
+    engine_threads: usize,
 }
 
 impl EngineHandle {
@@ -90,18 +99,32 @@ impl EngineHandle {
         self.aggregator.clone()
     }
 
+    /// Rate and weight changes for running scenarios.
+    pub fn control(&self) -> Arc<EngineControl> {
+        self.control.clone()
+    }
+
     /// The run clock's origin (scenario `start_after` and all event offsets count from it).
     pub fn started_at(&self) -> Instant {
         self.started_at
     }
 
-    /// Wait for every worker and return the exact final metrics.
+    /// Worker threads (the aggregator's engine recorders; probe recorders come after them).
+    pub fn threads(&self) -> usize {
+        self.engine_threads
+    }
+
+    /// Wait for every worker and return the exact final metrics. With probes in the spec, use
+    /// [`EngineHandle::join`] and finish the aggregator once the probes have flushed.
     pub async fn finish(self) -> Result<RunMetrics, EngineError> {
-        let EngineHandle {
-            aggregator,
-            threads,
-            ..
-        } = self;
+        let aggregator = self.aggregator.clone();
+        self.join().await?;
+        Ok(aggregator.finish())
+    }
+
+    /// Wait for every worker thread (their recorders have flushed when this returns).
+    pub async fn join(self) -> Result<(), EngineError> {
+        let EngineHandle { threads, .. } = self;
         let joined = tokio::task::spawn_blocking(move || {
             let mut panicked = None;
             for (i, t) in threads.into_iter().enumerate() {
@@ -116,7 +139,7 @@ impl EngineHandle {
         if let Some(i) = joined {
             return Err(EngineError::Panicked(i));
         }
-        Ok(aggregator.finish())
+        Ok(())
     }
 }
 
@@ -182,26 +205,6 @@ pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
     })
 }
 
-/// The scenario table of the metrics (names, executors, request names and methods, tags).
-pub fn scenario_infos(spec: &RunSpec) -> Vec<ScenarioInfo> {
-    spec.scenarios
-        .iter()
-        .map(|s| ScenarioInfo {
-            name: s.name.clone(),
-            executor: s.executor.kind().to_string(),
-            requests: s.requests.iter().map(|r| r.name.clone()).collect(),
-            methods: s
-                .requests
-                .iter()
-                .map(|r| r.method.to_ascii_uppercase())
-                .collect(),
-            tags: s.tags.clone(),
-            dropped: 0,
-            active: Duration::ZERO,
-        })
-        .collect()
-}
-
 /// Start the load. Returns at once; the run proceeds on its own threads. Cancelling `stop`
 /// ends it gracefully: no new iterations, in-flight ones get up to the request timeout.
 pub fn start(
@@ -237,63 +240,77 @@ pub fn start(
     }
     let threads = opts.threads.max(1);
     let origin = Instant::now();
-    let starts = spec.scenarios.iter().map(|s| s.start_after).collect();
+    let starts = spec
+        .scenarios
+        .iter()
+        .map(|s| s.start_after)
+        .chain(spec.probes.iter().map(|p| p.from))
+        .collect();
     let aggregator = Arc::new(Aggregator::new(
         origin,
-        scenario_infos(&spec),
+        crate::metrics::scenario_infos(&spec),
         starts,
         threads,
     ));
+    if opts.slices {
+        aggregator.keep_slices();
+    }
+    let control = Arc::new(EngineControl::new(&spec));
     let mut handles = Vec::with_capacity(threads);
     for k in 0..threads {
         let spec = spec.clone();
         let target = target.clone();
         let agg = aggregator.clone();
         let stop = stop.child_token();
+        let control = control.clone();
         let lane = Lane::new(k, threads, opts.segment);
         let h = std::thread::Builder::new()
             .name(format!("loadgate-worker-{k}"))
-            .spawn(move || worker(k, lane, spec, target, agg, stop, origin))
+            .spawn(move || worker(k, lane, spec, target, agg, control, stop, origin))
             .map_err(EngineError::Thread)?;
         handles.push(h);
     }
     Ok(EngineHandle {
         aggregator,
+        control,
         started_at: origin,
         threads: handles,
+        engine_threads: threads,
     })
 }
 
 /// One worker thread: every scenario's lane `lane`, on a current-thread runtime.
+#[allow(clippy::too_many_arguments)]
 fn worker(
     k: usize,
     lane: Lane,
     spec: Arc<RunSpec>,
     target: Arc<Target>,
     agg: Arc<Aggregator>,
+    control: Arc<EngineControl>,
     stop: CancellationToken,
     origin: Instant,
 ) {
+    let sources = spec.scenarios.len() + spec.probes.len();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            agg.push_event(
-                "worker_error",
-                format!("worker {k}: cannot build runtime: {e}"),
-            );
+            agg.push_event(EventKind::WorkerError {
+                reason: format!("worker {k}: cannot build runtime: {e}"),
+            });
             for i in 0..spec.scenarios.len() {
                 agg.scenario_finished(i);
             }
-            Recorder::new(k, origin, spec.scenarios.len()).finish(&agg);
+            Recorder::new(k, origin, sources).finish(&agg);
             return;
         }
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let recorder = Rc::new(RefCell::new(Recorder::new(k, origin, spec.scenarios.len())));
+        let recorder = Rc::new(RefCell::new(Recorder::new(k, origin, sources)));
         let stopped = Rc::new(Cell::new(false));
         let watcher = {
             let (stop, stopped) = (stop.clone(), stopped.clone());
@@ -334,15 +351,15 @@ fn worker(
                 agg.clone(),
                 stop.clone(),
                 stopped.clone(),
+                control.scenario(i),
             ));
             scenarios.push(tokio::task::spawn_local(executor::run_scenario(ctx)));
         }
         for (i, s) in scenarios.into_iter().enumerate() {
             if s.await.is_err() {
-                agg.push_event(
-                    "worker_error",
-                    format!("worker {k}: scenario {i} task failed"),
-                );
+                agg.push_event(EventKind::WorkerError {
+                    reason: format!("worker {k}: scenario {i} task failed"),
+                });
                 agg.scenario_finished(i);
             }
         }

@@ -5,6 +5,7 @@
 //! the cumulative number of arrivals A(t) = ∫ rate reaches i, so arrival 0 is due at t = 0
 //! and a constant rate r puts arrival i at i / r. A piecewise-linear rate is inverted per
 //! stage by solving the quadratic of that stage exactly, so no arrival depends on a clock tick.
+use std::cell::RefCell;
 use std::time::Duration;
 
 use crate::spec::RateStage;
@@ -121,9 +122,116 @@ impl Pacer for RampingRate {
     }
 }
 
+/// A pacer whose rate controllers may override while it runs: from override k on (its
+/// instant `t0`, and the first arrival due at or after it under the schedule before it,
+/// `i0`), arrival `i` is due at `t0 + (i - i0) / rate`, until the base schedule's end.
+/// `i0` depends only on `t0` and the earlier overrides, so every worker thread (and segment)
+/// that applies the same overrides agrees on the sequence.
+pub struct Steered<P> {
+    base: P,
+    overrides: RefCell<Vec<Override>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Override {
+    t0: f64,
+    i0: u64,
+    rate: f64,
+}
+
+impl<P: Pacer> Steered<P> {
+    pub fn new(base: P) -> Steered<P> {
+        Steered {
+            base,
+            overrides: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Apply `rates` (each `(at, rate)`, `at` since the scenario start), replacing what was
+    /// applied before (the list only ever grows, so a re-apply recomputes the same prefix).
+    pub fn apply(&self, rates: &[(Duration, f64)]) {
+        self.overrides.borrow_mut().clear();
+        for &(at, rate) in rates {
+            let t0 = at.as_secs_f64();
+            let i0 = self.first_due_at_or_after(t0);
+            self.overrides.borrow_mut().push(Override { t0, i0, rate });
+        }
+    }
+
+    /// The smallest index due at or after `t` (or past the end) under the current schedule.
+    fn first_due_at_or_after(&self, t: f64) -> u64 {
+        let reached = |i: u64| self.due(i).is_none_or(|d| d.as_secs_f64() >= t);
+        if reached(0) {
+            return 0;
+        }
+        // Exponential search for an upper bound, then bisect (due is non-decreasing).
+        let mut hi = 1u64;
+        while !reached(hi) {
+            if hi >= u64::MAX / 4 {
+                return u64::MAX;
+            }
+            hi *= 2;
+        }
+        let mut lo = hi / 2; // !reached(lo)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if reached(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+}
+
+impl<P: Pacer> Pacer for Steered<P> {
+    fn due(&self, i: u64) -> Option<Duration> {
+        let ov = self.overrides.borrow();
+        match ov.iter().rev().find(|o| o.i0 <= i) {
+            None => self.base.due(i),
+            Some(o) => {
+                let t = o.t0 + (i - o.i0) as f64 / o.rate;
+                (t < self.base.end().as_secs_f64()).then(|| Duration::from_secs_f64(t))
+            }
+        }
+    }
+
+    fn end(&self) -> Duration {
+        self.base.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steered_rate_changes_take_effect_at_their_instant() {
+        // 10/s for 10 s; from 2 s on 100/s; from 4 s on 1/s.
+        let p = Steered::new(ConstantRate {
+            rate: 10.0,
+            duration: Duration::from_secs(10),
+        });
+        p.apply(&[
+            (Duration::from_secs(2), 100.0),
+            (Duration::from_secs(4), 1.0),
+        ]);
+        // Arrivals 0..19 at 10/s (0 .. 1.9 s), then 200 arrivals in [2 s, 4 s), then 1/s.
+        assert_eq!(p.due(19), Some(Duration::from_millis(1900)));
+        assert_eq!(p.due(20), Some(Duration::from_secs(2)));
+        let t = p.due(219).unwrap().as_secs_f64();
+        assert!((t - 3.99).abs() < 1e-9, "{t}");
+        assert_eq!(p.due(220), Some(Duration::from_secs(4)));
+        assert_eq!(p.due(225), Some(Duration::from_secs(9)));
+        assert_eq!(p.due(226), None);
+        // Applying the same list again changes nothing.
+        p.apply(&[
+            (Duration::from_secs(2), 100.0),
+            (Duration::from_secs(4), 1.0),
+        ]);
+        assert_eq!(p.due(220), Some(Duration::from_secs(4)));
+    }
 
     fn count(p: &dyn Pacer) -> u64 {
         (0..).take_while(|&i| p.due(i).is_some()).count() as u64

@@ -6,7 +6,7 @@
 //! nothing once the buffers have grown to fit.
 //!
 //! In a JSON body (`RequestSpec::body_json`) feeder values are written as JSON string content
-//! (see "JSON bodies" in [`super::template`]); the escaping writes straight into the buffer.
+//! (see "JSON bodies" in [`crate::grammar::template`]); the escaping writes straight into the buffer.
 use std::io::Write;
 use std::sync::Arc;
 
@@ -14,9 +14,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::http::{Capture, Target};
-use super::template::{write_json_str_content, Part, Template};
 use super::EngineError;
-use crate::checks::response::ResponseCheck;
+use crate::grammar::response::ResponseCheck;
+use crate::grammar::template::{write_json_str_content, Part, Template};
 use crate::spec::{Feeder, FeederOrder, RunSpec, ScenarioSpec};
 
 enum Seg {
@@ -39,7 +39,7 @@ enum Seg {
 struct Bound(Vec<Seg>);
 
 /// The per-iteration values placeholders read.
-pub type IterVars = super::template::RenderVars;
+pub type IterVars = crate::grammar::template::RenderVars;
 
 /// A VU's reused rendering buffers.
 #[derive(Default)]
@@ -68,7 +68,8 @@ pub struct PreparedRequest {
 /// A scenario's weighted request mix.
 pub struct RequestSource {
     requests: Vec<PreparedRequest>,
-    cumulative: Vec<u32>,
+    /// Running sums of the weights; replaced when a controller changes them.
+    cumulative: std::cell::RefCell<Vec<u32>>,
     feeders: Vec<Arc<Feeder>>,
 }
 
@@ -154,9 +155,26 @@ impl RequestSource {
         }
         Ok(RequestSource {
             requests,
-            cumulative,
+            cumulative: std::cell::RefCell::new(cumulative),
             feeders,
         })
+    }
+
+    /// Replace the weights (one per request; a zero weight switches a request off). Ignored
+    /// unless the lengths match and one weight is positive (the controller checked).
+    pub fn set_weights(&self, weights: &[u32]) {
+        if weights.len() != self.requests.len() || weights.iter().all(|w| *w == 0) {
+            return;
+        }
+        let mut total = 0u32;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                total = total.saturating_add(*w);
+                total
+            })
+            .collect();
+        *self.cumulative.borrow_mut() = cumulative;
     }
 
     pub fn requests(&self) -> &[PreparedRequest] {
@@ -168,9 +186,10 @@ impl RequestSource {
         if self.requests.len() == 1 {
             return 0;
         }
-        let total = *self.cumulative.last().expect("a scenario has requests");
+        let cumulative = self.cumulative.borrow();
+        let total = *cumulative.last().expect("a scenario has requests");
         let x = rng.random_range(0..total);
-        self.cumulative.partition_point(|&c| c <= x)
+        cumulative.partition_point(|&c| c <= x)
     }
 
     /// Render request `idx` for one iteration; returns the wire bytes.
@@ -216,6 +235,12 @@ fn bind_template(
             Part::Iter => Seg::Iter,
             Part::Random(c) => Seg::Random(c.iter().map(|s| s.as_bytes().into()).collect()),
             Part::RandInt(lo, hi) => Seg::RandInt(*lo, *hi),
+            Part::Var(name) => {
+                return Err(EngineError::UnknownVariable {
+                    scenario: scenario.to_string(),
+                    name: name.clone(),
+                })
+            }
             Part::Feeder { feeder, column } => {
                 let f = all.get(feeder).ok_or_else(|| EngineError::UnknownFeeder {
                     scenario: scenario.to_string(),

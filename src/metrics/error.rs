@@ -23,10 +23,15 @@ pub enum ErrorKind {
     Status4xx,
     /// The response had a 5xx status.
     Status5xx,
+    /// A probe's response failed one of its checks (probes only: a scenario's failed checks
+    /// feed the `checks` metric instead).
+    CheckFailed,
+    /// A probe chain's condition did not hold within its deadline (probes only).
+    Deadline,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::ConnectRefused,
         ErrorKind::Connect,
         ErrorKind::Timeout,
@@ -36,6 +41,8 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::Status4xx,
         ErrorKind::Status5xx,
+        ErrorKind::CheckFailed,
+        ErrorKind::Deadline,
     ];
 
     /// Stable snake_case name used in reports and tag filters.
@@ -50,6 +57,8 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::CheckFailed => "check_failed",
+            ErrorKind::Deadline => "deadline",
         }
     }
 

@@ -22,9 +22,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 pub use error::ErrorKind;
-pub use timeline::{Event, SecondRow};
+pub use timeline::{Event, EventKind, SecondRow, SecondSlice};
+
+use crate::spec::RunSpec;
 
 /// Significant digits of every histogram.
 pub const SIGFIG: u8 = 3;
@@ -46,6 +50,26 @@ pub struct SeriesKey {
     pub status: u16,
     /// Why the request failed (transport error or status class), if it did.
     pub error: Option<ErrorKind>,
+}
+
+impl SeriesKey {
+    /// The smallest key of source `scenario` (for range scans; saturates past `u16::MAX`).
+    pub fn first_of(scenario: u32) -> SeriesKey {
+        match u16::try_from(scenario) {
+            Ok(s) => SeriesKey {
+                scenario: s,
+                request: 0,
+                status: 0,
+                error: None,
+            },
+            Err(_) => SeriesKey {
+                scenario: u16::MAX,
+                request: u16::MAX,
+                status: u16::MAX,
+                error: Some(ErrorKind::ALL[ErrorKind::ALL.len() - 1]),
+            },
+        }
+    }
 }
 
 /// Samples of one series.
@@ -91,10 +115,22 @@ impl SeriesStats {
     }
 }
 
-/// Names and tags of a scenario, so a [`SeriesKey`] can be turned back into tags.
+/// Who sends a series' requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// A scenario of the plan (tag `scenario:NAME`).
+    #[default]
+    Scenario,
+    /// A probe (tag `probe:NAME`): kept apart, a tag filter only matches it when it names the
+    /// probe.
+    Probe,
+}
+
+/// Names and tags of a scenario (or probe), so a [`SeriesKey`] can be turned back into tags.
 #[derive(Debug, Clone, Default)]
 pub struct ScenarioInfo {
     pub name: String,
+    pub kind: SourceKind,
     pub executor: String,
     /// Request names, indexed by `SeriesKey::request`.
     pub requests: Vec<String>,
@@ -122,6 +158,105 @@ pub struct RunMetrics {
     pub elapsed: Duration,
 }
 
+/// The series sources of a run, indexed like `SeriesKey::scenario`: its scenarios in plan
+/// order, then its probes.
+pub fn scenario_infos(spec: &RunSpec) -> Vec<ScenarioInfo> {
+    let mut out: Vec<ScenarioInfo> = spec
+        .scenarios
+        .iter()
+        .map(|s| ScenarioInfo {
+            name: s.name.clone(),
+            kind: SourceKind::Scenario,
+            executor: s.executor.kind().to_string(),
+            requests: s.requests.iter().map(|r| r.name.clone()).collect(),
+            methods: s
+                .requests
+                .iter()
+                .map(|r| r.method.to_ascii_uppercase())
+                .collect(),
+            tags: s.tags.clone(),
+            dropped: 0,
+            active: Duration::ZERO,
+        })
+        .collect();
+    out.extend(spec.probes.iter().map(|p| {
+        let (requests, methods) = match &p.kind {
+            crate::spec::ProbeKind::Request(r) => (vec![r.label()], vec![r.method.clone()]),
+            crate::spec::ProbeKind::Chain(c) => {
+                (vec!["chain".to_string()], vec![c.submit.method.clone()])
+            }
+        };
+        ScenarioInfo {
+            name: p.name.clone(),
+            kind: SourceKind::Probe,
+            executor: "probe".into(),
+            requests,
+            methods,
+            tags: BTreeMap::new(),
+            dropped: 0,
+            active: Duration::ZERO,
+        }
+    }));
+    out
+}
+
+/// Latency distribution in milliseconds. All zero when there were no samples.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct LatencySummary {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// Round to 3 decimals (what a 3-significant-digit histogram supports in ms).
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl LatencySummary {
+    /// From a histogram in microseconds.
+    pub fn from_micros(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let ms = |us: f64| round3(us / 1000.0);
+        let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+        LatencySummary {
+            mean: ms(h.mean()),
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: ms(h.max() as f64),
+        }
+    }
+}
+
+/// A number for humans and reports: about 4 significant digits, at least 3 decimals
+/// (`41.2`, `0.0004`, `1234.5`), trailing zeros trimmed.
+pub fn format_number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(3, 12) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 impl RunMetrics {
     /// Index of a scenario by name.
     pub fn scenario_index(&self, name: &str) -> Option<usize> {
@@ -147,5 +282,14 @@ impl RunMetrics {
     /// Total dropped iterations across scenarios.
     pub fn total_dropped(&self) -> u64 {
         self.scenarios.iter().map(|s| s.dropped).sum()
+    }
+
+    /// Merged stats of every scenario's series (probes excluded).
+    pub fn scenario_totals(&self) -> SeriesStats {
+        self.aggregate(|k| {
+            self.scenarios
+                .get(k.scenario as usize)
+                .is_some_and(|s| s.kind == SourceKind::Scenario)
+        })
     }
 }

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{new_histogram, Event, RunMetrics, ScenarioInfo, SecondRow, SeriesKey, SeriesStats};
+use super::{
+    new_histogram, Event, EventKind, RunMetrics, ScenarioInfo, SecondRow, SecondSlice, SeriesKey,
+    SeriesStats, SourceKind,
+};
 
 /// One worker's recorder. Not shared between threads.
 pub struct Recorder {
@@ -124,13 +127,7 @@ impl Recorder {
     /// Hand the current second to the aggregator and start second `next`.
     fn flush(&mut self, agg: &Aggregator, next: u64) {
         if self.dirty {
-            agg.merge_second(
-                self.worker,
-                self.second,
-                &self.current,
-                &self.dropped,
-                &self.last_end,
-            );
+            agg.merge_second(self.second, &self.current, &self.dropped, &self.last_end);
             for (_, s) in self.current.iter_mut() {
                 s.duration.reset();
                 s.service.reset();
@@ -149,11 +146,11 @@ impl Recorder {
     }
 }
 
-/// A second of one scenario that some worker has not finished yet.
+/// A second that some worker has not finished yet.
+#[derive(Default)]
 struct PendingSecond {
-    duration: Histogram<u64>,
-    requests: u64,
-    errors: u64,
+    series: BTreeMap<SeriesKey, SeriesStats>,
+    dropped: Vec<u64>,
 }
 
 struct Inner {
@@ -161,8 +158,11 @@ struct Inner {
     starts: Vec<Duration>,
     ends: Vec<Option<Duration>>,
     series: BTreeMap<SeriesKey, SeriesStats>,
-    pending: BTreeMap<(u64, u16), PendingSecond>,
+    pending: BTreeMap<u64, PendingSecond>,
     timeline: Vec<SecondRow>,
+    /// Finalized seconds not yet taken by [`Aggregator::take_seconds`] (when kept).
+    slices: Vec<SecondSlice>,
+    keep_slices: bool,
     events: Vec<Event>,
     /// Per worker: every second below this is flushed.
     watermarks: Vec<u64>,
@@ -171,7 +171,8 @@ struct Inner {
     last_end: Vec<Option<Duration>>,
     started: Vec<usize>,
     finished: Vec<usize>,
-    workers: usize,
+    /// How many workers finish each source (engine threads for a scenario, 1 for a probe).
+    finishers: Vec<usize>,
 }
 
 /// The run-wide merge point (one mutex, touched once per worker and second).
@@ -181,15 +182,29 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// `scenarios`: names and tags, indexed like `SeriesKey::scenario`; `starts`: each
-    /// scenario's `start_after`; `workers`: how many recorders will flush into it.
+    /// `scenarios`: the series sources (scenarios, then probes), indexed like
+    /// `SeriesKey::scenario`; `starts`: when each starts on the run clock; `engine_workers`:
+    /// how many engine recorders flush into it (each runs every scenario). Every
+    /// [`SourceKind::Probe`] source has one more recorder of its own, worker index
+    /// `engine_workers + i` for the i-th probe.
     pub fn new(
         origin: Instant,
         scenarios: Vec<ScenarioInfo>,
         starts: Vec<Duration>,
-        workers: usize,
+        engine_workers: usize,
     ) -> Aggregator {
         let n = scenarios.len();
+        let finishers: Vec<usize> = scenarios
+            .iter()
+            .map(|s| match s.kind {
+                SourceKind::Scenario => engine_workers,
+                SourceKind::Probe => 1,
+            })
+            .collect();
+        let probes = scenarios
+            .iter()
+            .filter(|s| s.kind == SourceKind::Probe)
+            .count();
         Aggregator {
             origin,
             inner: Mutex::new(Inner {
@@ -199,15 +214,23 @@ impl Aggregator {
                 series: BTreeMap::new(),
                 pending: BTreeMap::new(),
                 timeline: Vec::new(),
+                slices: Vec::new(),
+                keep_slices: false,
                 events: Vec::new(),
-                watermarks: vec![0; workers],
+                watermarks: vec![0; engine_workers + probes],
                 finalized: 0,
                 last_end: vec![None; n],
                 started: vec![0; n],
                 finished: vec![0; n],
-                workers,
+                finishers,
             }),
         }
+    }
+
+    /// Keep every finalized second as a [`SecondSlice`] until [`Aggregator::take_seconds`]
+    /// takes it (the run clock does, once per tick). Off by default: nobody would take them.
+    pub fn keep_slices(&self) {
+        self.lock().keep_slices = true;
     }
 
     /// The run clock's origin.
@@ -220,49 +243,62 @@ impl Aggregator {
     }
 
     /// Add an event at the current run-clock time.
-    pub fn push_event(&self, kind: &str, detail: String) {
+    pub fn push_event(&self, kind: EventKind) {
         let at = self.origin.elapsed();
-        self.lock().events.push(Event {
-            at,
-            kind: kind.to_string(),
-            detail,
-        });
+        self.push_event_at(at, kind);
     }
 
-    /// A worker started scenario `idx`; the first one records the `scenario_start` event.
+    /// Add an event at a given run-clock time (events are kept in insertion order; reports
+    /// sort them by time).
+    pub fn push_event_at(&self, at: Duration, kind: EventKind) {
+        self.lock().events.push(Event { at, kind });
+    }
+
+    /// Events recorded from index `from` on, and the index to ask from next time.
+    pub fn events_since(&self, from: usize) -> (Vec<Event>, usize) {
+        let g = self.lock();
+        let from = from.min(g.events.len());
+        (g.events[from..].to_vec(), g.events.len())
+    }
+
+    /// Take the finalized seconds kept since the last call (see [`Aggregator::keep_slices`]).
+    pub fn take_seconds(&self) -> Vec<SecondSlice> {
+        std::mem::take(&mut self.lock().slices)
+    }
+
+    /// A worker started source `idx`; the first one records the `scenario_start` event
+    /// (scenarios only).
     pub fn scenario_started(&self, idx: usize) {
         let at = self.origin.elapsed();
         let mut g = self.lock();
         g.started[idx] += 1;
-        if g.started[idx] == 1 {
-            let detail = format!("{} ({})", g.scenarios[idx].name, g.scenarios[idx].executor);
-            g.events.push(Event {
-                at,
-                kind: "scenario_start".into(),
-                detail,
-            });
+        if g.started[idx] == 1 && g.scenarios[idx].kind == SourceKind::Scenario {
+            let kind = EventKind::ScenarioStart {
+                scenario: g.scenarios[idx].name.clone(),
+                executor: g.scenarios[idx].executor.clone(),
+            };
+            g.events.push(Event { at, kind });
         }
     }
 
-    /// A worker finished scenario `idx`; the last one records the `scenario_end` event.
+    /// A worker finished source `idx`; the last one records the `scenario_end` event.
     pub fn scenario_finished(&self, idx: usize) {
         let at = self.origin.elapsed();
         let mut g = self.lock();
         g.finished[idx] += 1;
-        if g.finished[idx] == g.workers {
+        if g.finished[idx] == g.finishers[idx] {
             g.ends[idx] = Some(at);
-            let detail = g.scenarios[idx].name.clone();
-            g.events.push(Event {
-                at,
-                kind: "scenario_end".into(),
-                detail,
-            });
+            if g.scenarios[idx].kind == SourceKind::Scenario {
+                let kind = EventKind::ScenarioEnd {
+                    scenario: g.scenarios[idx].name.clone(),
+                };
+                g.events.push(Event { at, kind });
+            }
         }
     }
 
     fn merge_second(
         &self,
-        worker: usize,
         second: u64,
         stats: &[(SeriesKey, SeriesStats)],
         dropped: &[u64],
@@ -270,27 +306,21 @@ impl Aggregator {
     ) {
         let mut g = self.lock();
         let g = &mut *g;
+        let n = g.scenarios.len();
+        let pending = g.pending.entry(second).or_default();
         for (key, s) in stats {
             if s.requests == 0 {
                 continue;
             }
             g.series.entry(*key).or_default().merge(s);
-            let p = g
-                .pending
-                .entry((second, key.scenario))
-                .or_insert_with(|| PendingSecond {
-                    duration: new_histogram(),
-                    requests: 0,
-                    errors: 0,
-                });
-            p.duration
-                .add(&s.duration)
-                .expect("auto-resizing histograms merge");
-            p.requests += s.requests;
-            p.errors += s.failed;
+            pending.series.entry(*key).or_default().merge(s);
         }
-        for (i, d) in dropped.iter().enumerate() {
-            g.scenarios[i].dropped += d;
+        if dropped.iter().any(|d| *d > 0) {
+            pending.dropped.resize(n, 0);
+            for (i, d) in dropped.iter().enumerate() {
+                g.scenarios[i].dropped += d;
+                pending.dropped[i] += d;
+            }
         }
         for (i, e) in last_end.iter().enumerate() {
             if let Some(e) = e {
@@ -299,7 +329,6 @@ impl Aggregator {
                 }
             }
         }
-        let _ = worker;
     }
 
     fn watermark(&self, worker: usize, below: u64) {
@@ -333,28 +362,47 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
-/// Turn every pending second below `done` into timeline rows (zero rows for scenarios that
-/// were running but completed nothing in that second).
+/// The timeline name of a source: its name, or `probe:NAME`.
+pub fn row_name(info: &ScenarioInfo) -> String {
+    match info.kind {
+        SourceKind::Scenario => info.name.clone(),
+        SourceKind::Probe => format!("probe:{}", info.name),
+    }
+}
+
+/// Turn every pending second below `done` into timeline rows (zero rows for sources that
+/// were running but completed nothing in that second) and, when kept, slices.
 fn finalize(g: &mut Inner, done: u64) {
-    let last_pending = g.pending.keys().next_back().map(|(s, _)| *s);
+    let last_pending = g.pending.keys().next_back().copied();
     let upto = match (done, last_pending) {
-        (u64::MAX, Some(l)) => l + 1,
+        (u64::MAX, Some(l)) => (l + 1).max(g.finalized),
         (u64::MAX, None) => g.finalized,
         (d, _) => d,
     };
     let now = g.finalized;
+    let n = g.scenarios.len();
     for second in now..upto {
-        for sc in 0..g.scenarios.len() {
-            let key = (second, sc as u16);
-            let row = match g.pending.remove(&key) {
-                Some(p) => SecondRow {
+        let p = g.pending.remove(&second).unwrap_or_default();
+        for sc in 0..n {
+            let mut merged: Option<(Histogram<u64>, u64, u64)> = None;
+            let end = SeriesKey::first_of(sc as u32 + 1);
+            for (k, s) in p.series.range(SeriesKey::first_of(sc as u32)..end) {
+                debug_assert_eq!(k.scenario as usize, sc);
+                let m = merged.get_or_insert_with(|| (new_histogram(), 0, 0));
+                m.0.add(&s.duration)
+                    .expect("auto-resizing histograms merge");
+                m.1 += s.requests;
+                m.2 += s.failed;
+            }
+            let row = match merged {
+                Some((h, requests, errors)) => SecondRow {
                     second,
-                    scenario: g.scenarios[sc].name.clone(),
-                    requests: p.requests,
-                    errors: p.errors,
-                    p50_ms: ms(&p.duration, 0.50),
-                    p95_ms: ms(&p.duration, 0.95),
-                    p99_ms: ms(&p.duration, 0.99),
+                    scenario: row_name(&g.scenarios[sc]),
+                    requests,
+                    errors,
+                    p50_ms: ms(&h, 0.50),
+                    p95_ms: ms(&h, 0.95),
+                    p99_ms: ms(&h, 0.99),
                 },
                 None => {
                     let start = g.starts[sc].as_secs();
@@ -366,7 +414,7 @@ fn finalize(g: &mut Inner, done: u64) {
                     }
                     SecondRow {
                         second,
-                        scenario: g.scenarios[sc].name.clone(),
+                        scenario: row_name(&g.scenarios[sc]),
                         requests: 0,
                         errors: 0,
                         p50_ms: 0.0,
@@ -376,6 +424,15 @@ fn finalize(g: &mut Inner, done: u64) {
                 }
             };
             g.timeline.push(row);
+        }
+        if g.keep_slices {
+            let mut dropped = p.dropped;
+            dropped.resize(n, 0);
+            g.slices.push(SecondSlice {
+                second,
+                series: p.series.into_iter().collect(),
+                dropped,
+            });
         }
     }
     g.finalized = g.finalized.max(upto);
@@ -447,7 +504,10 @@ mod tests {
         assert_eq!(m.series[&key(500)].failed, 1);
         assert_eq!(m.scenarios[0].dropped, 1);
         assert_eq!(m.timeline.iter().map(|r| r.requests).sum::<u64>(), 102);
-        assert!(m.events.iter().any(|e| e.kind == "scenario_end"));
+        assert!(m
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ScenarioEnd { .. })));
         assert_eq!(m.scenarios[0].active, Duration::from_secs_f64(1.2));
     }
 }

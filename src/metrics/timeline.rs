@@ -1,12 +1,23 @@
-//! The run clock's timelines: one row per second and scenario (for timeseries.csv and live
-//! progress), and events (scenario start/stop, abort, later faults and drills) on the same clock.
+//! The run clock's timelines: one row per second and scenario (timeseries.csv, live
+//! progress), one [`SecondSlice`] per second with every series' samples of that second (what
+//! windowed thresholds and SLO burn rates are computed from), and the typed [`Event`]s that
+//! happened on the same clock (scenario start / end, interrupt, abort, probe failures, burn
+//! alerts, actions on the stack, and later faults, canary steps and scale decisions), so every
+//! report can draw them together.
 use std::time::Duration;
 
-/// One second of one scenario.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{SeriesKey, SeriesStats};
+use crate::spec::Severity;
+
+/// One second of one scenario (or probe).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecondRow {
     /// Whole seconds since the run started (the row covers `[second, second+1)`).
     pub second: u64,
+    /// The scenario's name, or `probe:NAME` for a probe.
     pub scenario: String,
     pub requests: u64,
     pub errors: u64,
@@ -16,13 +27,186 @@ pub struct SecondRow {
     pub p99_ms: f64,
 }
 
+/// Every series' samples of one second of the run clock (samples belong to the second in
+/// which their response completed). Slices are produced in order, one for every second of
+/// the run (empty ones included, so windows advance with time).
+#[derive(Debug, Clone, Default)]
+pub struct SecondSlice {
+    pub second: u64,
+    pub series: Vec<(SeriesKey, SeriesStats)>,
+    /// Iterations dropped in that second, indexed like `RunMetrics::scenarios`.
+    pub dropped: Vec<u64>,
+}
+
 /// Something that happened during the run, on the run clock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Since the run started.
     pub at: Duration,
-    /// Short machine-readable kind: `scenario_start`, `scenario_end`, `abort`, `interrupt`, ...
-    pub kind: String,
-    /// Human-readable detail.
-    pub detail: String,
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub fn new(at: Duration, kind: EventKind) -> Event {
+        Event { at, kind }
+    }
+}
+
+/// What happened. Serialized with its `kind` tag and fields flattened into the event object
+/// of summary.json (`{"at_s": 12.0, "kind": "probe_failure", "probe": "login", ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The first worker started a scenario.
+    ScenarioStart { scenario: String, executor: String },
+    /// The last worker finished a scenario.
+    ScenarioEnd { scenario: String },
+    /// A worker thread failed; its share of the load did not run.
+    WorkerError { reason: String },
+    /// Ctrl-C / SIGTERM: the load was stopped, reports cover what ran.
+    Interrupt,
+    /// A check stopped the run (`abort_on_fail`).
+    Abort { check: String, observed: String },
+    /// A windowed threshold's first failing window.
+    ThresholdBreach {
+        check: String,
+        window_start_s: f64,
+        window_end_s: f64,
+        observed: String,
+    },
+    /// A probe sample failed after a success (or as its first sample).
+    ProbeFailure { probe: String, reason: String },
+    /// A probe succeeded again after failures.
+    ProbeRecovered { probe: String, failed_samples: u64 },
+    /// Both windows of an SLO's burn-rate pair burn faster than its factor.
+    BurnAlert {
+        slo: String,
+        severity: Severity,
+        long_s: u64,
+        short_s: u64,
+        factor: f64,
+        burn_long: f64,
+        burn_short: f64,
+    },
+    /// The burn-rate pair stopped alerting.
+    BurnResolved {
+        slo: String,
+        severity: Severity,
+        long_s: u64,
+        short_s: u64,
+    },
+    /// A controller changed a scenario's arrival rate.
+    RateChange { scenario: String, rate: f64 },
+    /// A controller changed a scenario's request weights (a traffic split).
+    WeightsChange { scenario: String, weights: Vec<u32> },
+    /// An operation on a stack component finished (or failed).
+    StackAction {
+        component: String,
+        op: String,
+        ok: bool,
+        elapsed_ms: f64,
+        detail: String,
+    },
+    /// A controller's action could not be carried out.
+    ActionFailed { controller: String, reason: String },
+}
+
+impl EventKind {
+    /// The `kind` tag, e.g. `scenario_start`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ScenarioStart { .. } => "scenario_start",
+            EventKind::ScenarioEnd { .. } => "scenario_end",
+            EventKind::WorkerError { .. } => "worker_error",
+            EventKind::Interrupt => "interrupt",
+            EventKind::Abort { .. } => "abort",
+            EventKind::ThresholdBreach { .. } => "threshold_breach",
+            EventKind::ProbeFailure { .. } => "probe_failure",
+            EventKind::ProbeRecovered { .. } => "probe_recovered",
+            EventKind::BurnAlert { .. } => "burn_alert",
+            EventKind::BurnResolved { .. } => "burn_resolved",
+            EventKind::RateChange { .. } => "rate_change",
+            EventKind::WeightsChange { .. } => "weights_change",
+            EventKind::StackAction { .. } => "stack_action",
+            EventKind::ActionFailed { .. } => "action_failed",
+        }
+    }
+
+    /// One line for people (the table, junit, the HTML report).
+    pub fn detail(&self) -> String {
+        use super::format_number as n;
+        match self {
+            EventKind::ScenarioStart { scenario, executor } => format!("{scenario} ({executor})"),
+            EventKind::ScenarioEnd { scenario } => scenario.clone(),
+            EventKind::WorkerError { reason } => reason.clone(),
+            EventKind::Interrupt => {
+                "interrupted: stopping the load and writing the reports of what ran".into()
+            }
+            EventKind::Abort { check, observed } => {
+                format!("abort_on_fail check failed: {check} ({observed})")
+            }
+            EventKind::ThresholdBreach {
+                check,
+                window_start_s,
+                window_end_s,
+                observed,
+            } => format!(
+                "{check}: {observed} in window {}s-{}s",
+                n(*window_start_s),
+                n(*window_end_s)
+            ),
+            EventKind::ProbeFailure { probe, reason } => format!("probe {probe} failed: {reason}"),
+            EventKind::ProbeRecovered {
+                probe,
+                failed_samples,
+            } => format!("probe {probe} recovered after {failed_samples} failed sample(s)"),
+            EventKind::BurnAlert {
+                slo,
+                severity,
+                long_s,
+                short_s,
+                factor,
+                burn_long,
+                burn_short,
+            } => format!(
+                "SLO {slo}: burn {}x over {long_s}s and {}x over {short_s}s exceed {}x ({})",
+                n(*burn_long),
+                n(*burn_short),
+                n(*factor),
+                severity.as_str()
+            ),
+            EventKind::BurnResolved {
+                slo,
+                severity,
+                long_s,
+                short_s,
+            } => format!(
+                "SLO {slo}: {long_s}s/{short_s}s {} alert resolved",
+                severity.as_str()
+            ),
+            EventKind::RateChange { scenario, rate } => {
+                format!("{scenario}: arrival rate set to {}/s", n(*rate))
+            }
+            EventKind::WeightsChange { scenario, weights } => {
+                format!("{scenario}: request weights set to {weights:?}")
+            }
+            EventKind::StackAction {
+                component,
+                op,
+                ok,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "{op} {component}: {} in {} ms{}",
+                if *ok { "done" } else { "failed" },
+                n(*elapsed_ms),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+            EventKind::ActionFailed { controller, reason } => format!("{controller}: {reason}"),
+        }
+    }
 }

@@ -338,7 +338,7 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Inner {
         a: Option<u32>,
-        b: Option<super::super::units::Rate>,
+        b: Option<crate::grammar::units::Rate>,
     }
 
     #[derive(Debug, Deserialize, PartialEq)]

@@ -20,13 +20,15 @@ use std::sync::Arc;
 
 #[macro_use]
 mod tree;
+mod common;
 mod de;
 mod interp;
 mod layers;
 pub mod model;
+mod probes;
 mod problem;
 mod scenario;
-pub mod units;
+mod slos;
 mod validate;
 
 pub use problem::{PlanErrors, Problem};

@@ -6,51 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::checks::response::ResponseCheck;
-use crate::engine::template::Template;
+use crate::grammar::response::ResponseCheck;
 use crate::spec::{ExecutorSpec, Feeder, RateStage, RequestSpec, ScenarioSpec, VuStage};
 
+use super::common::{
+    body, check_feeder_refs, headers, method, template, DEFAULT_GRACEFUL_STOP,
+    DEFAULT_MAX_DURATION, DEFAULT_MAX_VUS, DEFAULT_PRE_ALLOCATED_VUS,
+};
 use super::model::{self, Executor, Scenario, StageTarget};
 use super::problem::Issues;
 use super::tree::PathSeg;
-use super::validate::{
-    headers, template, DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_DURATION, DEFAULT_MAX_VUS,
-    DEFAULT_PRE_ALLOCATED_VUS,
-};
-
-/// Report every `{{feeder.column}}` of `t` that names no feeder of the plan, or no column of it.
-fn check_feeder_refs(
-    t: &Template,
-    path: &[PathSeg],
-    feeders: &BTreeMap<String, Feeder>,
-    issues: &mut Issues,
-) {
-    for (f, c) in t.feeders_used() {
-        match feeders.get(f) {
-            None => {
-                let known: Vec<&str> = feeders.keys().map(String::as_str).collect();
-                let hint = if known.is_empty() {
-                    "the plan defines no feeders".to_string()
-                } else {
-                    format!("feeders: {}", known.join(", "))
-                };
-                issues.at(
-                    path,
-                    format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"),
-                );
-            }
-            Some(feeder) if feeder.columns.is_empty() => {} // failed to load: reported there
-            Some(feeder) if !feeder.columns.iter().any(|col| col == c) => issues.at(
-                path,
-                format!(
-                    "{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})",
-                    feeder.columns.join(", ")
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-}
 
 fn scaled_vus(v: u32, scale: f64) -> u32 {
     if scale == 1.0 || v == 0 {
@@ -94,7 +59,7 @@ fn present_params(s: &Scenario) -> Vec<&'static str> {
 }
 
 fn positive_duration(
-    d: Option<super::units::Duration>,
+    d: Option<crate::grammar::units::Duration>,
     p: Vec<PathSeg>,
     issues: &mut Issues,
 ) -> Duration {
@@ -418,23 +383,13 @@ fn request(
         p
     };
     let before = issues.0.len();
-    let method = r
-        .method
-        .clone()
-        .unwrap_or_else(|| {
-            if r.body.is_some() {
-                "POST".into()
-            } else {
-                "GET".into()
-            }
-        })
-        .to_ascii_uppercase();
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        issues.at(
-            at("method"),
-            format!("{method:?} is not an HTTP method (GET, POST, PUT, ...)"),
-        );
-    }
+    let method = method(
+        r.method
+            .as_deref()
+            .unwrap_or(if r.body.is_some() { "POST" } else { "GET" }),
+        &at("method"),
+        issues,
+    );
     let weight = r.weight.unwrap_or(1);
     if weight == 0 {
         issues.at(at("weight"), "must be at least 1");
@@ -462,23 +417,13 @@ fn request(
         p.push(PathSeg::Key(name.clone()));
         check_feeder_refs(value, &p, feeders, issues);
     }
-    // Any YAML value but a string (a mapping, a sequence, ...) is sent as JSON: its placeholders
-    // all sit inside JSON strings and the engine escapes their values (`RequestSpec::body_json`).
-    let body_json = matches!(&r.body, Some(v) if !v.is_string());
-    let body = match &r.body {
-        None => None,
-        Some(serde_json::Value::String(s)) => template(s, &at("body"), issues),
-        Some(v) => {
-            let json = serde_json::to_string(v).unwrap_or_default();
-            let has_ct = |n: &str| n.eq_ignore_ascii_case("content-type");
-            if !hdrs.iter().any(|(n, _)| has_ct(n)) && !default_headers.iter().any(|n| has_ct(n)) {
-                if let Ok(t) = Template::parse("application/json") {
-                    hdrs.push(("content-type".to_string(), t));
-                }
-            }
-            template(&json, &at("body"), issues)
-        }
-    };
+    let (body, body_json) = body(
+        r.body.as_ref(),
+        &at("body"),
+        &mut hdrs,
+        default_headers,
+        issues,
+    );
     if let Some(t) = &body {
         check_feeder_refs(t, &at("body"), feeders, issues);
     }
@@ -510,36 +455,4 @@ fn request(
         body_json,
         checks,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn feeder_refs_are_checked_against_the_plan_feeders() {
-        let feeders = BTreeMap::from([(
-            "users".to_string(),
-            Feeder {
-                name: "users".into(),
-                columns: vec!["id".into(), "name".into()],
-                rows: vec![],
-                order: crate::spec::FeederOrder::Sequential,
-            },
-        )]);
-        let t = Template::parse(
-            "{{users.id}} {{ users.nick }} {{uuid}} {{seq}} {{prompts.text}} {{random(a.b)}}",
-        )
-        .unwrap();
-        let mut issues = Issues::default();
-        check_feeder_refs(&t, &[PathSeg::from("body")], &feeders, &mut issues);
-        let msgs: Vec<&str> = issues.0.iter().map(|i| i.message.as_str()).collect();
-        assert_eq!(
-            msgs,
-            [
-                "{{users.nick}}: feeder \"users\" has no column \"nick\" (columns: id, name)",
-                "{{prompts.text}} names an unknown feeder \"prompts\" (feeders: users)",
-            ]
-        );
-    }
 }

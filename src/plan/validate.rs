@@ -11,28 +11,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checks::threshold::{self, ThresholdExpr};
-use crate::engine::template::Template;
+use crate::grammar::threshold::{self, ThresholdExpr};
 use crate::spec::{
     self, EdgeStrategy, Feeder, HttpOptions, HttpVersion, ReportFormat, RunSpec, StackBackend,
     StackSpec, ThresholdSpec,
 };
 
+use super::common::{headers, DEFAULT_TIMEOUT};
 use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::scenario;
 use super::tree::{Node, PathSeg};
-
-/// Default per-request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `graceful_stop` (as k6).
-pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
-/// Default `max_duration` of the iteration executors (as k6).
-pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
-/// Default `pre_allocated_vus` of the arrival-rate executors.
-pub const DEFAULT_PRE_ALLOCATED_VUS: u32 = 10;
-/// `max_vus` defaults to `max(pre_allocated_vus, DEFAULT_MAX_VUS)`.
-pub const DEFAULT_MAX_VUS: u32 = 100;
+use super::{probes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -92,11 +82,45 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         }
     }
 
+    let probe_names: BTreeSet<String> = tree_keys(ctx.tree, "probes").into_iter().collect();
+    let names = Names {
+        scenarios: &scenario_names,
+        probes: &probe_names,
+    };
     let mut thresholds = Vec::new();
     if let Some(map) = &plan.thresholds {
         for key in tree_keys(ctx.tree, "thresholds") {
             if let Some(entries) = map.get(&key) {
-                threshold(&key, entries, &scenario_names, &mut thresholds, issues);
+                threshold(&key, entries, &names, &mut thresholds, issues);
+            }
+        }
+    }
+
+    let mut probe_specs = Vec::new();
+    if let Some(map) = &plan.probes {
+        for name in tree_keys(ctx.tree, "probes") {
+            if let Some(p) = map.get(&name) {
+                if let Some(spec) =
+                    probes::probe(&name, p, &http, &feeders, &default_header_names, issues)
+                {
+                    probe_specs.push(spec);
+                }
+            }
+        }
+    }
+
+    let planned = scenarios
+        .iter()
+        .map(|s| s.start_after + s.executor.max_duration())
+        .max()
+        .unwrap_or_default();
+    let mut slo_specs = Vec::new();
+    if let Some(map) = &plan.slos {
+        for name in tree_keys(ctx.tree, "slos") {
+            if let Some(slo) = map.get(&name) {
+                if let Some(spec) = slos::slo(&name, slo, &names, planned, issues) {
+                    slo_specs.push(spec);
+                }
             }
         }
     }
@@ -127,7 +151,37 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         feeders: feeders.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         scenarios,
         thresholds,
+        probes: probe_specs,
+        slos: slo_specs,
         report_formats,
+    }
+}
+
+/// The names tag filters may refer to.
+pub(crate) struct Names<'a> {
+    pub scenarios: &'a BTreeSet<String>,
+    pub probes: &'a BTreeSet<String>,
+}
+
+impl Names<'_> {
+    /// Report a `scenario:` or `probe:` tag that names nothing in the plan.
+    pub fn check_tags(&self, tags: &[(String, String)], at: &[PathSeg], issues: &mut Issues) {
+        for (k, v) in tags {
+            let (set, what) = match k.as_str() {
+                "scenario" => (self.scenarios, "scenario"),
+                "probe" => (self.probes, "probe"),
+                _ => continue,
+            };
+            if !set.contains(v) {
+                let known: Vec<&str> = set.iter().map(String::as_str).collect();
+                let list = if known.is_empty() {
+                    format!("the plan has no {what}s")
+                } else {
+                    format!("{what}s: {}", known.join(", "))
+                };
+                issues.at_key(at, format!("{k}:{v} names no {what} ({list})"));
+            }
+        }
     }
 }
 
@@ -221,40 +275,6 @@ fn check_target(plan: &PlanFile, lowering: bool, issues: &mut Issues) -> String 
             target
         }
     }
-}
-
-pub(super) fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
-    match Template::parse(text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            issues.at(path, format!("bad template: {e}"));
-            None
-        }
-    }
-}
-
-pub(super) fn headers(
-    map: Option<&BTreeMap<String, String>>,
-    base: &[PathSeg],
-    issues: &mut Issues,
-) -> Vec<(String, Template)> {
-    let mut out = Vec::new();
-    for (name, value) in map.into_iter().flatten() {
-        let mut p = base.to_vec();
-        p.push(PathSeg::Key(name.clone()));
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        {
-            issues.at_key(&p, format!("{name:?} is not a valid header name"));
-            continue;
-        }
-        if let Some(t) = template(value, &p, issues) {
-            out.push((name.clone(), t));
-        }
-    }
-    out
 }
 
 fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<String>) {
@@ -386,7 +406,7 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
 fn threshold(
     key: &str,
     entries: &[model::ThresholdEntry],
-    scenarios: &BTreeSet<String>,
+    names: &Names<'_>,
     out: &mut Vec<ThresholdSpec>,
     issues: &mut Issues,
 ) {
@@ -406,30 +426,26 @@ fn threshold(
         );
         return;
     }
-    for (k, v) in &tags {
-        if k == "scenario" && !scenarios.contains(v) {
-            let known: Vec<&str> = scenarios.iter().map(String::as_str).collect();
-            issues.at_key(
-                &base,
-                format!(
-                    "scenario:{v} names no scenario (scenarios: {})",
-                    known.join(", ")
-                ),
-            );
-        }
-    }
+    names.check_tags(&tags, &base, issues);
     if entries.is_empty() {
         issues.at(&base, "needs at least one expression, e.g. [\"p(95)<250\"]");
     }
     for (i, entry) in entries.iter().enumerate() {
         let p = path!["thresholds", key, i];
-        let (abort_on_fail, delay) = match entry {
-            model::ThresholdEntry::Expr(_) => (false, Duration::ZERO),
+        let (abort_on_fail, delay, min_samples) = match entry {
+            model::ThresholdEntry::Expr(_) => (false, Duration::ZERO, 1),
             model::ThresholdEntry::Full(f) => (
                 f.abort_on_fail.unwrap_or(false),
                 f.delay.map(|d| d.0).unwrap_or_default(),
+                f.min_samples.unwrap_or(1),
             ),
         };
+        if min_samples == 0 {
+            issues.at(
+                path!["thresholds", key, i, "min_samples"],
+                "must be at least 1 (no data is never a pass)",
+            );
+        }
         let Some(text) = entry.expr() else {
             issues.at(
                 path!["thresholds", key, i, "threshold"],
@@ -451,6 +467,7 @@ fn threshold(
                 expr,
                 abort_on_fail,
                 delay,
+                min_samples: min_samples.max(1),
             }),
             Err(e) => issues.at(&expr_path, format!("bad threshold: {e}")),
         }

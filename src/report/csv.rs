@@ -1,15 +1,16 @@
 //! `timeseries.csv`: one row per second and scenario, for spreadsheets and plotting.
 //!
 //! Header: `second,scenario,requests,errors,p50_ms,p95_ms,p99_ms`. `second` counts whole
-//! seconds since the run started (the row covers `[second, second+1)`); latencies are
-//! milliseconds (intended send → last byte) rounded to 3 decimals, 0 when the second had no
-//! response.
+//! seconds since the run started (the row covers `[second, second+1)`); `scenario` is the
+//! scenario's name, or `probe:NAME` for a probe; latencies are milliseconds (intended send →
+//! last byte) rounded to 3 decimals, 0 when the second had no response.
 use std::io::Write;
 
 use serde::Serialize;
 
+use crate::metrics::round3;
 use crate::metrics::SecondRow;
-use crate::report::summary::round3;
+use crate::report::{Exporter, ReportError, RunReport, TIMESERIES_FILE};
 
 /// The header, in order.
 pub const HEADER: [&str; 7] = [
@@ -46,4 +47,22 @@ pub fn write<W: Write>(out: W, rows: &[SecondRow]) -> Result<(), csv::Error> {
     }
     w.flush()?;
     Ok(())
+}
+
+/// timeseries.csv.
+pub struct CsvExporter;
+
+impl Exporter for CsvExporter {
+    fn file_name(&self) -> &'static str {
+        TIMESERIES_FILE
+    }
+
+    fn render(&self, run: &RunReport<'_>) -> Result<Vec<u8>, ReportError> {
+        let mut out = Vec::new();
+        write(&mut out, run.timeline).map_err(|e| ReportError::Render {
+            format: "csv",
+            reason: e.to_string(),
+        })?;
+        Ok(out)
+    }
 }

@@ -24,6 +24,25 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::report::summary::Summary;
+use crate::report::{Exporter, ReportError, RunReport, JUNIT_FILE};
+
+/// junit.xml.
+pub struct JunitExporter;
+
+impl Exporter for JunitExporter {
+    fn file_name(&self) -> &'static str {
+        JUNIT_FILE
+    }
+
+    fn render(&self, run: &RunReport<'_>) -> Result<Vec<u8>, ReportError> {
+        render(run.summary)
+            .map(String::into_bytes)
+            .map_err(|e| ReportError::Render {
+                format: "junit",
+                reason: e.to_string(),
+            })
+    }
+}
 
 /// Render the JUnit XML document for a summary.
 pub fn render(summary: &Summary) -> io::Result<String> {

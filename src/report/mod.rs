@@ -1,29 +1,35 @@
-//! Report writers, one file per format: [`summary`] (summary.json, the contract), [`junit`]
-//! (junit.xml), [`csv`] (timeseries.csv) and [`table`] (the terminal table the CLI prints).
+//! Report writers behind one trait, one file per format: [`summary`] (summary.json, the
+//! contract), [`junit`] (junit.xml), [`csv`] (timeseries.csv) and [`table`] (the terminal
+//! table, also written as summary.txt).
 //!
-//! [`write_reports`] writes the files of a run into its output directory; summary.json is
-//! always written because CI tooling and `loadgate merge` read it.
+//! Each format is an [`Exporter`] (hyperfine's design): it renders a [`RunReport`] to bytes
+//! and names its file; [`write_reports`] writes the exporters a plan asks for, summary.json
+//! always (CI tooling and `loadgate merge` read it). A new format (HTML) is a new file and a
+//! line in [`exporter_for`], nothing else. Files are written atomically (a temp file in the
+//! same directory, then a rename), so a reader never sees half a summary.json.
 pub mod csv;
 pub mod junit;
 pub mod summary;
 pub mod table;
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::metrics::RunMetrics;
+use crate::metrics::SecondRow;
 use crate::spec::ReportFormat;
 
-pub use summary::{Interruption, Summary, Verdict};
+pub use summary::{Summary, Verdict};
 
 /// File names inside the output directory.
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const TIMESERIES_FILE: &str = "timeseries.csv";
+pub const TABLE_FILE: &str = "summary.txt";
 
-/// A report could not be written.
+/// A report could not be rendered or written.
 #[derive(Debug, Error)]
 pub enum ReportError {
     #[error("cannot create report directory {}: {source}", path.display())]
@@ -36,18 +42,51 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {}: {source}", path.display())]
-    Csv { path: PathBuf, source: ::csv::Error },
+    #[error("cannot render {format}: {reason}")]
+    Render {
+        format: &'static str,
+        reason: String,
+    },
 }
 
-/// Write the reports of a run into `dir` (created if needed): summary.json always, plus
-/// junit.xml for [`ReportFormat::Junit`] and timeseries.csv for [`ReportFormat::Csv`]
-/// ([`ReportFormat::Json`] is summary.json; [`ReportFormat::Table`] is printed by the CLI, see
-/// [`table::render`]). Returns the paths written, summary.json first.
+/// Everything a report format may show of a run.
+pub struct RunReport<'a> {
+    pub summary: &'a Summary,
+    /// One row per second and scenario (or probe).
+    pub timeline: &'a [SecondRow],
+}
+
+/// One report format.
+pub trait Exporter {
+    /// The file it writes in the output directory.
+    fn file_name(&self) -> &'static str;
+    /// The file's contents.
+    fn render(&self, run: &RunReport<'_>) -> Result<Vec<u8>, ReportError>;
+}
+
+/// The exporter of a format.
+pub fn exporter_for(format: ReportFormat) -> Box<dyn Exporter> {
+    match format {
+        ReportFormat::Json => Box::new(summary::JsonExporter),
+        ReportFormat::Junit => Box::new(junit::JunitExporter),
+        ReportFormat::Csv => Box::new(csv::CsvExporter),
+        ReportFormat::Table => Box::new(table::TableExporter),
+    }
+}
+
+/// The exporters for `formats`: summary.json first and always, then the others in order.
+pub fn exporters(formats: &[ReportFormat]) -> Vec<Box<dyn Exporter>> {
+    let mut list = vec![ReportFormat::Json];
+    list.extend(formats.iter().copied().filter(|f| *f != ReportFormat::Json));
+    list.dedup();
+    list.into_iter().map(exporter_for).collect()
+}
+
+/// Write the reports of a run into `dir` (created if needed). Returns the paths written,
+/// summary.json first.
 pub fn write_reports(
     dir: &Path,
-    summary: &Summary,
-    metrics: &RunMetrics,
+    run: &RunReport<'_>,
     formats: &[ReportFormat],
 ) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
@@ -55,40 +94,25 @@ pub fn write_reports(
         source,
     })?;
     let mut written = Vec::new();
-
-    let path = dir.join(SUMMARY_FILE);
-    let mut json = summary.to_json_pretty();
-    json.push('\n');
-    fs::write(&path, json).map_err(|source| ReportError::Write {
-        path: path.clone(),
-        source,
-    })?;
-    written.push(path);
-
-    if formats.contains(&ReportFormat::Junit) {
-        let path = dir.join(JUNIT_FILE);
-        junit::render(summary)
-            .and_then(|xml| fs::write(&path, xml))
-            .map_err(|source| ReportError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        written.push(path);
-    }
-
-    if formats.contains(&ReportFormat::Csv) {
-        let path = dir.join(TIMESERIES_FILE);
-        let file = fs::File::create(&path).map_err(|source| ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        csv::write(std::io::BufWriter::new(file), &metrics.timeline).map_err(|source| {
-            ReportError::Csv {
-                path: path.clone(),
-                source,
-            }
-        })?;
+    for e in exporters(formats) {
+        let path = dir.join(e.file_name());
+        let bytes = e.render(run)?;
+        write_atomic(&path, &bytes)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Write `bytes` to `path` through a temp file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_data().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }

@@ -6,10 +6,14 @@
 //! from these types is committed at `testdata/summary.schema.json`; a test fails when the
 //! two drift apart.
 //!
-//! Extending: a drill that reports a section adds an `Option<T>` field with
+//! Extending: a drill that reports a section adds a variant to
+//! [`crate::control::Section`] and an `Option<T>` field here with
 //! `#[serde(default, skip_serializing_if = "Option::is_none")]` (typed, so it appears in the
-//! schema). Until it has a type, a drill may put a JSON value into [`Summary::sections`],
-//! which is flattened into the top-level object.
+//! schema), filled in [`Summary::build`]. Events carry their typed fields flattened beside
+//! `at_s`, `kind` and `detail`.
+//!
+//! An interrupted run (Ctrl-C, SIGTERM) never reads as a pass: its verdict is `fail` with
+//! `interrupted: true`, whatever the checks over what ran said (the CLI exits 105).
 //!
 //! Units: latencies are milliseconds rounded to 3 decimals (HDR histograms keep 3 significant
 //! digits); `latency_ms` is intended send → last byte (coordinated-omission corrected in the
@@ -18,14 +22,16 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
-use crate::metrics::{RunMetrics, SeriesStats};
+use crate::control::{ProbeReport, Section, Stopped};
+pub use crate::metrics::{round3, LatencySummary};
+use crate::metrics::{EventKind, RunMetrics, SeriesStats, SourceKind};
 
-/// Overall outcome: `fail` iff any check failed.
+/// Overall outcome: `fail` when any check failed or the run was interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -33,20 +39,12 @@ pub enum Verdict {
     Fail,
 }
 
-/// Why a run stopped before its plan's end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Interruption {
-    /// Stopped from outside (Ctrl-C, SIGTERM); the report covers what ran.
-    Interrupted(String),
-    /// Stopped by an `abort_on_fail` threshold (or another abort rule).
-    Aborted(String),
-}
-
 /// The whole `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "loadgate summary.json")]
 pub struct Summary {
-    /// `pass` when every check passed (a run without checks passes), else `fail`.
+    /// `pass` when every check passed (a run without checks passes) and the run was not
+    /// interrupted, else `fail`.
     pub verdict: Verdict,
     /// Every judged expectation: thresholds, probes, drills.
     pub checks: Vec<CheckResult>,
@@ -69,11 +67,15 @@ pub struct Summary {
     /// Why the run stopped early, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
-    /// Things that happened on the run clock (scenario start/end, aborts, faults, ...).
+    /// Things that happened on the run clock (scenario start/end, aborts, probe failures,
+    /// burn alerts, ...), in time order.
     pub events: Vec<EventSummary>,
-    /// Sections added by drills that have no typed field yet, flattened into the top level.
-    #[serde(flatten)]
-    pub sections: BTreeMap<String, serde_json::Value>,
+    /// One entry per probe: samples, failures, latency, the slowest samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<ProbeReport>>,
+    /// One entry per SLO: error budget, burn-rate windows, verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slos: Option<Vec<SloReport>>,
 }
 
 /// One scenario's results.
@@ -103,18 +105,6 @@ pub struct ScenarioSummary {
     pub response_checks: ResponseChecks,
 }
 
-/// Latency distribution in milliseconds. All zero when there were no samples.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-pub struct LatencySummary {
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
 /// Counts of per-response check evaluations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ResponseChecks {
@@ -122,37 +112,22 @@ pub struct ResponseChecks {
     pub failed: u64,
 }
 
-/// An event of the run timeline.
+/// An event of the run timeline: its time, a line for people, and its typed fields
+/// (`kind` and the kind's own fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EventSummary {
     /// Seconds since the run started.
     pub at_s: f64,
-    pub kind: String,
+    /// One line for people.
     pub detail: String,
+    #[serde(flatten)]
+    pub event: EventKind,
 }
 
-/// Round to 3 decimals (what a 3-significant-digit histogram supports in ms).
-pub fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
-impl LatencySummary {
-    /// From a histogram in microseconds.
-    pub fn from_micros(h: &Histogram<u64>) -> LatencySummary {
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        let ms = |us: f64| round3(us / 1000.0);
-        let q = |p: f64| ms(h.value_at_quantile(p) as f64);
-        LatencySummary {
-            mean: ms(h.mean()),
-            p50: q(0.50),
-            p90: q(0.90),
-            p95: q(0.95),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: ms(h.max() as f64),
-        }
+impl EventSummary {
+    /// The `kind` tag, e.g. `scenario_start`.
+    pub fn kind(&self) -> &'static str {
+        self.event.name()
     }
 }
 
@@ -165,16 +140,21 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Summary {
-    /// Build the summary of a run from its merged metrics and its judged checks.
+    /// Build the summary of a run from its merged metrics, its judged checks and the
+    /// controllers' report sections.
     pub fn build(
         plan_name: &str,
         metrics: &RunMetrics,
         checks: Vec<CheckResult>,
+        sections: Vec<Section>,
         started_at_wall: SystemTime,
-        interruption: Option<Interruption>,
+        stopped: Option<&Stopped>,
     ) -> Summary {
         let mut scenarios = BTreeMap::new();
         for (idx, info) in metrics.scenarios.iter().enumerate() {
+            if info.kind != SourceKind::Scenario {
+                continue;
+            }
             let mut merged = SeriesStats::default();
             let mut errors_by_kind: BTreeMap<String, u64> = BTreeMap::new();
             let mut status_codes: BTreeMap<String, u64> = BTreeMap::new();
@@ -221,13 +201,28 @@ impl Summary {
         }
         let checks_failed = checks.iter().filter(|c| !c.passed).count() as u64;
         let checks_passed = checks.len() as u64 - checks_failed;
-        let (interrupted, aborted, stop_reason) = match interruption {
+        let (interrupted, aborted, stop_reason) = match stopped {
             None => (false, false, None),
-            Some(Interruption::Interrupted(r)) => (true, false, Some(r)),
-            Some(Interruption::Aborted(r)) => (false, true, Some(r)),
+            Some(Stopped::Interrupted) => (
+                true,
+                false,
+                Some("interrupted (Ctrl-C / SIGTERM)".to_string()),
+            ),
+            Some(Stopped::Aborted { check, observed }) => (
+                false,
+                true,
+                Some(format!("abort_on_fail check failed: {check} ({observed})")),
+            ),
         };
+        let (mut probes, mut slos) = (None, None);
+        for s in sections {
+            match s {
+                Section::Probes(p) => probes = Some(p),
+                Section::Slos(s) => slos = Some(s),
+            }
+        }
         Summary {
-            verdict: if checks_failed == 0 {
+            verdict: if checks_failed == 0 && !interrupted {
                 Verdict::Pass
             } else {
                 Verdict::Fail
@@ -247,11 +242,12 @@ impl Summary {
                 .iter()
                 .map(|e| EventSummary {
                     at_s: round3(e.at.as_secs_f64()),
-                    kind: e.kind.clone(),
-                    detail: e.detail.clone(),
+                    detail: e.kind.detail(),
+                    event: e.kind.clone(),
                 })
                 .collect(),
-            sections: BTreeMap::new(),
+            probes,
+            slos,
         }
     }
 
@@ -261,7 +257,7 @@ impl Summary {
         self.checks.extend(more);
         self.checks_failed = self.checks.iter().filter(|c| !c.passed).count() as u64;
         self.checks_passed = self.checks.len() as u64 - self.checks_failed;
-        self.verdict = if self.checks_failed == 0 {
+        self.verdict = if self.checks_failed == 0 && !self.interrupted {
             Verdict::Pass
         } else {
             Verdict::Fail
@@ -282,4 +278,22 @@ impl Summary {
 /// The JSON Schema of summary.json (committed at `testdata/summary.schema.json`).
 pub fn json_schema() -> serde_json::Value {
     schemars::schema_for!(Summary).to_value()
+}
+
+/// summary.json.
+pub struct JsonExporter;
+
+impl crate::report::Exporter for JsonExporter {
+    fn file_name(&self) -> &'static str {
+        crate::report::SUMMARY_FILE
+    }
+
+    fn render(
+        &self,
+        run: &crate::report::RunReport<'_>,
+    ) -> Result<Vec<u8>, crate::report::ReportError> {
+        let mut json = run.summary.to_json_pretty();
+        json.push('\n');
+        Ok(json.into_bytes())
+    }
 }

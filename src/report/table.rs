@@ -4,8 +4,22 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
-use crate::checks::threshold_eval::format_number;
+use crate::metrics::format_number;
 use crate::report::summary::{Summary, Verdict};
+use crate::report::{Exporter, ReportError, RunReport, TABLE_FILE};
+
+/// summary.txt: the table the terminal shows.
+pub struct TableExporter;
+
+impl Exporter for TableExporter {
+    fn file_name(&self) -> &'static str {
+        TABLE_FILE
+    }
+
+    fn render(&self, run: &RunReport<'_>) -> Result<Vec<u8>, ReportError> {
+        Ok(render(run.summary).into_bytes())
+    }
+}
 
 /// Render the table (ends with a newline).
 pub fn render(summary: &Summary) -> String {

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgate::engine::template::Template;
 use loadgate::engine::{self, EngineOptions};
+use loadgate::grammar::template::Template;
 use loadgate::metrics::RunMetrics;
 use loadgate::spec::{ExecutorSpec, HttpOptions, RequestSpec, RunSpec, ScenarioSpec};
 use tokio_util::sync::CancellationToken;
@@ -126,6 +126,8 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         feeders: BTreeMap::new(),
         scenarios,
         thresholds: Vec::new(),
+        probes: Vec::new(),
+        slos: Vec::new(),
         report_formats: Vec::new(),
     }
 }
@@ -137,6 +139,7 @@ pub fn run(spec: RunSpec, threads: usize) -> RunMetrics {
         EngineOptions {
             threads,
             segment: None,
+            slices: false,
         },
         CancellationToken::new(),
     )

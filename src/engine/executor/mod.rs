@@ -50,6 +50,7 @@ pub const ON_TIME_TOLERANCE: Duration = Duration::from_millis(1);
 
 use super::http::{Client, ResponseData, Target};
 use super::request::{IterVars, RequestSource, Scratch};
+use crate::engine::control::ScenarioSteer;
 use crate::metrics::recorder::{Aggregator, Recorder};
 use crate::metrics::{ErrorKind, SeriesKey};
 use crate::spec::{ExecutorSpec, ScenarioSpec};
@@ -144,6 +145,9 @@ pub trait Schedule {
     fn iteration_started(&self) {}
     /// A VU finished an iteration.
     fn iteration_finished(&self) {}
+    /// Controllers changed the scenario's steering (arrival-rate executors follow its rate
+    /// overrides; the closed model has no rate and ignores it).
+    fn steer(&self, _steering: &crate::engine::control::Steering) {}
 }
 
 /// Build the schedule of a scenario for one lane. `max_connections` caps the VUs.
@@ -231,6 +235,9 @@ pub struct ScenarioCtx {
     pub stop: CancellationToken,
     /// Set by the worker's watcher task when `stop` is cancelled.
     pub stopped: Rc<Cell<bool>>,
+    /// Rate and weight changes from controllers; `steer_seen` is the version applied here.
+    steer: Arc<ScenarioSteer>,
+    steer_seen: Cell<u64>,
     tracker: TaskTracker,
     vus: RefCell<Vec<AbortHandle>>,
 }
@@ -249,6 +256,7 @@ impl ScenarioCtx {
         agg: Arc<Aggregator>,
         stop: CancellationToken,
         stopped: Rc<Cell<bool>>,
+        steer: Arc<ScenarioSteer>,
     ) -> ScenarioCtx {
         let start = origin + spec.start_after;
         ScenarioCtx {
@@ -264,8 +272,24 @@ impl ScenarioCtx {
             agg,
             stop,
             stopped,
+            steer,
+            steer_seen: Cell::new(0),
             tracker: TaskTracker::new(),
             vus: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Apply steering changes made since the last call (one relaxed load when none).
+    #[inline]
+    fn refresh_steering(&self) {
+        if self.steer.version() == self.steer_seen.get() {
+            return;
+        }
+        let (version, steering) = self.steer.read();
+        self.steer_seen.set(version);
+        self.schedule.steer(&steering);
+        if let Some(w) = &steering.weights {
+            self.source.set_weights(w);
         }
     }
 }
@@ -337,6 +361,7 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
         if ctx.stopped.get() {
             break;
         }
+        ctx.refresh_steering();
         let now = Instant::now();
         match ctx.schedule.next(&vu.state, now, &ctx) {
             Step::Done => break,

@@ -25,13 +25,16 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::{Lane, ScenarioCtx, Schedule, Step, VuState};
-use crate::engine::pacer::Pacer;
+use crate::engine::control::Steering;
+use crate::engine::pacer::{Pacer, Steered};
 
 /// Minimum lateness before an arrival counts as "no VU was free".
 pub const MIN_SLACK: Duration = Duration::from_millis(10);
 
 pub struct OpenSchedule<P: Pacer> {
-    pacer: P,
+    /// The executor's pacer, with the rate overrides controllers set (see
+    /// [`crate::engine::control`]).
+    pacer: Steered<P>,
     lane: Lane,
     next: Cell<u64>,
     live: Cell<u32>,
@@ -47,7 +50,7 @@ impl<P: Pacer> OpenSchedule<P> {
         let max = (lane.share(max_vus.max(pre_allocated_vus) as u64) as u32).max(1);
         let pre = (lane.share(pre_allocated_vus as u64) as u32).clamp(1, max);
         OpenSchedule {
-            pacer,
+            pacer: Steered::new(pacer),
             lane,
             next: Cell::new(0),
             live: Cell::new(0),
@@ -107,6 +110,11 @@ impl<P: Pacer> Schedule for OpenSchedule<P> {
                 grow: false,
             };
         }
+    }
+
+    fn steer(&self, steering: &Steering) {
+        let rates: Vec<_> = steering.rates.iter().map(|r| (r.at, r.rate)).collect();
+        self.pacer.apply(&rates);
     }
 
     fn grow(&self) -> Option<u64> {

@@ -17,7 +17,13 @@
 //! percentile   := "p" ws* "(" ws* number ws* ")"        0 <= number <= 100, e.g. p(99.9)
 //! operator     := "<=" | "<" | ">=" | ">" | "===" | "==" | "!="
 //! number       := ("+" | "-")? digit+ ("." digit+)? (("e" | "E") ("+" | "-")? digit+)?
+//! windowed     := expression "over" ws+ duration      e.g. p(95)<250 over 30s
 //! ```
+//!
+//! A windowed expression (`p(95)<250 over 30s`, none of the anchors has it: k6 #2379) is judged
+//! on every window of that length of the run, sliding by one second, and fails at the first
+//! window that breaks it; see [`crate::checks::window`]. `duration` is a
+//! [`crate::grammar::units`] duration of at least one second.
 //!
 //! `==` and `===` both mean exact equality (k6 keeps both from JavaScript). Values of trend
 //! aggregations are milliseconds; `rate` of a rate metric is a fraction in `[0, 1]`; `rate` of
@@ -46,14 +52,13 @@
 //! | `http_reqs`             | counter | count rate                   |
 //! | `dropped_iterations`    | counter | count rate                   |
 //!
-//! Tags a key may filter on: `scenario`, `name` (request name), `method`, `status`, `error`
+//! Tags a key may filter on: `scenario`, `probe` (a probe's samples: kept apart, matched only
+//! when named), `name` (request name), `method`, `status`, `error`
 //! (an [`crate::metrics::ErrorKind`] name such as `timeout`), `expected_response`
 //! (`true`/`false`), and any custom tag of the scenario.
 use std::fmt;
 
 use thiserror::Error;
-
-pub use crate::checks::threshold_eval::{evaluate, evaluate_expr, ThresholdOutcome};
 
 /// A parsed threshold expression such as `p(95) < 250`.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +69,9 @@ pub struct ThresholdExpr {
     pub op: Op,
     /// Right-hand side; milliseconds for trend aggregations.
     pub value: f64,
+    /// `over 30s`: judge every window of this length (whole seconds, >= 1 s) instead of the
+    /// whole run.
+    pub window: Option<std::time::Duration>,
 }
 
 /// The left-hand side of an expression.
@@ -117,9 +125,11 @@ pub const KNOWN_METRICS: [(&str, MetricType); 6] = [
     ("dropped_iterations", MetricType::Counter),
 ];
 
-/// The tags every sample carries (scenarios may add their own).
-pub const BUILTIN_TAGS: [&str; 6] = [
+/// The tags every sample carries (scenarios may add their own). A probe's samples carry
+/// `probe` instead of `scenario`.
+pub const BUILTIN_TAGS: [&str; 7] = [
     "scenario",
+    "probe",
     "name",
     "method",
     "status",
@@ -173,6 +183,14 @@ pub enum ThresholdError {
         kind: &'static str,
         aggregation: String,
         allowed: &'static str,
+    },
+    #[error(
+        "bad window in `{expr}` at column {column}: {reason}; write e.g. `p(95)<250 over 30s`"
+    )]
+    BadWindow {
+        expr: String,
+        column: usize,
+        reason: String,
     },
     #[error("invalid metric key `{key}`: {reason}")]
     MetricKey { key: String, reason: String },
@@ -298,10 +316,14 @@ impl fmt::Display for Op {
     }
 }
 
-/// Canonical form without spaces, e.g. `p(95)<250`.
+/// Canonical form without spaces, e.g. `p(95)<250`, `p(95)<250 over 30s`.
 impl fmt::Display for ThresholdExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.aggregation, self.op, self.value)
+        write!(f, "{}{}{}", self.aggregation, self.op, self.value)?;
+        if let Some(w) = self.window {
+            write!(f, " over {}", crate::grammar::units::Duration(w))?;
+        }
+        Ok(())
     }
 }
 
@@ -496,6 +518,26 @@ impl ThresholdExpr {
         })?;
 
         c.skip_ws();
+        let mut window = None;
+        let window_column = c.column();
+        if c.rest().starts_with("over") && c.rest()[4..].starts_with([' ', '\t']) {
+            c.pos += 4;
+            c.skip_ws();
+            let text = c.rest().trim_end();
+            let bad = |reason: String| ThresholdError::BadWindow {
+                expr: expr.clone(),
+                column: window_column,
+                reason,
+            };
+            let d = crate::grammar::units::parse_duration(text).map_err(|e| bad(e.to_string()))?;
+            if d < std::time::Duration::from_secs(1) || d.subsec_nanos() != 0 {
+                return Err(bad(format!(
+                    "the window must be a whole number of seconds, at least 1s (got {text})"
+                )));
+            }
+            window = Some(d);
+            c.pos = c.src.len();
+        }
         if !c.rest().is_empty() {
             return Err(ThresholdError::TrailingInput {
                 column: c.column(),
@@ -508,8 +550,19 @@ impl ThresholdExpr {
             aggregation,
             op,
             value,
+            window,
         })
     }
+}
+
+/// Parse a metric key and check that its metric is known (the plan's and `attack
+/// --threshold`'s shared first step).
+pub fn metric_key(key: &str) -> Result<(String, Vec<(String, String)>), ThresholdError> {
+    let (metric, tags) = parse_metric_key(key)?;
+    if !known_metric(&metric) {
+        return Err(ThresholdError::UnknownMetric { metric });
+    }
+    Ok((metric, tags))
 }
 
 /// Parse a metric key such as `http_req_duration{scenario:chat,status:200}` into the metric

@@ -17,8 +17,14 @@
 //!              | "random(" choice ( "|" choice )* ")"   one choice, uniformly (each trimmed)
 //!              | "randint(" int "," int ")"   a uniform integer in [lo, hi] (inclusive)
 //!              | FEEDER "." COLUMN            a value of the feeder's current row
-//! FEEDER, COLUMN := [A-Za-z_][A-Za-z0-9_-]*
+//!              | NAME                         a value captured earlier in a probe chain
+//!                                             (probe templates only, see below)
+//! FEEDER, COLUMN, NAME := [A-Za-z_][A-Za-z0-9_-]*
 //! ```
+//!
+//! `NAME` placeholders exist only in probe requests ([`Template::parse_with_vars`]): a chain's
+//! poll reads what its submit captured (`/v1/jobs/{{id}}`). Scenario templates reject them
+//! as unknown placeholders.
 //!
 //! - `seq` is unique within a scenario and 0-based. In the arrival-rate executors it is the
 //!   arrival index (0, 1, 2, ... in schedule order, across all worker threads and segments).
@@ -70,7 +76,19 @@ pub enum Part {
     Iter,
     Random(Vec<String>),
     RandInt(i64, i64),
-    Feeder { feeder: String, column: String },
+    Feeder {
+        feeder: String,
+        column: String,
+    },
+    /// A captured value (probe templates only).
+    Var(String),
+}
+
+/// What a placeholder that needs outside data refers to (see [`Template::render_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref<'a> {
+    Feeder { feeder: &'a str, column: &'a str },
+    Var(&'a str),
 }
 
 /// Why a template does not parse. Offsets are bytes into the template text.
@@ -91,8 +109,18 @@ pub enum TemplateError {
 }
 
 impl Template {
-    /// Parse template text (see the module doc for the grammar).
+    /// Parse template text (see the module doc for the grammar); `NAME` placeholders are
+    /// unknown.
     pub fn parse(s: &str) -> Result<Template, TemplateError> {
+        Template::parse_mode(s, false)
+    }
+
+    /// Parse a probe's template: a bare `{{NAME}}` reads a captured value.
+    pub fn parse_with_vars(s: &str) -> Result<Template, TemplateError> {
+        Template::parse_mode(s, true)
+    }
+
+    fn parse_mode(s: &str, vars: bool) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = 0usize;
         while rest < s.len() {
@@ -114,7 +142,7 @@ impl Template {
                     let raw = &s[inner_start..close];
                     let lead = raw.len() - raw.trim_start().len();
                     let expr = raw.trim();
-                    parts.push(parse_expr(expr, inner_start + lead, open)?);
+                    parts.push(parse_expr(expr, inner_start + lead, open, vars)?);
                     rest = close + 2;
                 }
             }
@@ -149,14 +177,14 @@ impl Template {
     }
 
     /// Render once, outside the engine's hot path (probes, read-backs, tests): placeholders
-    /// take their values from `vars`, `rng`, and `feeder(feeder, column, out)`, which appends
-    /// the value of the current row (the engine's own workers use pre-bound templates instead,
-    /// see `engine::request`).
+    /// take their values from `vars`, `rng`, and `lookup(reference, out)`, which appends the
+    /// value of a feeder's current row or of a captured variable (the engine's own workers use
+    /// pre-bound templates instead, see `engine::request`).
     pub fn render_with(
         &self,
         vars: RenderVars,
         rng: &mut impl rand::Rng,
-        feeder: &mut dyn FnMut(&str, &str, &mut Vec<u8>),
+        lookup: &mut dyn FnMut(Ref<'_>, &mut Vec<u8>),
         out: &mut Vec<u8>,
     ) {
         use std::io::Write;
@@ -183,7 +211,8 @@ impl Template {
                 Part::RandInt(lo, hi) => {
                     let _ = write!(out, "{}", rng.random_range(*lo..=*hi));
                 }
-                Part::Feeder { feeder: f, column } => feeder(f, column, out),
+                Part::Feeder { feeder, column } => lookup(Ref::Feeder { feeder, column }, out),
+                Part::Var(name) => lookup(Ref::Var(name), out),
             }
         }
     }
@@ -191,8 +220,16 @@ impl Template {
     /// Render to a `String` (no feeders: their placeholders render empty).
     pub fn render_string(&self, vars: RenderVars) -> String {
         let mut out = Vec::new();
-        self.render_with(vars, &mut rand::rng(), &mut |_, _, _| {}, &mut out);
+        self.render_with(vars, &mut rand::rng(), &mut |_, _| {}, &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Every captured-variable name the template reads, in order of appearance.
+    pub fn vars_used(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(name) => Some(name.as_str()),
+            _ => None,
+        })
     }
 
     /// Every `(feeder, column)` pair the template reads, in order of appearance.
@@ -251,7 +288,7 @@ fn is_ident(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn parse_expr(expr: &str, offset: usize, open: usize) -> Result<Part, TemplateError> {
+fn parse_expr(expr: &str, offset: usize, open: usize, vars: bool) -> Result<Part, TemplateError> {
     match expr {
         "" => return Err(TemplateError::Empty(open)),
         "uuid" => return Ok(Part::Uuid),
@@ -300,6 +337,9 @@ fn parse_expr(expr: &str, offset: usize, open: usize) -> Result<Part, TemplateEr
                 column: column.to_string(),
             });
         }
+    }
+    if vars && is_ident(expr) {
+        return Ok(Part::Var(expr.to_string()));
     }
     Err(TemplateError::Unknown {
         name: expr.to_string(),
@@ -422,7 +462,11 @@ mod tests {
         t.render_with(
             vars,
             &mut rand::rng(),
-            &mut |f, c, o| o.extend_from_slice(format!("{f}:{c}").as_bytes()),
+            &mut |r, o| {
+                if let Ref::Feeder { feeder, column } = r {
+                    o.extend_from_slice(format!("{feeder}:{column}").as_bytes())
+                }
+            },
             &mut out,
         );
         assert_eq!(String::from_utf8(out).unwrap(), "/u/2/3/7/4/x/f:c");

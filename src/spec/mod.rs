@@ -6,13 +6,25 @@
 //!
 //! Units: durations are [`std::time::Duration`]; rates are requests (iterations) per second as
 //! `f64`.
+//!
+//! This module is a leaf: it imports nothing of the crate but the parsed grammars
+//! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`probe`], [`slo`],
+//! [`stack`]).
+pub mod probe;
+pub mod slo;
+pub mod stack;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checks::response::ResponseCheck;
-use crate::checks::threshold::ThresholdExpr;
-use crate::engine::template::Template;
+use crate::grammar::response::ResponseCheck;
+use crate::grammar::template::Template;
+use crate::grammar::threshold::ThresholdExpr;
+
+pub use probe::{Capture, ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
+pub use slo::{BurnWindow, Severity, Sli, SloSpec};
+pub use stack::{Component, EdgeStrategy, StackBackend, StackOp, StackSpec};
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]
@@ -27,10 +39,47 @@ pub struct RunSpec {
     pub feeders: BTreeMap<String, Arc<Feeder>>,
     /// Scenarios run concurrently, each from its own `start_after`.
     pub scenarios: Vec<ScenarioSpec>,
-    /// Thresholds judged at the end (and live, for `abort_on_fail`).
+    /// Thresholds judged at the end (and live, for `abort_on_fail` and windows).
     pub thresholds: Vec<ThresholdSpec>,
+    /// Synthetic requests on a cadence, each with its own SLO (kept apart from scenarios).
+    pub probes: Vec<ProbeSpec>,
+    /// Service level objectives with error budgets and burn-rate alerts.
+    pub slos: Vec<SloSpec>,
     /// Report formats to write into the output directory (summary.json is always written).
     pub report_formats: Vec<ReportFormat>,
+}
+
+impl RunSpec {
+    /// A run with these scenarios and nothing else (no thresholds, probes or SLOs): the shape
+    /// `attack` and tests start from.
+    pub fn new(name: &str, target: &str, http: HttpOptions, scenarios: Vec<ScenarioSpec>) -> Self {
+        RunSpec {
+            name: name.to_string(),
+            target: target.to_string(),
+            http,
+            feeders: BTreeMap::new(),
+            scenarios,
+            thresholds: Vec::new(),
+            probes: Vec::new(),
+            slos: Vec::new(),
+            report_formats: ReportFormat::ALL.to_vec(),
+        }
+    }
+
+    /// How long the plan runs when nothing stops it early: the latest scenario end (its
+    /// `start_after` plus the executor's own length, without `graceful_stop`).
+    pub fn planned_duration(&self) -> Duration {
+        self.scenarios
+            .iter()
+            .map(|s| s.start_after + s.executor.max_duration())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Index of a scenario by name.
+    pub fn scenario_index(&self, name: &str) -> Option<usize> {
+        self.scenarios.iter().position(|s| s.name == name)
+    }
 }
 
 /// HTTP client options.
@@ -229,6 +278,9 @@ pub struct ThresholdSpec {
     pub abort_on_fail: bool,
     /// Do not evaluate for abort before this much of the run has passed.
     pub delay: Duration,
+    /// Fewer samples than this (under the filter; per window for a windowed expression) is
+    /// "too few samples", never a pass. At least 1.
+    pub min_samples: u64,
 }
 
 /// Report formats.
@@ -247,53 +299,4 @@ impl ReportFormat {
         ReportFormat::Junit,
         ReportFormat::Csv,
     ];
-}
-
-/// The plan's `stack:` section, lowered: which reference stack to start before the run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StackSpec {
-    pub backend: StackBackend,
-    /// Number of gateway instances (>= 1).
-    pub gateways: u32,
-    /// Put an edge balancer in front of the gateways (TARGET_URL then points at the edge).
-    pub edge: Option<EdgeStrategy>,
-    /// Container image for Redis (containers backend); None: the backend's default.
-    pub redis_image: Option<String>,
-    /// Container image for PostgreSQL (containers backend); None: the backend's default.
-    pub postgres_image: Option<String>,
-    /// Extra environment for the gateways (e.g. GATEWAY_PROFILE=staging).
-    pub gateway_env: BTreeMap<String, String>,
-}
-
-impl Default for StackSpec {
-    fn default() -> Self {
-        StackSpec {
-            backend: StackBackend::Auto,
-            gateways: 1,
-            edge: None,
-            redis_image: None,
-            postgres_image: None,
-            gateway_env: BTreeMap::new(),
-        }
-    }
-}
-
-/// How Redis and PostgreSQL are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StackBackend {
-    /// Containers when a Docker engine answers and the images are there, else processes.
-    Auto,
-    /// testcontainers.
-    Containers,
-    /// Local child processes (redis-server; initdb + postgres).
-    Process,
-    /// Someone else's environment: URLs come from the environment (TARGET_URL, ...).
-    External,
-}
-
-/// Load-balancing strategy of the edge role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgeStrategy {
-    RoundRobin,
-    LeastConnections,
 }

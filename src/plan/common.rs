@@ -1,0 +1,193 @@
+//! Pieces of lowering that scenarios, probes and the plan as a whole share: defaults,
+//! templates, headers, bodies and feeder references. A module of its own so that `validate`
+//! (the plan), `scenario` and `probes` import it and not each other.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::grammar::template::Template;
+use crate::spec::Feeder;
+
+use super::problem::Issues;
+use super::tree::PathSeg;
+
+/// Default per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `graceful_stop` (as k6).
+pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
+/// Default `max_duration` of the iteration executors (as k6).
+pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
+/// Default `pre_allocated_vus` of the arrival-rate executors.
+pub const DEFAULT_PRE_ALLOCATED_VUS: u32 = 10;
+/// `max_vus` defaults to `max(pre_allocated_vus, DEFAULT_MAX_VUS)`.
+pub const DEFAULT_MAX_VUS: u32 = 100;
+
+pub(crate) fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
+    match Template::parse(text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            issues.at(path, format!("bad template: {e}"));
+            None
+        }
+    }
+}
+
+pub(crate) fn headers(
+    map: Option<&BTreeMap<String, String>>,
+    base: &[PathSeg],
+    issues: &mut Issues,
+) -> Vec<(String, Template)> {
+    let mut out = Vec::new();
+    for (name, value) in map.into_iter().flatten() {
+        let mut p = base.to_vec();
+        p.push(PathSeg::Key(name.clone()));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            issues.at_key(&p, format!("{name:?} is not a valid header name"));
+            continue;
+        }
+        if let Some(t) = template(value, &p, issues) {
+            out.push((name.clone(), t));
+        }
+    }
+    out
+}
+
+/// Report every `{{feeder.column}}` of `t` that names no feeder of the plan, or no column of it.
+pub(crate) fn check_feeder_refs(
+    t: &Template,
+    path: &[PathSeg],
+    feeders: &BTreeMap<String, Feeder>,
+    issues: &mut Issues,
+) {
+    for (f, c) in t.feeders_used() {
+        match feeders.get(f) {
+            None => {
+                let known: Vec<&str> = feeders.keys().map(String::as_str).collect();
+                let hint = if known.is_empty() {
+                    "the plan defines no feeders".to_string()
+                } else {
+                    format!("feeders: {}", known.join(", "))
+                };
+                issues.at(
+                    path,
+                    format!("{{{{{f}.{c}}}}} names an unknown feeder {f:?} ({hint})"),
+                );
+            }
+            Some(feeder) if feeder.columns.is_empty() => {} // failed to load: reported there
+            Some(feeder) if !feeder.columns.iter().any(|col| col == c) => issues.at(
+                path,
+                format!(
+                    "{{{{{f}.{c}}}}}: feeder {f:?} has no column {c:?} (columns: {})",
+                    feeder.columns.join(", ")
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// A request body: a YAML string is sent as written; any other value is sent as JSON (its
+/// placeholders all sit inside JSON strings and their values are escaped,
+/// `RequestSpec::body_json`), with `content-type: application/json` unless a header sets
+/// one. Returns the template and whether it is JSON. `vars`: `{{NAME}}` placeholders are
+/// allowed (probe chains).
+pub(crate) fn body_with(
+    body: Option<&serde_json::Value>,
+    path: &[PathSeg],
+    hdrs: &mut Vec<(String, Template)>,
+    default_headers: &[String],
+    issues: &mut Issues,
+    vars: bool,
+) -> (Option<Template>, bool) {
+    let parse = |text: &str, issues: &mut Issues| {
+        if vars {
+            template_vars(text, path, issues)
+        } else {
+            template(text, path, issues)
+        }
+    };
+    match body {
+        None => (None, false),
+        Some(serde_json::Value::String(s)) => (parse(s, issues), false),
+        Some(v) => {
+            let json = serde_json::to_string(v).unwrap_or_default();
+            let has_ct = |n: &str| n.eq_ignore_ascii_case("content-type");
+            if !hdrs.iter().any(|(n, _)| has_ct(n)) && !default_headers.iter().any(|n| has_ct(n)) {
+                hdrs.push((
+                    "content-type".to_string(),
+                    Template::literal("application/json"),
+                ));
+            }
+            (parse(&json, issues), true)
+        }
+    }
+}
+
+/// [`body_with`] for scenario requests (no `{{NAME}}` placeholders).
+pub(crate) fn body(
+    body: Option<&serde_json::Value>,
+    path: &[PathSeg],
+    hdrs: &mut Vec<(String, Template)>,
+    default_headers: &[String],
+    issues: &mut Issues,
+) -> (Option<Template>, bool) {
+    body_with(body, path, hdrs, default_headers, issues, false)
+}
+
+/// Parse a probe template (`{{NAME}}` reads a captured value).
+pub(crate) fn template_vars(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
+    match Template::parse_with_vars(text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            issues.at(path, format!("bad template: {e}"));
+            None
+        }
+    }
+}
+
+/// An HTTP method as written (upper-cased), or a problem.
+pub(crate) fn method(m: &str, path: &[PathSeg], issues: &mut Issues) -> String {
+    let method = m.to_ascii_uppercase();
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        issues.at(
+            path,
+            format!("{method:?} is not an HTTP method (GET, POST, PUT, ...)"),
+        );
+    }
+    method
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feeder_refs_are_checked_against_the_plan_feeders() {
+        let feeders = BTreeMap::from([(
+            "users".to_string(),
+            Feeder {
+                name: "users".into(),
+                columns: vec!["id".into(), "name".into()],
+                rows: vec![],
+                order: crate::spec::FeederOrder::Sequential,
+            },
+        )]);
+        let t = Template::parse(
+            "{{users.id}} {{ users.nick }} {{uuid}} {{seq}} {{prompts.text}} {{random(a.b)}}",
+        )
+        .unwrap();
+        let mut issues = Issues::default();
+        check_feeder_refs(&t, &[PathSeg::from("body")], &feeders, &mut issues);
+        let msgs: Vec<&str> = issues.0.iter().map(|i| i.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "{{users.nick}}: feeder \"users\" has no column \"nick\" (columns: id, name)",
+                "{{prompts.text}} names an unknown feeder \"prompts\" (feeders: users)",
+            ]
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! One run's life, in one place: plan → validated plan → stack up → lowered [`RunSpec`] →
+//! run (engine and controllers on the run clock) → reports → stack down.
+//!
+//! `loadgate run` starts from a plan file, `loadgate attack` from a spec it lowered from its
+//! flags; later `capacity` and `merge` start here too. The CLI only parses arguments, calls
+//! [`run`] and maps the [`Outcome`] (or the [`SessionError`]) to an exit code.
+//!
+//! Order matters for what a user sees: every plan problem is reported before anything starts;
+//! the report directory is created (and so proven writable) before the stack starts and any
+//! request is sent; the stack is always shut down, also when lowering or the run fails; an
+//! interrupt while the stack starts stops there.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::control;
+use crate::plan::{self, PlanErrors, PlanOptions};
+use crate::report::{self, ReportError, RunReport, Summary};
+use crate::run::{self, RunError, RunOptions};
+use crate::spec::{RunSpec, StackBackend};
+use crate::stack::{self, StackError, StackOptions};
+
+/// Where a session's run comes from.
+pub enum Source {
+    /// A plan file, read with these options; `backend` overrides its stack backend.
+    Plan {
+        path: PathBuf,
+        options: PlanOptions,
+        backend: Option<StackBackend>,
+    },
+    /// An already lowered run (`attack`).
+    Spec(RunSpec),
+}
+
+/// Where reports go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutDir {
+    /// `reports/<plan-name>-<timestamp>/`.
+    Default,
+    At(PathBuf),
+    /// Write no files.
+    Nowhere,
+}
+
+/// How a session runs.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub out: OutDir,
+    pub run: RunOptions,
+    pub stack: StackOptions,
+    /// Say what the session does on stderr (stack start, report directory).
+    pub announce: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            out: OutDir::Default,
+            run: RunOptions::default(),
+            stack: StackOptions::default(),
+            announce: false,
+        }
+    }
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check passed.
+    Passed,
+    /// A check failed (or a check aborted the run).
+    Failed,
+    /// Ctrl-C / SIGTERM cut the run short; the reports cover what ran.
+    Interrupted,
+}
+
+/// What a finished session produced.
+#[derive(Debug)]
+pub struct Finished {
+    pub summary: Summary,
+    /// Report files written, summary.json first.
+    pub written: Vec<PathBuf>,
+    /// The directory they are in, when any were written.
+    pub dir: Option<PathBuf>,
+}
+
+impl Finished {
+    pub fn outcome(&self) -> Outcome {
+        if self.summary.interrupted {
+            Outcome::Interrupted
+        } else if self.summary.passed() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+/// Why a session could not produce a judged run.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// The plan is invalid; nothing was started or sent.
+    #[error("{0}")]
+    Invalid(PlanErrors),
+    /// The reference stack did not start.
+    #[error("starting the reference stack: {0}")]
+    Stack(#[from] StackError),
+    /// Ctrl-C while the stack was starting: nothing was sent.
+    #[error("interrupted while starting the reference stack; nothing was sent")]
+    InterruptedAtStart,
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("writing reports: {0}")]
+    Report(#[from] ReportError),
+}
+
+/// Run a session to its judged end. `interrupt` is cancelled by the first Ctrl-C / SIGTERM.
+pub async fn run(
+    source: Source,
+    opts: &SessionOptions,
+    interrupt: &CancellationToken,
+) -> Result<Finished, SessionError> {
+    match source {
+        Source::Spec(spec) => {
+            let dir = out_dir(&opts.out, &spec.name);
+            prepare_dir(dir.as_deref())?;
+            judge(spec, dir, opts, interrupt).await
+        }
+        Source::Plan {
+            path,
+            mut options,
+            backend,
+        } => {
+            if let Some(b) = backend {
+                // Through the plan layers, so `${TARGET_URL}` is left for the stack to fill.
+                options.sets.push((
+                    "stack.reference.backend".into(),
+                    backend_name(b).to_string(),
+                ));
+            }
+            let validated = plan::load(&path, &options).map_err(SessionError::Invalid)?;
+            let dir = out_dir(&opts.out, validated.name());
+            prepare_dir(dir.as_deref())?;
+            let mut running = None;
+            let mut extra_env = Vec::new();
+            if let Some(ss) = validated.stack() {
+                if opts.announce {
+                    eprintln!(
+                        "loadgate: starting the reference stack ({:?} backend)...",
+                        ss.backend
+                    );
+                }
+                let started = tokio::select! {
+                    r = stack::start(&ss, &opts.stack) => r?,
+                    _ = interrupt.cancelled() => return Err(SessionError::InterruptedAtStart),
+                };
+                if opts.announce {
+                    eprintln!("loadgate: stack up ({:?})", started.backend());
+                }
+                extra_env = started.env();
+                running = Some(started);
+            }
+            let result = match validated.lower(&extra_env) {
+                Ok(spec) => judge(spec, dir, opts, interrupt).await,
+                Err(errs) => Err(SessionError::Invalid(errs)),
+            };
+            if let Some(stack) = running {
+                if let Err(e) = stack.shutdown().await {
+                    tracing::error!(error = %e, "stopping the reference stack");
+                    eprintln!("loadgate: stopping the reference stack: {e}");
+                }
+            }
+            result
+        }
+    }
+}
+
+/// Run a lowered spec with the standard controllers, build the summary, write the reports.
+async fn judge(
+    spec: RunSpec,
+    dir: Option<PathBuf>,
+    opts: &SessionOptions,
+    interrupt: &CancellationToken,
+) -> Result<Finished, SessionError> {
+    let spec = Arc::new(spec);
+    let controllers = control::standard(&spec);
+    let outcome = run::execute(
+        spec.clone(),
+        controllers,
+        &opts.run,
+        interrupt.clone().cancelled_owned(),
+    )
+    .await?;
+    let summary = Summary::build(
+        &spec.name,
+        &outcome.metrics,
+        outcome.checks,
+        outcome.sections,
+        outcome.started_wall,
+        outcome.stopped.as_ref(),
+    );
+    let written = match &dir {
+        Some(d) => report::write_reports(
+            d,
+            &RunReport {
+                summary: &summary,
+                timeline: &outcome.metrics.timeline,
+            },
+            &spec.report_formats,
+        )?,
+        None => Vec::new(),
+    };
+    Ok(Finished {
+        summary,
+        written,
+        dir,
+    })
+}
+
+fn backend_name(b: StackBackend) -> &'static str {
+    match b {
+        StackBackend::Auto => "auto",
+        StackBackend::Containers => "containers",
+        StackBackend::Process => "process",
+        StackBackend::External => "external",
+    }
+}
+
+fn out_dir(out: &OutDir, plan_name: &str) -> Option<PathBuf> {
+    match out {
+        OutDir::Default => Some(default_out_dir(plan_name)),
+        OutDir::At(p) => Some(p.clone()),
+        OutDir::Nowhere => None,
+    }
+}
+
+/// Create the report directory now, so an unwritable one fails before anything is sent.
+fn prepare_dir(dir: Option<&Path>) -> Result<(), SessionError> {
+    let Some(dir) = dir else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // Prove it is writable (a read-only mount, a directory of someone else's).
+    tempfile::NamedTempFile::new_in(dir).map_err(|source| ReportError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// `reports/<plan-name>-<timestamp>/`
+pub fn default_out_dir(plan_name: &str) -> PathBuf {
+    let ts = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_else(|_| "run".into());
+    let safe: String = plan_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Path::new("reports").join(format!("{safe}-{ts}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_out_dir_is_under_reports() {
+        let d = default_out_dir("my plan");
+        assert!(d.starts_with("reports"));
+        assert!(d
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("my-plan-"));
+    }
+}
