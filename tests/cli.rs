@@ -188,6 +188,52 @@ fn failed_threshold_exits_99_and_passing_one_exits_0() {
 }
 
 #[test]
+fn attack_thresholds_are_validated_before_anything_is_sent() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Counts connections: nothing may even connect.
+        for stream in listener.incoming() {
+            if stream.is_ok() {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    for (threshold, says) in [
+        ("bogus: p(95)<1", "unknown metric `bogus`"),
+        (
+            "http_req_failed: p(95)<1",
+            "does not apply to `http_req_failed`",
+        ),
+        (
+            "http_req_duration{scenario:chat}: p(95)<1",
+            "scenario:chat names nothing",
+        ),
+        ("http_req_duration: p(95)<1 over 0s", "bad window"),
+    ] {
+        let o = run(loadgate().args([
+            "attack",
+            &url(addr, "/"),
+            "-c",
+            "1",
+            "-d",
+            "1s",
+            "--threshold",
+            threshold,
+        ]));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{threshold}: {stderr}");
+        assert!(stderr.contains(says), "{threshold}: {stderr}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a request was sent");
+}
+
+#[test]
 fn invalid_arguments_exit_2_and_send_nothing() {
     for args in [
         vec!["attack", "not a url"],

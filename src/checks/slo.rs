@@ -11,8 +11,10 @@
 //!   PromQL). Windows are judged once full; a pair whose long window never filled (a run cut
 //!   short) is judged once at the end over the seconds there are, marked `partial`.
 //!
-//! An SLO passes when it had at least `min_samples` events and no pair alerted; since the
-//! scaled 1x pair spans the whole run, missing the objective over the run also fails it.
+//! An SLO passes when it had at least `min_samples` events, met its objective over the run
+//! (budget consumed at most 100%) and no pair alerted. A burn that ended before the run did
+//! can miss the objective without the 1x pair firing (its short window has recovered by the
+//! end), so the objective is judged on its own.
 //!
 //! [`SloTracker`] is a fold over [`SecondSlice`]s (the run clock feeds it live, a merge can
 //! replay it); prefix sums make every window O(1).
@@ -375,7 +377,8 @@ impl SloTracker {
                 partial: p.partial,
             })
             .collect();
-        let passed = enough && windows.iter().all(|w| !w.fired);
+        let met = total > 0 && budget.consumed <= 1.0;
+        let passed = enough && met && windows.iter().all(|w| !w.fired);
         SloReport {
             name: self.spec.name.clone(),
             description: self.spec.description.clone(),
@@ -443,7 +446,7 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
         .map(|w| format!("{}x {}s/{}s", format_number(w.factor), w.long_s, w.short_s))
         .collect();
     let expected = format!(
-        "{} of {} good; no burn alert ({})",
+        "{} of {} good over the run; no burn alert ({})",
         percent(r.objective),
         r.sli,
         factors.join(", ")
@@ -465,7 +468,7 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
         };
         return (expected, observed);
     }
-    let fired: Vec<String> = r
+    let mut fired: Vec<String> = r
         .windows
         .iter()
         .filter(|w| w.fired)
@@ -483,6 +486,13 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
             )
         })
         .collect();
+    if r.error_budget.consumed > 1.0 {
+        fired.push(format!(
+            "objective missed: SLI {} < {}",
+            r.sli_value.map(percent).unwrap_or_default(),
+            percent(r.objective)
+        ));
+    }
     let observed = if fired.is_empty() {
         let max = r
             .windows
@@ -634,6 +644,31 @@ mod tests {
             "{observed}"
         );
         assert_eq!(r.good, 6000 - 250);
+    }
+
+    #[test]
+    fn missing_the_objective_fails_even_when_no_pair_fires() {
+        // 1% errors against 99.9%: ten times the budget, but no pair can reach 1000x.
+        let mut t = SloTracker::new(&slo(0.999, vec![pair(10, 2, 1000.0)]));
+        for s in 0..30 {
+            t.push_counts(
+                s,
+                Counts {
+                    good: 99,
+                    total: 100,
+                },
+            );
+        }
+        t.finish();
+        let r = t.report();
+        assert!(r.windows.iter().all(|w| !w.fired));
+        assert!((r.error_budget.consumed - 10.0).abs() < 1e-9);
+        assert!(!r.passed);
+        let (_, observed) = check_texts(&r, 1);
+        assert!(
+            observed.starts_with("objective missed: SLI 99% < 99.9%"),
+            "{observed}"
+        );
     }
 
     #[test]

@@ -9,10 +9,16 @@
 //! The workbook's windows (1 h / 5 min at 14.4x, 6 h / 30 min at 6x: page; 3 d / 6 h at 1x:
 //! ticket) are far longer than a load test, so by default they are scaled to the run: the
 //! longest window (3 d) becomes the run's planned length and every other window keeps its
-//! ratio to it, rounded to whole seconds, at least 1 s ([`BurnWindow::workbook_scaled`]). The
-//! 1x ticket pair over the whole run then fires exactly when the run missed its objective;
-//! the page pairs say "this error rate, sustained this long, would page". Plans may give
-//! their own windows instead.
+//! ratio to it, rounded to whole seconds ([`BurnWindow::workbook_scaled`]). The page pairs
+//! then say "this error rate, sustained this long, would page", the 1x ticket pair "the run
+//! as a whole burned its budget and was still burning at the end". The objective over the
+//! whole run is judged besides the pairs.
+//!
+//! Floors: a long window is at least [`MIN_LONG`] (5 s) and a short one at least 1 s (both at
+//! most the run). Scaled down further, a window of a short test holds so few requests that a
+//! single stray error burns "20x" (1 error in 50 requests against a 99.9% objective): the
+//! workbook's hour-long windows never have that problem, and the floor keeps the scaled
+//! alerts about sustained burns, as the workbook's are. Plans may give their own windows.
 use std::time::Duration;
 
 /// One SLO.
@@ -90,22 +96,30 @@ pub const WORKBOOK: [(u64, u64, f64, Severity); 3] = [
     (3 * 86400, 6 * 3600, 1.0, Severity::Ticket),
 ];
 
+/// The shortest long window of the scaled defaults.
+pub const MIN_LONG: Duration = Duration::from_secs(5);
+
 impl BurnWindow {
     /// The workbook pairs scaled so that the longest window (3 d) lasts `run`: every window
-    /// keeps its ratio to 3 d, rounded to whole seconds, at least 1 s.
+    /// keeps its ratio to 3 d, rounded to whole seconds; long windows at least [`MIN_LONG`],
+    /// short ones at least 1 s, none longer than the run.
     pub fn workbook_scaled(run: Duration) -> Vec<BurnWindow> {
         let longest = WORKBOOK.iter().map(|w| w.0).max().unwrap_or(1) as f64;
-        let run_s = run.as_secs_f64().max(1.0);
-        let scale = |secs: u64| {
-            Duration::from_secs(((secs as f64 / longest) * run_s).round().max(1.0) as u64)
+        let run_s = run.as_secs_f64().max(1.0).round();
+        let scale = |secs: u64, floor: f64| {
+            let v = ((secs as f64 / longest) * run_s)
+                .round()
+                .max(floor)
+                .min(run_s);
+            Duration::from_secs(v.max(1.0) as u64)
         };
         WORKBOOK
             .iter()
             .map(|&(long, short, factor, severity)| {
-                let l = scale(long);
+                let l = scale(long, MIN_LONG.as_secs_f64());
                 BurnWindow {
                     long: l,
-                    short: scale(short).min(l),
+                    short: scale(short, 1.0).min(l),
                     factor,
                     severity,
                     scaled_from: Some((Duration::from_secs(long), Duration::from_secs(short))),
@@ -121,14 +135,17 @@ mod tests {
 
     #[test]
     fn workbook_windows_scale_to_the_run() {
-        // 3 d -> 72 s: 1 h -> 1 s, 5 min -> 1 s (0.08 s rounded up to the floor), 6 h -> 6 s,
-        // 30 min -> 1 s (0.5 s rounds to 1), 6 h -> 6 s.
-        let w = BurnWindow::workbook_scaled(Duration::from_secs(72));
-        let secs: Vec<(u64, u64)> = w
-            .iter()
-            .map(|b| (b.long.as_secs(), b.short.as_secs()))
-            .collect();
-        assert_eq!(secs, vec![(1, 1), (6, 1), (72, 6)]);
+        // 3 d -> 72 s: 1 h -> 1 s (raised to the 5 s floor), 5 min -> 0.08 s (1 s floor),
+        // 6 h -> 6 s, 30 min -> 0.5 s (rounds to 1 s), 6 h -> 6 s.
+        let secs = |run: u64| -> Vec<(u64, u64)> {
+            BurnWindow::workbook_scaled(Duration::from_secs(run))
+                .iter()
+                .map(|b| (b.long.as_secs(), b.short.as_secs()))
+                .collect()
+        };
+        assert_eq!(secs(72), vec![(5, 1), (6, 1), (72, 6)]);
+        // A 3-second run: no window longer than the run.
+        assert_eq!(secs(3), vec![(3, 1), (3, 1), (3, 1)]);
         // A 12-hour soak keeps the workbook's proportions: 1 h / 3 d * 12 h = 600 s.
         let w = BurnWindow::workbook_scaled(Duration::from_secs(12 * 3600));
         assert_eq!(w[0].long, Duration::from_secs(600));
