@@ -446,16 +446,23 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
         .map(|w| format!("{}x {}s/{}s", format_number(w.factor), w.long_s, w.short_s))
         .collect();
     let expected = format!(
-        "{} of {} good over the run; no burn alert ({})",
+        "{} {} over the run; no burn alert ({})",
         percent(r.objective),
         r.sli,
         factors.join(", ")
     );
+    let missed = r.error_budget.consumed > 1.0;
     let sli = match r.sli_value {
         Some(v) => format!(
-            "SLI {} of {} (budget {} consumed)",
+            "{}SLI {} of {}{} (budget {} consumed)",
+            if missed { "objective missed: " } else { "" },
             percent(v),
             r.total,
+            if missed {
+                format!(" < {}", percent(r.objective))
+            } else {
+                String::new()
+            },
             percent(r.error_budget.consumed)
         ),
         None => "no data".to_string(),
@@ -468,7 +475,7 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
         };
         return (expected, observed);
     }
-    let mut fired: Vec<String> = r
+    let fired: Vec<String> = r
         .windows
         .iter()
         .filter(|w| w.fired)
@@ -486,13 +493,6 @@ pub fn check_texts(r: &SloReport, min_samples: u64) -> (String, String) {
             )
         })
         .collect();
-    if r.error_budget.consumed > 1.0 {
-        fired.push(format!(
-            "objective missed: SLI {} < {}",
-            r.sli_value.map(percent).unwrap_or_default(),
-            percent(r.objective)
-        ));
-    }
     let observed = if fired.is_empty() {
         let max = r
             .windows
@@ -666,7 +666,8 @@ mod tests {
         assert!(!r.passed);
         let (_, observed) = check_texts(&r, 1);
         assert!(
-            observed.starts_with("objective missed: SLI 99% < 99.9%"),
+            observed
+                .starts_with("objective missed: SLI 99% of 3000 < 99.9% (budget 1000% consumed)"),
             "{observed}"
         );
     }

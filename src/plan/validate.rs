@@ -109,11 +109,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         }
     }
 
-    let planned = scenarios
-        .iter()
-        .map(|s| s.start_after + s.executor.max_duration())
-        .max()
-        .unwrap_or_default();
+    let planned = spec::planned_duration(&scenarios);
     let mut slo_specs = Vec::new();
     if let Some(map) = &plan.slos {
         for name in tree_keys(ctx.tree, "slos") {

@@ -66,14 +66,9 @@ impl RunSpec {
         }
     }
 
-    /// How long the plan runs when nothing stops it early: the latest scenario end (its
-    /// `start_after` plus the executor's own length, without `graceful_stop`).
+    /// How long the plan runs when nothing stops it early; see [`planned_duration`].
     pub fn planned_duration(&self) -> Duration {
-        self.scenarios
-            .iter()
-            .map(|s| s.start_after + s.executor.max_duration())
-            .max()
-            .unwrap_or_default()
+        planned_duration(&self.scenarios)
     }
 
     /// Index of a scenario by name.
@@ -136,6 +131,30 @@ pub enum FeederOrder {
     Sequential,
     /// A uniformly random row for each use.
     Random,
+}
+
+/// How long scenarios run when nothing stops them early: the latest end of a time-driven
+/// scenario (its `start_after` plus its duration or stages, without `graceful_stop`). An
+/// iteration-driven one (per-vu / shared iterations) counts by its start only: its
+/// `max_duration` is a cap, not a plan (10 minutes by default). With only iteration-driven
+/// scenarios, the caps are all there is.
+pub fn planned_duration(scenarios: &[ScenarioSpec]) -> Duration {
+    let timed = scenarios
+        .iter()
+        .map(|s| s.start_after + s.executor.scheduled_duration().unwrap_or_default())
+        .max();
+    if scenarios
+        .iter()
+        .any(|s| s.executor.scheduled_duration().is_some())
+    {
+        timed.unwrap_or_default()
+    } else {
+        scenarios
+            .iter()
+            .map(|s| s.start_after + s.executor.max_duration())
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 /// One scenario: an executor driving a weighted mix of requests.
@@ -224,6 +243,15 @@ impl ExecutorSpec {
             self,
             ExecutorSpec::ConstantArrivalRate { .. } | ExecutorSpec::RampingArrivalRate { .. }
         )
+    }
+
+    /// How long a time-driven executor is scheduled to run (None for the iteration-driven
+    /// ones, whose `max_duration` is only a cap).
+    pub fn scheduled_duration(&self) -> Option<Duration> {
+        match self {
+            ExecutorSpec::PerVuIterations { .. } | ExecutorSpec::SharedIterations { .. } => None,
+            other => Some(other.max_duration()),
+        }
     }
 
     /// The longest the executor itself runs (before `graceful_stop`).

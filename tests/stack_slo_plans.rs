@@ -1,0 +1,151 @@
+//! plans/slo-gate.yaml and plans/slo-burn.yaml against the real reference stack (Redis,
+//! PostgreSQL, the gateway), shortened with `--set` (the full-length plans are what the
+//! README runs): the gate passes (exit 0) with its probes and SLOs in every report; the burn
+//! plan's injected fault makes the availability SLO fail (exit 99) and the report names the
+//! window pair that broke, its burn rates and the run-clock time.
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "run",
+        plan,
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.stdin(Stdio::null()).output().expect("loadgate runs")
+}
+
+fn summary(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {:#}", v["checks"]))
+}
+
+#[test]
+fn slo_gate_passes_with_probes_and_slos_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gate");
+    let o = loadgate(
+        "plans/slo-gate.yaml",
+        &out,
+        &[
+            "scenarios.chat.duration=15s",
+            "scenarios.notes.duration=15s",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = summary(&out);
+    assert_eq!(v["verdict"], "pass");
+    let probes: Vec<&str> = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(probes, ["login", "import"]);
+    let import = &v["probes"][1];
+    assert_eq!(import["kind"], "chain");
+    assert!(import["samples"].as_u64().unwrap() >= 2, "{import:#}");
+    let slos: Vec<&str> = v["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(slos, ["availability", "chat-latency"]);
+    assert_eq!(check(&v, "slo availability")["kind"], "slo");
+    assert_eq!(check(&v, "probe login")["kind"], "probe");
+    // junit.xml: one testcase per probe and per SLO.
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    for case in [
+        r#"classname="probe" name="probe login""#,
+        r#"classname="probe" name="probe import""#,
+        r#"classname="slo" name="slo availability""#,
+        r#"classname="slo" name="slo chat-latency""#,
+    ] {
+        assert!(junit.contains(case), "junit lacks {case}:\n{junit}");
+    }
+    assert!(stdout.contains("verdict: PASS"), "{stdout}");
+}
+
+#[test]
+fn slo_burn_fails_and_names_the_window_pair_that_broke() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("burn");
+    let o = loadgate(
+        "plans/slo-burn.yaml",
+        &out,
+        &[
+            "scenarios.chat.duration=20s",
+            "scenarios.notes.duration=20s",
+            "scenarios.fault-on.start_after=5s",
+            "scenarios.fault-off.start_after=15s",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(99),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = summary(&out);
+    assert_eq!(v["verdict"], "fail");
+    let c = check(&v, "slo availability");
+    assert_eq!(c["passed"], false);
+    let observed = c["observed"].as_str().unwrap();
+    // e.g. "page burn 19.9x over 5s and 40x over 1s > 14.4x at 8s; ..."
+    assert!(observed.starts_with("page burn "), "{observed}");
+    assert!(observed.contains("over 5s and "), "{observed}");
+    let at: u64 = observed
+        .split(" at ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no run-clock time in {observed:?}"));
+    assert!(
+        (5..=17).contains(&at),
+        "the alert fires during the fault: {observed}"
+    );
+    let slo = &v["slos"][0];
+    let page = &slo["windows"][0];
+    assert_eq!(page["severity"], "page");
+    assert_eq!(page["fired"], true);
+    assert!(
+        page["burn_long_at_alert"].as_f64().unwrap() > 14.4,
+        "{page}"
+    );
+    assert_eq!(page["scaled_from"], "1h/5m");
+    let alert = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "burn_alert")
+        .expect("a burn_alert event");
+    assert_eq!(alert["slo"], "availability");
+    // Only v2 failed, and only with the knob on.
+    assert!(v["scenarios"]["chat"]["errors"].as_u64().unwrap() > 0);
+    assert_eq!(check(&v, "slo chat-latency")["passed"], true);
+}
