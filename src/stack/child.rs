@@ -1,7 +1,7 @@
 //! Child processes that cannot outlive loadgate.
 //!
 //! Every server the stack starts (redis-server, postgres, loadgate-gateway) goes through
-//! [`spawn`]. In the child, between fork and exec, it
+//! [`spawn_guarded`]. In the child, between fork and exec, it
 //! - moves into its own process group (so a stop signal reaches the server's own children,
 //!   e.g. postgres backends, and so Ctrl-C in a terminal does not hit it twice),
 //! - drops to another user when asked (postgres refuses to run as root),
