@@ -5,7 +5,9 @@
 //! the clock takes the seconds the aggregator finalized, the events recorded since the last
 //! tick and a cumulative snapshot, hands them to every controller ([`crate::control`]) and
 //! carries out the actions they return: stop the load, change a scenario's rate or request
-//! weights, record an event (and, with a stack, act on its components). It draws the
+//! weights, record an event, act on a component of the reference stack (through its
+//! [`StackHandle`], in a task of its own: the outcome lands on the timeline as a
+//! `stack_action` event when it is done, without holding up the ticks). It draws the
 //! progress line from the same snapshot. The caller's interrupt future (the first Ctrl-C)
 //! stops the load gracefully.
 //!
@@ -30,6 +32,7 @@ use crate::engine::{self, EngineOptions};
 use crate::metrics::recorder::Aggregator;
 use crate::metrics::{EventKind, RunMetrics};
 use crate::spec::RunSpec;
+use crate::stack::StackHandle;
 
 /// How the engine runs and whether a progress line is drawn.
 #[derive(Debug, Clone, Default)]
@@ -64,12 +67,16 @@ pub enum RunError {
 
 /// How long controller tasks (probes) get to flush after the load ended.
 const TASKS_GRACE: Duration = Duration::from_secs(10);
+/// How long stack actions still under way when the load ended get to finish.
+const STACK_GRACE: Duration = Duration::from_secs(60);
 
 /// Run `spec` with `controllers` until its plan ends (or a controller stops it, or
-/// `interrupt` resolves), then judge it.
+/// `interrupt` resolves), then judge it. `stack`: the reference stack's control handle, when
+/// the session started one (stack actions fail, as events, without it).
 pub async fn execute(
     spec: Arc<RunSpec>,
     mut controllers: Vec<Box<dyn Controller>>,
+    stack: Option<StackHandle>,
     opts: &RunOptions,
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunOutcome, RunError> {
@@ -94,6 +101,8 @@ pub async fn execute(
     let mut clock = Clock {
         agg: agg.clone(),
         steer,
+        stack,
+        stack_tasks: TaskTracker::new(),
         stop: stop.clone(),
         stopped: None,
         event_cursor: 0,
@@ -152,6 +161,13 @@ pub async fn execute(
     {
         tracing::warn!("controller tasks did not finish within {TASKS_GRACE:?}");
     }
+    clock.stack_tasks.close();
+    if tokio::time::timeout(STACK_GRACE, clock.stack_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stack actions did not finish within {STACK_GRACE:?}");
+    }
     let metrics = agg.finish();
     clock.tick(&mut controllers, &metrics, true);
     let mut metrics = metrics;
@@ -181,6 +197,9 @@ pub async fn execute(
 struct Clock {
     agg: Arc<Aggregator>,
     steer: Arc<EngineControl>,
+    stack: Option<StackHandle>,
+    /// Stack actions under way.
+    stack_tasks: TaskTracker,
     stop: CancellationToken,
     stopped: Option<Stopped>,
     event_cursor: usize,
@@ -243,9 +262,28 @@ impl Clock {
                         Err(e) => self.agg.push_event(failed(e.to_string())),
                     }
                 }
-                Action::Stack { component, op } => self.agg.push_event(failed(format!(
-                    "cannot {op} {component}: this run has no stack to act on"
-                ))),
+                Action::Stack { component, op } => match &self.stack {
+                    None => self.agg.push_event(failed(format!(
+                        "cannot {op} {component}: this run started no reference stack"
+                    ))),
+                    Some(handle) => {
+                        let (handle, agg) = (handle.clone(), self.agg.clone());
+                        self.stack_tasks.spawn(async move {
+                            let t0 = std::time::Instant::now();
+                            let (ok, detail) = match handle.act(component, op).await {
+                                Ok(r) => (true, r.detail),
+                                Err(e) => (false, e.to_string()),
+                            };
+                            agg.push_event(EventKind::StackAction {
+                                component: component.to_string(),
+                                op: op.to_string(),
+                                ok,
+                                elapsed_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                                detail,
+                            });
+                        });
+                    }
+                },
             }
         }
     }

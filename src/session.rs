@@ -20,7 +20,7 @@ use crate::plan::{self, PlanErrors, PlanOptions};
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
 use crate::spec::{RunSpec, StackBackend};
-use crate::stack::{self, StackError, StackOptions};
+use crate::stack::{self, StackError, StackHandle, StackOptions};
 
 /// Where a session's run comes from.
 pub enum Source {
@@ -126,7 +126,7 @@ pub async fn run(
         Source::Spec(spec) => {
             let dir = out_dir(&opts.out, &spec.name);
             prepare_dir(dir.as_deref())?;
-            judge(spec, dir, opts, interrupt).await
+            judge(spec, dir, None, opts, interrupt).await
         }
         Source::Plan {
             path,
@@ -162,8 +162,9 @@ pub async fn run(
                 extra_env = started.env();
                 running = Some(started);
             }
+            let handle = running.as_ref().map(|s| s.handle());
             let result = match validated.lower(&extra_env) {
-                Ok(spec) => judge(spec, dir, opts, interrupt).await,
+                Ok(spec) => judge(spec, dir, handle, opts, interrupt).await,
                 Err(errs) => Err(SessionError::Invalid(errs)),
             };
             if let Some(stack) = running {
@@ -181,6 +182,7 @@ pub async fn run(
 async fn judge(
     spec: RunSpec,
     dir: Option<PathBuf>,
+    stack: Option<StackHandle>,
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
@@ -189,6 +191,7 @@ async fn judge(
     let outcome = run::execute(
         spec.clone(),
         controllers,
+        stack,
         &opts.run,
         interrupt.clone().cancelled_owned(),
     )

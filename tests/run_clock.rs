@@ -54,6 +54,7 @@ fn run_with(
         .block_on(run::execute(
             spec.clone(),
             controllers,
+            None,
             &RunOptions {
                 threads: Some(1),
                 ..Default::default()

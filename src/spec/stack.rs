@@ -1,5 +1,7 @@
 //! The lowered `stack:` section, and the names drills use to act on a running stack's parts
 //! ([`Component`], [`StackOp`]; the handle that carries them out is `crate::stack::control`).
+//! They live here because plans name them (a fault's `component:` and `action:`) and the
+//! lowered spec must not import the stack module.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -53,14 +55,27 @@ pub enum EdgeStrategy {
     LeastConnections,
 }
 
-/// A component of the reference stack that drills act on.
+/// A component of the reference stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
     Redis,
     Postgres,
-    /// Gateway instance N (1-based), `gateway[1]`.
+    /// Gateway instance N, 1-based (`gateway[1]` is the first, `gw-1` in the registry).
     Gateway(u32),
     Edge,
+}
+
+impl Component {
+    /// The name the stack module uses for it in the registry, logs and `stack status`
+    /// (`redis`, `postgres`, `gw-N`, `edge`).
+    pub fn registry_name(&self) -> String {
+        match self {
+            Component::Redis => "redis".into(),
+            Component::Postgres => "postgres".into(),
+            Component::Gateway(n) => format!("gw-{n}"),
+            Component::Edge => "edge".into(),
+        }
+    }
 }
 
 impl fmt::Display for Component {
@@ -74,50 +89,61 @@ impl fmt::Display for Component {
     }
 }
 
-/// A component name that is not one of the reference stack's.
+/// Why a component name did not parse; the message lists the valid forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown component `{0}`: expected redis, postgres, gateway[N] (N from 1), gw-N or edge")]
-pub struct ComponentError(pub String);
+pub enum ParseComponentError {
+    #[error("unknown component `{0}`; valid components: redis, postgres, gateway[N] or gw-N (N = 1 for the first gateway), edge")]
+    Unknown(String),
+    #[error("bad gateway number in `{0}`: write gateway[N] or gw-N with N = 1, 2, ... (gateway[1] is the first gateway)")]
+    BadIndex(String),
+}
 
 impl FromStr for Component {
-    type Err = ComponentError;
-    fn from_str(s: &str) -> Result<Component, ComponentError> {
-        let t = s.trim();
-        let err = || ComponentError(s.to_string());
-        match t {
-            "redis" => return Ok(Component::Redis),
-            "postgres" => return Ok(Component::Postgres),
-            "edge" => return Ok(Component::Edge),
-            _ => {}
-        }
-        let n = if let Some(rest) = t.strip_prefix("gateway[") {
-            rest.strip_suffix(']').ok_or_else(err)?
-        } else if let Some(rest) = t.strip_prefix("gw-") {
-            rest
-        } else {
-            return Err(err());
-        };
-        match n.parse::<u32>() {
+    type Err = ParseComponentError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let index = |n: &str| match n.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(Component::Gateway(n)),
-            _ => Err(err()),
+            _ => Err(ParseComponentError::BadIndex(s.to_string())),
+        };
+        match s {
+            "redis" => Ok(Component::Redis),
+            "postgres" => Ok(Component::Postgres),
+            "edge" => Ok(Component::Edge),
+            _ => {
+                if let Some(n) = s.strip_prefix("gateway[").and_then(|r| r.strip_suffix(']')) {
+                    index(n)
+                } else if let Some(n) = s.strip_prefix("gw-") {
+                    index(n)
+                } else {
+                    Err(ParseComponentError::Unknown(s.to_string()))
+                }
+            }
         }
     }
 }
 
-/// What a drill does to a component.
+impl serde::Serialize for Component {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Component {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An action on one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StackOp {
-    /// SIGKILL / `docker kill`: down at once, nothing flushed.
     Kill,
-    /// Graceful stop (the component's stop signal, then SIGKILL after a grace period).
     Stop,
-    /// Start a stopped or killed component on the same port and data.
     Start,
-    /// Stop, then start.
     Restart,
-    /// SIGSTOP / `docker pause`: the process stays, answers nothing.
     Pause,
-    /// SIGCONT / `docker unpause`.
     Resume,
 }
 
@@ -131,7 +157,7 @@ impl StackOp {
         StackOp::Resume,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             StackOp::Kill => "kill",
             StackOp::Stop => "stop",
@@ -149,18 +175,34 @@ impl fmt::Display for StackOp {
     }
 }
 
-/// An operation name that is not one of [`StackOp`]'s.
+/// Why an operation name did not parse; the message lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown stack operation `{0}`: expected kill, stop, start, restart, pause or resume")]
-pub struct StackOpError(pub String);
+#[error(
+    "unknown stack operation `{0}`; valid operations: kill, stop, start, restart, pause, resume"
+)]
+pub struct ParseStackOpError(pub String);
 
 impl FromStr for StackOp {
-    type Err = StackOpError;
-    fn from_str(s: &str) -> Result<StackOp, StackOpError> {
+    type Err = ParseStackOpError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         StackOp::ALL
             .into_iter()
-            .find(|o| o.as_str() == s.trim())
-            .ok_or_else(|| StackOpError(s.to_string()))
+            .find(|op| op.as_str() == s)
+            .ok_or_else(|| ParseStackOpError(s.to_string()))
+    }
+}
+
+impl serde::Serialize for StackOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StackOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

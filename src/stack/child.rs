@@ -1,7 +1,7 @@
 //! Child processes that cannot outlive loadgate.
 //!
 //! Every server the stack starts (redis-server, postgres, loadgate-gateway) goes through
-//! [`spawn`]. In the child, between fork and exec, it
+//! [`spawn_guarded`]. In the child, between fork and exec, it
 //! - moves into its own process group (so a stop signal reaches the server's own children,
 //!   e.g. postgres backends, and so Ctrl-C in a terminal does not hit it twice),
 //! - drops to another user when asked (postgres refuses to run as root),
@@ -12,10 +12,15 @@
 //! process. Tokio's blocking threads come and go, so all forks happen on one dedicated
 //! spawner thread that lives as long as the process.
 //!
-//! Stopping ([`ChildProc::stop`]): the stop signal to the whole group, a grace period, then
-//! SIGKILL to the group; the child is always waited for (no zombies).
+//! Stopping ([`ChildProc::stop`]): the stop signal to the whole group (then SIGCONT, so a
+//! paused group sees it), a grace period, then SIGKILL to the group; the child is always
+//! waited for (no zombies). [`ChildProc::kill`] is SIGKILL to the group at once.
+//!
+//! A [`Launch`] keeps how a server was started (program, arguments, environment, log, user,
+//! stop signal) so the stack control handle can start it again the same way, on the same port.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -60,6 +65,103 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// How a server process is started, kept so it can be started again identically (the
+/// control handle's `start` after a kill or stop: same program, arguments (port included),
+/// environment, data dir, log file, user and stop signal).
+#[derive(Clone)]
+pub struct Launch {
+    /// Component name used in errors and in the registry (`redis`, `postgres`, `gw-1`, `edge`).
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// Set on top of the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    pub log_path: PathBuf,
+    pub run_as: Option<RunAs>,
+    /// Signal that asks this server to stop quickly (postgres: SIGINT = fast shutdown).
+    pub stop_signal: i32,
+}
+
+// Not derived: the arguments and environment hold passwords and API keys.
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("log_path", &self.log_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Launch {
+    pub fn new(name: &str, program: &Path, log_path: &Path, stop_signal: i32) -> Launch {
+        Launch {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            log_path: log_path.to_path_buf(),
+            run_as: None,
+            stop_signal,
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<OsString>) -> Launch {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, A>(mut self, args: I) -> Launch
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: impl Into<OsString>, v: impl Into<OsString>) -> Launch {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn run_as(mut self, user: Option<RunAs>) -> Launch {
+        self.run_as = user;
+        self
+    }
+
+    /// The value following `flag` in the arguments, replaced by `value` (e.g. `--listen`).
+    /// Returns false when `flag` is not there or has no value.
+    pub fn replace_arg_value(&mut self, flag: &str, value: impl Into<OsString>) -> bool {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.args.len() => {
+                self.args[i + 1] = value.into();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The command (not yet spawned).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Spawns it through [`ChildProc::spawn`] (own process group, parent-death signal).
+    pub fn spawn(&self) -> io::Result<ChildProc> {
+        ChildProc::spawn(
+            &self.name,
+            self.command(),
+            &self.log_path,
+            self.run_as,
+            self.stop_signal,
+        )
+    }
+}
+
 /// A started server process with its log file.
 #[derive(Debug)]
 pub struct ChildProc {
@@ -67,6 +169,8 @@ pub struct ChildProc {
     pub name: String,
     child: Option<Child>,
     pid: u32,
+    /// Start time from /proc (clock ticks since boot; 0 when it had already exited).
+    start: u64,
     /// Signal that asks this server to stop quickly (postgres: SIGINT = fast shutdown).
     stop_signal: i32,
     pub log_path: PathBuf,
@@ -155,6 +259,7 @@ impl ChildProc {
         Ok(ChildProc {
             name: name.to_string(),
             pid: child.id(),
+            start: proc_start(child.id()).unwrap_or(0),
             child: Some(child),
             stop_signal,
             log_path: log_path.to_path_buf(),
@@ -163,6 +268,12 @@ impl ChildProc {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Start time (clock ticks since boot), the pair (pid, start) names this process even
+    /// after the pid is reused.
+    pub fn start_time(&self) -> u64 {
+        self.start
     }
 
     /// `Some(status)` when the process has exited.
@@ -186,6 +297,10 @@ impl ChildProc {
         let pgid = self.pid as i32;
         if child.try_wait().ok().flatten().is_none() {
             signal_group(pgid, self.stop_signal);
+            // A paused (SIGSTOPped) group keeps the stop signal pending until it continues:
+            // without SIGCONT it would sit out the whole grace period and die by SIGKILL.
+            // SIGCONT to a running process does nothing.
+            signal_group(pgid, libc::SIGCONT);
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
                 if child.try_wait().ok().flatten().is_some() {
@@ -196,6 +311,19 @@ impl ChildProc {
         }
         // Leftover group members (or the leader itself, past the grace period).
         signal_group(pgid, libc::SIGKILL);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// SIGKILL to the process group at once (no stop signal, no grace), then reaps the
+    /// child. Idempotent. Group members that are not the child (postgres backends) die too
+    /// but are reaped by init: [`wait_group_gone`] waits for them.
+    pub fn kill(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SIGKILL also ends stopped (paused) processes; no SIGCONT needed.
+        signal_group(self.pid as i32, libc::SIGKILL);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -215,6 +343,28 @@ pub fn signal_group(pgid: i32, sig: i32) {
         unsafe {
             libc::kill(-pgid, sig);
         }
+    }
+}
+
+/// Waits until no live process is left in process group `pgid` among those started at or
+/// after `start` (the leader's start time, so a reused id is not mistaken for the group).
+/// Zombies count as gone. Blocking (polls /proc every 20 ms); returns whether the group is
+/// gone within `within`.
+pub fn wait_group_gone(pgid: u32, start: u64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive = all_pids().into_iter().any(|pid| {
+            proc_stat(pid).is_some_and(|s| {
+                s.pgrp == pgid && s.start >= start && s.state != 'Z' && s.state != 'X'
+            })
+        });
+        if !alive {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 

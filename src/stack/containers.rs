@@ -8,9 +8,13 @@
 //!
 //! Every container carries the labels `loadgate.stack=<id>`, `loadgate.pid=<owner pid>`,
 //! `loadgate.pid_start`, `loadgate.host`, `loadgate.component` (see [`super::docker`]) so a
-//! later start reaps containers whose owner was killed. The ports are published by Docker on
-//! random host ports (all interfaces, Docker's default), reached through 127.0.0.1; Redis
-//! therefore requires a password and PostgreSQL uses scram-sha-256.
+//! later start reaps containers whose owner was killed. Each port is published on a host port
+//! loadgate picks (free at the time, all interfaces, Docker's default), reached through
+//! 127.0.0.1; Redis therefore requires a password and PostgreSQL uses scram-sha-256. The host
+//! port is fixed in the container's port bindings rather than left to Docker (whose random
+//! port may change on `docker start`), so REDIS_URL / DATABASE_URL and the gateways' URLs
+//! stay valid across the control handle's kill / stop + start. A start that lost its port
+//! to another process between the pick and the bind is retried on a new port.
 //! Readiness: testcontainers waits for the server's "ready" log line, then loadgate probes
 //! the published port (the official postgres image logs "ready" once for its init server).
 
@@ -25,7 +29,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::docker::{self, LABEL_COMPONENT, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_STACK};
-use super::registry::Entry;
+use super::registry::SharedEntry;
 use super::{child, health, registry, StackError};
 use crate::spec::StackSpec;
 
@@ -40,6 +44,9 @@ const BUILD_HINT: &str = "run reference-stack/images/build.sh to build loadgate/
 pub struct ContainerServices {
     redis: Option<ContainerAsync<GenericImage>>,
     postgres: Option<ContainerAsync<GenericImage>>,
+    /// Host ports published for 6379 and 5432 (fixed for the containers' lifetime).
+    pub redis_port: u16,
+    pub postgres_port: u16,
     pub redis_url: String,
     pub database_url: String,
     pub redis_image: String,
@@ -172,7 +179,7 @@ fn labelled(
 /// were created but never started (testcontainers does not remove those).
 pub async fn start(
     spec: &StackSpec,
-    entry: &mut Entry,
+    entry: &SharedEntry,
     stack_id: &str,
     redis_password: &str,
     pg_password: &str,
@@ -198,7 +205,7 @@ pub async fn start(
 
 async fn start_inner(
     spec: &StackSpec,
-    entry: &mut Entry,
+    entry: &SharedEntry,
     stack_id: &str,
     redis_password: &str,
     pg_password: &str,
@@ -227,64 +234,75 @@ async fn start_inner(
     let mut services = ContainerServices {
         redis: None,
         postgres: None,
+        redis_port: 0,
+        postgres_port: 0,
         redis_url: String::new(),
         database_url: String::new(),
         redis_image: redis_image.clone(),
         postgres_image: postgres_image.clone(),
     };
 
-    // Both containers start concurrently; each is probed on its published port.
-    let redis_request = labelled(
-        GenericImage::new(split_image(&redis_image).0, split_image(&redis_image).1)
-            .with_exposed_port(6379.tcp())
-            .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections")),
-        &labels,
-        "redis",
-    )
-    .with_cmd([
-        "redis-server",
-        "--bind",
-        "0.0.0.0",
-        "--protected-mode",
-        "no",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--requirepass",
-        redis_password,
-    ]);
-    let pg_request = labelled(
-        GenericImage::new(
-            split_image(&postgres_image).0,
-            split_image(&postgres_image).1,
+    // Both containers start concurrently; each is probed on its published port. A request
+    // is built per attempt (a port race retries with another host port).
+    let redis_request = |host_port: u16| {
+        labelled(
+            GenericImage::new(split_image(&redis_image).0, split_image(&redis_image).1)
+                .with_exposed_port(6379.tcp())
+                .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections")),
+            &labels,
+            "redis",
         )
-        .with_exposed_port(5432.tcp())
-        .with_wait_for(WaitFor::message_on_stderr(
-            "database system is ready to accept connections",
-        )),
-        &labels,
-        "postgres",
-    )
-    .with_env_var("POSTGRES_PASSWORD", pg_password)
-    .with_env_var("POSTGRES_USER", "loadgate")
-    .with_env_var("POSTGRES_DB", "loadgate")
-    .with_cmd([
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        "-c",
-        "max_connections=200",
-    ]);
+        .with_cmd([
+            "redis-server",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            redis_password,
+        ])
+        .with_mapped_port(host_port, 6379.tcp())
+    };
+    let pg_request = |host_port: u16| {
+        labelled(
+            GenericImage::new(
+                split_image(&postgres_image).0,
+                split_image(&postgres_image).1,
+            )
+            .with_exposed_port(5432.tcp())
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            )),
+            &labels,
+            "postgres",
+        )
+        .with_env_var("POSTGRES_PASSWORD", pg_password)
+        .with_env_var("POSTGRES_USER", "loadgate")
+        .with_env_var("POSTGRES_DB", "loadgate")
+        .with_cmd([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ])
+        .with_mapped_port(host_port, 5432.tcp())
+    };
 
     let redis_component = format!("redis container ({redis_image})");
     let pg_component = format!("postgres container ({postgres_image})");
     let (redis, postgres) = tokio::join!(
         start_one(
             redis_request,
+            stack_id,
+            "redis",
             &redis_component,
             6379,
             ready_timeout,
@@ -293,6 +311,8 @@ async fn start_inner(
         ),
         start_one(
             pg_request,
+            stack_id,
+            "postgres",
             &pg_component,
             5432,
             ready_timeout,
@@ -322,6 +342,8 @@ async fn start_inner(
     if let Some(e) = first_err {
         return Err(e);
     }
+    services.redis_port = ports[0];
+    services.postgres_port = ports[1];
     services.redis_url = format!("redis://default:{redis_password}@127.0.0.1:{}/0", ports[0]);
     services.database_url = format!(
         "postgres://loadgate:{pg_password}@127.0.0.1:{}/loadgate",
@@ -330,9 +352,30 @@ async fn start_inner(
     Ok(services)
 }
 
-/// Starts one container, then probes its published port until `deadline`.
-async fn start_one<F, Fut>(
-    request: testcontainers::ContainerRequest<GenericImage>,
+/// Port races (another process binds the picked host port before Docker does) are retried.
+const PORT_ATTEMPTS: usize = 3;
+
+/// A host port that is free on every interface right now (Docker publishes on 0.0.0.0).
+fn free_host_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("0.0.0.0:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Whether a container start failed because its host port was taken.
+fn port_taken(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    e.contains("port is already allocated") || e.contains("address already in use")
+}
+
+/// Starts one container with `request(host_port)` on a free host port, then probes that port
+/// until `deadline`. When the port was taken between the pick and Docker's bind, the created
+/// container (found by its labels: testcontainers does not return its id on a failed start)
+/// is removed and the start is retried on another port, up to [`PORT_ATTEMPTS`] times.
+#[allow(clippy::too_many_arguments)]
+async fn start_one<R, F, Fut>(
+    request: R,
+    stack_id: &str,
+    component_label: &str,
     component: &str,
     container_port: u16,
     ready_timeout: Duration,
@@ -340,31 +383,56 @@ async fn start_one<F, Fut>(
     probe: F,
 ) -> Result<(ContainerAsync<GenericImage>, u16), StackError>
 where
+    R: Fn(u16) -> testcontainers::ContainerRequest<GenericImage>,
     F: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let ring: LogRing = Arc::default();
-    let container = request
-        .with_startup_timeout(ready_timeout)
-        .with_log_consumer(log_consumer(ring.clone()))
-        .start()
-        .await
-        .map_err(|e| StackError::NotReady {
-            component: component.to_string(),
-            reason: e.to_string(),
-            log: ring_tail(&ring),
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let host_port = free_host_port().map_err(|e| StackError::Io {
+            what: format!("{component}: pick a free host port"),
+            source: e,
         })?;
-    let port = container
-        .get_host_port_ipv4(container_port)
-        .await
-        .map_err(|e| {
-            StackError::Docker(format!(
-                "{component}: published port of {container_port}: {e}"
-            ))
-        })?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    probe_until(component, &ring, deadline, || probe(addr)).await?;
-    Ok((container, port))
+        let ring: LogRing = Arc::default();
+        let started = request(host_port)
+            .with_startup_timeout(ready_timeout)
+            .with_log_consumer(log_consumer(ring.clone()))
+            .start()
+            .await;
+        let container = match started {
+            Ok(c) => c,
+            Err(e) => {
+                let err = StackError::NotReady {
+                    component: component.to_string(),
+                    reason: e.to_string(),
+                    log: ring_tail(&ring),
+                };
+                if port_taken(&format!("{e} {e:?}")) {
+                    docker::remove_component_containers(stack_id, component_label).await;
+                    last_err = Some(err);
+                    continue;
+                }
+                return Err(err);
+            }
+        };
+        let port = container
+            .get_host_port_ipv4(container_port)
+            .await
+            .map_err(|e| {
+                StackError::Docker(format!(
+                    "{component}: published port of {container_port}: {e}"
+                ))
+            })?;
+        if port != host_port {
+            return Err(StackError::Docker(format!(
+                "{component}: container port {container_port} was published on {port}, not on the requested host port {host_port}"
+            )));
+        }
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        probe_until(component, &ring, deadline, || probe(addr)).await?;
+        return Ok((container, port));
+    }
+    Err(last_err.expect("at least one attempt"))
 }
 
 async fn probe_until<F, Fut>(
@@ -396,6 +464,16 @@ where
 }
 
 impl ContainerServices {
+    /// The redis container's id.
+    pub fn redis_id(&self) -> Option<String> {
+        self.redis.as_ref().map(|c| c.id().to_string())
+    }
+
+    /// The postgres container's id.
+    pub fn postgres_id(&self) -> Option<String> {
+        self.postgres.as_ref().map(|c| c.id().to_string())
+    }
+
     /// Container ids (redis, postgres).
     pub fn ids(&self) -> Vec<String> {
         self.redis
@@ -467,6 +545,16 @@ impl Drop for ContainerServices {
 #[cfg(test)]
 mod tests {
     use super::split_image;
+
+    #[test]
+    fn recognises_port_races() {
+        use super::port_taken;
+        assert!(port_taken("driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:4321 failed: port is already allocated"));
+        assert!(port_taken(
+            "Error starting userland proxy: listen tcp4 0.0.0.0:4321: bind: address already in use"
+        ));
+        assert!(!port_taken("No such image: loadgate/redis:7-local"));
+    }
 
     #[test]
     fn splits_names_and_tags() {

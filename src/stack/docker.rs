@@ -12,14 +12,18 @@
 //! and runtime so container removal in `Drop` works from any context. The socket file is
 //! unlinked at exit (atexit) and by the next reap when the owner was killed.
 //!
-//! Our own calls (ping, image checks, reaping) use bollard with a negotiated version.
+//! Our own calls (ping, image checks, reaping, and the control handle's kill / stop / start /
+//! pause / unpause of one container) use bollard with a negotiated version.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use testcontainers::bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use testcontainers::bollard::query_parameters::{
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StartContainerOptions, StopContainerOptions,
+};
 use testcontainers::bollard::Docker;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -457,6 +461,162 @@ pub async fn remove_stack_containers(stack: &str) {
             )
             .await;
     }
+}
+
+/// Force-removes the containers labelled `loadgate.stack=<stack>` and
+/// `loadgate.component=<component>` (a container created by a start that failed, whose id
+/// testcontainers does not return). Best effort.
+pub async fn remove_component_containers(stack: &str, component: &str) {
+    let Ok(docker) = connect(Duration::from_secs(3)).await else {
+        return;
+    };
+    let label = format!("{LABEL_STACK}={stack}");
+    let Ok(list) = list_labelled(&docker, &label, &format!("containers of {stack}")).await else {
+        return;
+    };
+    for c in list {
+        let labels = c.labels.unwrap_or_default();
+        if labels.get(LABEL_COMPONENT).map(String::as_str) != Some(component) {
+            continue;
+        }
+        if let Some(id) = c.id {
+            let _ = docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+}
+
+/// What the engine says about one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerRunState {
+    pub running: bool,
+    pub paused: bool,
+}
+
+/// One container operation of the control handle, on a fresh negotiated client (bollard
+/// clients keep connections tied to the runtime that made them; a stack outlives runtimes
+/// in tests, so nothing is cached).
+pub async fn container_op(id: &str, op: ContainerOp) -> Result<(), StackError> {
+    let docker = connect(Duration::from_secs(5))
+        .await
+        .map_err(StackError::Docker)?;
+    let short = &id[..id.len().min(12)];
+    let result = match op {
+        ContainerOp::Kill => {
+            docker
+                .kill_container(
+                    id,
+                    Some(KillContainerOptions {
+                        signal: "SIGKILL".into(),
+                    }),
+                )
+                .await
+        }
+        ContainerOp::Stop { timeout_s } => {
+            docker
+                .stop_container(
+                    id,
+                    Some(StopContainerOptions {
+                        t: Some(timeout_s),
+                        signal: None,
+                    }),
+                )
+                .await
+        }
+        ContainerOp::Start => {
+            docker
+                .start_container(id, None::<StartContainerOptions>)
+                .await
+        }
+        ContainerOp::Pause => docker.pause_container(id).await,
+        ContainerOp::Unpause => docker.unpause_container(id).await,
+    };
+    result.map_err(|e| StackError::Docker(format!("docker {} {short}: {e}", op.verb())))
+}
+
+/// The container operations the control handle uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerOp {
+    /// `docker kill` (SIGKILL).
+    Kill,
+    /// `docker stop -t timeout_s` (stop signal, then SIGKILL after the timeout).
+    Stop {
+        timeout_s: i32,
+    },
+    Start,
+    Pause,
+    Unpause,
+}
+
+impl ContainerOp {
+    /// The docker CLI verb, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ContainerOp::Kill => "kill",
+            ContainerOp::Stop { .. } => "stop",
+            ContainerOp::Start => "start",
+            ContainerOp::Pause => "pause",
+            ContainerOp::Unpause => "unpause",
+        }
+    }
+}
+
+/// Running / paused state and the host port published for `container_port`/tcp.
+pub async fn inspect_run_state(
+    id: &str,
+    container_port: u16,
+) -> Result<(ContainerRunState, Option<u16>), StackError> {
+    let docker = connect(Duration::from_secs(5))
+        .await
+        .map_err(StackError::Docker)?;
+    let info = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| StackError::Docker(format!("inspect container {id}: {e}")))?;
+    let state = info.state.unwrap_or_default();
+    let run = ContainerRunState {
+        running: state.running.unwrap_or(false),
+        paused: state.paused.unwrap_or(false),
+    };
+    // HostConfig.PortBindings is what Docker binds on every start (the running
+    // NetworkSettings.Ports is empty while the container is stopped).
+    let key = format!("{container_port}/tcp");
+    let port = info
+        .host_config
+        .and_then(|h| h.port_bindings)
+        .and_then(|b| b.get(&key).cloned().flatten())
+        .and_then(|v| v.into_iter().find_map(|b| b.host_port?.parse().ok()));
+    Ok((run, port))
+}
+
+/// Unpauses `ids` from synchronous code (Drop), on a helper thread with its own runtime:
+/// a paused container's processes cannot act on the stop signal of a later removal.
+/// Best effort.
+pub fn unpause_blocking(ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(async move {
+                for id in ids {
+                    let _ = container_op(&id, ContainerOp::Unpause).await;
+                }
+            });
+        }
+    })
+    .join();
 }
 
 /// Ids of the containers carrying `loadgate.stack=<stack>` (for tests and status).

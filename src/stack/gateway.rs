@@ -6,17 +6,19 @@
 //! GATEWAY_USER_KEY, GATEWAY_INSTANCE (gw-1, gw-2, ...) and the plan's `gateway_env`; the
 //! edge gets EDGE_UPSTREAMS (the gateways' base URLs) and EDGE_STRATEGY.
 //!
+//! A restart by the stack control handle reuses the bound address (`--listen 127.0.0.1:PORT`,
+//! see [`Instance::launch`]) so the edge's upstream list and TARGET_URL stay valid.
+//!
 //! The binary: `$LOADGATE_GATEWAY_BIN`, else next to the current executable, else in its
 //! parent directory (integration tests run from `target/debug/deps/`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::child::ChildProc;
-use super::registry::Entry;
+use super::child::{ChildProc, Launch};
+use super::registry::SharedEntry;
 use super::{health, wait_until, StackError};
 use crate::spec::EdgeStrategy;
 
@@ -71,21 +73,35 @@ pub struct GatewayConfig<'a> {
 pub struct Instance {
     pub proc: ChildProc,
     pub url: String,
+    /// The address it bound.
+    pub addr: SocketAddr,
+    /// How to start it again: the original launch with `--listen` set to [`Instance::addr`].
+    pub launch: Launch,
+    /// Where it writes its bound address once serving.
+    pub addr_file: PathBuf,
 }
 
-fn base_cmd(cfg: &GatewayConfig<'_>, role: &str, addr_file: &Path) -> Command {
-    let mut cmd = Command::new(cfg.binary);
-    cmd.args(["--role", role, "--listen", "127.0.0.1:0", "--addr-file"])
+fn base_launch(
+    cfg: &GatewayConfig<'_>,
+    name: &str,
+    role: &str,
+    log: &Path,
+    addr_file: &Path,
+) -> Launch {
+    let mut launch = Launch::new(name, cfg.binary, log, libc::SIGTERM)
+        .args(["--role", role, "--listen", "127.0.0.1:0", "--addr-file"])
         .arg(addr_file)
         .env("REDIS_URL", cfg.redis_url)
         .env("DATABASE_URL", cfg.database_url)
         .env("GATEWAY_ADMIN_KEY", cfg.admin_key)
         .env("GATEWAY_USER_KEY", cfg.user_key);
     if !cfg.extra_env.contains_key("GATEWAY_PROFILE") {
-        cmd.env("GATEWAY_PROFILE", "dev");
+        launch = launch.env("GATEWAY_PROFILE", "dev");
     }
-    cmd.envs(cfg.extra_env);
-    cmd
+    for (k, v) in cfg.extra_env {
+        launch = launch.env(k, v);
+    }
+    launch
 }
 
 /// A spawned instance that has not been checked for readiness yet.
@@ -93,31 +109,36 @@ fn base_cmd(cfg: &GatewayConfig<'_>, role: &str, addr_file: &Path) -> Command {
 pub struct Pending {
     proc: ChildProc,
     addr_file: PathBuf,
+    launch: Launch,
 }
 
 /// Spawns gateway instance `n` (1-based); [`Pending::ready`] waits for it.
 pub fn spawn_gateway(
-    entry: &mut Entry,
+    entry: &SharedEntry,
     cfg: &GatewayConfig<'_>,
     n: u32,
 ) -> Result<Pending, StackError> {
     let name = format!("gw-{n}");
-    let addr_file = entry.work_dir().join(format!("{name}.addr"));
-    let mut cmd = base_cmd(cfg, "gateway", &addr_file);
-    cmd.env("GATEWAY_INSTANCE", &name);
-    spawn(entry, &name, cmd, addr_file, cfg.binary)
+    let work = entry.work_dir();
+    let addr_file = work.join(format!("{name}.addr"));
+    let log = work.join(format!("{name}.log"));
+    let launch =
+        base_launch(cfg, &name, "gateway", &log, &addr_file).env("GATEWAY_INSTANCE", &name);
+    spawn(entry, launch, addr_file)
 }
 
 /// Spawns the edge over `upstreams`; [`Pending::ready`] waits for it.
 pub fn spawn_edge(
-    entry: &mut Entry,
+    entry: &SharedEntry,
     cfg: &GatewayConfig<'_>,
     strategy: EdgeStrategy,
     upstreams: &[String],
 ) -> Result<Pending, StackError> {
-    let addr_file = entry.work_dir().join("edge.addr");
-    let mut cmd = base_cmd(cfg, "edge", &addr_file);
-    cmd.env("GATEWAY_INSTANCE", "edge")
+    let work = entry.work_dir();
+    let addr_file = work.join("edge.addr");
+    let log = work.join("edge.log");
+    let launch = base_launch(cfg, "edge", "edge", &log, &addr_file)
+        .env("GATEWAY_INSTANCE", "edge")
         .env("EDGE_UPSTREAMS", upstreams.join(","))
         .env(
             "EDGE_STRATEGY",
@@ -126,25 +147,21 @@ pub fn spawn_edge(
                 EdgeStrategy::LeastConnections => "least-connections",
             },
         );
-    spawn(entry, "edge", cmd, addr_file, cfg.binary)
+    spawn(entry, launch, addr_file)
 }
 
-fn spawn(
-    entry: &mut Entry,
-    name: &str,
-    cmd: Command,
-    addr_file: PathBuf,
-    binary: &Path,
-) -> Result<Pending, StackError> {
-    let log = entry.work_dir().join(format!("{name}.log"));
-    let proc =
-        ChildProc::spawn(name, cmd, &log, None, libc::SIGTERM).map_err(|e| StackError::Spawn {
-            component: name.to_string(),
-            program: binary.display().to_string(),
-            source: e,
-        })?;
-    entry.add_child(name, proc.pid())?;
-    Ok(Pending { proc, addr_file })
+fn spawn(entry: &SharedEntry, launch: Launch, addr_file: PathBuf) -> Result<Pending, StackError> {
+    let proc = launch.spawn().map_err(|e| StackError::Spawn {
+        component: launch.name.clone(),
+        program: launch.program.display().to_string(),
+        source: e,
+    })?;
+    entry.add_child(&launch.name, proc.pid())?;
+    Ok(Pending {
+        proc,
+        addr_file,
+        launch,
+    })
 }
 
 impl Pending {
@@ -153,6 +170,7 @@ impl Pending {
         let Pending {
             mut proc,
             addr_file,
+            mut launch,
         } = self;
         let name = proc.name.clone();
         let addr: SocketAddr = loop {
@@ -192,6 +210,14 @@ impl Pending {
                     log: String::new(),
                 })?;
         wait_until(&mut proc, deadline, || health::http_ready(&client, &url)).await?;
-        Ok(Instance { proc, url })
+        // A restart binds the same address (the edge and TARGET_URL point at it).
+        launch.replace_arg_value("--listen", addr.to_string());
+        Ok(Instance {
+            proc,
+            url,
+            addr,
+            launch,
+            addr_file,
+        })
     }
 }

@@ -6,10 +6,16 @@
 //! runs). `auto` picks containers when a Docker engine answers and the images are there
 //! locally, else processes, else fails saying what to install.
 //!
+//! [`RunningStack::handle`] gives a [`StackHandle`] ([`control`]): kill, stop / start,
+//! restart, pause / resume per component, and exec hooks, for the drills that inject faults
+//! while load runs. The stack and its handles share the component slots, so shutdown stops
+//! whatever the handle left running, paused or dead.
+//!
 //! Nothing outlives a run:
 //! - children run in their own process group with a parent-death SIGKILL ([`child`]);
 //! - [`RunningStack::shutdown`] and `Drop` (also on panic unwind) stop gateways, then the
-//!   services (stop signal, grace, SIGKILL), remove containers and delete the work dir;
+//!   services (stop signal, grace, SIGKILL; paused ones are continued first), remove
+//!   containers and delete the work dir;
 //! - every stack is recorded under the state root ([`registry`]) and containers are
 //!   labelled, so the next [`start`] (or [`reap_leftovers`]) cleans up after a run that was
 //!   SIGKILLed.
@@ -22,6 +28,7 @@
 pub mod child;
 pub mod cli;
 pub mod containers;
+pub mod control;
 pub mod docker;
 pub mod external;
 pub mod gateway;
@@ -31,12 +38,16 @@ pub mod registry;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::spec::{StackBackend, StackSpec};
 
 use child::ChildProc;
-use registry::Entry;
+pub use control::{
+    Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport, StackHandle, StackOp,
+};
+use registry::{Entry, SharedEntry};
 
 /// Errors of the stack module; each names the component and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -116,25 +127,14 @@ impl StackOptions {
     }
 }
 
-/// Redis and PostgreSQL, however they were started (one per stack: size does not matter).
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-enum Services {
-    Process(process::ProcessServices),
-    Containers(containers::ContainerServices),
-    External,
-}
-
 /// A started stack. Dropping it stops everything (synchronously, best effort).
+///
+/// Its components live in slots shared with every [`StackHandle`] it hands out (one `Arc`):
+/// a handle may kill, restart or pause them while the stack is up, and `shutdown` / `Drop`
+/// stop whatever the slots hold at that moment.
 #[derive(Debug)]
 pub struct RunningStack {
-    id: String,
-    backend: StackBackend,
-    env: Vec<(String, String)>,
-    gateways: Vec<gateway::Instance>,
-    edge: Option<gateway::Instance>,
-    services: Option<Services>,
-    entry: Option<Entry>,
+    shared: Arc<control::Shared>,
 }
 
 /// One line of `loadgate stack status`.
@@ -251,14 +251,9 @@ pub async fn start(spec: &StackSpec, opts: &StackOptions) -> Result<RunningStack
     let _ = tokio::task::spawn_blocking(move || reap_in(&reap_root)).await;
     let backend = resolve_backend(spec).await?;
     let id = format!("lg-{}", random_hex(6));
-    let mut stack = RunningStack {
-        id: id.clone(),
-        backend,
-        env: Vec::new(),
-        gateways: Vec::new(),
-        edge: None,
-        services: None,
-        entry: Some(Entry::create(&root, &id, backend_name(backend))?),
+    let entry = SharedEntry::new(Entry::create(&root, &id, backend_name(backend))?);
+    let stack = RunningStack {
+        shared: Arc::new(control::Shared::new(id, backend, entry, opts.ready_timeout)),
     };
     // On any error below, dropping `stack` tears down what was started.
     stack.start_all(spec, opts).await?;
@@ -266,36 +261,39 @@ pub async fn start(spec: &StackSpec, opts: &StackOptions) -> Result<RunningStack
 }
 
 impl RunningStack {
-    async fn start_all(&mut self, spec: &StackSpec, opts: &StackOptions) -> Result<(), StackError> {
+    async fn start_all(&self, spec: &StackSpec, opts: &StackOptions) -> Result<(), StackError> {
         let admin_key = format!("lg_admin_{}", random_hex(16));
         let user_key = format!("lg_user_{}", random_hex(16));
         let redis_password = random_hex(12);
         let pg_password = random_hex(12);
-        let entry = self.entry.as_mut().expect("entry exists while starting");
+        let shared = &self.shared;
+        let entry = &shared.entry;
+        let id = shared.id.clone();
 
-        let (redis_url, database_url) = match self.backend {
+        // Each part goes into the shared slots as soon as it runs, so an error (or the
+        // future being dropped) below leaves it to `Drop` to stop.
+        let (redis_url, database_url) = match shared.backend() {
             StackBackend::External => {
                 let ext = external::from_env()?;
                 let mut env = ext.env();
                 env.push(("BACKEND".into(), "external".into()));
-                env.push(("STACK_ID".into(), self.id.clone()));
+                env.push(("STACK_ID".into(), id.clone()));
                 entry.set_env(&env)?;
-                self.env = env;
-                self.services = Some(Services::External);
+                shared.set_env(env);
                 return Ok(());
             }
             StackBackend::Process => {
                 let s = process::start(entry, &redis_password, &pg_password, opts.ready_timeout)
                     .await?;
                 let urls = (s.redis_url.clone(), s.database_url.clone());
-                self.services = Some(Services::Process(s));
+                shared.install_process(s, &redis_password);
                 urls
             }
             StackBackend::Containers => {
                 let s = containers::start(
                     spec,
                     entry,
-                    &self.id,
+                    &id,
                     &redis_password,
                     &pg_password,
                     opts.ready_timeout,
@@ -304,7 +302,7 @@ impl RunningStack {
                 match s {
                     Ok(s) => {
                         let urls = (s.redis_url.clone(), s.database_url.clone());
-                        self.services = Some(Services::Containers(s));
+                        shared.install_containers(s, &redis_password);
                         urls
                     }
                     // `auto` chose containers but they did not come up: local processes
@@ -313,9 +311,11 @@ impl RunningStack {
                         if spec.backend == StackBackend::Auto && process::available().is_ok() =>
                     {
                         tracing::warn!(error = %e, "containers backend failed; falling back to local processes");
-                        self.backend = StackBackend::Process;
-                        entry.record.backend = backend_name(StackBackend::Process).into();
-                        entry.save()?;
+                        shared.set_backend(StackBackend::Process);
+                        entry.with(|en| {
+                            en.record.backend = backend_name(StackBackend::Process).into();
+                            en.save()
+                        })?;
                         let s = process::start(
                             entry,
                             &redis_password,
@@ -324,7 +324,7 @@ impl RunningStack {
                         )
                         .await?;
                         let urls = (s.redis_url.clone(), s.database_url.clone());
-                        self.services = Some(Services::Process(s));
+                        shared.install_process(s, &redis_password);
                         urls
                     }
                     Err(e) => return Err(e),
@@ -350,28 +350,31 @@ impl RunningStack {
             let first = gateway::spawn_gateway(entry, &cfg, 1)?
                 .ready(deadline)
                 .await?;
-            self.gateways.push(first);
+            let mut urls = vec![first.url.clone()];
+            shared.push_gateway(1, first);
             let mut pending = Vec::new();
             for n in 2..=spec.gateways {
-                pending.push(gateway::spawn_gateway(entry, &cfg, n)?);
+                pending.push((n, gateway::spawn_gateway(entry, &cfg, n)?));
             }
             let deadline = Instant::now() + opts.ready_timeout;
             let mut failure = None;
-            for p in pending {
+            for (n, p) in pending {
                 // After a failure the rest are dropped, which stops them.
                 if failure.is_some() {
                     drop(p);
                     continue;
                 }
                 match p.ready(deadline).await {
-                    Ok(inst) => self.gateways.push(inst),
+                    Ok(inst) => {
+                        urls.push(inst.url.clone());
+                        shared.push_gateway(n, inst);
+                    }
                     Err(e) => failure = Some(e),
                 }
             }
             if let Some(e) = failure {
                 return Err(e);
             }
-            let urls: Vec<String> = self.gateways.iter().map(|g| g.url.clone()).collect();
             let mut target = urls[0].clone();
             if let Some(strategy) = spec.edge {
                 let deadline = Instant::now() + opts.ready_timeout;
@@ -380,7 +383,7 @@ impl RunningStack {
                     .await?;
                 target = edge.url.clone();
                 env.push(("EDGE_URL".into(), edge.url.clone()));
-                self.edge = Some(edge);
+                shared.set_edge(edge);
             }
             env.push(("TARGET_URL".into(), target));
             env.push(("GATEWAY_URLS".into(), urls.join(",")));
@@ -389,138 +392,83 @@ impl RunningStack {
         env.push(("DATABASE_URL".into(), database_url));
         env.push(("ADMIN_KEY".into(), admin_key));
         env.push(("USER_KEY".into(), user_key));
-        env.push(("BACKEND".into(), backend_name(self.backend).into()));
-        env.push(("STACK_ID".into(), self.id.clone()));
+        env.push(("BACKEND".into(), backend_name(shared.backend()).into()));
+        env.push(("STACK_ID".into(), id));
         entry.set_env(&env)?;
-        self.env = env;
+        shared.set_env(env);
         Ok(())
+    }
+
+    /// A handle that acts on this stack's components (kill, stop / start, restart, pause /
+    /// resume, exec hooks) while it runs; see [`control`]. Clones share the same stack; after
+    /// shutdown its operations answer [`ControlError::ShutDown`].
+    pub fn handle(&self) -> StackHandle {
+        StackHandle::new(self.shared.clone())
     }
 
     /// `TARGET_URL`, `GATEWAY_URLS`, `REDIS_URL`, `DATABASE_URL`, `ADMIN_KEY`, `USER_KEY`,
     /// `BACKEND`, `STACK_ID` (and `EDGE_URL` with an edge), in a stable order.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.env.clone()
+        self.shared.env()
     }
 
     /// The backend that was used (never `Auto`).
     pub fn backend(&self) -> StackBackend {
-        self.backend
+        self.shared.backend()
     }
 
     /// The stack id (also the `loadgate.stack` container label).
     pub fn id(&self) -> &str {
-        &self.id
+        &self.shared.id
     }
 
-    /// Pids of the gateway instances, in order gw-1, gw-2, ...
+    /// Pids of the gateway instances that run now, in order gw-1, gw-2, ... (one killed or
+    /// stopped through the handle is left out).
     pub fn gateway_pids(&self) -> Vec<u32> {
-        self.gateways.iter().map(|g| g.proc.pid()).collect()
+        self.shared.gateway_pids()
     }
 
-    /// Pid of the edge, if there is one.
+    /// Pid of the edge, if there is one and it runs.
     pub fn edge_pid(&self) -> Option<u32> {
-        self.edge.as_ref().map(|e| e.proc.pid())
+        self.shared.edge_pid()
     }
 
-    /// Pids of every process this stack started (gateways, edge, redis, postgres).
+    /// Pids of every process this stack runs now (gateways, edge, redis, postgres).
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids = self.gateway_pids();
-        pids.extend(self.edge_pid());
-        if let Some(Services::Process(p)) = &self.services {
-            pids.push(p.redis.pid());
-            pids.push(p.postgres.pid());
-        }
-        pids
+        self.shared.pids()
     }
 
-    /// Pids of redis-server and postgres (process backend only).
+    /// Pids of redis-server and postgres (process backend only, while both run).
     pub fn service_pids(&self) -> Option<(u32, u32)> {
-        match &self.services {
-            Some(Services::Process(p)) => Some((p.redis.pid(), p.postgres.pid())),
-            _ => None,
-        }
+        self.shared.service_pids()
     }
 
     /// Container ids (redis, postgres) with the containers backend.
     pub fn container_ids(&self) -> Vec<String> {
-        match &self.services {
-            Some(Services::Containers(c)) => c.ids(),
-            _ => Vec::new(),
-        }
+        self.shared.container_ids()
     }
 
     /// The stack's working directory (logs, data); deleted on shutdown.
     pub fn work_dir(&self) -> Option<PathBuf> {
-        self.entry.as_ref().map(|e| e.work_dir())
+        (!self.shared.entry.is_removed()).then(|| self.shared.entry.work_dir())
     }
 
     /// The stack's registry directory; deleted on shutdown.
     pub fn state_dir(&self) -> Option<PathBuf> {
-        self.entry.as_ref().map(|e| e.dir.clone())
+        (!self.shared.entry.is_removed()).then(|| self.shared.entry.dir())
     }
 
-    /// Orderly stop: edge and gateways, then the services, then the work dir.
-    pub async fn shutdown(mut self) -> Result<(), StackError> {
-        let edge = self.edge.take();
-        let gateways = std::mem::take(&mut self.gateways);
-        let services = self.services.take();
-        let (services, result) = tokio::task::spawn_blocking(move || {
-            stop_instances(edge, gateways);
-            match services {
-                Some(Services::Process(mut p)) => {
-                    p.redis.stop(Duration::from_secs(3));
-                    p.postgres.stop(Duration::from_secs(5));
-                    (None, Ok(()))
-                }
-                other => (other, Ok(())),
-            }
-        })
-        .await
-        .map_err(|e| StackError::Io {
-            what: "stopping the stack".into(),
-            source: std::io::Error::other(e),
-        })?;
-        if let Some(Services::Containers(c)) = services {
-            c.remove().await?;
-        }
-        if let Some(mut entry) = self.entry.take() {
-            entry.remove();
-        }
-        result
-    }
-
-    fn cleanup_sync(&mut self) {
-        stop_instances(self.edge.take(), std::mem::take(&mut self.gateways));
-        match self.services.take() {
-            Some(Services::Process(mut p)) => {
-                p.redis.stop(Duration::from_secs(3));
-                p.postgres.stop(Duration::from_secs(5));
-            }
-            Some(Services::Containers(c)) => c.remove_blocking(),
-            _ => {}
-        }
-        if let Some(mut entry) = self.entry.take() {
-            entry.remove();
-        }
-    }
-}
-
-fn stop_instances(edge: Option<gateway::Instance>, gateways: Vec<gateway::Instance>) {
-    if let Some(mut e) = edge {
-        e.proc.stop(Duration::from_secs(3));
-    }
-    // Signal all first so they drain in parallel, then wait for each.
-    for g in &gateways {
-        child::signal_group(g.proc.pid() as i32, libc::SIGTERM);
-    }
-    for mut g in gateways {
-        g.proc.stop(Duration::from_secs(5));
+    /// Orderly stop: in-flight control operations end, then edge and gateways, then the
+    /// services (paused ones continued first), then the work dir.
+    pub async fn shutdown(self) -> Result<(), StackError> {
+        // Drop runs afterwards and finds nothing left to stop.
+        self.shared.shutdown().await
     }
 }
 
 impl Drop for RunningStack {
     fn drop(&mut self) {
-        self.cleanup_sync();
+        self.shared.cleanup_sync();
     }
 }
 

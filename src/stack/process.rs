@@ -9,6 +9,9 @@
 //! the cluster dir is chowned to it (and placed under the system temp dir when that user
 //! cannot reach the work dir, e.g. a 0700 state root).
 //!
+//! Each server's [`Launch`] (its port included) is kept with it, so the stack control handle
+//! can start it again after a kill or stop on the same port with the same data dir.
+//!
 //! Binaries: `redis-server` from `$LOADGATE_REDIS_SERVER` or PATH; PostgreSQL's from
 //! `$LOADGATE_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else PATH.
 
@@ -18,9 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::child::{self, ChildProc, RunAs};
+use super::child::{self, ChildProc, Launch, RunAs};
 use super::health;
-use super::registry::Entry;
+use super::registry::SharedEntry;
 use super::{wait_until, StackError};
 
 /// What the process backend started.
@@ -28,6 +31,11 @@ use super::{wait_until, StackError};
 pub struct ProcessServices {
     pub redis: ChildProc,
     pub postgres: ChildProc,
+    /// How each was started (same port, data dir and log on a restart).
+    pub redis_launch: Launch,
+    pub postgres_launch: Launch,
+    pub redis_port: u16,
+    pub postgres_port: u16,
     pub redis_url: String,
     pub database_url: String,
 }
@@ -98,7 +106,7 @@ pub fn available() -> Result<(PathBuf, PathBuf), String> {
 
 /// Starts Redis and PostgreSQL; waits until both accept connections.
 pub async fn start(
-    entry: &mut Entry,
+    entry: &SharedEntry,
     redis_password: &str,
     pg_password: &str,
     ready_timeout: Duration,
@@ -110,12 +118,17 @@ pub async fn start(
     let work = entry.work_dir();
     let deadline = Instant::now() + ready_timeout;
 
-    let (redis, redis_port) =
+    let (redis, redis_port, redis_launch) =
         start_redis(entry, &redis_bin, &work, redis_password, deadline).await?;
-    let (postgres, pg_port) = start_postgres(entry, &pg_bin, &work, pg_password, deadline).await?;
+    let (postgres, pg_port, postgres_launch) =
+        start_postgres(entry, &pg_bin, &work, pg_password, deadline).await?;
     Ok(ProcessServices {
         redis,
         postgres,
+        redis_launch,
+        postgres_launch,
+        redis_port,
+        postgres_port: pg_port,
         redis_url: format!("redis://default:{redis_password}@127.0.0.1:{redis_port}/0"),
         database_url: format!("postgres://loadgate:{pg_password}@127.0.0.1:{pg_port}/loadgate"),
     })
@@ -125,43 +138,38 @@ pub async fn start(
 const PORT_ATTEMPTS: usize = 3;
 
 async fn start_redis(
-    entry: &mut Entry,
+    entry: &SharedEntry,
     bin: &Path,
     work: &Path,
     password: &str,
     deadline: Instant,
-) -> Result<(ChildProc, u16), StackError> {
+) -> Result<(ChildProc, u16, Launch), StackError> {
     let dir = work.join("redis");
     std::fs::create_dir_all(&dir).map_err(|e| StackError::io("create", &dir, e))?;
     let log = work.join("redis.log");
-    let spawn = |port: u16| {
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--protected-mode",
-            "no",
-        ])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            "",
-        ])
-        .args(["--requirepass", password])
-        .arg("--dir")
-        .arg(&dir);
-        ChildProc::spawn("redis", cmd, &log, None, libc::SIGTERM).map_err(|e| StackError::Spawn {
-            component: "redis".into(),
-            program: bin.display().to_string(),
-            source: e,
-        })
+    let launch = |port: u16| {
+        Launch::new("redis", bin, &log, libc::SIGTERM)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "no",
+            ])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ])
+            .args(["--requirepass", password])
+            .arg("--dir")
+            .arg(&dir)
     };
     start_on_free_port(
         entry,
@@ -169,19 +177,19 @@ async fn start_redis(
         &dir,
         deadline,
         Duration::from_secs(1),
-        spawn,
+        launch,
         |addr| health::redis_ping(addr, Some(password)),
     )
     .await
 }
 
 async fn start_postgres(
-    entry: &mut Entry,
+    entry: &SharedEntry,
     bin: &Path,
     work: &Path,
     password: &str,
     deadline: Instant,
-) -> Result<(ChildProc, u16), StackError> {
+) -> Result<(ChildProc, u16, Launch), StackError> {
     let run_as = if child::is_root() {
         RunAs::lookup("postgres")
     } else {
@@ -192,7 +200,7 @@ async fn start_postgres(
     // temp dir instead, recorded in the entry so it is deleted with the stack.
     let base = match run_as {
         Some(user) if !traversable_by(work, user) => {
-            let dir = std::env::temp_dir().join(format!("loadgate-pg-{}", entry.record.id));
+            let dir = std::env::temp_dir().join(format!("loadgate-pg-{}", entry.id()));
             entry.add_dir(&dir)?;
             dir
         }
@@ -263,9 +271,11 @@ async fn start_postgres(
     )
     .await?;
 
-    let spawn = |port: u16| {
-        let mut cmd = Command::new(bin.join("postgres"));
-        cmd.arg("-D")
+    let postgres_bin = bin.join("postgres");
+    let launch = |port: u16| {
+        Launch::new("postgres", &postgres_bin, &log, libc::SIGINT)
+            .run_as(run_as)
+            .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k", ""])
             .args([
@@ -276,14 +286,7 @@ async fn start_postgres(
                 "-c",
                 "full_page_writes=off",
             ])
-            .args(["-c", "max_connections=200"]);
-        ChildProc::spawn("postgres", cmd, &log, run_as, libc::SIGINT).map_err(|e| {
-            StackError::Spawn {
-                component: "postgres".into(),
-                program: bin.join("postgres").display().to_string(),
-                source: e,
-            }
-        })
+            .args(["-c", "max_connections=200"])
     };
     start_on_free_port(
         entry,
@@ -291,7 +294,7 @@ async fn start_postgres(
         &data,
         deadline,
         Duration::from_secs(2),
-        spawn,
+        launch,
         |addr| health::postgres_accepting(addr, "loadgate", "loadgate"),
     )
     .await
@@ -301,28 +304,34 @@ async fn start_postgres(
 /// its port to another process between the probe and the bind ("Address already in use" in
 /// its log) is retried on a new port, up to [`PORT_ATTEMPTS`] times; any other failure is
 /// returned at once. `dir` only names the component's directory in a port-probe error.
-async fn start_on_free_port<S, R, Fut>(
-    entry: &mut Entry,
+/// Returns the process, its port and the launch that started it (kept for restarts).
+async fn start_on_free_port<L, R, Fut>(
+    entry: &SharedEntry,
     component: &str,
     dir: &Path,
     deadline: Instant,
     stop_grace: Duration,
-    mut spawn: S,
+    launch: L,
     ready: R,
-) -> Result<(ChildProc, u16), StackError>
+) -> Result<(ChildProc, u16, Launch), StackError>
 where
-    S: FnMut(u16) -> Result<ChildProc, StackError>,
+    L: Fn(u16) -> Launch,
     R: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {
         let port = health::free_port().map_err(|e| StackError::io("pick a port for", dir, e))?;
-        let mut proc = spawn(port)?;
+        let how = launch(port);
+        let mut proc = how.spawn().map_err(|e| StackError::Spawn {
+            component: component.to_string(),
+            program: how.program.display().to_string(),
+            source: e,
+        })?;
         entry.add_child(component, proc.pid())?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         match wait_until(&mut proc, deadline, || ready(addr)).await {
-            Ok(()) => return Ok((proc, port)),
+            Ok(()) => return Ok((proc, port, how)),
             Err(e) => {
                 let port_race = proc.last_log_lines(10).contains("Address already in use");
                 proc.stop(stop_grace);

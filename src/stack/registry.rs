@@ -11,12 +11,18 @@
 //! accurate record. Containers also carry labels (`loadgate.stack`, `loadgate.pid`,
 //! `loadgate.pid_start`, `loadgate.host`), so they are found even without the file.
 //!
+//! The stack control handle restarts components; each new process is recorded the same way
+//! ([`Entry::add_respawned_child`]), replacing the records of that component's dead ones, so
+//! a SIGKILL of loadgate after a restart still leaves every live child findable. The entry is
+//! shared between the stack and its handles as a [`SharedEntry`].
+//!
 //! Reaping an entry whose owner is gone: SIGKILL every recorded child that is still the same
 //! process (and its process group), remove recorded containers, delete the directory.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +151,12 @@ impl Entry {
     /// Atomically rewrites `stack.json` (mode 0600: it holds the generated keys).
     pub fn save(&self) -> Result<(), StackError> {
         use std::os::unix::fs::OpenOptionsExt;
+        if self.removed {
+            return Err(StackError::Io {
+                what: format!("recording in {}", self.dir.join(RECORD).display()),
+                source: std::io::Error::other("the stack was already shut down"),
+            });
+        }
         let tmp = self.dir.join(".stack.json.tmp");
         let path = self.dir.join(RECORD);
         let text = serde_json::to_vec_pretty(&self.record).expect("record serializes");
@@ -169,6 +181,16 @@ impl Entry {
         self.save()
     }
 
+    /// Records a restarted component's new process. Records of that component whose process
+    /// is gone are dropped (they would only make `stack status` count dead processes); a
+    /// record whose process still runs is kept, so reaping can never miss it.
+    pub fn add_respawned_child(&mut self, name: &str, pid: u32) -> Result<(), StackError> {
+        self.record.children.retain(|c| {
+            c.name != name || (child::pid_alive(c.pid) && child::proc_start(c.pid) == Some(c.start))
+        });
+        self.add_child(name, pid)
+    }
+
     pub fn add_container(&mut self, id: &str) -> Result<(), StackError> {
         self.record.containers.push(id.to_string());
         self.save()
@@ -183,6 +205,11 @@ impl Entry {
     pub fn set_env(&mut self, env: &[(String, String)]) -> Result<(), StackError> {
         self.record.env = env.to_vec();
         self.save()
+    }
+
+    /// Whether [`Entry::remove`] ran.
+    pub fn is_removed(&self) -> bool {
+        self.removed
     }
 
     /// Deletes the entry's directory (work dir included). Idempotent.
@@ -200,6 +227,70 @@ impl Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// The entry of a running stack, shared between [`RunningStack`](super::RunningStack) and its
+/// control handles (which record respawned children through it). The lock is only held for
+/// a record update, never across an `.await`.
+#[derive(Debug, Clone)]
+pub struct SharedEntry(Arc<Mutex<Entry>>);
+
+impl SharedEntry {
+    pub fn new(entry: Entry) -> SharedEntry {
+        SharedEntry(Arc::new(Mutex::new(entry)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entry> {
+        // A panic while holding the lock leaves the record as consistent as the last save:
+        // keep using it (cleanup must still work after a panic).
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the entry under the lock.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Entry) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    pub fn id(&self) -> String {
+        self.lock().record.id.clone()
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.lock().dir.clone()
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.lock().work_dir()
+    }
+
+    pub fn add_child(&self, name: &str, pid: u32) -> Result<(), StackError> {
+        self.lock().add_child(name, pid)
+    }
+
+    pub fn add_respawned_child(&self, name: &str, pid: u32) -> Result<(), StackError> {
+        self.lock().add_respawned_child(name, pid)
+    }
+
+    pub fn add_container(&self, id: &str) -> Result<(), StackError> {
+        self.lock().add_container(id)
+    }
+
+    pub fn add_dir(&self, dir: &Path) -> Result<(), StackError> {
+        self.lock().add_dir(dir)
+    }
+
+    pub fn set_env(&self, env: &[(String, String)]) -> Result<(), StackError> {
+        self.lock().set_env(env)
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.lock().is_removed()
+    }
+
+    /// Deletes the entry's directory. Idempotent.
+    pub fn remove(&self) {
+        self.lock().remove()
     }
 }
 

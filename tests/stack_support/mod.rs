@@ -168,3 +168,46 @@ fn ppid_of(pid: u32) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// None (and a printed reason) when no Docker engine answers; panics when the images are
+/// missing. With LOADGATE_REQUIRE_DOCKER set (CI, whose machines run an engine) a missing
+/// engine fails instead of skipping.
+pub async fn docker_engine_or_skip() -> Option<()> {
+    use loadgate::spec::{StackBackend, StackSpec};
+    use loadgate::stack::{containers, docker};
+    if let Err(why) = docker::connect(Duration::from_secs(3)).await {
+        if std::env::var_os("LOADGATE_REQUIRE_DOCKER").is_some() {
+            panic!("LOADGATE_REQUIRE_DOCKER is set but no Docker engine answers: {why}");
+        }
+        eprintln!("SKIP: no Docker engine answers ({why})");
+        return None;
+    }
+    let spec = StackSpec {
+        backend: StackBackend::Containers,
+        ..StackSpec::default()
+    };
+    if let Err(why) = containers::images(&spec).await {
+        panic!(
+            "Docker is there but the images are not: {why} (run reference-stack/images/build.sh)"
+        );
+    }
+    Some(())
+}
+
+/// Polls `cond` every 50 ms until it holds or `within` passes; returns whether it held.
+pub async fn eventually<F, Fut>(within: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
