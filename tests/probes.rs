@@ -90,6 +90,15 @@ fn server() -> TestServer {
                     Json(json!({"id": id, "status": "pending"}))
                 }),
             )
+            .route(
+                "/broken/{id}",
+                get(|UrlPath(id): UrlPath<u64>| async move {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Json(json!({"id": id, "status": "failed"})),
+                    )
+                }),
+            )
             .with_state(app);
     TestServer::axum(router)
 }
@@ -172,7 +181,10 @@ thresholds:
         .find(|c| c["kind"] == "probe")
         .expect("a probe check");
     assert_eq!(check["name"], "probe login");
-    assert_eq!(check["expected"], "p(95)<250");
+    assert_eq!(
+        check["expected"], "p(95)<250, rate==0",
+        "without a rate expression no sample may fail"
+    );
     assert!(check["observed"]
         .as_str()
         .unwrap()
@@ -397,4 +409,49 @@ thresholds:
     has("probes.c.poll.until: bad condition");
     has("probes.d.slo: a probe's SLO is judged over the probe's whole run");
     has("probe:nope names no probe (probes: a, b, c, d)");
+}
+
+#[test]
+fn a_chain_stops_at_fail_if_and_at_a_value_the_submit_did_not_return() {
+    let srv = server();
+    let s = run(
+        spec(
+            &srv.url(),
+            r#"probes:
+  broken:
+    submit: { method: POST, path: /jobs, body: { kind: import } }
+    poll: { path: "/broken/{{id}}", until: "/status == done", fail_if: "/status == failed", every: 100ms }
+    deadline: 5s
+    every: 1s
+  typo:
+    submit: { method: POST, path: /jobs, body: { kind: import } }
+    poll: { path: "/jobs/{{job_id}}", until: "/status == done", every: 100ms }
+    deadline: 5s
+    every: 1s
+"#,
+        ),
+        None,
+    );
+    let v = json_of(&s);
+    let broken = &v["probes"][0];
+    // fail_if is judged on the 422 response itself, at the first poll: not at the deadline.
+    let f = &broken["failures"][0];
+    assert_eq!(f["error"], "check_failed");
+    assert_eq!(f["status"], 422);
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`json /status == failed` held (status 422)"),
+        "{f}"
+    );
+    assert!(f["latency_ms"].as_f64().unwrap() < 1000.0, "{f}");
+    let typo = &v["probes"][1];
+    let f = &typo["failures"][0];
+    assert_eq!(f["error"], "check_failed");
+    assert_eq!(
+        f["reason"],
+        "submit: the response has no `job_id` for {{job_id}} (captured: id, state)"
+    );
+    assert!(typo["incomplete"].as_u64().unwrap() <= 1);
 }

@@ -13,9 +13,12 @@
 //!   transport error, a status >= 400 (error `status_4xx` / `status_5xx`) or a failed check
 //!   (error `check_failed`);
 //! - a chain: the submit request (failing as above), then a poll every `poll.every` until
-//!   `until` holds; latency from the submit to the poll that saw the condition. Polls that
-//!   fail on the way are retried; a chain still not done at its deadline fails with error
-//!   `deadline` and latency = the deadline.
+//!   `until` holds; latency from the submit to the poll that saw the condition. `until` (and
+//!   `fail_if`, which fails the chain at once) is judged on every response, whatever its
+//!   status; polls that get no answer are retried. A chain still not done at its deadline
+//!   fails with error `deadline` and latency = the deadline. A poll template naming a value
+//!   the submit's response did not have fails the chain at once (error `check_failed`)
+//!   instead of polling a wrong URL until the deadline.
 //!
 //! Samples start on the cadence whether or not the previous one finished (a slow probe must
 //! not thin out its own samples), up to a bound of in-flight samples; a start that would
@@ -587,6 +590,17 @@ async fn sample(spec: Arc<ProbeSpec>, sh: Arc<Shared>, seq: u64) -> Done {
                 );
             }
             let captured = capture(c, &x.body);
+            if let Some(missing) = poll_vars(&c.poll).find(|v| !captured.contains_key(*v)) {
+                let have: Vec<&str> = captured.keys().map(String::as_str).collect();
+                return fail(
+                    &x,
+                    ErrorKind::CheckFailed,
+                    format!(
+                        "submit: the response has no `{missing}` for {{{{{missing}}}}} (captured: {})",
+                        if have.is_empty() { "nothing".to_string() } else { have.join(", ") }
+                    ),
+                );
+            }
             let mut last = String::from("no poll answered yet");
             let mut last_status = x.status;
             loop {
@@ -613,9 +627,32 @@ async fn sample(spec: Arc<ProbeSpec>, sh: Arc<Shared>, seq: u64) -> Done {
                 let timeout = spec.timeout.min(left.max(Duration::from_millis(1)));
                 let x = exchange(&sh, &c.poll, vars, &captured, &mut rng, timeout).await;
                 last_status = x.status;
-                if let Some((_, r)) = &x.error {
+                if x.status == 0 {
+                    // No answer (transport error): try again.
+                    let r = x
+                        .error
+                        .as_ref()
+                        .map(|e| e.1.as_str())
+                        .unwrap_or("no answer");
                     last = format!("last poll: {r}");
                     continue;
+                }
+                if let Some(f) = c
+                    .fail_if
+                    .as_ref()
+                    .filter(|f| f.evaluate(x.status, &x.headers, &x.body))
+                {
+                    let end = Instant::now();
+                    return Done {
+                        started,
+                        end,
+                        latency: end - started,
+                        status: x.status,
+                        error: Some(ErrorKind::CheckFailed),
+                        reason: Some(format!("poll: `{f}` held (status {})", x.status)),
+                        checks_passed: 0,
+                        checks_failed: 1,
+                    };
                 }
                 if c.until.evaluate(x.status, &x.headers, &x.body) {
                     let end = Instant::now();
@@ -634,6 +671,14 @@ async fn sample(spec: Arc<ProbeSpec>, sh: Arc<Shared>, seq: u64) -> Done {
             }
         }
     }
+}
+
+/// Every `{{NAME}}` the poll's templates read.
+fn poll_vars(poll: &ProbeRequest) -> impl Iterator<Item = &str> {
+    poll.path
+        .vars_used()
+        .chain(poll.headers.iter().flat_map(|(_, t)| t.vars_used()))
+        .chain(poll.body.iter().flat_map(|b| b.vars_used()))
 }
 
 /// Values for the poll's templates: the chain's `capture:` pointers, or every top-level

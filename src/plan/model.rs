@@ -355,7 +355,8 @@ pub struct Probe {
     /// A chain's first request (its JSON response provides `{{NAME}}` values).
     pub submit: Option<ProbeRequestDef>,
     /// Values for the poll's templates: NAME → JSON pointer into the submit's response
-    /// (default: every top-level field of the response by its name).
+    /// (default: every top-level string, number or boolean field of the response, by its
+    /// name).
     pub capture: Option<BTreeMap<String, String>>,
     /// A chain's poll: a request plus `until` and `every`.
     pub poll: Option<PollDef>,
@@ -371,7 +372,8 @@ pub struct Probe {
     /// Per-request timeout (default: `defaults.timeout`).
     pub timeout: Option<Duration>,
     /// The probe's SLO: one expression or a list; trend aggregations judge its latency (ms),
-    /// `rate` its failure rate, `count` its samples (default `rate==0`).
+    /// `rate` its failure rate, `count` its samples. `rate==0` is added unless a `rate`
+    /// expression is given (default: just `rate==0`).
     pub slo: Option<OneOrMany>,
     /// Fewer samples than this fails the probe (default 1).
     #[schemars(range(min = 1))]
@@ -476,6 +478,8 @@ pub struct PollDef {
     /// `status == 200`); a leading `/` means a JSON pointer: `/status == done`.
     #[schemars(required)]
     pub until: Option<String>,
+    /// A condition that fails the chain at once (same grammar), e.g. `/status == failed`.
+    pub fail_if: Option<String>,
     /// Poll this often (default 1s).
     pub every: Option<Duration>,
 }

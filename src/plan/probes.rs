@@ -21,7 +21,7 @@ pub const DEFAULT_CHAIN_EVERY: Duration = Duration::from_secs(10);
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 /// Default poll interval of a chain.
 pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
-/// The SLO of a probe that states none: no sample may fail.
+/// What a probe's SLO gets when it has no `rate` expression: no sample may fail.
 pub const DEFAULT_SLO: &str = "rate==0";
 
 fn at(base: &[PathSeg], field: &str) -> Vec<PathSeg> {
@@ -118,6 +118,12 @@ pub(crate) fn probe(
             ),
             Ok(e) => slo.push(e),
             Err(e) => issues.at(&path, format!("bad SLO expression: {e}")),
+        }
+    }
+    // A failed sample always counts: without a `rate` expression, no sample may fail.
+    if !slo.iter().any(|e| e.aggregation == Aggregation::Rate) {
+        if let Ok(e) = ThresholdExpr::parse(DEFAULT_SLO) {
+            slo.push(e);
         }
     }
     if issues.0.len() != before {
@@ -337,10 +343,10 @@ fn chain(
         });
     }
     let poll_at = at(base, "poll");
-    let (poll, until, poll_every) = match &p.poll {
+    let (poll, until, fail_if, poll_every) = match &p.poll {
         None => {
             issues.at(&poll_at, "a chain needs `poll:` (e.g. `poll: {path: \"/v1/jobs/{{id}}\", until: \"/status == done\"}`)");
-            (None, None, DEFAULT_POLL_EVERY)
+            (None, None, None, DEFAULT_POLL_EVERY)
         }
         Some(PollDef {
             method: m,
@@ -348,6 +354,7 @@ fn chain(
             headers,
             body,
             until,
+            fail_if,
             every,
         }) => {
             let req = parts_to_request(
@@ -368,24 +375,14 @@ fn chain(
                     issues.at(at(&poll_at, "until"), "required: the condition that ends the chain, e.g. `until: \"/status == done\"`");
                     None
                 }
-                Some(u) => {
-                    let text = if u.trim_start().starts_with('/') {
-                        format!("json {}", u.trim())
-                    } else {
-                        u.trim().to_string()
-                    };
-                    match ResponseCheck::parse(&text) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            issues.at(at(&poll_at, "until"), format!("bad condition: {e}"));
-                            None
-                        }
-                    }
-                }
+                Some(u) => condition(u, &at(&poll_at, "until"), issues),
             };
+            let fail_if = fail_if
+                .as_ref()
+                .and_then(|f| condition(f, &at(&poll_at, "fail_if"), issues));
             let every = positive(every.map(|d| d.0), &at(&poll_at, "every"), issues)
                 .unwrap_or(DEFAULT_POLL_EVERY);
-            (req, until, every)
+            (req, until, fail_if, every)
         }
     };
     // With explicit captures, every `{{NAME}}` of the poll must be one of them.
@@ -430,7 +427,25 @@ fn chain(
         capture,
         poll: poll?,
         until: until?,
+        fail_if,
         poll_every,
         deadline,
     })
+}
+
+/// A poll condition in the response-check grammar; a leading `/` means `json /...`.
+fn condition(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<ResponseCheck> {
+    let t = text.trim();
+    let full = if t.starts_with('/') {
+        format!("json {t}")
+    } else {
+        t.to_string()
+    };
+    match ResponseCheck::parse(&full) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            issues.at(path, format!("bad condition: {e}"));
+            None
+        }
+    }
 }

@@ -20,7 +20,8 @@ pub struct ProbeSpec {
     pub until: Option<Duration>,
     /// Every expression must hold: trend aggregations (`p(95)<250`, `avg<100`) judge the
     /// probe's latency in ms, `rate` its failure rate, `count` its sample count. A windowed
-    /// expression (`over 30s`) is not allowed here.
+    /// expression (`over 30s`) is not allowed here. Lowering adds `rate==0` unless a `rate`
+    /// expression is given, so a failing probe never passes on its latency alone.
     pub slo: Vec<ThresholdExpr>,
     /// Fewer samples than this fails the probe with "too few samples". At least 1.
     pub min_samples: u64,
@@ -68,8 +69,11 @@ pub struct ChainSpec {
     /// top-level scalar field of the response, by its name (`{{id}}`).
     pub capture: Vec<Capture>,
     pub poll: ProbeRequest,
-    /// The poll response that ends the chain successfully.
+    /// The poll response that ends the chain successfully (judged on every response,
+    /// whatever its status).
     pub until: ResponseCheck,
+    /// A poll response that ends the chain as failed at once (a job that failed for good).
+    pub fail_if: Option<ResponseCheck>,
     pub poll_every: Duration,
     /// From the submit; a chain not done by then is a failed sample (error `deadline`).
     pub deadline: Duration,
