@@ -1,7 +1,7 @@
 //! Pieces of lowering that scenarios, probes and the plan as a whole share: defaults,
 //! templates, headers, bodies and feeder references. A module of its own so that `validate`
 //! (the plan), `scenario` and `probes` import it and not each other.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::grammar::template::Template;
@@ -158,6 +158,34 @@ pub(crate) fn method(m: &str, path: &[PathSeg], issues: &mut Issues) -> String {
         );
     }
     method
+}
+
+/// The names tag filters may refer to.
+pub(crate) struct Names<'a> {
+    pub scenarios: &'a BTreeSet<String>,
+    pub probes: &'a BTreeSet<String>,
+}
+
+impl Names<'_> {
+    /// Report a `scenario:` or `probe:` tag that names nothing in the plan.
+    pub fn check_tags(&self, tags: &[(String, String)], at: &[PathSeg], issues: &mut Issues) {
+        for (k, v) in tags {
+            let (set, what) = match k.as_str() {
+                "scenario" => (self.scenarios, "scenario"),
+                "probe" => (self.probes, "probe"),
+                _ => continue,
+            };
+            if !set.contains(v) {
+                let known: Vec<&str> = set.iter().map(String::as_str).collect();
+                let list = if known.is_empty() {
+                    format!("the plan has no {what}s")
+                } else {
+                    format!("{what}s: {}", known.join(", "))
+                };
+                issues.at_key(at, format!("{k}:{v} names no {what} ({list})"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

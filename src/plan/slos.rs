@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::grammar::threshold;
 use crate::spec::{BurnWindow, Severity, Sli, SloSpec};
 
+use super::common::Names;
 use super::model::Slo;
 use super::problem::Issues;
 use super::tree::PathSeg;
-use super::validate::Names;
 
 fn at(base: &[PathSeg], field: &str) -> Vec<PathSeg> {
     let mut p = base.to_vec();

@@ -17,7 +17,7 @@ use crate::spec::{
     StackSpec, ThresholdSpec,
 };
 
-use super::common::{headers, DEFAULT_TIMEOUT};
+use super::common::{headers, Names, DEFAULT_TIMEOUT};
 use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::scenario;
@@ -150,34 +150,6 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         probes: probe_specs,
         slos: slo_specs,
         report_formats,
-    }
-}
-
-/// The names tag filters may refer to.
-pub(crate) struct Names<'a> {
-    pub scenarios: &'a BTreeSet<String>,
-    pub probes: &'a BTreeSet<String>,
-}
-
-impl Names<'_> {
-    /// Report a `scenario:` or `probe:` tag that names nothing in the plan.
-    pub fn check_tags(&self, tags: &[(String, String)], at: &[PathSeg], issues: &mut Issues) {
-        for (k, v) in tags {
-            let (set, what) = match k.as_str() {
-                "scenario" => (self.scenarios, "scenario"),
-                "probe" => (self.probes, "probe"),
-                _ => continue,
-            };
-            if !set.contains(v) {
-                let known: Vec<&str> = set.iter().map(String::as_str).collect();
-                let list = if known.is_empty() {
-                    format!("the plan has no {what}s")
-                } else {
-                    format!("{what}s: {}", known.join(", "))
-                };
-                issues.at_key(at, format!("{k}:{v} names no {what} ({list})"));
-            }
-        }
     }
 }
 
