@@ -355,10 +355,10 @@ async fn start_inner(
 /// Port races (another process binds the picked host port before Docker does) are retried.
 const PORT_ATTEMPTS: usize = 3;
 
-/// A host port that is free on every interface right now (Docker publishes on 0.0.0.0).
+/// A host port that is free on every interface right now (Docker publishes on 0.0.0.0),
+/// from below the ephemeral range (see [`health::free_port_on`]).
 fn free_host_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("0.0.0.0:0")?;
-    Ok(l.local_addr()?.port())
+    health::free_port_on(std::net::Ipv4Addr::UNSPECIFIED.into())
 }
 
 /// Whether a container start failed because its host port was taken.

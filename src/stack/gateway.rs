@@ -1,8 +1,8 @@
 //! Gateway and edge instances: `loadgate-gateway` as local child processes.
 //!
-//! Each instance is started with `--listen 127.0.0.1:0 --addr-file FILE` and reports the
-//! address it bound in FILE (so there is no port race); it is ready when `GET /ready`
-//! answers 200. Gateways get REDIS_URL, DATABASE_URL, GATEWAY_PROFILE, GATEWAY_ADMIN_KEY,
+//! Each instance is started with `--listen 127.0.0.1:PORT --addr-file FILE` (a free port
+//! below the ephemeral range, see [`health::free_port_on`]) and reports the address it
+//! bound in FILE; it is ready when `GET /ready` answers 200. Gateways get REDIS_URL, DATABASE_URL, GATEWAY_PROFILE, GATEWAY_ADMIN_KEY,
 //! GATEWAY_USER_KEY, GATEWAY_INSTANCE (gw-1, gw-2, ...) and the plan's `gateway_env`; the
 //! edge gets EDGE_UPSTREAMS (the gateways' base URLs) and EDGE_STRATEGY.
 //!
@@ -87,9 +87,12 @@ fn base_launch(
     role: &str,
     log: &Path,
     addr_file: &Path,
+    port: u16,
 ) -> Launch {
     let mut launch = Launch::new(name, cfg.binary, log, libc::SIGTERM)
-        .args(["--role", role, "--listen", "127.0.0.1:0", "--addr-file"])
+        .args(["--role", role, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--addr-file")
         .arg(addr_file)
         .env("REDIS_URL", cfg.redis_url)
         .env("DATABASE_URL", cfg.database_url)
@@ -122,8 +125,9 @@ pub fn spawn_gateway(
     let work = entry.work_dir();
     let addr_file = work.join(format!("{name}.addr"));
     let log = work.join(format!("{name}.log"));
+    let port = listen_port(&name)?;
     let launch =
-        base_launch(cfg, &name, "gateway", &log, &addr_file).env("GATEWAY_INSTANCE", &name);
+        base_launch(cfg, &name, "gateway", &log, &addr_file, port).env("GATEWAY_INSTANCE", &name);
     spawn(entry, launch, addr_file)
 }
 
@@ -137,7 +141,8 @@ pub fn spawn_edge(
     let work = entry.work_dir();
     let addr_file = work.join("edge.addr");
     let log = work.join("edge.log");
-    let launch = base_launch(cfg, "edge", "edge", &log, &addr_file)
+    let port = listen_port("edge")?;
+    let launch = base_launch(cfg, "edge", "edge", &log, &addr_file, port)
         .env("GATEWAY_INSTANCE", "edge")
         .env("EDGE_UPSTREAMS", upstreams.join(","))
         .env(
@@ -148,6 +153,16 @@ pub fn spawn_edge(
             },
         );
     spawn(entry, launch, addr_file)
+}
+
+/// The port an instance listens on: picked below the ephemeral range
+/// ([`health::free_port_on`]) so a restart on the same port does not find it taken by some
+/// client's connection.
+fn listen_port(name: &str) -> Result<u16, StackError> {
+    health::free_port().map_err(|source| StackError::Io {
+        what: format!("pick a port for {name}"),
+        source,
+    })
 }
 
 fn spawn(entry: &SharedEntry, launch: Launch, addr_file: PathBuf) -> Result<Pending, StackError> {

@@ -117,8 +117,34 @@ pub async fn http_ready(client: &reqwest::Client, base: &str) -> Result<(), Stri
     }
 }
 
-/// Picks a free TCP port on 127.0.0.1 (bind to port 0, read it, close).
+/// Picks a free TCP port on 127.0.0.1 for a server of the stack ([`free_port_on`]).
 pub fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    free_port_on(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// Picks a TCP port that is free on `ip` right now, from below the kernel's ephemeral range.
+///
+/// Why not port 0: the kernel takes port-0 listeners from the same ephemeral range it hands
+/// out as source ports of outgoing connections. A component that a drill kills and starts
+/// again on its port can then find the port taken in between by some client's connection
+/// (the gateways reconnect to it while it is down; other programs connect anywhere), and the
+/// restart fails with "address already in use". Ports below the range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 by default) are never handed out that
+/// way. A random port is tried until one binds; port 0 is the last resort.
+pub fn free_port_on(ip: std::net::IpAddr) -> std::io::Result<u16> {
+    use rand::Rng;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(low..high);
+        if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
+            return Ok(l.local_addr()?.port());
+        }
+    }
+    let l = std::net::TcpListener::bind((ip, 0))?;
     Ok(l.local_addr()?.port())
 }
