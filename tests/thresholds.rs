@@ -172,14 +172,14 @@ fn invalid_expressions_are_rejected_with_a_useful_message() {
             "expected one of",
         ),
         (
-            "avg<1 ms",
+            "avg<1 msec",
             |e| matches!(e, ThresholdError::TrailingInput { column: 7, .. }),
-            "`ms`",
+            "`msec`",
         ),
         (
             "p(95)<250 and avg<3",
             |e| matches!(e, ThresholdError::TrailingInput { .. }),
-            "ends after the number",
+            "ends after the value",
         ),
         (
             "avg<1<2",
@@ -187,9 +187,9 @@ fn invalid_expressions_are_rejected_with_a_useful_message() {
             "`<2`",
         ),
         (
-            "rate<0.01%",
+            "rate<0.01%%",
             |e| matches!(e, ThresholdError::TrailingInput { .. }),
-            "`%`",
+            "`%%`",
         ),
     ];
     for (src, pred, needle) in cases {
@@ -657,5 +657,61 @@ fn observed_numbers_keep_about_four_significant_digits() {
     ];
     for (v, want) in cases {
         assert_eq!(format_number(v), want, "{v}");
+    }
+}
+
+#[test]
+fn values_take_the_units_a_person_would_write() {
+    // (expression, normalized value, canonical display)
+    let cases = [
+        ("p(95)<250ms", 250.0, "p(95)<250ms"),
+        ("p(99) < 1s", 1000.0, "p(99)<1s"),
+        ("avg<500us", 0.5, "avg<500us"),
+        ("max<1.5 s", 1500.0, "max<1.5s"),
+        ("med<2m", 120_000.0, "med<2m"),
+        ("rate<1%", 0.01, "rate<1%"),
+        ("rate < 0.5 %", 0.005, "rate<0.5%"),
+        ("p(95)<250", 250.0, "p(95)<250"),
+        ("p(95)<250ms over 30s", 250.0, "p(95)<250ms over 30s"),
+    ];
+    for (src, value, shown) in cases {
+        let e = ThresholdExpr::parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert!((e.value - value).abs() < 1e-9, "{src}: {}", e.value);
+        assert_eq!(e.to_string(), shown, "{src}");
+    }
+    // Units are checked against what the metric measures, and the message says what that is.
+    for (metric, src, says) in [
+        ("http_req_failed", "rate<250ms", "`rate` of http_req_failed is measured in a fraction (write 0.01 or 1%), not `ms`"),
+        ("http_req_duration", "p(95)<1%", "`p(95)` of http_req_duration is measured in milliseconds (write 250 or 250ms, 1s), not `%`"),
+        ("http_reqs", "count<5s", "`count` of http_reqs is measured in a count (a plain number), not `s`"),
+        ("http_reqs", "rate<10%", "requests per second"),
+    ] {
+        let e = ThresholdExpr::parse(src).unwrap();
+        let err = validate_for_metric(metric, &e).unwrap_err().to_string();
+        assert!(err.contains(says), "{metric} {src}: {err}");
+    }
+    for (metric, src) in [("http_req_duration", "p(95)<1s"), ("checks", "rate>99%")] {
+        validate_for_metric(metric, &ThresholdExpr::parse(src).unwrap()).unwrap();
+    }
+    // Not a unit: the message says what a value may be.
+    let err = ThresholdExpr::parse("p(95)<250 msec")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("latencies in ms: 250, 250ms, 1s"), "{err}");
+}
+
+#[test]
+fn a_threshold_with_units_judges_like_its_plain_twin() {
+    let m = fixture::metrics();
+    for (with_unit, plain) in [("p(95)<0.2s", "p(95)<200"), ("rate<10%", "rate<0.1")] {
+        let key = if with_unit.starts_with("rate") {
+            "http_req_failed"
+        } else {
+            "http_req_duration"
+        };
+        let a = evaluate(&fixture::spec(key, with_unit), &m);
+        let b = evaluate(&fixture::spec(key, plain), &m);
+        assert_eq!(a.passed, b.passed, "{with_unit} vs {plain}");
+        assert_eq!(a.value, b.value);
     }
 }

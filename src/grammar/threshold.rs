@@ -16,9 +16,17 @@
 //! trend        := "avg" | "min" | "max" | "med" | percentile
 //! percentile   := "p" ws* "(" ws* number ws* ")"        0 <= number <= 100, e.g. p(99.9)
 //! operator     := "<=" | "<" | ">=" | ">" | "===" | "==" | "!="
-//! number       := ("+" | "-")? digit+ ("." digit+)? (("e" | "E") ("+" | "-")? digit+)?
+//! number       := ("+" | "-")? digit+ ("." digit+)? (("e" | "E") ("+" | "-")? digit+)? unit?
+//! unit         := "us" | "µs" | "ms" | "s" | "m" | "h"  (trend aggregations: a latency)
+//!               | "%"                                  (`rate` of a rate metric)
 //! windowed     := expression "over" ws+ duration      e.g. p(95)<250 over 30s
 //! ```
+//!
+//! Units: a value without one keeps k6's meaning, so k6 thresholds work unchanged: trend
+//! aggregations are milliseconds (`p(95)<250`), `rate` of a rate metric is a fraction
+//! (`rate<0.01`), of a counter per second. Where a person would write a unit, it is taken:
+//! `p(95)<250ms`, `p(99)<1s`, `avg<500us`, `rate<1%`; a unit the aggregation cannot take
+//! (`rate<250ms`, `p(95)<1%`, `count<5s`) is an error that says what the metric is measured in.
 //!
 //! A windowed expression (`p(95)<250 over 30s`, none of the anchors has it: k6 #2379) is judged
 //! on every window of that length of the run, sliding by one second, and fails at the first
@@ -67,11 +75,66 @@ pub struct ThresholdExpr {
     pub source: String,
     pub aggregation: Aggregation,
     pub op: Op,
-    /// Right-hand side; milliseconds for trend aggregations.
+    /// Right-hand side, normalized: milliseconds for trend aggregations, a fraction for the
+    /// rate of a rate metric (`1%` is 0.01).
     pub value: f64,
+    /// The unit the value was written with, if any (for display and validation).
+    pub unit: Option<ValueUnit>,
     /// `over 30s`: judge every window of this length (whole seconds, >= 1 s) instead of the
     /// whole run.
     pub window: Option<std::time::Duration>,
+}
+
+/// A unit written after a threshold's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueUnit {
+    Micros,
+    Millis,
+    Seconds,
+    Minutes,
+    Hours,
+    Percent,
+}
+
+impl ValueUnit {
+    fn parse(word: &str) -> Option<ValueUnit> {
+        Some(match word {
+            "us" | "µs" => ValueUnit::Micros,
+            "ms" => ValueUnit::Millis,
+            "s" => ValueUnit::Seconds,
+            "m" => ValueUnit::Minutes,
+            "h" => ValueUnit::Hours,
+            "%" => ValueUnit::Percent,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueUnit::Micros => "us",
+            ValueUnit::Millis => "ms",
+            ValueUnit::Seconds => "s",
+            ValueUnit::Minutes => "m",
+            ValueUnit::Hours => "h",
+            ValueUnit::Percent => "%",
+        }
+    }
+
+    /// Factor to the normalized value: milliseconds for durations, a fraction for percent.
+    fn factor(self) -> f64 {
+        match self {
+            ValueUnit::Micros => 0.001,
+            ValueUnit::Millis => 1.0,
+            ValueUnit::Seconds => 1_000.0,
+            ValueUnit::Minutes => 60_000.0,
+            ValueUnit::Hours => 3_600_000.0,
+            ValueUnit::Percent => 0.01,
+        }
+    }
+
+    fn is_duration(self) -> bool {
+        self != ValueUnit::Percent
+    }
 }
 
 /// The left-hand side of an expression.
@@ -166,7 +229,7 @@ pub enum ThresholdError {
         found: String,
     },
     #[error(
-        "unexpected `{rest}` at column {column} of `{expr}`: the expression ends after the number"
+        "unexpected `{rest}` at column {column} of `{expr}`: the expression ends after the value, a number with an optional unit (latencies in ms: 250, 250ms, 1s; rates as fractions: 0.01, 1%), then optionally `over DURATION`"
     )]
     TrailingInput {
         expr: String,
@@ -192,6 +255,8 @@ pub enum ThresholdError {
         column: usize,
         reason: String,
     },
+    #[error("{reason} in `{expr}`")]
+    UnitMismatch { expr: String, reason: String },
     #[error("invalid metric key `{key}`: {reason}")]
     MetricKey { key: String, reason: String },
 }
@@ -257,14 +322,39 @@ pub fn validate_for_metric(metric: &str, expr: &ThresholdExpr) -> Result<(), Thr
     let ty = metric_type(metric).ok_or_else(|| ThresholdError::UnknownMetric {
         metric: metric.to_string(),
     })?;
-    if ty.accepts(expr.aggregation) {
-        Ok(())
-    } else {
-        Err(ThresholdError::AggregationMismatch {
+    if !ty.accepts(expr.aggregation) {
+        return Err(ThresholdError::AggregationMismatch {
             metric: metric.to_string(),
             kind: ty.as_str(),
             aggregation: expr.aggregation.to_string(),
             allowed: ty.allowed(),
+        });
+    }
+    let Some(unit) = expr.unit else {
+        return Ok(());
+    };
+    let measured = match (ty, expr.aggregation) {
+        (MetricType::Trend, _) => "milliseconds (write 250 or 250ms, 1s)",
+        (MetricType::Rate, _) => "a fraction (write 0.01 or 1%)",
+        (MetricType::Counter, Aggregation::Rate) => "requests per second (a plain number)",
+        (MetricType::Counter, _) => "a count (a plain number)",
+        (MetricType::Gauge, _) => "a plain number",
+    };
+    let fits = match ty {
+        MetricType::Trend => unit.is_duration(),
+        MetricType::Rate => unit == ValueUnit::Percent,
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(ThresholdError::UnitMismatch {
+            expr: expr.source.clone(),
+            reason: format!(
+                "`{}` of {metric} is measured in {measured}, not `{}`",
+                expr.aggregation,
+                unit.as_str()
+            ),
         })
     }
 }
@@ -316,10 +406,19 @@ impl fmt::Display for Op {
     }
 }
 
-/// Canonical form without spaces, e.g. `p(95)<250`, `p(95)<250 over 30s`.
+/// Canonical form without spaces, the value in the unit it was written with, e.g.
+/// `p(95)<250`, `p(99)<1s`, `rate<1%`, `p(95)<250 over 30s`.
 impl fmt::Display for ThresholdExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.aggregation, self.op, self.value)?;
+        match self.unit {
+            None => write!(f, "{}{}{}", self.aggregation, self.op, self.value)?,
+            Some(u) => {
+                // Back to the written unit (rounded to hide float noise from the factor).
+                let v = self.value / u.factor();
+                let v = (v * 1e9).round() / 1e9;
+                write!(f, "{}{}{}{}", self.aggregation, self.op, v, u.as_str())?
+            }
+        }
         if let Some(w) = self.window {
             write!(f, " over {}", crate::grammar::units::Duration(w))?;
         }
@@ -511,11 +610,31 @@ impl ThresholdExpr {
             column: num_column,
             found: c.found(),
         })?;
-        let value: f64 = num.parse().map_err(|_| ThresholdError::ExpectedNumber {
+        let mut value: f64 = num.parse().map_err(|_| ThresholdError::ExpectedNumber {
             expr: expr.clone(),
             column: num_column,
             found: format!("`{num}`"),
         })?;
+        // An optional unit right after the number (or after spaces): `250ms`, `1 s`, `1%`.
+        let mut unit = None;
+        {
+            let save = c.pos;
+            c.skip_ws();
+            let rest = c.rest();
+            let word_len = rest
+                .char_indices()
+                .find(|(_, ch)| !(ch.is_alphabetic() || *ch == '%'))
+                .map(|(i, _)| i)
+                .unwrap_or(rest.len());
+            match ValueUnit::parse(&rest[..word_len]) {
+                Some(u) => {
+                    unit = Some(u);
+                    value *= u.factor();
+                    c.pos += word_len;
+                }
+                None => c.pos = save,
+            }
+        }
 
         c.skip_ws();
         let mut window = None;
@@ -550,6 +669,7 @@ impl ThresholdExpr {
             aggregation,
             op,
             value,
+            unit,
             window,
         })
     }

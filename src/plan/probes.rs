@@ -116,7 +116,19 @@ pub(crate) fn probe(
                 &path,
                 "`value` does not apply to a probe: use avg, min, max, med or p(N) (latency, ms), rate (failure rate) or count (samples)",
             ),
-            Ok(e) => slo.push(e),
+            Ok(e) => {
+                // Checked against the metric it judges, so units are too (`p(95)<250ms`,
+                // `rate<1%`).
+                let metric = match e.aggregation {
+                    Aggregation::Rate => "http_req_failed",
+                    Aggregation::Count => "http_reqs",
+                    _ => "http_req_duration",
+                };
+                match crate::grammar::threshold::validate_for_metric(metric, &e) {
+                    Ok(()) => slo.push(e),
+                    Err(err) => issues.at(&path, format!("bad SLO expression: {err}")),
+                }
+            }
             Err(e) => issues.at(&path, format!("bad SLO expression: {e}")),
         }
     }
