@@ -328,7 +328,8 @@ fn env_profile_overrides_and_scales() {
         "staging"
     );
 
-    // --set wins over the profile, and the profile's scale still applies.
+    // --set wins over the profile, its scale included: an explicit rate is the rate
+    // (defaults < file < profile with its scale < --set).
     let o = PlanOptions {
         env_profile: Some("staging".into()),
         sets: sets(&[
@@ -340,7 +341,9 @@ fn env_profile_overrides_and_scales() {
     let spec = lower_small(&o);
     assert_eq!(spec.target, "http://127.0.0.1:3");
     assert!(
-        matches!(spec.scenarios[0].executor, ExecutorSpec::ConstantArrivalRate { rate, .. } if rate == 50.0)
+        matches!(spec.scenarios[0].executor, ExecutorSpec::ConstantArrivalRate { rate, pre_allocated_vus: 2, .. } if rate == 100.0),
+        "{:?}",
+        spec.scenarios[0].executor
     );
     // --set may edit the profile itself.
     let o = PlanOptions {

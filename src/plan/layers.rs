@@ -38,9 +38,12 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
     }
     parts.push(current);
     for part in parts {
-        let (key, mut indices) = match part.find('[') {
-            Some(i) if !part[..i].contains('{') => (&part[..i], &part[i..]),
-            _ => (part.as_str(), ""),
+        // Indices follow the key, after a tag filter's `}` if it has one:
+        // `stages[1]`, `http_reqs{scenario:home}[0]`.
+        let from = part.rfind('}').map(|i| i + 1).unwrap_or(0);
+        let (key, mut indices) = match part[from..].find('[') {
+            Some(i) => (&part[..from + i], &part[from + i..]),
+            None => (part.as_str(), ""),
         };
         if key.is_empty() && indices.is_empty() {
             return Err(format!("empty segment in --set path {text:?}"));
@@ -68,6 +71,10 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
     Ok(segments)
 }
 
+/// Sections whose entries are named by the user; `--set` may edit an entry, not start one
+/// with a single field.
+const NAMED: [&str; 5] = ["scenarios", "feeders", "environments", "probes", "slos"];
+
 /// Apply the `index`-th `--set key=value` to the tree.
 pub(crate) fn apply_set(
     tree: &mut Node,
@@ -93,6 +100,37 @@ pub(crate) fn apply_set(
                     *node = Node::new(Kind::Map(Vec::new()), loc);
                 }
                 if node.get(k).is_none() {
+                    // A named entry of a collection (a scenario, a probe, ...) cannot be made
+                    // from one field: a typo in its name would otherwise surface as "missing
+                    // executor" on an entry nobody meant to write.
+                    let parent = path[..i].last();
+                    if i == 1
+                        && !last
+                        && matches!(parent, Some(PathSeg::Key(p)) if NAMED.contains(&p.as_str()))
+                    {
+                        let names: Vec<String> = node
+                            .as_map()
+                            .map(|m| m.iter().map(|(k, _)| k.name.clone()).collect())
+                            .unwrap_or_default();
+                        let what = match parent {
+                            Some(PathSeg::Key(p)) => p.trim_end_matches('s').to_string(),
+                            _ => "entry".into(),
+                        };
+                        let best = names
+                            .iter()
+                            .map(|n| (strsim::levenshtein(k, n), n))
+                            .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+                            .min();
+                        let hint = match best {
+                            Some((_, n)) => format!("did you mean `{n}`?"),
+                            None if names.is_empty() => format!("the plan has no {what}"),
+                            None => format!("{what}s: {}", names.join(", ")),
+                        };
+                        return Err(fail(
+                            path[..i].to_vec(),
+                            format!("--set {key}: no {what} `{k}` ({hint})"),
+                        ));
+                    }
                     let fresh = Node::new(Kind::Map(Vec::new()), loc);
                     node.insert(
                         Key {
@@ -257,6 +295,14 @@ mod tests {
             parse_set_path("thresholds.http_req_duration{name:a.b}").unwrap(),
             vec![k("thresholds"), k("http_req_duration{name:a.b}")]
         );
+        assert_eq!(
+            parse_set_path("thresholds.http_reqs{scenario:home}[0]").unwrap(),
+            vec![
+                k("thresholds"),
+                k("http_reqs{scenario:home}"),
+                PathSeg::Index(0)
+            ]
+        );
         assert!(parse_set_path("a..b").is_err());
         assert!(parse_set_path("a[x]").is_err());
     }
@@ -277,5 +323,47 @@ mod tests {
         );
         let err = apply_set(&mut tree, 3, "scenarios.chat.rate[2]", "1").unwrap_err();
         assert!(err.message.contains("not a list"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_typo_in_a_named_entry_is_named_with_a_suggestion() {
+        let mut tree =
+            Node::parse("scenarios:\n  home:\n    rate: 10/s\n  checkout:\n    rate: 1/s\n")
+                .unwrap();
+        let err = apply_set(&mut tree, 0, "scenarios.hom.rate", "100/s").unwrap_err();
+        assert_eq!(
+            err.message,
+            "--set scenarios.hom.rate: no scenario `hom` (did you mean `home`?)"
+        );
+        let err = apply_set(&mut tree, 0, "scenarios.zzzzzz.rate", "1/s").unwrap_err();
+        assert!(
+            err.message.ends_with("(scenarios: home, checkout)"),
+            "{}",
+            err.message
+        );
+        // Whole new entries, and new keys elsewhere, are still fine.
+        apply_set(&mut tree, 1, "scenarios.extra", "{executor: constant-vus}").unwrap();
+        apply_set(
+            &mut tree,
+            2,
+            "thresholds.http_reqs{scenario:home}",
+            "[\"count>0\"]",
+        )
+        .unwrap();
+        apply_set(
+            &mut tree,
+            3,
+            "thresholds.http_reqs{scenario:home}[0]",
+            "count>1",
+        )
+        .unwrap();
+        let t = tree
+            .get("thresholds")
+            .unwrap()
+            .get("http_reqs{scenario:home}")
+            .unwrap();
+        assert!(
+            matches!(&t.kind, Kind::Seq(items) if items[0].kind == Kind::Str("count>1".into()))
+        );
     }
 }

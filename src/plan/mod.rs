@@ -430,7 +430,7 @@ fn friendlier(message: String) -> String {
         if let Some((given, candidates)) = quoted.split_first() {
             let best = candidates
                 .iter()
-                .map(|c| (edit_distance(given, c), *c))
+                .map(|c| (strsim::levenshtein(given, c), *c))
                 .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
                 .min();
             if let Some((_, c)) = best {
@@ -439,22 +439,6 @@ fn friendlier(message: String) -> String {
         }
     }
     message
-}
-
-/// Levenshtein distance (names are short).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A YAML syntax (or structure) error from serde-saphyr, as a problem with its position.

@@ -17,6 +17,24 @@ use super::model::{self, Executor, Scenario, StageTarget};
 use super::problem::Issues;
 use super::tree::PathSeg;
 
+/// The `--env` profile's `scale`, and where it does not apply: a value set with `--set` is
+/// the value (defaults < file < profile with its scale < `--set`).
+pub(super) struct Scale<'a> {
+    pub factor: f64,
+    /// The layered tree (a node's location tells whether `--set` wrote it).
+    pub tree: &'a super::tree::Node,
+}
+
+impl Scale<'_> {
+    /// The factor for the field at `path` (1 when `--set` wrote it).
+    fn at(&self, path: &[PathSeg]) -> f64 {
+        match self.tree.at(path) {
+            Some(n) if matches!(n.loc, super::tree::Loc::Set(_)) => 1.0,
+            _ => self.factor,
+        }
+    }
+}
+
 fn scaled_vus(v: u32, scale: f64) -> u32 {
     if scale == 1.0 || v == 0 {
         v
@@ -77,7 +95,7 @@ fn executor(
     name: &str,
     e: Executor,
     s: &Scenario,
-    scale: f64,
+    scale: &Scale<'_>,
     issues: &mut Issues,
 ) -> Option<ExecutorSpec> {
     let base = path!["scenarios", name];
@@ -134,7 +152,10 @@ fn executor(
                 format!("max_vus ({max}) must be >= pre_allocated_vus ({pre})"),
             );
         }
-        (scaled_vus(pre, scale), scaled_vus(max, scale))
+        (
+            scaled_vus(pre, scale.at(&at("pre_allocated_vus"))),
+            scaled_vus(max, scale.at(&at("max_vus"))),
+        )
     };
     let rate_stages = |issues: &mut Issues| -> Vec<RateStage> {
         let mut out = Vec::new();
@@ -166,7 +187,7 @@ fn executor(
             };
             if let (Some(t), Some(d)) = (target, duration) {
                 out.push(RateStage {
-                    target: t * scale,
+                    target: t * scale.at(&path!["scenarios", name, "stages", i, "to"]),
                     duration: d,
                 });
             }
@@ -202,7 +223,7 @@ fn executor(
             };
             if let (Some(t), Some(d)) = (target, st.over) {
                 out.push(VuStage {
-                    target: scaled_vus(t, scale),
+                    target: scaled_vus(t, scale.at(&path!["scenarios", name, "stages", i, "to"])),
                     duration: d.0,
                 });
             }
@@ -225,7 +246,7 @@ fn executor(
             let duration = positive_duration(s.duration, at("duration"), issues);
             let (pre_allocated_vus, max_vus) = pools(issues);
             ExecutorSpec::ConstantArrivalRate {
-                rate: rate * scale,
+                rate: rate * scale.at(&at("rate")),
                 duration,
                 pre_allocated_vus,
                 max_vus,
@@ -237,7 +258,7 @@ fn executor(
             check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
             let (pre_allocated_vus, max_vus) = pools(issues);
             ExecutorSpec::RampingArrivalRate {
-                start_rate: start_rate * scale,
+                start_rate: start_rate * scale.at(&at("start_rate")),
                 stages,
                 pre_allocated_vus,
                 max_vus,
@@ -250,7 +271,7 @@ fn executor(
             }
             let duration = positive_duration(s.duration, at("duration"), issues);
             ExecutorSpec::ConstantVus {
-                vus: scaled_vus(vus, scale),
+                vus: scaled_vus(vus, scale.at(&at("vus"))),
                 duration,
             }
         }
@@ -258,7 +279,7 @@ fn executor(
             let stages = vu_stages(issues);
             check_stages_total(stages.iter().map(|s| s.duration).sum(), issues);
             ExecutorSpec::RampingVus {
-                start_vus: scaled_vus(s.start_vus.unwrap_or(1), scale),
+                start_vus: scaled_vus(s.start_vus.unwrap_or(1), scale.at(&at("start_vus"))),
                 stages,
             }
         }
@@ -275,7 +296,7 @@ fn executor(
                 None => DEFAULT_MAX_DURATION,
                 d => positive_duration(d, at("max_duration"), issues),
             };
-            let vus = scaled_vus(vus, scale);
+            let vus = scaled_vus(vus, scale.at(&at("vus")));
             if e == Executor::SharedIterations {
                 if iterations < vus as u64 && s.iterations.is_some() {
                     issues.at(
@@ -303,7 +324,7 @@ fn executor(
 pub(super) fn scenario(
     name: &str,
     s: &Scenario,
-    scale: f64,
+    scale: &Scale<'_>,
     feeders: &BTreeMap<String, Feeder>,
     default_headers: &[String],
     issues: &mut Issues,

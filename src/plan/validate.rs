@@ -20,7 +20,7 @@ use crate::spec::{
 use super::common::{headers, Names, DEFAULT_TIMEOUT};
 use super::model::{self, PlanFile};
 use super::problem::Issues;
-use super::scenario::scenario;
+use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
 use super::{probes, slos};
 
@@ -54,7 +54,10 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
     if name.trim().is_empty() || name.contains(['/', '\\']) {
         issues.at(path!["name"], "the plan name must be non-empty and contain no '/' or '\\' (it names the report directory)");
     }
-    let scale = scale_factor(plan, ctx, issues);
+    let scale = Scale {
+        factor: scale_factor(plan, ctx, issues),
+        tree: ctx.tree,
+    };
     let target = check_target(plan, ctx.load_rows, issues);
     let (http, default_header_names) = http_options(plan, issues);
     let feeders = feeders(plan, ctx, issues);
@@ -73,7 +76,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
             for sname in tree_keys(ctx.tree, "scenarios") {
                 if let Some(sc) = map.get(&sname) {
                     if let Some(s) =
-                        scenario(&sname, sc, scale, &feeders, &default_header_names, issues)
+                        scenario(&sname, sc, &scale, &feeders, &default_header_names, issues)
                     {
                         scenarios.push(s);
                     }
