@@ -187,7 +187,7 @@ fn executor(
             };
             if let (Some(t), Some(d)) = (target, duration) {
                 out.push(RateStage {
-                    target: t * scale.at(&path!["scenarios", name, "stages", i, "to"]),
+                    target: t * scale.at(&[p.clone(), path!["to"]].concat()),
                     duration: d,
                 });
             }
@@ -223,7 +223,7 @@ fn executor(
             };
             if let (Some(t), Some(d)) = (target, st.over) {
                 out.push(VuStage {
-                    target: scaled_vus(t, scale.at(&path!["scenarios", name, "stages", i, "to"])),
+                    target: scaled_vus(t, scale.at(&[p.clone(), path!["to"]].concat())),
                     duration: d.0,
                 });
             }
