@@ -285,3 +285,29 @@ fn units_table() {
         assert!(bad.parse::<Duration>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn tag_filters_that_no_sample_can_carry_are_problems() {
+    let src = "target: http://127.0.0.1:1\nscenarios:\n  home:\n    executor: constant-vus\n    duration: 1s\n    tags: { tier: gold }\n    request: { path: /, name: front }\nthresholds:\n  http_req_duration{name:nope}: [ \"p(95)<250\" ]\n  http_req_failed{method:PATCH}: [ \"rate<0.01\" ]\n  http_req_failed{error:timeoutt}: [ \"rate<0.01\" ]\n  http_reqs{tier:silver}: [ \"count>0\" ]\n  http_reqs{zone:eu}: [ \"count>0\" ]\n  http_reqs{status:200,name:front,tier:gold,error:timeout}: [ \"count>=0\" ]\n";
+    let problems = parse_inline(src).err().unwrap_or_default();
+    let want = [
+        "inline.yaml:9:3: thresholds.http_req_duration{name:nope}: name:nope can match no sample: no request is named `nope` (names: front)",
+        "inline.yaml:10:3: thresholds.http_req_failed{method:PATCH}: method:PATCH can match no sample: no request uses method PATCH (methods: GET)",
+        "inline.yaml:11:3: thresholds.http_req_failed{error:timeoutt}: error:timeoutt can match no sample: `timeoutt` is not an error kind",
+        "inline.yaml:12:3: thresholds.http_reqs{tier:silver}: tier:silver can match no sample: no scenario has `tier: silver` (values: gold)",
+        "inline.yaml:13:3: thresholds.http_reqs{zone:eu}: zone:eu can match no sample: no scenario has a tag `zone` (scenario tags: tier)",
+    ];
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+    for (got, want) in problems.iter().zip(want) {
+        assert!(got.starts_with(want), "got  {got}\nwant {want}");
+    }
+}
+
+#[test]
+fn every_bad_placeholder_of_a_string_is_reported() {
+    let src = "target: http://127.0.0.1:1\nscenarios:\n  home:\n    executor: constant-vus\n    duration: 1s\n    request: { path: \"/{{uuidd}}/{{seq}}/{{vuu}}\" }\n";
+    let problems = parse_inline(src).err().unwrap_or_default();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].contains("'uuidd'"), "{problems:#?}");
+    assert!(problems[1].contains("'vuu'"), "{problems:#?}");
+}

@@ -121,7 +121,14 @@ impl Template {
     }
 
     fn parse_mode(s: &str, vars: bool) -> Result<Template, TemplateError> {
+        Template::parse_every(s, vars).map_err(|mut errors| errors.remove(0))
+    }
+
+    /// Parse, reporting every bad placeholder of the text (not only the first): what plan
+    /// validation shows. `vars`: bare `{{NAME}}` reads a captured value (probe templates).
+    pub fn parse_every(s: &str, vars: bool) -> Result<Template, Vec<TemplateError>> {
         let mut parts = Vec::new();
+        let mut errors = Vec::new();
         let mut rest = 0usize;
         while rest < s.len() {
             match s[rest..].find("{{") {
@@ -135,17 +142,23 @@ impl Template {
                         parts.push(Part::Literal(s[rest..open].to_string()));
                     }
                     let inner_start = open + 2;
-                    let close = s[inner_start..]
-                        .find("}}")
-                        .map(|c| inner_start + c)
-                        .ok_or(TemplateError::Unclosed(open))?;
+                    let Some(close) = s[inner_start..].find("}}").map(|c| inner_start + c) else {
+                        errors.push(TemplateError::Unclosed(open));
+                        break;
+                    };
                     let raw = &s[inner_start..close];
                     let lead = raw.len() - raw.trim_start().len();
                     let expr = raw.trim();
-                    parts.push(parse_expr(expr, inner_start + lead, open, vars)?);
+                    match parse_expr(expr, inner_start + lead, open, vars) {
+                        Ok(part) => parts.push(part),
+                        Err(e) => errors.push(e),
+                    }
                     rest = close + 2;
                 }
             }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(Template {
             source: s.to_string(),
@@ -472,6 +485,22 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "/u/2/3/7/4/x/f:c");
         let u = Template::parse("{{uuid}}").unwrap().render_string(vars);
         assert_eq!(uuid::Uuid::parse_str(&u).unwrap().get_version_num(), 4);
+    }
+
+    #[test]
+    fn every_bad_placeholder_is_reported() {
+        let errors =
+            Template::parse_every("/x/{{uuidd}}/{{seq}}/{{nope}}/{{random()}}", false).unwrap_err();
+        let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 3, "{texts:?}");
+        assert!(texts[0].contains("'uuidd'"), "{texts:?}");
+        assert!(texts[1].contains("'nope'"), "{texts:?}");
+        assert!(texts[2].contains("random"), "{texts:?}");
+        // `parse` still answers with the first one.
+        assert!(Template::parse("{{uuidd}} {{nope}}")
+            .unwrap_err()
+            .to_string()
+            .contains("uuidd"));
     }
 
     #[test]

@@ -22,10 +22,22 @@ pub const DEFAULT_PRE_ALLOCATED_VUS: u32 = 10;
 pub const DEFAULT_MAX_VUS: u32 = 100;
 
 pub(crate) fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
-    match Template::parse(text) {
+    parse_template(text, false, path, issues)
+}
+
+/// Parse a template, reporting every bad placeholder in it.
+fn parse_template(
+    text: &str,
+    vars: bool,
+    path: &[PathSeg],
+    issues: &mut Issues,
+) -> Option<Template> {
+    match Template::parse_every(text, vars) {
         Ok(t) => Some(t),
-        Err(e) => {
-            issues.at(path, format!("bad template: {e}"));
+        Err(errors) => {
+            for e in errors {
+                issues.at(path, format!("bad template: {e}"));
+            }
             None
         }
     }
@@ -139,13 +151,7 @@ pub(crate) fn body(
 
 /// Parse a probe template (`{{NAME}}` reads a captured value).
 pub(crate) fn template_vars(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
-    match Template::parse_with_vars(text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            issues.at(path, format!("bad template: {e}"));
-            None
-        }
-    }
+    parse_template(text, true, path, issues)
 }
 
 /// An HTTP method as written (upper-cased), or a problem.
@@ -164,12 +170,110 @@ pub(crate) fn method(m: &str, path: &[PathSeg], issues: &mut Issues) -> String {
 pub(crate) struct Names<'a> {
     pub scenarios: &'a BTreeSet<String>,
     pub probes: &'a BTreeSet<String>,
+    /// What the plan's requests can tag samples with (None: some scenario or probe did not
+    /// lower, so request-level tags are not checked).
+    pub sources: Option<Sources>,
+}
+
+/// The values request-level tags can take in a plan: a filter on anything else matches no
+/// sample, and its threshold can only fail with "no data".
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    names: BTreeSet<String>,
+    methods: BTreeSet<String>,
+    /// The scenarios' own tags: key -> values.
+    custom: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Sources {
+    pub fn of(
+        scenarios: &[crate::spec::ScenarioSpec],
+        probes: &[crate::spec::ProbeSpec],
+    ) -> Sources {
+        let mut s = Sources::default();
+        for sc in scenarios {
+            for r in &sc.requests {
+                s.names.insert(r.name.clone());
+                s.methods.insert(r.method.to_ascii_uppercase());
+            }
+            for (k, v) in &sc.tags {
+                s.custom.entry(k.clone()).or_default().insert(v.clone());
+            }
+        }
+        for p in probes {
+            match &p.kind {
+                crate::spec::ProbeKind::Request(r) => {
+                    s.names.insert(r.label());
+                    s.methods.insert(r.method.clone());
+                }
+                crate::spec::ProbeKind::Chain(c) => {
+                    s.names.insert("chain".into());
+                    s.methods.insert(c.submit.method.clone());
+                }
+            }
+        }
+        s
+    }
+
+    /// Why `key:value` matches no sample of the plan, if it cannot.
+    fn never_matches(&self, key: &str, value: &str) -> Option<String> {
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+        match key {
+            "name" if !self.names.contains(value) => Some(format!(
+                "no request is named `{value}` (names: {})",
+                list(&self.names)
+            )),
+            "method" if !self.methods.contains(&value.to_ascii_uppercase()) => Some(format!(
+                "no request uses method {value} (methods: {})",
+                list(&self.methods)
+            )),
+            "error" if crate::metrics::ErrorKind::parse(value).is_none() => Some(format!(
+                "`{value}` is not an error kind (kinds: {})",
+                crate::metrics::ErrorKind::ALL
+                    .map(|k| k.as_str())
+                    .join(", ")
+            )),
+            "expected_response" if value != "true" && value != "false" => {
+                Some("expected_response is `true` or `false`".into())
+            }
+            "status"
+                if !value
+                    .parse::<u16>()
+                    .is_ok_and(|s| s == 0 || (100..=599).contains(&s)) =>
+            {
+                Some("a status is a number from 100 to 599 (0: no response)".into())
+            }
+            "scenario" | "probe" | "name" | "method" | "error" | "expected_response" | "status" => {
+                None
+            }
+            custom => match self.custom.get(custom) {
+                None => Some(format!(
+                    "no scenario has a tag `{custom}` (scenario tags: {})",
+                    if self.custom.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.custom.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                )),
+                Some(values) if !values.contains(value) => Some(format!(
+                    "no scenario has `{custom}: {value}` (values: {})",
+                    list(values)
+                )),
+                Some(_) => None,
+            },
+        }
+    }
 }
 
 impl Names<'_> {
-    /// Report a `scenario:` or `probe:` tag that names nothing in the plan.
+    /// Report a tag that no sample of the plan can carry: a `scenario:` or `probe:` naming
+    /// nothing, a request name, method, error kind or custom tag no request produces.
     pub fn check_tags(&self, tags: &[(String, String)], at: &[PathSeg], issues: &mut Issues) {
         for (k, v) in tags {
+            if let Some(why) = self.sources.as_ref().and_then(|s| s.never_matches(k, v)) {
+                issues.at_key(at, format!("{k}:{v} can match no sample: {why}"));
+                continue;
+            }
             let (set, what) = match k.as_str() {
                 "scenario" => (self.scenarios, "scenario"),
                 "probe" => (self.probes, "probe"),

@@ -17,7 +17,7 @@ use crate::spec::{
     StackSpec, ThresholdSpec,
 };
 
-use super::common::{headers, Names, DEFAULT_TIMEOUT};
+use super::common::{headers, Names, Sources, DEFAULT_TIMEOUT};
 use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
@@ -85,20 +85,6 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         }
     }
 
-    let probe_names: BTreeSet<String> = tree_keys(ctx.tree, "probes").into_iter().collect();
-    let names = Names {
-        scenarios: &scenario_names,
-        probes: &probe_names,
-    };
-    let mut thresholds = Vec::new();
-    if let Some(map) = &plan.thresholds {
-        for key in tree_keys(ctx.tree, "thresholds") {
-            if let Some(entries) = map.get(&key) {
-                threshold(&key, entries, &names, &mut thresholds, issues);
-            }
-        }
-    }
-
     let mut probe_specs = Vec::new();
     if let Some(map) = &plan.probes {
         for name in tree_keys(ctx.tree, "probes") {
@@ -108,6 +94,26 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
                 {
                     probe_specs.push(spec);
                 }
+            }
+        }
+    }
+
+    let probe_names: BTreeSet<String> = tree_keys(ctx.tree, "probes").into_iter().collect();
+    let mut names = Names {
+        scenarios: &scenario_names,
+        probes: &probe_names,
+        sources: None,
+    };
+    // Request-level tags are checked only when every scenario and probe lowered (a broken
+    // one's requests are unknown, and it is reported already).
+    if scenarios.len() == scenario_names.len() && probe_specs.len() == probe_names.len() {
+        names.sources = Some(Sources::of(&scenarios, &probe_specs));
+    }
+    let mut thresholds = Vec::new();
+    if let Some(map) = &plan.thresholds {
+        for key in tree_keys(ctx.tree, "thresholds") {
+            if let Some(entries) = map.get(&key) {
+                threshold(&key, entries, &names, &mut thresholds, issues);
             }
         }
     }
