@@ -309,9 +309,27 @@ fn progress_bar(enabled: bool) -> ProgressBar {
     pb
 }
 
+/// Seconds the progress line's rate is averaged over (a steady 1000/s reads 1000, not the
+/// 749 / 833 / 999 of whatever part of a second the tick fell into).
+const RATE_WINDOW: u64 = 3;
+
 fn progress_message(snap: &RunMetrics, elapsed: Duration) -> String {
     let all = snap.scenario_totals();
-    let secs = elapsed.as_secs_f64().max(1e-9);
+    // Requests per second over the last complete seconds (scenario rows, not probes).
+    let last = snap.timeline.last().map(|r| r.second);
+    let rate = match last {
+        Some(last) => {
+            let from = last.saturating_sub(RATE_WINDOW - 1);
+            let n: u64 = snap
+                .timeline
+                .iter()
+                .filter(|r| r.second >= from && !r.scenario.starts_with("probe:"))
+                .map(|r| r.requests)
+                .sum();
+            n as f64 / (last - from + 1) as f64
+        }
+        None => 0.0,
+    };
     let p95 = if all.duration.is_empty() {
         0.0
     } else {
@@ -321,7 +339,7 @@ fn progress_message(snap: &RunMetrics, elapsed: Duration) -> String {
         "{:>6.1}s  {} requests  {:.0} req/s  {} failed  {} dropped  p95 {:.1} ms",
         elapsed.as_secs_f64(),
         all.requests,
-        all.requests as f64 / secs,
+        rate,
         all.failed,
         snap.total_dropped(),
         p95

@@ -477,3 +477,43 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
         "reports cover what ran before Ctrl-C, got {n} requests"
     );
 }
+
+#[test]
+fn the_terminal_warns_about_drops_dead_targets_and_runs_that_judged_nothing() {
+    let addr = server::start();
+    let o = run(loadgate().args([
+        "attack",
+        &url(addr, "/slow"),
+        "--rate",
+        "500/s",
+        "--max-vus",
+        "2",
+        "-d",
+        "1s",
+    ]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}");
+    assert!(
+        out.contains("arrivals") && out.contains("were dropped"),
+        "{out}"
+    );
+    assert!(out.contains("raise max_vus"), "{out}");
+    assert!(
+        out.contains("verdict: PASS (no checks: nothing was judged)"),
+        "{out}"
+    );
+
+    let dead = format!("http://127.0.0.1:{}/", closed_port());
+    let o = run(loadgate().args(["attack", &dead, "-c", "1", "-d", "1s"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("requests failed (connect_refused"), "{out}");
+    assert!(out.contains("errors connect_refused x"), "{out}");
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

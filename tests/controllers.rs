@@ -184,7 +184,7 @@ fn abort_on_fail_waits_for_its_delay_and_stops_once() {
     match why {
         Stopped::Aborted { check, observed } => {
             assert_eq!(check, "http_req_failed rate<0.05");
-            assert_eq!(observed, "rate=0.0625");
+            assert_eq!(observed, "rate=0.0625 over the first 5s");
         }
         other => panic!("{other:?}"),
     }
@@ -206,7 +206,10 @@ fn abort_on_fail_waits_for_its_delay_and_stops_once() {
         stopped: Some(&stops[0].1),
     });
     assert!(!done.checks[0].passed);
-    assert_eq!(done.checks[0].observed, "rate=0.0625 (when aborted)");
+    assert_eq!(
+        done.checks[0].observed,
+        "rate=0.0625 over the first 5s (when aborted)"
+    );
 }
 
 #[test]

@@ -675,10 +675,21 @@ fn table_shows_scenarios_checks_and_verdict() {
             .find(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("no line with {needle:?} in\n{text}"))
     };
-    let chat = line_with("chat");
-    for cell in ["6000", "200", "10 (0.17%)", "4", "10.007"] {
+    let chat = line_with("│ chat");
+    for cell in ["6000", "200.0", "10 (0.17%)", "4", "10.01", "5001.22"] {
         assert!(chat.contains(cell), "chat row lacks {cell}: {chat}");
     }
+    // Latency distribution, status codes and error kinds per scenario.
+    let dist = line_with("chat: latency ms");
+    for cell in ["50% 10.01", "99.9% 30.02", "max 5001.22"] {
+        assert!(dist.contains(cell), "{dist}");
+    }
+    let codes = line_with("chat: status");
+    assert!(codes.contains("200 x5990, 503 x8"), "{codes}");
+    assert!(
+        codes.contains("errors status_5xx x8, timeout x2"),
+        "{codes}"
+    );
     let ok = line_with("http_req_duration{scenario:chat} p(95)<250");
     assert!(ok.contains("PASS") && ok.contains("p(95)=10.007"), "{ok}");
     let bad = line_with("rate=0.00164");
@@ -696,5 +707,18 @@ fn table_shows_scenarios_checks_and_verdict() {
         SystemTime::now(),
         None,
     );
-    assert!(table::render(&pass).ends_with("verdict: PASS (0 of 0 checks passed)\n"));
+    let text = table::render(&pass);
+    assert!(
+        text.ends_with("verdict: PASS (no checks: nothing was judged)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: no checks: nothing was judged"),
+        "{text}"
+    );
+    // Dropped arrivals are a warning with the VUs the rate needed.
+    assert!(
+        text.contains("warning: chat: 4 of 6004 arrivals (0.07%) were dropped"),
+        "{text}"
+    );
 }

@@ -87,10 +87,17 @@ impl Controller for Thresholds {
                 }
                 let outcome = threshold_eval::evaluate(t, tick.snapshot);
                 if !outcome.passed && !outcome.no_data {
-                    self.aborted = Some((i, outcome.observed.clone()));
+                    // Said with its time: the final table covers the whole run and may show
+                    // a different figure.
+                    let observed = format!(
+                        "{} over the first {}s",
+                        outcome.observed,
+                        tick.snapshot.elapsed.as_secs()
+                    );
+                    self.aborted = Some((i, observed.clone()));
                     actions.push(Action::Stop(Stopped::Aborted {
                         check: threshold_check_name(t),
-                        observed: outcome.observed,
+                        observed,
                     }));
                     break;
                 }

@@ -205,6 +205,9 @@ pub fn scenario_infos(spec: &RunSpec) -> Vec<ScenarioInfo> {
 pub struct LatencySummary {
     pub mean: f64,
     pub p50: f64,
+    /// (Additive: absent in summaries written before it.)
+    #[serde(default)]
+    pub p75: f64,
     pub p90: f64,
     pub p95: f64,
     pub p99: f64,
@@ -228,6 +231,7 @@ impl LatencySummary {
         LatencySummary {
             mean: ms(h.mean()),
             p50: q(0.50),
+            p75: q(0.75),
             p90: q(0.90),
             p95: q(0.95),
             p99: q(0.99),

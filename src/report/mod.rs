@@ -11,6 +11,7 @@ pub mod csv;
 pub mod junit;
 pub mod summary;
 pub mod table;
+pub mod warnings;
 
 use std::fs;
 use std::io::Write;

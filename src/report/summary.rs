@@ -25,6 +25,7 @@ use std::time::SystemTime;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::warnings::{warnings, Warning};
 use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
 use crate::control::{ProbeReport, Section, Stopped};
@@ -76,6 +77,10 @@ pub struct Summary {
     /// One entry per SLO: error budget, burn-rate windows, verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slos: Option<Vec<SloReport>>,
+    /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
+    /// scenarios, nothing sent, nothing judged (see `report::warnings`).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 /// One scenario's results.
@@ -214,6 +219,7 @@ impl Summary {
                 Some(format!("abort_on_fail check failed: {check} ({observed})")),
             ),
         };
+        let warnings = warnings(&scenarios, &checks);
         let (mut probes, mut slos) = (None, None);
         for s in sections {
             match s {
@@ -248,6 +254,7 @@ impl Summary {
                 .collect(),
             probes,
             slos,
+            warnings,
         }
     }
 
@@ -255,6 +262,9 @@ impl Summary {
     /// the verdict and counts.
     pub fn push_checks(&mut self, more: impl IntoIterator<Item = CheckResult>) {
         self.checks.extend(more);
+        if !self.checks.is_empty() {
+            self.warnings.retain(|w| *w != Warning::NothingJudged);
+        }
         self.checks_failed = self.checks.iter().filter(|c| !c.passed).count() as u64;
         self.checks_passed = self.checks.len() as u64 - self.checks_failed;
         self.verdict = if self.checks_failed == 0 && !self.interrupted {

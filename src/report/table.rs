@@ -40,10 +40,18 @@ pub fn render(summary: &Summary) -> String {
         out.push_str(&format!("stopped early: {reason}\n"));
     }
 
+    // The closed model never drops: its column would only ever read 0.
+    let open_model = summary
+        .scenarios
+        .values()
+        .any(|s| s.executor.contains("arrival-rate"));
     let mut b = Builder::default();
-    b.push_record([
-        "scenario", "requests", "rps", "errors", "dropped", "p50 ms", "p95 ms", "p99 ms", "max ms",
-    ]);
+    let mut header = vec!["scenario", "requests", "rps", "errors"];
+    if open_model {
+        header.push("dropped");
+    }
+    header.extend(["p50 ms", "p95 ms", "p99 ms", "max ms"]);
+    b.push_record(header);
     for (name, s) in &summary.scenarios {
         let err = if s.requests > 0 {
             format!(
@@ -54,23 +62,67 @@ pub fn render(summary: &Summary) -> String {
         } else {
             s.errors.to_string()
         };
-        b.push_record([
+        let mut row = vec![
             name.clone(),
             s.requests.to_string(),
-            format_number(s.rps),
+            format!("{:.1}", s.rps),
             err,
-            s.dropped.to_string(),
-            format_number(s.latency_ms.p50),
-            format_number(s.latency_ms.p95),
-            format_number(s.latency_ms.p99),
-            format_number(s.latency_ms.max),
+        ];
+        if open_model {
+            row.push(s.dropped.to_string());
+        }
+        row.extend([
+            ms(s.latency_ms.p50),
+            ms(s.latency_ms.p95),
+            ms(s.latency_ms.p99),
+            ms(s.latency_ms.max),
         ]);
+        b.push_record(row);
     }
     let mut t = b.build();
     t.with(Style::rounded())
         .modify(Columns::new(1..), Alignment::right());
     out.push_str(&t.to_string());
     out.push('\n');
+
+    // Per scenario: the latency distribution (wrk --latency style), status codes and error
+    // kinds.
+    for (name, s) in &summary.scenarios {
+        if s.requests == 0 {
+            continue;
+        }
+        let l = &s.latency_ms;
+        out.push_str(&format!(
+            "{name}: latency ms  50% {}  75% {}  90% {}  95% {}  99% {}  99.9% {}  max {}\n",
+            ms(l.p50),
+            ms(l.p75),
+            ms(l.p90),
+            ms(l.p95),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        ));
+        let mut parts = Vec::new();
+        if !s.status_codes.is_empty() {
+            let codes: Vec<String> = s
+                .status_codes
+                .iter()
+                .map(|(c, n)| format!("{c} x{n}"))
+                .collect();
+            parts.push(format!("status {}", codes.join(", ")));
+        }
+        if !s.errors_by_kind.is_empty() {
+            let kinds: Vec<String> = s
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} x{n}"))
+                .collect();
+            parts.push(format!("errors {}", kinds.join(", ")));
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("{name}: {}\n", parts.join("; ")));
+        }
+    }
 
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
@@ -90,14 +142,28 @@ pub fn render(summary: &Summary) -> String {
         out.push('\n');
     }
 
+    for w in &summary.warnings {
+        out.push_str(&format!("warning: {}\n", w.message()));
+    }
     let verdict = match summary.verdict {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
     };
-    out.push_str(&format!(
-        "verdict: {verdict} ({} of {} checks passed)\n",
-        summary.checks_passed,
-        summary.checks_passed + summary.checks_failed
-    ));
+    if summary.checks.is_empty() {
+        out.push_str(&format!(
+            "verdict: {verdict} (no checks: nothing was judged)\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "verdict: {verdict} ({} of {} checks passed)\n",
+            summary.checks_passed,
+            summary.checks_passed + summary.checks_failed
+        ));
+    }
     out
+}
+
+/// Milliseconds with two decimals: one width for every latency cell.
+fn ms(v: f64) -> String {
+    format!("{v:.2}")
 }
