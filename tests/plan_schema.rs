@@ -54,3 +54,125 @@ fn schema_rejects_unknown_fields_and_bad_units() {
     no_target["stack"] = json!({"reference": {}});
     assert!(validator.is_valid(&no_target));
 }
+
+/// Validate a plan the way `loadgate validate` does, with TARGET_URL and USER_KEY set.
+fn validates(path: &std::path::Path) -> Result<(), String> {
+    let opts = loadgate::plan::PlanOptions {
+        env: std::sync::Arc::new(|k: &str| match k {
+            "TARGET_URL" => Some("http://127.0.0.1:8080".into()),
+            "USER_KEY" => Some("k".into()),
+            _ => None,
+        }),
+        ..loadgate::plan::PlanOptions::empty_env()
+    };
+    loadgate::plan::load(path, &opts)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Plans whose problems only validation can see: a schema describes one document, not what
+/// its strings refer to (feeder files and columns, unset environment variables) nor rules
+/// across fields (which parameters an executor takes, value ranges such as 0/s).
+const SEMANTIC_ONLY: &[&str] = &[
+    "unknown_feeder.yaml",
+    "unset_env.yaml",
+    "executor_params.yaml",
+];
+
+#[test]
+fn schema_and_validate_agree_on_every_plan_in_the_repository() {
+    let validator = jsonschema::validator_for(&loadgate::plan::json_schema()).unwrap();
+    let mut files = Vec::new();
+    for dir in ["plans", "testdata/plans"] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|e| e == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 15, "{files:?}");
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let accepted = validates(&file);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let schema_ok = match serde_saphyr::from_str::<Value>(&text) {
+            Ok(doc) => validator.is_valid(&doc),
+            Err(_) => false, // not YAML at all: nothing validates it
+        };
+        if accepted.is_ok() {
+            assert!(
+                schema_ok,
+                "{name}: validate accepts it, the schema flags it"
+            );
+        } else if !SEMANTIC_ONLY.contains(&name.as_str()) {
+            assert!(
+                !schema_ok,
+                "{name}: validate rejects it, the schema accepts it:\n{}",
+                accepted.unwrap_err()
+            );
+        }
+    }
+}
+
+#[test]
+fn schema_and_validate_agree_on_interpolated_and_numeric_forms() {
+    let validator = jsonschema::validator_for(&loadgate::plan::json_schema()).unwrap();
+    // (YAML lines for the scenario's parameters or the plan's defaults, accepted?)
+    let cases: &[(&str, &str, bool)] = &[
+        ("rate: ${RATE:-100/s}", "", true),
+        ("rate: \"${RATE:-100/sec}\"", "", true),
+        ("rate: 100/sec", "", true),
+        ("rate: 30/min", "", true),
+        ("rate: \"100\"", "", false),
+        ("rate: fast", "", false),
+        ("rate: 10/s\n    pre_allocated_vus: \"${VUS:-5}\"", "", true),
+        ("rate: 10/s\n    pre_allocated_vus: five", "", false),
+        (
+            "rate: 10/s",
+            "defaults: { timeout: \"${TIMEOUT:-2s}\" }",
+            true,
+        ),
+        ("rate: 10/s", "defaults: { http: 2 }", true),
+        ("rate: 10/s", "defaults: { http: \"2\" }", true),
+        ("rate: 10/s", "defaults: { http: 1.1 }", true),
+        ("rate: 10/s", "defaults: { http: 3 }", false),
+        (
+            "rate: 10/s",
+            "defaults: { insecure: \"${INSECURE:-false}\" }",
+            true,
+        ),
+        (
+            "rate: 10/s",
+            "thresholds: { http_req_duration: [\"p(95)<250ms\", \"p(99) < 1s over 30s\"] }",
+            true,
+        ),
+        (
+            "rate: 10/s",
+            "thresholds: { http_req_failed: [\"rate<1%\"] }",
+            true,
+        ),
+        (
+            "rate: 10/s",
+            "thresholds: { http_req_duration: [\"p95<250\"] }",
+            false,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (params, extra, want) in cases {
+        let text = format!(
+            "target: http://127.0.0.1:1\n{extra}\nscenarios:\n  s:\n    executor: constant-arrival-rate\n    duration: 1s\n    {params}\n    request: {{ path: / }}\n"
+        );
+        let path = dir.path().join("form.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let accepted = validates(&path);
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        let schema_ok = validator.is_valid(&doc);
+        assert_eq!(
+            accepted.is_ok(),
+            *want,
+            "validate on {params} {extra}: {accepted:?}"
+        );
+        assert_eq!(schema_ok, *want, "schema on {params} {extra}");
+    }
+}

@@ -79,8 +79,8 @@ pub struct AttackArgs {
         conflicts_with = "rate"
     )]
     pub connections: Option<u32>,
-    /// Open model: this many requests per second (e.g. 1000/s, 1000, 6000/m); latency is
-    /// measured from the intended send time.
+    /// Open model: this many requests per second, with its unit (e.g. 1000/s, 6000/m);
+    /// latency is measured from the intended send time.
     #[arg(long, value_name = "N/s")]
     pub rate: Option<String>,
     /// How long to run (e.g. 10s, 1m).

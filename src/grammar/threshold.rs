@@ -68,6 +68,10 @@ use std::fmt;
 
 use thiserror::Error;
 
+/// The expression grammar as a regular expression (for the plan's JSON Schema, so editors
+/// flag a malformed threshold; the parser stays the authority and explains what is wrong).
+pub const THRESHOLD_PATTERN: &str = r"^[ \t]*(avg|min|max|med|p[ \t]*\([ \t]*[0-9]+(\.[0-9]+)?[ \t]*\)|rate|count|value)[ \t]*(<=|<|>=|>|===|==|!=)[ \t]*[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?[ \t]*(us|µs|ms|s|m|h|%)?([ \t]+over[ \t]+([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|h))+)?[ \t]*$";
+
 /// A parsed threshold expression such as `p(95) < 250`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdExpr {

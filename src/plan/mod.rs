@@ -280,6 +280,7 @@ pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(PlanFile);
     let mut value = serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null);
     drop_null(&mut value);
+    allow_interpolation(&mut value);
     if let Some(root) = value.as_object_mut() {
         // `target` may be left out when `stack` provides it; at least one scenario.
         root.insert(
@@ -287,6 +288,27 @@ pub fn json_schema() -> serde_json::Value {
             serde_json::json!([{ "required": ["target"] }, { "required": ["stack"] }]),
         );
         root.insert("patternProperties".into(), serde_json::json!({ "^x-": {} }));
+        // Threshold expressions are strings to serde; to editors they have a grammar.
+        let pattern = serde_json::json!(crate::grammar::threshold::THRESHOLD_PATTERN);
+        let defs = root.get_mut("$defs").and_then(|d| d.as_object_mut());
+        if let Some(defs) = defs {
+            if let Some(first) = defs
+                .get_mut("ThresholdEntry")
+                .and_then(|t| t.get_mut("anyOf"))
+                .and_then(|a| a.get_mut(0))
+                .and_then(|f| f.as_object_mut())
+            {
+                first.insert("pattern".into(), pattern.clone());
+            }
+            if let Some(t) = defs
+                .get_mut("ThresholdFull")
+                .and_then(|t| t.get_mut("properties"))
+                .and_then(|p| p.get_mut("threshold"))
+                .and_then(|t| t.as_object_mut())
+            {
+                t.insert("pattern".into(), pattern);
+            }
+        }
         if let Some(s) = root
             .get_mut("properties")
             .and_then(|p| p.get_mut("scenarios"))
@@ -296,6 +318,61 @@ pub fn json_schema() -> serde_json::Value {
         }
     }
     value
+}
+
+/// Every scalar of a plan may be written `${VAR}` / `${VAR:-default}` (interpolated before the
+/// plan is typed, see [`interp`]), and YAML writes some enum values as numbers (`http: 2`):
+/// so each scalar schema also accepts a string holding `${`, and an enum whose values read as
+/// numbers also accepts those numbers. Without this, editors using the schema flag plans
+/// that `validate` accepts.
+fn allow_interpolation(v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    match v {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                allow_interpolation(child);
+            }
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                let numeric: Vec<Value> = values
+                    .iter()
+                    .filter_map(|e| e.as_str()?.parse::<f64>().ok())
+                    .filter_map(|n| {
+                        if n.fract() == 0.0 {
+                            Some(json!(n as i64))
+                        } else {
+                            serde_json::Number::from_f64(n).map(Value::Number)
+                        }
+                    })
+                    .collect();
+                if !numeric.is_empty() {
+                    values.extend(numeric);
+                    map.remove("type");
+                }
+            }
+            let scalar = matches!(
+                map.get("type").and_then(Value::as_str),
+                Some("integer" | "number" | "boolean")
+            ) || (map.get("type").and_then(Value::as_str) == Some("string")
+                && (map.contains_key("pattern") || map.contains_key("enum")))
+                || (map.contains_key("enum") && !map.contains_key("type"));
+            if scalar {
+                let mut typed = serde_json::Map::new();
+                for key in [
+                    "type", "pattern", "enum", "format", "minimum", "maximum", "const",
+                ] {
+                    if let Some(x) = map.remove(key) {
+                        typed.insert(key.into(), x);
+                    }
+                }
+                map.insert(
+                    "anyOf".into(),
+                    json!([Value::Object(typed), { "type": "string", "pattern": "\\$\\{" }]),
+                );
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_interpolation),
+        _ => {}
+    }
 }
 
 /// Remove the `null` alternatives schemars adds for `Option` fields.
