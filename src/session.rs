@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control;
 use crate::plan::{self, PlanErrors, PlanOptions};
+use crate::report::summary::RunInfo;
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
 use crate::spec::{RunSpec, StackBackend};
@@ -126,7 +127,16 @@ pub async fn run(
         Source::Spec(spec) => {
             let dir = out_dir(&opts.out, &spec.name);
             prepare_dir(dir.as_deref())?;
-            judge(spec, dir, None, opts, interrupt).await
+            let info = RunInfo {
+                loadgate_version: env!("CARGO_PKG_VERSION").into(),
+                plan_path: None,
+                plan_sha256: None,
+                environment: None,
+                overrides: Vec::new(),
+                target: spec.target.clone(),
+                stack: None,
+            };
+            judge(spec, dir, None, info, opts, interrupt).await
         }
         Source::Plan {
             path,
@@ -164,7 +174,25 @@ pub async fn run(
             }
             let handle = running.as_ref().map(|s| s.handle());
             let result = match validated.lower(&extra_env) {
-                Ok(spec) => judge(spec, dir, handle, opts, interrupt).await,
+                Ok(spec) => {
+                    let info = RunInfo {
+                        loadgate_version: env!("CARGO_PKG_VERSION").into(),
+                        plan_path: Some(validated.file().to_string()),
+                        plan_sha256: Some(validated.digest().to_string()),
+                        environment: validated.options().env_profile.clone(),
+                        overrides: validated
+                            .options()
+                            .sets
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect(),
+                        target: spec.target.clone(),
+                        stack: running
+                            .as_ref()
+                            .map(|s| backend_name(s.backend()).to_string()),
+                    };
+                    judge(spec, dir, handle, info, opts, interrupt).await
+                }
                 Err(errs) => Err(SessionError::Invalid(errs)),
             };
             if let Some(stack) = running {
@@ -183,6 +211,7 @@ async fn judge(
     spec: RunSpec,
     dir: Option<PathBuf>,
     stack: Option<StackHandle>,
+    info: RunInfo,
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
@@ -196,7 +225,7 @@ async fn judge(
         interrupt.clone().cancelled_owned(),
     )
     .await?;
-    let summary = Summary::build(
+    let mut summary = Summary::build(
         &spec.name,
         &outcome.metrics,
         outcome.checks,
@@ -204,6 +233,7 @@ async fn judge(
         outcome.started_wall,
         outcome.stopped.as_ref(),
     );
+    summary.run = Some(info);
     let written = match &dir {
         Some(d) => report::write_reports(
             d,

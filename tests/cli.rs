@@ -381,6 +381,16 @@ fn run_writes_every_report_and_judges_thresholds() {
         String::from_utf8_lossy(&o.stderr)
     );
     let v = read_summary(&out);
+    // What ran is on record: the plan, its digest, the override, the target.
+    let run = &v["run"];
+    assert_eq!(run["plan_path"], plan.to_str().unwrap());
+    assert_eq!(run["plan_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        run["overrides"],
+        serde_json::json!(["scenarios.main.request.path=/status/500"])
+    );
+    assert_eq!(run["target"], format!("http://{addr}"));
+    assert_eq!(run["loadgate_version"], env!("CARGO_PKG_VERSION"));
     let failed: Vec<&str> = v["checks"]
         .as_array()
         .unwrap()

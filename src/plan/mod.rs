@@ -110,6 +110,8 @@ pub struct ValidatedPlan {
     stack: Option<StackSpec>,
     /// The run as validated (feeder rows not loaded; stack variables unresolved).
     spec: RunSpec,
+    /// SHA-256 of the plan text, hex.
+    digest: String,
 }
 
 impl std::fmt::Debug for ValidatedPlan {
@@ -125,6 +127,21 @@ impl ValidatedPlan {
     /// The plan's name (its `name:`, else the file name without extension).
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The plan file as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// SHA-256 of the plan's text (hex): which plan ran, in reports.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The `--env` profile and the `--set` overrides it was read with.
+    pub fn options(&self) -> &PlanOptions {
+        &self.opts
     }
 
     /// The plan's `description:`.
@@ -271,6 +288,13 @@ pub fn parse(
         model: checked.model.unwrap_or_default(),
         stack: checked.stack,
         spec: checked.spec.expect("no issues"),
+        digest: {
+            use sha2::Digest;
+            sha2::Sha256::digest(source.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        },
     })
 }
 

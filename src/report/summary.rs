@@ -81,6 +81,33 @@ pub struct Summary {
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// What ran: loadgate's version, the plan and its digest, the environment profile, every
+    /// override, the target (filled by the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+/// What ran, so a report says which plan, which overrides and which target it judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunInfo {
+    pub loadgate_version: String,
+    /// The plan file as given (absent for `attack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_path: Option<String>,
+    /// SHA-256 of the plan's text, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
+    /// The `--env` profile, if one was selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Every `--set KEY=VALUE`, in order.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The base URL the load went to.
+    pub target: String,
+    /// The reference stack's backend, when the run started one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 /// One scenario's results.
@@ -255,6 +282,7 @@ impl Summary {
             probes,
             slos,
             warnings,
+            run: None,
         }
     }
 
