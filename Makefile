@@ -17,5 +17,6 @@ test: setup
 	cargo build --workspace --bins
 	LOADGATE_REQUIRE_GATEWAY=1 cargo nextest run --workspace --no-fail-fast
 
-bench: build
+bench: setup
+	cargo build --profile perf -p loadgate
 	bash bench/bench.sh

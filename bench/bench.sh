@@ -32,7 +32,7 @@ fi
 if ! command -v oha >/dev/null; then
   cargo install --locked oha >/dev/null 2>&1 || cargo install oha
 fi
-[ -x target/release/loadgate ] || cargo build --release -p loadgate
+[ -x target/perf/loadgate ] || cargo build --profile perf -p loadgate
 
 work=$(mktemp -d /tmp/loadgate-bench.XXXXXX)
 nginx_pid=""
@@ -81,7 +81,7 @@ run_timed() { # name cmd...
   /usr/bin/time -f "%U %S %M" -o "$work/time.$name" taskset -c 1 "$@" >"$work/out.$name" 2>"$work/err.$name"
 }
 loadgate_closed() {
-  run_timed loadgate target/release/loadgate attack "$url" -c "$CONNS" -d "${RUN_SECS}s" --json
+  run_timed loadgate target/perf/loadgate attack "$url" -c "$CONNS" -d "${RUN_SECS}s" --json
   python3 - "$work/out.loadgate" <<'PY'
 import json,sys
 s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
@@ -140,7 +140,7 @@ PY
 
 echo
 echo "== open model: --rate ${OPEN_RATE}/s for ${OPEN_SECS}s =="
-run_timed open target/release/loadgate attack "$url" --rate "${OPEN_RATE}/s" -d "${OPEN_SECS}s" --json
+run_timed open target/perf/loadgate attack "$url" --rate "${OPEN_RATE}/s" -d "${OPEN_SECS}s" --json
 python3 - "$work/out.open" "$OPEN_RATE" "$work/time.open" <<'PY'
 import json,sys
 s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
@@ -153,7 +153,7 @@ PY
 if [ "$LONG" = 1 ]; then
   echo
   echo "== open model soak: --rate ${OPEN_RATE}/s for 10m (peak RSS) =="
-  run_timed soak target/release/loadgate attack "$url" --rate "${OPEN_RATE}/s" -d 10m --json
+  run_timed soak target/perf/loadgate attack "$url" --rate "${OPEN_RATE}/s" -d 10m --json
   python3 - "$work/out.soak" "$work/time.soak" <<'PY'
 import json,sys
 s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
