@@ -40,6 +40,22 @@ mod server {
                         }),
                     )
                     .route(
+                        "/stall",
+                        get(|| async {
+                            // Requests arriving from 0.5 s to 1.5 s after the first one wait
+                            // until 1.5 s: a one-second server stall.
+                            static FIRST: std::sync::OnceLock<std::time::Instant> =
+                                std::sync::OnceLock::new();
+                            let t = FIRST.get_or_init(std::time::Instant::now).elapsed();
+                            let (from, to) =
+                                (Duration::from_millis(500), Duration::from_millis(1500));
+                            if t >= from && t < to {
+                                tokio::time::sleep(to - t).await;
+                            }
+                            "stalled"
+                        }),
+                    )
+                    .route(
                         "/status/{code}",
                         get(|Path(code): Path<u16>| async move {
                             (StatusCode::from_u16(code).unwrap(), "status")
@@ -526,4 +542,30 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[test]
+fn the_open_model_waits_through_a_stall_as_long_as_its_timeout() {
+    // 300/s with a one-second stall needs ~300 requests in flight: the default in-flight
+    // budget (rate x timeout) holds them instead of dropping arrivals.
+    let addr = server::start();
+    let o = run(loadgate().args([
+        "attack",
+        &url(addr, "/stall"),
+        "--rate",
+        "300/s",
+        "-d",
+        "3s",
+        "--timeout",
+        "5s",
+        "--json",
+    ]));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_stdout(&o);
+    let s = &v["scenarios"]["attack"];
+    assert_eq!(s["dropped"], 0, "{s:#}");
+    let n = s["requests"].as_u64().unwrap();
+    assert!((860..=940).contains(&n), "{n}");
+    // The stall shows in the latency (from the intended send time), not in drops.
+    assert!(s["latency_ms"]["max"].as_f64().unwrap() > 800.0, "{s:#}");
 }

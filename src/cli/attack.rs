@@ -20,6 +20,10 @@ use crate::spec::{
 
 /// Default connections of the closed model when neither -c nor --rate is given (as oha).
 const DEFAULT_CONNECTIONS: u32 = 50;
+/// Upper bound of the open model's default in-flight budget (`--max-vus` overrides it): 20,000
+/// connections at ~16 KiB of buffers each is ~320 MiB in the worst case, and the engine raises
+/// the open-files limit to fit (see `engine::raise_fd_limit`).
+const MAX_DEFAULT_VUS: u32 = 20_000;
 
 pub(super) async fn attack(
     a: AttackArgs,
@@ -92,10 +96,13 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
             if rate.is_nan() || rate <= 0.0 {
                 return Err(e("--rate must be positive, e.g. --rate 1000/s".into()));
             }
-            // In-flight requests the open model may need: half a second of arrivals, bounded.
-            let max_vus = a
-                .max_vus
-                .unwrap_or_else(|| ((rate * 0.5).ceil() as u32).clamp(50, 5000));
+            // In-flight requests the open model may need: a whole request timeout of arrivals,
+            // so a server stall as long as the timeout is waited through (and measured), not
+            // dropped. VUs are started only when needed (each is a connection and a few KiB of
+            // buffers), and the budget is bounded by MAX_DEFAULT_VUS.
+            let max_vus = a.max_vus.unwrap_or_else(|| {
+                ((rate * timeout.as_secs_f64()).ceil() as u32).clamp(50, MAX_DEFAULT_VUS)
+            });
             if max_vus == 0 {
                 return Err(e("--max-vus must be at least 1".into()));
             }

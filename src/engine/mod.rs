@@ -205,6 +205,33 @@ pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
     })
 }
 
+/// Raise this process's open-files limit (soft) to its hard limit, so every VU's connection
+/// gets a descriptor: the usual soft limit of 1024 is far below what an open model holding a
+/// server stall needs. Returns the soft limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; RLIMIT_NOFILE is a valid resource.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard
+        // one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur as u64;
+        }
+        tracing::warn!("could not raise the open-files limit from {}", lim.rlim_cur);
+    }
+    lim.rlim_cur as u64
+}
+
 /// Start the load. Returns at once; the run proceeds on its own threads. Cancelling `stop`
 /// ends it gracefully: no new iterations, in-flight ones get up to the request timeout.
 pub fn start(
@@ -232,6 +259,19 @@ pub fn start(
         if index >= count {
             return Err(EngineError::Segment { index, count });
         }
+    }
+    let fds = raise_fd_limit();
+    let vus: u64 = spec
+        .scenarios
+        .iter()
+        .map(|s| s.executor.peak_vus() as u64)
+        .sum();
+    if fds > 0 && vus + 64 > fds {
+        tracing::warn!(
+            vus,
+            open_files_limit = fds,
+            "the run may need more connections than this process may open files; raise `ulimit -n`"
+        );
     }
     let target = Arc::new(resolve_target(&spec)?);
     // Bind every scenario's templates once up front, so feeder errors surface before the run.

@@ -254,6 +254,20 @@ impl ExecutorSpec {
         }
     }
 
+    /// The most VUs the executor runs at once (arrival-rate executors: `max_vus`).
+    pub fn peak_vus(&self) -> u32 {
+        match self {
+            ExecutorSpec::ConstantArrivalRate { max_vus, .. }
+            | ExecutorSpec::RampingArrivalRate { max_vus, .. } => *max_vus,
+            ExecutorSpec::ConstantVus { vus, .. }
+            | ExecutorSpec::PerVuIterations { vus, .. }
+            | ExecutorSpec::SharedIterations { vus, .. } => *vus,
+            ExecutorSpec::RampingVus { start_vus, stages } => {
+                stages.iter().map(|s| s.target).fold(*start_vus, u32::max)
+            }
+        }
+    }
+
     /// The longest the executor itself runs (before `graceful_stop`).
     pub fn max_duration(&self) -> Duration {
         match self {
