@@ -61,6 +61,7 @@ fn main() {
         probes: vec![],
         slos: vec![],
         report_formats: vec![],
+        allow_hosts: vec![],
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -53,6 +53,11 @@ pub struct SessionOptions {
     pub stack: StackOptions,
     /// Say what the session does on stderr (stack start, report directory).
     pub announce: bool,
+    /// Hosts besides loopback and the plan's `allow_hosts` that may get load
+    /// (`--allow-host`).
+    pub allow_hosts: Vec<String>,
+    /// Refuse a run whose arrival rates add up to more than this (`--max-rate`, per second).
+    pub max_rate: Option<f64>,
 }
 
 impl Default for SessionOptions {
@@ -62,6 +67,8 @@ impl Default for SessionOptions {
             run: RunOptions::default(),
             stack: StackOptions::default(),
             announce: false,
+            allow_hosts: Vec::new(),
+            max_rate: None,
         }
     }
 }
@@ -115,6 +122,56 @@ pub enum SessionError {
     Run(#[from] RunError),
     #[error("writing reports: {0}")]
     Report(#[from] ReportError),
+    /// A safety rule refused the run; nothing was sent.
+    #[error("{0}; nothing was sent")]
+    Refused(String),
+}
+
+/// Whether `host` is loopback: `localhost` (or a subdomain of it) or a loopback IP.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `host` is named by an `allow_hosts` entry (`*.domain` matches its subdomains).
+fn allowed(host: &str, allow: &[String]) -> bool {
+    allow.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        match a.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == a,
+        }
+    })
+}
+
+/// The safety rules, checked before anything is sent: load goes only to loopback or to a
+/// host the plan (`allow_hosts`) or the command line (`--allow-host`) names, so a mistyped
+/// host never gets load; and the plan's total arrival rate stays under `--max-rate`.
+pub fn check_safety(spec: &RunSpec, opts: &SessionOptions) -> Result<(), SessionError> {
+    for host in spec.hosts() {
+        if !is_loopback(&host)
+            && !allowed(&host, &spec.allow_hosts)
+            && !allowed(&host, &opts.allow_hosts)
+        {
+            return Err(SessionError::Refused(format!(
+                "target host `{host}` is not loopback and not allowed: add it to the plan's `allow_hosts` or pass `--allow-host {host}`"
+            )));
+        }
+    }
+    if let Some(max) = opts.max_rate {
+        let peak = spec.peak_rate();
+        if peak > max {
+            return Err(SessionError::Refused(format!(
+                "the plan's arrival rates add up to {}/s, above --max-rate {}/s",
+                crate::metrics::format_number(peak),
+                crate::metrics::format_number(max)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Run a session to its judged end. `interrupt` is cancelled by the first Ctrl-C / SIGTERM.
@@ -125,6 +182,7 @@ pub async fn run(
 ) -> Result<Finished, SessionError> {
     match source {
         Source::Spec(spec) => {
+            check_safety(&spec, opts)?;
             let dir = out_dir(&opts.out, &spec.name);
             prepare_dir(dir.as_deref())?;
             let info = RunInfo {
@@ -174,26 +232,29 @@ pub async fn run(
             }
             let handle = running.as_ref().map(|s| s.handle());
             let result = match validated.lower(&extra_env) {
-                Ok(spec) => {
-                    let info = RunInfo {
-                        loadgate_version: env!("CARGO_PKG_VERSION").into(),
-                        plan_path: Some(validated.file().to_string()),
-                        plan_sha256: Some(validated.digest().to_string()),
-                        environment: validated.options().env_profile.clone(),
-                        overrides: validated
-                            .options()
-                            .sets
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect(),
-                        target: spec.target.clone(),
-                        stack: running
-                            .as_ref()
-                            .map(|s| backend_name(s.backend()).to_string()),
-                    };
-                    judge(spec, dir, handle, info, opts, interrupt).await
-                }
                 Err(errs) => Err(SessionError::Invalid(errs)),
+                Ok(spec) => match check_safety(&spec, opts) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let info = RunInfo {
+                            loadgate_version: env!("CARGO_PKG_VERSION").into(),
+                            plan_path: Some(validated.file().to_string()),
+                            plan_sha256: Some(validated.digest().to_string()),
+                            environment: validated.options().env_profile.clone(),
+                            overrides: validated
+                                .options()
+                                .sets
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect(),
+                            target: spec.target.clone(),
+                            stack: running
+                                .as_ref()
+                                .map(|s| backend_name(s.backend()).to_string()),
+                        };
+                        judge(spec, dir, handle, info, opts, interrupt).await
+                    }
+                },
             };
             if let Some(stack) = running {
                 if let Err(e) = stack.shutdown().await {

@@ -569,3 +569,50 @@ fn the_open_model_waits_through_a_stall_as_long_as_its_timeout() {
     // The stall shows in the latency (from the intended send time), not in drops.
     assert!(s["latency_ms"]["max"].as_f64().unwrap() > 800.0, "{s:#}");
 }
+
+#[test]
+fn load_goes_only_to_loopback_or_an_allowed_host() {
+    // Nothing may be sent: the refusal comes before any connection.
+    for (args, says) in [
+        (
+            vec!["attack", "http://staging.example.internal/", "-c", "1", "-d", "1s"],
+            "target host `staging.example.internal` is not loopback and not allowed: add it to the plan's `allow_hosts` or pass `--allow-host staging.example.internal`",
+        ),
+        (
+            vec![
+                "attack",
+                "http://10.1.2.3:8080/",
+                "-c",
+                "1",
+                "-d",
+                "1s",
+                "--allow-host",
+                "*.example.internal",
+            ],
+            "target host `10.1.2.3` is not loopback",
+        ),
+        (
+            vec!["attack", "http://127.0.0.1:1/", "--rate", "1000/s", "--max-rate", "500/s"],
+            "the plan's arrival rates add up to 1000/s, above --max-rate 500/s",
+        ),
+    ] {
+        let o = run(loadgate().args(&args));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(stderr.contains("nothing was sent"), "{stderr}");
+    }
+    // localhost and any 127.x address are loopback.
+    let addr = server::start();
+    let o = run(loadgate().args([
+        "attack",
+        &format!("http://localhost:{}/", addr.port()),
+        "-c",
+        "1",
+        "-d",
+        "1s",
+        "--max-rate",
+        "500/s",
+    ]));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}

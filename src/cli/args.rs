@@ -48,12 +48,26 @@ pub struct RunArgs {
     pub plan_args: PlanArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
     /// Override the plan's stack backend (auto, containers, process, external).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub stack: Option<BackendArg>,
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Safety limits shared by `run` and `attack`: load goes only where it is meant to.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SafetyArgs {
+    /// A host besides loopback (and the plan's `allow_hosts`) that may get load; repeatable,
+    /// `*.domain` matches subdomains.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Refuse to run when the arrival rates add up to more than this, e.g. 500/s.
+    #[arg(long, value_name = "N/s")]
+    pub max_rate: Option<String>,
 }
 
 /// Engine tuning shared by `run` and `attack`.
@@ -123,6 +137,8 @@ pub struct AttackArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 }
 
 #[derive(Debug, Args)]

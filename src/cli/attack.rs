@@ -38,9 +38,15 @@ pub(super) async fn attack(
         Err(e) => return invalid(e),
     };
     run.progress = !a.json;
+    let max_rate = match super::safety_options(&a.safety) {
+        Ok(v) => v,
+        Err(e) => return invalid(e),
+    };
     let opts = SessionOptions {
         out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Nowhere),
         run,
+        allow_hosts: a.safety.allow_hosts.clone(),
+        max_rate,
         ..SessionOptions::default()
     };
     finish(Source::Spec(spec), &opts, a.json, interrupts).await

@@ -191,6 +191,24 @@ fn engine_options(e: &EngineArgs) -> Result<RunOptions, UsageError> {
     })
 }
 
+/// `--max-rate`, parsed (the host list needs no parsing).
+fn safety_options(s: &SafetyArgs) -> Result<Option<f64>, UsageError> {
+    s.max_rate
+        .as_deref()
+        .map(|r| {
+            crate::grammar::units::parse_rate(r)
+                .map_err(|e| UsageError(format!("--max-rate: {e}")))
+                .and_then(|v| {
+                    if v > 0.0 {
+                        Ok(v)
+                    } else {
+                        Err(UsageError("--max-rate must be positive, e.g. 500/s".into()))
+                    }
+                })
+        })
+        .transpose()
+}
+
 fn invalid(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("loadgate: {msg}");
     Ok(ExitCode::from(EXIT_INVALID))
@@ -217,11 +235,17 @@ async fn run_plan(a: RunArgs, interrupts: &Arc<Interrupts>) -> anyhow::Result<Ex
         Err(e) => return invalid(e),
     };
     run.progress = !a.json;
+    let max_rate = match safety_options(&a.safety) {
+        Ok(v) => v,
+        Err(e) => return invalid(e),
+    };
     let opts = SessionOptions {
         out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Default),
         run,
         stack: stack::StackOptions::default(),
         announce: true,
+        allow_hosts: a.safety.allow_hosts.clone(),
+        max_rate,
     };
     let source = Source::Plan {
         path: a.plan.clone(),
@@ -250,6 +274,10 @@ pub(crate) async fn finish(
         }
         Err(SessionError::Invalid(errs)) => {
             eprintln!("{errs}");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(e @ SessionError::Refused(_)) => {
+            eprintln!("loadgate: {e}");
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(SessionError::InterruptedAtStart) => {

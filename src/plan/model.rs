@@ -47,6 +47,9 @@ pub struct PlanFile {
     pub slos: Option<BTreeMap<String, Slo>>,
     /// Report output.
     pub report: Option<ReportSection>,
+    /// Hosts besides loopback this plan may send load to (`staging.example.internal`,
+    /// `*.staging.internal`, an IP); any other target is refused before anything is sent.
+    pub allow_hosts: Option<Vec<String>>,
 }
 
 /// `stack:` — which stack loadgate starts before the run.

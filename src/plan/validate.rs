@@ -159,7 +159,26 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         probes: probe_specs,
         slos: slo_specs,
         report_formats,
+        allow_hosts: allow_hosts(plan, issues),
     }
+}
+
+fn allow_hosts(plan: &PlanFile, issues: &mut Issues) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, h) in plan.allow_hosts.iter().flatten().enumerate() {
+        let t = h.trim().to_ascii_lowercase();
+        let bare = t.strip_prefix("*.").unwrap_or(&t);
+        let ip = bare.parse::<std::net::IpAddr>().is_ok();
+        if bare.is_empty() || (!ip && bare.contains(['/', ':', ' ', '*'])) {
+            issues.at(
+                path!["allow_hosts", i],
+                format!("{h:?} is not a host: write a host name, `*.domain` or an IP (no scheme, port or path)"),
+            );
+            continue;
+        }
+        out.push(t);
+    }
+    out
 }
 
 /// The stack section, lowered.

@@ -47,9 +47,38 @@ pub struct RunSpec {
     pub slos: Vec<SloSpec>,
     /// Report formats to write into the output directory (summary.json is always written).
     pub report_formats: Vec<ReportFormat>,
+    /// Hosts besides loopback the run may send load to (the plan's `allow_hosts`, plus
+    /// `--allow-host`); see [`RunSpec::hosts`] and the session's safety check.
+    pub allow_hosts: Vec<String>,
 }
 
 impl RunSpec {
+    /// Every host this run sends requests to (the target, for now).
+    pub fn hosts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(h) = host_of(&self.target) {
+            out.push(h);
+        }
+        out
+    }
+
+    /// The highest arrival rate any scenario reaches (requests per second; the closed model
+    /// has none).
+    pub fn peak_rate(&self) -> f64 {
+        self.scenarios
+            .iter()
+            .map(|s| match &s.executor {
+                ExecutorSpec::ConstantArrivalRate { rate, .. } => *rate,
+                ExecutorSpec::RampingArrivalRate {
+                    start_rate, stages, ..
+                } => stages
+                    .iter()
+                    .map(|st| st.target)
+                    .fold(*start_rate, f64::max),
+                _ => 0.0,
+            })
+            .sum()
+    }
     /// A run with these scenarios and nothing else (no thresholds, probes or SLOs): the shape
     /// `attack` and tests start from.
     pub fn new(name: &str, target: &str, http: HttpOptions, scenarios: Vec<ScenarioSpec>) -> Self {
@@ -63,6 +92,7 @@ impl RunSpec {
             probes: Vec::new(),
             slos: Vec::new(),
             report_formats: ReportFormat::ALL.to_vec(),
+            allow_hosts: Vec::new(),
         }
     }
 
@@ -131,6 +161,22 @@ pub enum FeederOrder {
     Sequential,
     /// A uniformly random row for each use.
     Random,
+}
+
+/// The host of a URL (lower-cased, IPv6 without brackets), if it has one.
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// How long scenarios run when nothing stops them early: the latest end of a time-driven

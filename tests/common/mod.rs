@@ -129,6 +129,7 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         probes: Vec::new(),
         slos: Vec::new(),
         report_formats: Vec::new(),
+        allow_hosts: Vec::new(),
     }
 }
 
