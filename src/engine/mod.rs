@@ -225,11 +225,11 @@ pub fn raise_fd_limit() -> u64 {
         // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard
         // one needs no privilege.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur as u64;
+            return raised.rlim_cur;
         }
         tracing::warn!("could not raise the open-files limit from {}", lim.rlim_cur);
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Start the load. Returns at once; the run proceeds on its own threads. Cancelling `stop`
