@@ -39,7 +39,7 @@ fn fixtures_report_every_problem_at_its_position() {
         ("unknown_field.yaml", vec![
             &unknown_scenario_field,
             "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
-            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report` (did you mean `thresholds`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report`, `allow_hosts` (did you mean `thresholds`?)",
         ]),
         ("bad_units.yaml", vec![
             "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
@@ -55,7 +55,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "missing_target.yaml:1:1: target: required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)",
         ]),
         ("bad_thresholds.yaml", vec![
-            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\" (known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations)",
+            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\"; known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations",
             "bad_thresholds.yaml:10:3: thresholds.http_req_duration{scenario:nope}: scenario:nope names no scenario (scenarios: chat)",
             "bad_thresholds.yaml:11:3: thresholds.http_req_failed{scenario}: invalid metric key `http_req_failed{scenario}`: expected `tag:value`, found `scenario`",
             "bad_thresholds.yaml:12:15: thresholds.http_reqs[0].threshold: required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
@@ -64,7 +64,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "bad_thresholds.yaml:15:27: thresholds.http_req_service_time[0]: bad threshold: expected a number at column 8 of `p(95) << 250`, found `< 250`",
         ]),
         ("unknown_feeder.yaml", vec![
-            "unknown_feeder.yaml:4:19: feeders.missing.csv: cannot read data/does-not-exist.csv: No such file or directory (os error 2)",
+            "unknown_feeder.yaml:4:19: feeders.missing.csv: cannot read data/does-not-exist.csv: No such file or directory (os error 2) (a feeder's path is relative to the plan file)",
             "unknown_feeder.yaml:12:26: scenarios.s.request.headers.x-name: {{users.nickname}}: feeder \"users\" has no column \"nickname\" (columns: id, name)",
             "unknown_feeder.yaml:13:13: scenarios.s.request.body: {{prompts.text}} names an unknown feeder \"prompts\" (feeders: missing, users)",
         ]),
@@ -211,7 +211,7 @@ fn structure_problems() {
     );
     assert_eq!(
         p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
-        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report` (did you mean `scenarios`?)"]
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
     );
 }
 

@@ -342,7 +342,13 @@ fn feeders(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> BTreeMap<String, 
         let mut reader = match csv::ReaderBuilder::new().has_headers(true).from_path(&full) {
             Ok(r) => r,
             Err(e) => {
-                issues.at(&p, format!("cannot read {}: {e}", full.display()));
+                issues.at(
+                    &p,
+                    format!(
+                        "cannot read {}: {e} (a feeder's path is relative to the plan file)",
+                        full.display()
+                    ),
+                );
                 continue;
             }
         };
@@ -416,9 +422,21 @@ fn threshold(
     };
     if !threshold::known_metric(&metric) {
         let known: Vec<&str> = threshold::KNOWN_METRICS.iter().map(|(n, _)| *n).collect();
+        let near = known
+            .iter()
+            .map(|k| (strsim::levenshtein(&metric, k), *k))
+            .filter(|(d, _)| *d <= 3)
+            .min();
+        let hint = match near {
+            Some((_, k)) => format!(" (did you mean `{k}`?)"),
+            None => String::new(),
+        };
         issues.at_key(
             &base,
-            format!("unknown metric {metric:?} (known: {})", known.join(", ")),
+            format!(
+                "unknown metric {metric:?}{hint}; known: {}",
+                known.join(", ")
+            ),
         );
         return;
     }
