@@ -5,7 +5,6 @@
 mod stack_support;
 
 use std::io::BufRead;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,33 +20,14 @@ fn services_only() -> StackSpec {
     }
 }
 
-/// Re-executed by `down_stops_a_stack_held_by_up_in_another_process`.
-#[tokio::test]
-async fn helper_stack_up() {
-    let Some(root) = std::env::var_os("LOADGATE_TEST_UP_ROOT") else {
-        return;
-    };
-    cli::up(
-        &services_only(),
-        &options(Path::new(&root)),
-        std::future::pending(),
-    )
-    .await
-    .expect("stack up");
-    println!("UP-RETURNED");
-}
-
 #[test]
 fn down_stops_a_stack_held_by_up_in_another_process() {
     let root = state_root();
-    let mut up = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_stack_up",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LOADGATE_TEST_UP_ROOT", root.path())
+    // The real binary: `loadgate stack up` in its own process, services only.
+    let mut up = Command::new(env!("CARGO_BIN_EXE_loadgate"))
+        .args(["stack", "up", "--backend", "process", "--gateways", "0"])
+        .env("LOADGATE_STATE_DIR", root.path())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -56,8 +36,6 @@ fn down_stops_a_stack_held_by_up_in_another_process() {
     let mut env = Vec::new();
     loop {
         let line = lines.next().expect("up printed its env").unwrap();
-        // libtest may prefix the first line with "test helper_stack_up ... ".
-        let line = line.rsplit(" ... ").next().unwrap().to_string();
         if let Some((k, v)) = line.split_once('=') {
             env.push((k.to_string(), v.to_string()));
             if k == "STACK_ID" {
@@ -89,13 +67,9 @@ fn down_stops_a_stack_held_by_up_in_another_process() {
     assert!(status[0].to_string().contains("running"), "{}", status[0]);
 
     assert_eq!(cli::down_in(&opts, Duration::from_secs(20)).unwrap(), 1);
-    // The owner shut its stack down itself (orderly) and returned from `up`.
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(
-        rest.iter().any(|l| l.contains("UP-RETURNED")),
-        "up did not return: {rest:?}"
-    );
-    assert!(up.wait().unwrap().success());
+    // The owner shut its stack down itself (orderly) and `stack up` exited 0.
+    let status = up.wait().unwrap();
+    assert!(status.success(), "stack up ended with {status:?}");
     for pid in pids {
         assert!(
             wait_gone(pid, Duration::from_secs(5)),

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use loadgate::spec::{StackBackend, StackSpec};
 use loadgate::stack::{self, child, docker, registry};
 use stack_support::*;
 
@@ -136,76 +135,37 @@ fn live_owners_and_reused_pids_are_left_alone() {
     redis.wait().unwrap();
 }
 
-/// Re-executed as a child by `a_sigkilled_owner_leaves_nothing_after_reap`: starts a stack,
-/// prints its pids and state dir, then waits to be killed.
-#[tokio::test]
-async fn helper_owner_process() {
-    let Some(root) = std::env::var_os("LOADGATE_TEST_REAP_ROOT") else {
-        return;
-    };
-    let backend = match std::env::var("LOADGATE_TEST_REAP_BACKEND").as_deref() {
-        Ok("containers") => StackBackend::Containers,
-        _ => StackBackend::Process,
-    };
-    let spec = StackSpec {
-        backend,
-        gateways: 0,
-        ..StackSpec::default()
-    };
-    let stack = stack::start(&spec, &options(Path::new(&root)))
-        .await
-        .expect("helper start");
-    let pids: Vec<String> = stack.pids().iter().map(u32::to_string).collect();
-    println!(
-        "READY {} {} {}",
-        stack.state_dir().unwrap().display(),
-        stack.id(),
-        pids.join(",")
-    );
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    panic!("the helper was not killed");
-}
-
-/// Runs the helper, returns (child, state dir, stack id, pids).
-fn run_helper(root: &Path, backend: &str) -> (std::process::Child, String, String, Vec<u32>) {
-    let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_owner_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LOADGATE_TEST_REAP_ROOT", root)
-        .env("LOADGATE_TEST_REAP_BACKEND", backend)
+/// Runs `loadgate stack up --gateways 0` (the real binary, in its own process) under `root`
+/// and waits until it is up; returns (child, state dir, stack id, pids).
+fn run_owner(root: &Path, backend: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_loadgate"))
+        .args(["stack", "up", "--backend", backend, "--gateways", "0"])
+        .env("LOADGATE_STATE_DIR", root)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
-    let ready = loop {
-        let line = lines.next().expect("helper printed READY").unwrap();
-        // libtest prints "test helper_owner_process ... " before the line.
-        if let Some(at) = line.find("READY ") {
-            break line[at + "READY ".len()..].to_string();
+    let id = loop {
+        let line = lines.next().expect("stack up printed its env").unwrap();
+        if let Some(id) = line.strip_prefix("STACK_ID=") {
+            break id.to_string();
         }
     };
-    let mut parts = ready.split(' ');
-    let dir = parts.next().unwrap().to_string();
-    let id = parts.next().unwrap().to_string();
-    let pids = parts
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|p| p.parse().unwrap())
-        .collect();
-    (owner, dir, id, pids)
+    let status = stack::status_in(root);
+    let entry = status
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no registry entry for {id}: {status:?}"));
+    let pids = entry.children.iter().map(|c| c.1).collect();
+    (owner, entry.dir.display().to_string(), id, pids)
 }
 
 #[test]
 fn a_sigkilled_owner_leaves_nothing_after_reap() {
     let root = state_root();
-    let (mut owner, dir, _id, pids) = run_helper(root.path(), "process");
+    let (mut owner, dir, _id, pids) = run_owner(root.path(), "process");
     assert_eq!(pids.len(), 2, "redis + postgres: {pids:?}");
     owner.kill().unwrap(); // SIGKILL: no Drop runs
     owner.wait().unwrap();
@@ -229,14 +189,13 @@ fn a_sigkilled_owner_leaves_nothing_after_reap() {
 
 #[tokio::test]
 async fn containers_of_a_sigkilled_owner_are_reaped_by_label() {
-    if let Err(why) = docker::connect(Duration::from_secs(3)).await {
-        eprintln!("SKIP: no Docker engine answers ({why})");
+    if stack_support::docker_engine_or_skip().await.is_none() {
         return;
     }
     let root = state_root();
     let root_path = root.path().to_path_buf();
     let (mut owner, dir, id, _pids) =
-        tokio::task::spawn_blocking(move || run_helper(&root_path, "containers"))
+        tokio::task::spawn_blocking(move || run_owner(&root_path, "containers"))
             .await
             .unwrap();
     owner.kill().unwrap();

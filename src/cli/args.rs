@@ -176,7 +176,7 @@ pub enum StackAction {
 pub struct StackUpArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendArg,
-    /// Number of gateway instances.
+    /// Number of gateway instances (0: only Redis and PostgreSQL).
     #[arg(long, default_value_t = 1)]
     pub gateways: u32,
     /// Put an edge balancer in front of the gateways.

@@ -307,9 +307,12 @@ fn print_outcome(done: &Finished, json: bool) -> anyhow::Result<()> {
 async fn stack_command(a: StackArgs, interrupts: &Interrupts) -> anyhow::Result<ExitCode> {
     match a.action {
         StackAction::Up(up) => {
+            if up.gateways == 0 && up.edge.is_some() {
+                return invalid("--edge needs at least one gateway (--gateways 1 or more)");
+            }
             let spec = StackSpec {
                 backend: up.backend.into(),
-                gateways: up.gateways.max(1),
+                gateways: up.gateways,
                 edge: up.edge.map(Into::into),
                 ..StackSpec::default()
             };
