@@ -200,8 +200,10 @@ impl fmt::Display for ResponseCheck {
     }
 }
 
+/// Substring search in a body (memchr's SIMD search: bodies can be large, checks run per
+/// response).
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// First whitespace-separated word and the trimmed rest.

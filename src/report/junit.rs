@@ -1,27 +1,29 @@
 //! `junit.xml`: the checks of a run as JUnit test cases, so any CI system shows which SLO,
-//! probe or drill failed without knowing loadgate.
+//! probe or drill failed without knowing loadgate. Written with quick-junit (the format's
+//! well-kept Rust writer: escaping, the Ant/Jenkins/GitLab dialect).
 //!
-//! Shape (the common Ant/Jenkins/GitLab dialect):
+//! Shape:
 //!
 //! ```xml
-//! <testsuites name="loadgate" tests="2" failures="1" errors="0" time="60.0">
-//!   <testsuite name="PLAN" tests="2" failures="1" errors="0" skipped="0" time="60.0"
-//!              timestamp="2026-01-01T00:00:00">
+//! <testsuites name="loadgate" tests="2" failures="1" errors="0" time="60.000">
+//!   <testsuite name="PLAN" tests="2" disabled="0" errors="0" failures="1" time="60.000"
+//!              timestamp="2026-01-01T00:00:00Z">
 //!     <properties><property name="verdict" value="fail"/></properties>
-//!     <testcase classname="threshold" name="http_req_duration p(95)<250" time="0"/>
-//!     <testcase classname="threshold" name="http_req_failed rate<0.01" time="0">
-//!       <failure message="expected rate<0.01, observed rate=0.05" type="threshold">…</failure>
+//!     <testcase name="http_req_duration p(95)&lt;250" classname="threshold"/>
+//!     <testcase name="http_req_failed rate&lt;0.01" classname="threshold">
+//!       <failure message="expected rate&lt;0.01, observed rate=0.05" type="threshold">…</failure>
 //!     </testcase>
 //!   </testsuite>
 //! </testsuites>
 //! ```
 //!
 //! One `<testsuite>` named after the plan, one `<testcase>` per check (`classname` = check
-//! kind, `name` = check name). Escaping is quick-xml's.
+//! kind, `name` = check name); a failed check's `<failure>` says what was expected and
+//! observed.
 use std::io;
+use std::time::Duration;
 
-use quick_xml::events::{BytesDecl, BytesText, Event};
-use quick_xml::Writer;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::report::summary::Summary;
 use crate::report::{Exporter, ReportError, RunReport, JUNIT_FILE};
@@ -46,82 +48,40 @@ impl Exporter for JunitExporter {
 
 /// Render the JUnit XML document for a summary.
 pub fn render(summary: &Summary) -> io::Result<String> {
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    let tests = summary.checks.len().to_string();
-    let failures = summary
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .count()
-        .to_string();
-    let time = format!("{:.3}", summary.duration_s);
-    // JUnit timestamps are ISO 8601 without a zone.
-    let timestamp = summary.started_at.trim_end_matches('Z').to_string();
+    let time = Duration::from_secs_f64(summary.duration_s.max(0.0));
+    let mut suite = TestSuite::new(summary.plan.as_str());
+    suite.set_time(time);
+    if let Ok(ts) = chrono::DateTime::parse_from_rfc3339(&summary.started_at) {
+        suite.set_timestamp(ts);
+    }
     let verdict = if summary.passed() { "pass" } else { "fail" };
-    w.create_element("testsuites")
-        .with_attributes([
-            ("name", "loadgate"),
-            ("tests", tests.as_str()),
-            ("failures", failures.as_str()),
-            ("errors", "0"),
-            ("time", time.as_str()),
-        ])
-        .write_inner_content(|w| {
-            w.create_element("testsuite")
-                .with_attributes([
-                    ("name", summary.plan.as_str()),
-                    ("tests", tests.as_str()),
-                    ("failures", failures.as_str()),
-                    ("errors", "0"),
-                    ("skipped", "0"),
-                    ("time", time.as_str()),
-                    ("timestamp", timestamp.as_str()),
-                ])
-                .write_inner_content(|w| {
-                    w.create_element("properties").write_inner_content(|w| {
-                        let mut props = vec![("verdict", verdict.to_string())];
-                        if let Some(r) = &summary.stop_reason {
-                            props.push(("stop_reason", r.clone()));
-                        }
-                        for (name, value) in &props {
-                            w.create_element("property")
-                                .with_attributes([("name", *name), ("value", value.as_str())])
-                                .write_empty()?;
-                        }
-                        Ok(())
-                    })?;
-                    for c in &summary.checks {
-                        let case = w.create_element("testcase").with_attributes([
-                            ("classname", c.kind.as_str()),
-                            ("name", c.name.as_str()),
-                            ("time", "0"),
-                        ]);
-                        if c.passed {
-                            case.write_empty()?;
-                        } else {
-                            let message =
-                                format!("expected {}, observed {}", c.expected, c.observed);
-                            let body = format!(
-                                "check:    {}\nexpected: {}\nobserved: {}",
-                                c.name, c.expected, c.observed
-                            );
-                            case.write_inner_content(|w| {
-                                w.create_element("failure")
-                                    .with_attributes([
-                                        ("message", message.as_str()),
-                                        ("type", c.kind.as_str()),
-                                    ])
-                                    .write_text_content(BytesText::new(&body))?;
-                                Ok(())
-                            })?;
-                        }
-                    }
-                    Ok(())
-                })?;
-            Ok(())
-        })?;
-    let mut out = String::from_utf8(w.into_inner()).expect("quick-xml writes UTF-8");
-    out.push('\n');
+    suite.add_property(Property::new("verdict", verdict));
+    if let Some(r) = &summary.stop_reason {
+        suite.add_property(Property::new("stop_reason", r.as_str()));
+    }
+    for c in &summary.checks {
+        let status = if c.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("expected {}, observed {}", c.expected, c.observed))
+                .set_type(c.kind.as_str())
+                .set_description(format!(
+                    "check:    {}\nexpected: {}\nobserved: {}",
+                    c.name, c.expected, c.observed
+                ));
+            s
+        };
+        let mut case = TestCase::new(c.name.as_str(), status);
+        case.set_classname(c.kind.as_str());
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("loadgate");
+    report.set_time(time);
+    report.add_test_suite(suite);
+    let mut out = report.to_string().map_err(io::Error::other)?;
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
     Ok(out)
 }
