@@ -204,7 +204,7 @@ thresholds:
     assert!(csv.lines().any(|l| l.contains(",probe:login,")), "{csv}");
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     assert!(
-        junit.contains(r#"classname="probe" name="probe login""#),
+        junit.contains(r#"name="probe login" classname="probe""#),
         "{junit}"
     );
 }

@@ -80,10 +80,10 @@ fn slo_gate_passes_with_probes_and_slos_in_every_report() {
     // junit.xml: one testcase per probe and per SLO.
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     for case in [
-        r#"classname="probe" name="probe login""#,
-        r#"classname="probe" name="probe import""#,
-        r#"classname="slo" name="slo availability""#,
-        r#"classname="slo" name="slo chat-latency""#,
+        r#"name="probe login" classname="probe""#,
+        r#"name="probe import" classname="probe""#,
+        r#"name="slo availability" classname="slo""#,
+        r#"name="slo chat-latency" classname="slo""#,
     ] {
         assert!(junit.contains(case), "junit lacks {case}:\n{junit}");
     }
