@@ -140,7 +140,13 @@ pub async fn execute(
                     clock.stopped = Some(Stopped::Interrupted);
                     agg.push_event(EventKind::Interrupt);
                 }
-                progress.println("interrupted: draining in-flight requests, then writing reports (Ctrl-C again to exit now)");
+                let msg = "interrupted: draining in-flight requests, then writing reports (Ctrl-C again to exit now)";
+                // A hidden bar (no terminal: CI logs) drops println; the line must still show.
+                if progress.is_hidden() {
+                    eprintln!("loadgate: {msg}");
+                } else {
+                    progress.println(msg);
+                }
                 stop.cancel();
             }
             _ = tick.tick() => {

@@ -20,7 +20,7 @@ use crate::plan::{self, PlanErrors, PlanOptions};
 use crate::report::summary::RunInfo;
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
-use crate::spec::{RunSpec, StackBackend};
+use crate::spec::{ReportFormat, RunSpec, StackBackend};
 use crate::stack::{self, StackError, StackHandle, StackOptions};
 
 /// Where a session's run comes from.
@@ -92,6 +92,10 @@ pub struct Finished {
     pub written: Vec<PathBuf>,
     /// The directory they are in, when any were written.
     pub dir: Option<PathBuf>,
+    /// Why the reports are not in the directory asked for (then `dir` is a fallback under
+    /// the system temp dir, or `None` when that failed too). The run is judged all the same;
+    /// the binary exits 1.
+    pub report_error: Option<ReportError>,
 }
 
 impl Finished {
@@ -122,6 +126,9 @@ pub enum SessionError {
     Run(#[from] RunError),
     #[error("writing reports: {0}")]
     Report(#[from] ReportError),
+    /// The report directory cannot take the reports; checked before anything is sent.
+    #[error("{0}; nothing was sent")]
+    Preflight(ReportError),
     /// A safety rule refused the run; nothing was sent.
     #[error("{0}; nothing was sent")]
     Refused(String),
@@ -276,6 +283,11 @@ async fn judge(
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
+    if let Some(d) = &dir {
+        let series = spec.scenarios.len() + spec.probes.len() + 1;
+        let needed = report::space_needed(spec.planned_duration().as_secs() + 1, series);
+        report::check_space(d, needed).map_err(SessionError::Preflight)?;
+    }
     let spec = Arc::new(spec);
     let controllers = control::standard(&spec);
     let outcome = run::execute(
@@ -295,22 +307,55 @@ async fn judge(
         outcome.stopped.as_ref(),
     );
     summary.run = Some(info);
-    let written = match &dir {
-        Some(d) => report::write_reports(
-            d,
-            &RunReport {
-                summary: &summary,
-                timeline: &outcome.metrics.timeline,
-            },
-            &spec.report_formats,
-        )?,
-        None => Vec::new(),
+    let run_report = RunReport {
+        summary: &summary,
+        timeline: &outcome.metrics.timeline,
+    };
+    let (written, dir, report_error) = match dir {
+        None => (Vec::new(), None, None),
+        Some(d) => match report::write_reports(&d, &run_report, &spec.report_formats) {
+            Ok(w) => (w, Some(d), None),
+            Err(e) => {
+                tracing::error!(error = %e, "writing the reports");
+                let (w, fallback) = write_fallback(&run_report, &spec.report_formats);
+                (w, fallback, Some(e))
+            }
+        },
     };
     Ok(Finished {
         summary,
         written,
         dir,
+        report_error,
     })
+}
+
+/// The reports of a run whose directory failed (full disk, unmounted, removed mid-run) go
+/// to a fresh directory under the system temp dir instead, so the run is not lost.
+fn write_fallback(
+    run: &RunReport<'_>,
+    formats: &[ReportFormat],
+) -> (Vec<PathBuf>, Option<PathBuf>) {
+    let dir = match tempfile::Builder::new()
+        .prefix("loadgate-reports-")
+        .tempdir()
+    {
+        Ok(t) => t.keep(),
+        Err(e) => {
+            tracing::error!(error = %e, "creating a fallback report directory");
+            return (Vec::new(), None);
+        }
+    };
+    match report::write_reports(&dir, run, formats) {
+        Ok(w) => (w, Some(dir)),
+        Err(e) => {
+            tracing::error!(error = %e, "writing the reports to the fallback directory");
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(error = %e, dir = %dir.display(), "removing the fallback directory");
+            }
+            (Vec::new(), None)
+        }
+    }
 }
 
 fn backend_name(b: StackBackend) -> &'static str {
@@ -333,15 +378,19 @@ fn out_dir(out: &OutDir, plan_name: &str) -> Option<PathBuf> {
 /// Create the report directory now, so an unwritable one fails before anything is sent.
 fn prepare_dir(dir: Option<&Path>) -> Result<(), SessionError> {
     let Some(dir) = dir else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|source| ReportError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+        .map_err(SessionError::Preflight)?;
     // Prove it is writable (a read-only mount, a directory of someone else's).
-    tempfile::NamedTempFile::new_in(dir).map_err(|source| ReportError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    tempfile::NamedTempFile::new_in(dir)
+        .map_err(|source| ReportError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+        .map_err(SessionError::Preflight)?;
     Ok(())
 }
 

@@ -266,6 +266,18 @@ pub(crate) async fn finish(
     match session::run(source, opts, &interrupt).await {
         Ok(done) => {
             print_outcome(&done, json)?;
+            if let Some(e) = &done.report_error {
+                // Judged all the same, but CI must not read a run whose reports went missing
+                // from where it looks for them as a pass: the harness failed.
+                match &done.dir {
+                    Some(d) => eprintln!(
+                        "loadgate: {e}; the reports were written to {} instead",
+                        d.display()
+                    ),
+                    None => eprintln!("loadgate: {e}; no report could be written anywhere"),
+                }
+                return Ok(ExitCode::from(EXIT_HARNESS));
+            }
             Ok(ExitCode::from(match done.outcome() {
                 Outcome::Passed => EXIT_PASS,
                 Outcome::Failed => EXIT_CHECK_FAILED,
@@ -275,6 +287,10 @@ pub(crate) async fn finish(
         Err(SessionError::Invalid(errs)) => {
             eprintln!("{errs}");
             Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(e @ SessionError::Preflight(_)) => {
+            eprintln!("loadgate: {e}");
+            Ok(ExitCode::from(EXIT_HARNESS))
         }
         Err(e @ SessionError::Refused(_)) => {
             eprintln!("loadgate: {e}");
@@ -298,7 +314,7 @@ fn print_outcome(done: &Finished, json: bool) -> anyhow::Result<()> {
         writeln!(stdout, "{}", report::table::render(summary))?;
     }
     stdout.flush()?;
-    if let Some(dir) = &done.dir {
+    if let (Some(dir), None) = (&done.dir, &done.report_error) {
         eprintln!("loadgate: reports written to {}", dir.display());
     }
     Ok(())

@@ -43,6 +43,15 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{} has {} free, the reports of this run need about {}: free some space or pass --out on another disk",
+        path.display(), human_bytes(*available), human_bytes(*needed)
+    )]
+    NoSpace {
+        path: PathBuf,
+        available: u64,
+        needed: u64,
+    },
     #[error("cannot render {format}: {reason}")]
     Render {
         format: &'static str,
@@ -102,6 +111,50 @@ pub fn write_reports(
         written.push(path);
     }
     Ok(written)
+}
+
+/// About how many bytes the reports of a run of `seconds` seconds over `series` series
+/// (scenarios + probes + the run's total row) take: 1 MiB for summary.json, junit.xml and
+/// summary.txt, plus ~256 bytes per timeseries.csv row (one per second and series).
+pub fn space_needed(seconds: u64, series: usize) -> u64 {
+    (1 << 20)
+        + seconds
+            .saturating_mul(series.max(1) as u64)
+            .saturating_mul(256)
+}
+
+/// Fail now, before any load is sent, when the file system holding `dir` has less room than
+/// the reports will need: a run that ends on a full disk would lose its results.
+pub fn check_space(dir: &Path, needed: u64) -> Result<(), ReportError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| ReportError::Write {
+        path: dir.to_path_buf(),
+        source: std::io::Error::from(e),
+    })?;
+    // f_bavail: blocks available to unprivileged users (root may dip into the reserve, but
+    // a report written into it is one `df` call away from ENOSPC anyway).
+    let available = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    if available < needed {
+        return Err(ReportError::NoSpace {
+            path: dir.to_path_buf(),
+            available,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let f = n as f64;
+    if f >= KIB * KIB * KIB {
+        format!("{:.1} GiB", f / (KIB * KIB * KIB))
+    } else if f >= KIB * KIB {
+        format!("{:.1} MiB", f / (KIB * KIB))
+    } else if f >= KIB {
+        format!("{:.0} KiB", f / KIB)
+    } else {
+        format!("{n} B")
+    }
 }
 
 /// Write `bytes` to `path` through a temp file in the same directory and a rename.
