@@ -200,6 +200,7 @@ pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
         base_path: url.path().trim_end_matches('/').to_string(),
         version: spec.http.version,
         timeout: spec.http.timeout,
+        max_body: spec.http.max_body,
         tls,
         server_name,
     })
