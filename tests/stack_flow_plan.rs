@@ -45,7 +45,10 @@ fn flow_plan_reports_steps_checks_and_iterations_everywhere() {
     let step = |i: usize| &jobs["steps"][i];
     let submits = step(0)["requests"].as_u64().unwrap();
     assert!(submits >= 12, "2/s for 8 s: {jobs:#}");
-    assert!(step(1)["requests"].as_u64().unwrap() >= submits, "{jobs:#}");
+    assert!(
+        step(1)["requests"].as_u64().unwrap() > submits,
+        "the job takes 300 ms: polls repeat: {jobs:#}"
+    );
     assert_eq!(step(2)["requests"].as_u64().unwrap(), submits, "{jobs:#}");
     assert_eq!(step(0)["status_codes"]["202"].as_u64(), Some(submits));
     assert!(step(1)["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
