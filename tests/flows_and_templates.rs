@@ -285,6 +285,10 @@ scenarios:
         path: "/b/{{idd}}"
         until: "json /done == true"
         every: 0s
+thresholds:
+  http_req_duration{step:nope}: [ "p(95)<250" ]
+  checks{check:status == 200}: [ "rate>0.99" ]
+  iteration_duration: [ "p(95)<1s over 10s" ]
 "#;
     let err = match parse(text, "flow.yaml", dir.path(), &PlanOptions::empty_env()) {
         Err(e) => e.to_string(),
@@ -295,6 +299,9 @@ scenarios:
         ("flow.yaml:10:", "scenarios.flow.steps[0].think: bad think time \"1s..10ms\": the range ends before it starts"),
         ("flow.yaml:12:", "scenarios.flow.steps[1].path: {{idd}} is not extracted by an earlier step (extracted before this step: id)"),
         ("flow.yaml:14:", "scenarios.flow.steps[1].every: must be longer than 0s"),
+        ("flow.yaml:16:", "step:nope can match no sample: no flow step is named `nope` (steps: a, b)"),
+        ("flow.yaml:17:", "check:status == 200 can match no sample: no response check is written `status == 200` (checks: extract id: json /id, until: json /done == true)"),
+        ("flow.yaml:18:", "iteration_duration is judged over the whole run: drop `over ...`"),
     ] {
         assert!(
             err.lines().any(|l| l.starts_with(line) && l.contains(needle)),
