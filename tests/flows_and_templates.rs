@@ -163,7 +163,7 @@ scenarios:
     let body: serde_json::Value = serde_json::from_str(&seen[0].4).expect("valid JSON");
     assert_eq!(
         body,
-        serde_json::json!({"n": 7, "s": 0, "t": "say \"hi\" \\ there", "m": "n=1"})
+        serde_json::json!({"n": 7, "s": "0", "t": "say \"hi\" \\ there", "m": "n=1"})
     );
 }
 

@@ -60,7 +60,9 @@
 //! decodes to the exact value ([`write_json_str_content`]). The other placeholders need no
 //! escaping: `uuid`, `seq`, `vu`, `iter` and `randint` produce only `[0-9a-f-]`, and
 //! `random(...)` choices are copied from the JSON text, where serialization already escaped
-//! them. A string `body:` is not JSON to loadgate and its placeholders are filled as is.
+//! them. A string whose whole content is `{{randint(lo,hi)}}` is written as a JSON number
+//! (the plan drops its quotes: `{n: "{{randint(1,6)}}"}` sends `{"n":4}`). A string `body:`
+//! is not JSON to loadgate and its placeholders are filled as is.
 use std::fmt;
 
 use thiserror::Error;

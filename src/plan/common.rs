@@ -151,13 +151,13 @@ pub(crate) fn body_with(
     }
 }
 
-/// In a JSON body, a string that is nothing but a numeric placeholder (`"{{randint(1,6)}}"`,
-/// `"{{seq}}"`, `"{{vu}}"`, `"{{iter}}"`) becomes a JSON number: its quotes are dropped, so
-/// `{n: "{{randint(1,6)}}"}` sends `{"n":4}`. Any other placeholder stays inside its string.
+/// In a JSON body, a string that is nothing but `{{randint(lo,hi)}}` becomes a JSON number:
+/// its quotes are dropped, so `{n: "{{randint(1,6)}}"}` sends `{"n":4}`. Every other
+/// placeholder (`"{{seq}}"` included, which servers often take as a string id) stays inside
+/// its string.
 pub(crate) fn numbers_unquoted(json: &str) -> String {
     static NUMERIC: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r#""(\{\{\s*(?:randint\([^)"]*\)|seq|vu|iter)\s*\}\})""#)
-            .expect("valid pattern")
+        regex::Regex::new(r#""(\{\{\s*randint\([^)"]*\)\s*\}\})""#).expect("valid pattern")
     });
     NUMERIC.replace_all(json, "$1").into_owned()
 }
@@ -429,7 +429,7 @@ mod tests {
             numbers_unquoted(
                 r#"{"n":"{{randint(1,6)}}","s":"{{ seq }}","t":"x {{randint(1,2)}}","u":"{{uuid}}"}"#
             ),
-            r#"{"n":{{randint(1,6)}},"s":{{ seq }},"t":"x {{randint(1,2)}}","u":"{{uuid}}"}"#
+            r#"{"n":{{randint(1,6)}},"s":"{{ seq }}","t":"x {{randint(1,2)}}","u":"{{uuid}}"}"#
         );
     }
 
