@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 mod common;
 use common::TestServer;
@@ -88,10 +90,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
     }
 }
 
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
-    let rc = unsafe { libc::kill(child.id() as i32, sig) };
-    assert_eq!(rc, 0, "kill({}, {sig})", child.id());
+/// `sig` to a child this test spawned and has not reaped (so its pid is not reused).
+fn signal(child: &Child, sig: Signal) {
+    nix::sys::signal::kill(Pid::from_raw(child.id() as i32), sig)
+        .unwrap_or_else(|e| panic!("kill({}, {sig}): {e}", child.id()));
 }
 
 /// Files in `dir` that are not whole reports: the temp files of an atomic write.
@@ -267,7 +269,7 @@ fn sigterm_mid_run_writes_whole_reports_of_what_ran() {
     wait_for("the load to start", Duration::from_secs(20), || {
         hits.load(Ordering::Relaxed) >= 30
     });
-    signal(&child, libc::SIGTERM);
+    signal(&child, Signal::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), 105);
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -303,7 +305,7 @@ fn a_second_interrupt_exits_at_once_while_requests_hang() {
     wait_for("requests to hang", Duration::from_secs(20), || {
         hits.load(Ordering::Relaxed) >= 5
     });
-    signal(&child, libc::SIGINT);
+    signal(&child, Signal::SIGINT);
     // The first interrupt says it drains (also when stderr is not a terminal).
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let said = lines
@@ -312,7 +314,7 @@ fn a_second_interrupt_exits_at_once_while_requests_hang() {
         .find(|l| l.contains("interrupted: draining"));
     assert!(said.is_some(), "the first interrupt is announced");
     let t0 = Instant::now();
-    signal(&child, libc::SIGINT);
+    signal(&child, Signal::SIGINT);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 130);
     assert!(
         t0.elapsed() < Duration::from_secs(5),

@@ -498,7 +498,7 @@ async fn the_edge_takes_a_killed_instance_out() {
 
     // SIGKILL gw-1: the edge retries on the other upstream and marks gw-1 down.
     let gw1 = stack.gateway_pids()[0];
-    loadgate::stack::child::signal_pid(gw1 as i32, libc::SIGKILL);
+    loadgate::stack::child::signal_pid(gw1 as i32, nix::sys::signal::Signal::SIGKILL);
     assert!(wait_gone(gw1, Duration::from_secs(5)));
     let mut failures = 0;
     let mut served_by = BTreeSet::new();

@@ -158,7 +158,7 @@ async fn a_private_state_root_still_works_when_postgres_must_drop_root() {
     assert_eq!(psql(&env_of(&stack.env(), "DATABASE_URL"), "SELECT 1"), "1");
     let id = stack.id().to_string();
     let outside = std::env::temp_dir().join(format!("loadgate-pg-{id}"));
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = nix::unistd::geteuid().is_root();
     assert_eq!(
         outside.exists(),
         is_root,

@@ -197,6 +197,8 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
             },
             insecure: a.insecure,
             max_connections: None,
+            // attack has no response checks: no body is ever kept.
+            max_body: crate::spec::DEFAULT_MAX_BODY,
         },
         vec![ScenarioSpec {
             name: "attack".into(),

@@ -200,6 +200,7 @@ pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
         base_path: url.path().trim_end_matches('/').to_string(),
         version: spec.http.version,
         timeout: spec.http.timeout,
+        max_body: spec.http.max_body,
         tls,
         server_name,
     })
@@ -209,27 +210,22 @@ pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
 /// gets a descriptor: the usual soft limit of 1024 is far below what an open model holding a
 /// server stall needs. Returns the soft limit now in force.
 pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own; RLIMIT_NOFILE is a valid resource.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we own; raising the soft limit up to the hard
-        // one needs no privilege.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("could not read the open-files limit: {e}");
+            return 0;
         }
-        tracing::warn!("could not raise the open-files limit from {}", lim.rlim_cur);
+    };
+    if soft < hard {
+        // Raising the soft limit up to the hard one needs no privilege.
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => return hard,
+            Err(e) => tracing::warn!("could not raise the open-files limit from {soft}: {e}"),
+        }
     }
-    lim.rlim_cur
+    soft
 }
 
 /// Start the load. Returns at once; the run proceeds on its own threads. Cancelling `stop`

@@ -1,4 +1,5 @@
-//! Units used in plans: durations (`500ms`, `5s`, `1m30s`) and rates (`100/s`, `30/m`).
+//! Units used in plans: durations (`500ms`, `5s`, `1m30s`), rates (`100/s`, `30/m`) and sizes
+//! (`64KiB`, `1MiB`).
 //!
 //! Why: a plan states time and throughput with explicit units so `30` can never be misread as
 //! seconds or milliseconds. Both types deserialize from strings (with errors that show the
@@ -13,8 +14,11 @@
 //! unit     := "us" | "µs" | "ms" | "s" | "m" | "h"
 //! rate     := number '/' per           e.g. 100/s, 0.5/s, 30/m, 1000/h
 //! per      := "s" | "m" | "h" | "1s" | "1m" | "1h"
+//! size     := digits sunit             e.g. 512B, 64KiB, 1MiB, 2GiB
+//! sunit    := "B" | "KiB" | "MiB" | "GiB"
 //! ```
-//! Whitespace around the text is ignored. A rate is stored as iterations per second.
+//! Whitespace around the text is ignored. A rate is stored as iterations per second, a size as
+//! bytes.
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
@@ -36,6 +40,10 @@ pub enum UnitError {
     Rate(String),
     #[error("expected a rate like 100/s or 30/m, got {0} (add a unit: /s, /m or /h)")]
     RateNoUnit(String),
+    #[error("expected a size like 64KiB or 1MiB, got {0:?}")]
+    Size(String),
+    #[error("expected a size like 64KiB or 1MiB, got {0} (add a unit: B, KiB, MiB or GiB)")]
+    SizeNoUnit(String),
 }
 
 /// A non-negative duration with units, e.g. `1m30s`.
@@ -198,6 +206,51 @@ impl fmt::Display for Rate {
     }
 }
 
+/// A size in bytes with a unit, e.g. `64KiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = UnitError;
+
+    fn from_str(text: &str) -> Result<Size, UnitError> {
+        let err = || UnitError::Size(text.to_string());
+        let s = text.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(UnitError::SizeNoUnit(s.to_string()));
+        }
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(end);
+        let n: u64 = num.parse().map_err(|_| err())?;
+        let scale: u64 = match unit {
+            "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(err()),
+        };
+        n.checked_mul(scale).map(Size).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Size {
+    /// Canonical form: the largest unit that represents the value exactly (`64KiB`, `100B`).
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let n = self.0;
+        for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n > 0 && n % scale == 0 {
+                return write!(f, "{}{unit}", n / scale);
+            }
+        }
+        write!(f, "{n}B")
+    }
+}
+
+/// Parse a size such as `64KiB` into bytes (for command-line flags).
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    text.parse::<Size>().map(|s| s.0)
+}
+
 /// Deserialize from a string; numbers get the "add a unit" error.
 struct UnitVisitor<T>(&'static str, std::marker::PhantomData<T>);
 
@@ -240,6 +293,18 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        d.deserialize_any(UnitVisitor("a size like 64KiB", Default::default()))
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl Serialize for Duration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -256,6 +321,24 @@ impl Serialize for Rate {
 pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?(us|µs|ms|s|m|h))+\s*$";
 /// Pattern of a rate in the JSON Schema.
 pub const RATE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*/\s*(1?s|1?m|1?h|sec|min)\s*$";
+
+/// Pattern of a size in the JSON Schema.
+pub const SIZE_PATTERN: &str = r"^\s*[0-9]+(B|KiB|MiB|GiB)\s*$";
+
+impl JsonSchema for Size {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": SIZE_PATTERN,
+            "description": "A size with a unit: 512B, 64KiB, 1MiB, 2GiB.",
+            "examples": ["64KiB", "1MiB"]
+        })
+    }
+}
 
 impl JsonSchema for Duration {
     fn schema_name() -> Cow<'static, str> {
@@ -350,5 +433,39 @@ mod tests {
         assert_eq!(Rate::per_second(100.0).to_string(), "100/s");
         assert_eq!(parse_rate("30/m"), Ok(0.5));
         assert_eq!(parse_duration("1m30s"), Ok(StdDuration::from_secs(90)));
+    }
+
+    #[test]
+    fn sizes() {
+        let ok = [
+            ("512B", 512),
+            ("64KiB", 64 << 10),
+            (" 1MiB ", 1 << 20),
+            ("2GiB", 2 << 30),
+            ("0B", 0),
+        ];
+        for (text, want) in ok {
+            assert_eq!(text.parse::<Size>(), Ok(Size(want)), "{text}");
+        }
+        for bad in [
+            "",
+            "64",
+            "64kb",
+            "1.5MiB",
+            "-1B",
+            "MiB",
+            "1 MiB",
+            "99999999999999GiB",
+        ] {
+            assert!(bad.parse::<Size>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "1024".parse::<Size>().unwrap_err().to_string(),
+            "expected a size like 64KiB or 1MiB, got 1024 (add a unit: B, KiB, MiB or GiB)"
+        );
+        for text in ["0B", "100B", "64KiB", "1536KiB", "1MiB", "3GiB"] {
+            assert_eq!(text.parse::<Size>().unwrap().to_string(), text);
+        }
+        assert_eq!(parse_size("64KiB"), Ok(65536));
     }
 }

@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Timeout,
     /// The peer reset or closed the connection mid-request.
     Reset,
+    /// The peer closed the connection inside a response body, before the end its
+    /// `Content-Length` or chunked framing declared (a body shorter than announced).
+    Truncated,
     /// TLS handshake or record failure.
     Tls,
     /// The response was not valid HTTP.
@@ -31,11 +34,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::ConnectRefused,
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
+        ErrorKind::Truncated,
         ErrorKind::Tls,
         ErrorKind::Protocol,
         ErrorKind::Io,
@@ -52,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
+            ErrorKind::Truncated => "truncated",
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Io => "io",
@@ -69,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Connect => "could not connect (unreachable, DNS, no address)",
             ErrorKind::Timeout => "no complete response within the request timeout",
             ErrorKind::Reset => "the peer reset or closed the connection mid-request",
+            ErrorKind::Truncated => "the connection closed inside the response body",
             ErrorKind::Tls => "TLS handshake or record failure",
             ErrorKind::Protocol => "the response was not valid HTTP",
             ErrorKind::Io => "I/O error",

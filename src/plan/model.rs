@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::grammar::units::{Duration, Rate};
+use crate::grammar::units::{Duration, Rate, Size};
 
 /// A loadgate load plan.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -112,6 +112,9 @@ pub struct Defaults {
     /// Upper bound of open connections per scenario (default: one per VU).
     #[schemars(range(min = 1))]
     pub max_connections: Option<usize>,
+    /// Most bytes of a response body kept for the checks (default 1MiB); the rest is read and
+    /// discarded.
+    pub max_body: Option<Size>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -304,6 +304,10 @@ fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<Strin
         },
         insecure: d.insecure.unwrap_or(false),
         max_connections: d.max_connections.filter(|n| *n > 0),
+        max_body: d
+            .max_body
+            .map(|s| usize::try_from(s.0).unwrap_or(usize::MAX))
+            .unwrap_or(crate::spec::DEFAULT_MAX_BODY),
     };
     (http, names)
 }

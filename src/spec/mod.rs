@@ -122,7 +122,13 @@ pub struct HttpOptions {
     pub insecure: bool,
     /// Upper bound of open connections per scenario (None: one per VU).
     pub max_connections: Option<usize>,
+    /// Most bytes of a response body kept for checks; past it the body is read to its end and
+    /// discarded, so a huge or endless body costs time, never memory.
+    pub max_body: usize,
 }
+
+/// Default of [`HttpOptions::max_body`]: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -132,6 +138,7 @@ impl Default for HttpOptions {
             version: HttpVersion::Auto,
             insecure: false,
             max_connections: None,
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }

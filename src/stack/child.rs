@@ -31,6 +31,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Pid, Uid};
+
 /// A user to run a child as (uid, gid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunAs {
@@ -41,19 +44,14 @@ pub struct RunAs {
 impl RunAs {
     /// Looks up a system user by name (e.g. `postgres`).
     pub fn lookup(name: &str) -> Option<RunAs> {
-        let cname = std::ffi::CString::new(name).ok()?;
-        // SAFETY: getpwnam returns a pointer into static storage or null; we copy the two
-        // fields out immediately. Called once per stack start, not concurrently with
-        // other getpw* calls in this crate.
-        unsafe {
-            let pw = libc::getpwnam(cname.as_ptr());
-            if pw.is_null() {
+        match nix::unistd::User::from_name(name) {
+            Ok(user) => user.map(|u| RunAs {
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+            }),
+            Err(e) => {
+                tracing::warn!("looking up user {name}: {e}");
                 None
-            } else {
-                Some(RunAs {
-                    uid: (*pw).pw_uid,
-                    gid: (*pw).pw_gid,
-                })
             }
         }
     }
@@ -61,8 +59,7 @@ impl RunAs {
 
 /// Whether loadgate runs as root.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// How a server process is started, kept so it can be started again identically (the
@@ -79,7 +76,7 @@ pub struct Launch {
     pub log_path: PathBuf,
     pub run_as: Option<RunAs>,
     /// Signal that asks this server to stop quickly (postgres: SIGINT = fast shutdown).
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
 }
 
 // Not derived: the arguments and environment hold passwords and API keys.
@@ -94,7 +91,7 @@ impl std::fmt::Debug for Launch {
 }
 
 impl Launch {
-    pub fn new(name: &str, program: &Path, log_path: &Path, stop_signal: i32) -> Launch {
+    pub fn new(name: &str, program: &Path, log_path: &Path, stop_signal: Signal) -> Launch {
         Launch {
             name: name.to_string(),
             program: program.to_path_buf(),
@@ -172,7 +169,7 @@ pub struct ChildProc {
     /// Start time from /proc (clock ticks since boot; 0 when it had already exited).
     start: u64,
     /// Signal that asks this server to stop quickly (postgres: SIGINT = fast shutdown).
-    stop_signal: i32,
+    stop_signal: Signal,
     pub log_path: PathBuf,
 }
 
@@ -198,36 +195,23 @@ fn spawner() -> &'static std::sync::Mutex<mpsc::Sender<SpawnJob>> {
 /// Prepares `cmd` (process group, optional user, parent-death signal) and spawns it on the
 /// spawner thread.
 pub fn spawn_guarded(mut cmd: Command, run_as: Option<RunAs>) -> io::Result<Child> {
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure only calls async-signal-safe functions (setpgid, setgroups,
-    // setgid, setuid, prctl, getppid, raise).
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec, so it may only call async-signal-safe
+    // functions: nix's setpgid, setgroups (an empty list: no allocation), setgid, setuid,
+    // prctl(PR_SET_PDEATHSIG), getppid and raise are thin wrappers over those syscalls, and
+    // their errors convert to io::Error without allocating.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             if let Some(user) = run_as {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(user.gid) != 0
-                    || libc::setuid(user.uid) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                nix::unistd::setgroups(&[])?;
+                nix::unistd::setgid(Gid::from_raw(user.gid))?;
+                nix::unistd::setuid(Uid::from_raw(user.uid))?;
             }
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The parent may have died between fork and prctl.
-            if libc::getppid() != parent {
-                libc::raise(libc::SIGKILL);
+            if nix::unistd::getppid() != parent {
+                nix::sys::signal::raise(Signal::SIGKILL)?;
             }
             Ok(())
         });
@@ -249,7 +233,7 @@ impl ChildProc {
         mut cmd: Command,
         log_path: &Path,
         run_as: Option<RunAs>,
-        stop_signal: i32,
+        stop_signal: Signal,
     ) -> io::Result<ChildProc> {
         let log = File::options().create(true).append(true).open(log_path)?;
         cmd.stdin(Stdio::null())
@@ -300,7 +284,7 @@ impl ChildProc {
             // A paused (SIGSTOPped) group keeps the stop signal pending until it continues:
             // without SIGCONT it would sit out the whole grace period and die by SIGKILL.
             // SIGCONT to a running process does nothing.
-            signal_group(pgid, libc::SIGCONT);
+            signal_group(pgid, Signal::SIGCONT);
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
                 if child.try_wait().ok().flatten().is_some() {
@@ -310,7 +294,7 @@ impl ChildProc {
             }
         }
         // Leftover group members (or the leader itself, past the grace period).
-        signal_group(pgid, libc::SIGKILL);
+        signal_group(pgid, Signal::SIGKILL);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -323,7 +307,7 @@ impl ChildProc {
             return;
         };
         // SIGKILL also ends stopped (paused) processes; no SIGCONT needed.
-        signal_group(self.pid as i32, libc::SIGKILL);
+        signal_group(self.pid as i32, Signal::SIGKILL);
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -335,14 +319,11 @@ impl Drop for ChildProc {
     }
 }
 
-/// Sends `sig` to process group `pgid` (ESRCH ignored).
-pub fn signal_group(pgid: i32, sig: i32) {
+/// Sends `sig` to process group `pgid` (ESRCH ignored). `pgid > 1` never targets init or
+/// "every process" (-1).
+pub fn signal_group(pgid: i32, sig: Signal) {
     if pgid > 1 {
-        // SAFETY: kill has no memory-safety preconditions; pgid > 1 never targets init or
-        // "every process" (-1).
-        unsafe {
-            libc::kill(-pgid, sig);
-        }
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pgid), sig);
     }
 }
 
@@ -368,13 +349,10 @@ pub fn wait_group_gone(pgid: u32, start: u64, within: Duration) -> bool {
     }
 }
 
-/// Sends `sig` to one process (ESRCH ignored).
-pub fn signal_pid(pid: i32, sig: i32) {
+/// Sends `sig` to one process (ESRCH ignored); `pid > 1` as above.
+pub fn signal_pid(pid: i32, sig: Signal) {
     if pid > 1 {
-        // SAFETY: as above; pid > 1.
-        unsafe {
-            libc::kill(pid, sig);
-        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{child, registry, StackError, StackOptions, StackStatusLine};
 use crate::spec::StackSpec;
+use nix::sys::signal::Signal;
 
 /// Starts the stack, prints `KEY=VALUE` lines, waits for `shutdown`, stops the stack.
 pub async fn up(
@@ -80,7 +81,7 @@ pub fn down_in(opts: &StackOptions, wait: Duration) -> Result<usize, StackError>
         .collect();
     for (_, r) in &live {
         if r.owner_pid != std::process::id() {
-            child::signal_pid(r.owner_pid as i32, libc::SIGTERM);
+            child::signal_pid(r.owner_pid as i32, Signal::SIGTERM);
         }
     }
     let deadline = Instant::now() + wait;

@@ -2,7 +2,7 @@
 //! API-version bridge so testcontainers works with older engines.
 //!
 //! testcontainers 0.25 speaks Docker API 1.49 only (bollard's default, not negotiated), and
-//! engines before Docker 25 (e.g. Debian bookworm's docker.io 20.10, API 1.41) reject it
+//! engines before Docker 28.1 (e.g. Debian bookworm's docker.io 20.10, API 1.41) reject it
 //! ("client version 1.49 is too new"). When the engine's API is older, loadgate starts a
 //! small in-process proxy on a Unix socket (mode 0600, under the state root) that rewrites
 //! the `/v1.49/` prefix of each request path to the engine's version and forwards bytes
@@ -14,6 +14,14 @@
 //!
 //! Our own calls (ping, image checks, reaping, and the control handle's kill / stop / start /
 //! pause / unpause of one container) use bollard with a negotiated version.
+//!
+//! Why the bridge is still needed (checked for issue 12): testcontainers builds its own bollard
+//! client (`core/client/bollard_client.rs`: `Docker::connect_with_unix(host, timeout,
+//! API_DEFAULT_VERSION)`) and never calls `negotiate_version`, in 0.25.2 and in its upstream
+//! main; bollard 0.19 reads no `DOCKER_API_VERSION`-like variable, and testcontainers exposes
+//! no way to hand it a client. Engines from Docker 28.1 on (API >= 1.49) never start the bridge;
+//! Debian 12's docker.io 20.10 (API 1.41, the development machine's engine) needs it. It goes
+//! when testcontainers negotiates, or when the containers backend drives bollard directly.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -102,7 +110,7 @@ pub async fn ensure_testcontainers_compat(docker: &Docker) -> Result<(), StackEr
     }
     if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| v == "1") {
         return Err(StackError::Docker(format!(
-            "the engine speaks API {}.{} but testcontainers needs 1.49, and the TLS engine cannot be bridged; upgrade Docker to 25 or newer",
+            "the engine speaks API {}.{} but testcontainers needs 1.49, and the TLS engine cannot be bridged; upgrade Docker to 28.1 or newer",
             api.0, api.1
         )));
     }

@@ -21,6 +21,7 @@ use super::child::{ChildProc, Launch};
 use super::registry::SharedEntry;
 use super::{health, wait_until, StackError};
 use crate::spec::EdgeStrategy;
+use nix::sys::signal::Signal;
 
 /// Name of the gateway binary.
 pub const GATEWAY_BIN: &str = "loadgate-gateway";
@@ -89,7 +90,7 @@ fn base_launch(
     addr_file: &Path,
     port: u16,
 ) -> Launch {
-    let mut launch = Launch::new(name, cfg.binary, log, libc::SIGTERM)
+    let mut launch = Launch::new(name, cfg.binary, log, Signal::SIGTERM)
         .args(["--role", role, "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--addr-file")

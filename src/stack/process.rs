@@ -25,6 +25,7 @@ use super::child::{self, ChildProc, Launch, RunAs};
 use super::health;
 use super::registry::SharedEntry;
 use super::{wait_until, StackError};
+use nix::sys::signal::Signal;
 
 /// What the process backend started.
 #[derive(Debug)]
@@ -148,7 +149,7 @@ async fn start_redis(
     std::fs::create_dir_all(&dir).map_err(|e| StackError::io("create", &dir, e))?;
     let log = work.join("redis.log");
     let launch = |port: u16| {
-        Launch::new("redis", bin, &log, libc::SIGTERM)
+        Launch::new("redis", bin, &log, Signal::SIGTERM)
             .args([
                 "--port",
                 &port.to_string(),
@@ -273,7 +274,7 @@ async fn start_postgres(
 
     let postgres_bin = bin.join("postgres");
     let launch = |port: u16| {
-        Launch::new("postgres", &postgres_bin, &log, libc::SIGINT)
+        Launch::new("postgres", &postgres_bin, &log, Signal::SIGINT)
             .run_as(run_as)
             .arg("-D")
             .arg(&data)
@@ -408,7 +409,7 @@ async fn run_to_end(
             });
         }
         if Instant::now() >= deadline {
-            child::signal_group(child.id() as i32, libc::SIGKILL);
+            child::signal_group(child.id() as i32, Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
             return Err(StackError::NotReady {

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::child::{self, signal_group, signal_pid};
 use super::StackError;
+use nix::sys::signal::Signal;
 
 /// File name of an entry's record.
 pub const RECORD: &str = "stack.json";
@@ -324,15 +325,15 @@ pub fn kill_recorded(c: &ChildRecord) -> bool {
         return false;
     }
     if child::proc_start(c.pid) == Some(c.start) && child::pid_alive(c.pid) {
-        signal_group(c.pid as i32, libc::SIGKILL);
-        signal_pid(c.pid as i32, libc::SIGKILL);
+        signal_group(c.pid as i32, Signal::SIGKILL);
+        signal_pid(c.pid as i32, Signal::SIGKILL);
         killed = true;
     }
     // Members of its group that outlived the leader (postgres backends), started after it.
     for pid in child::all_pids() {
         if let Some(stat) = child::proc_stat(pid) {
             if stat.pgrp == c.pid && stat.start >= c.start && pid != std::process::id() {
-                signal_pid(pid as i32, libc::SIGKILL);
+                signal_pid(pid as i32, Signal::SIGKILL);
                 killed = true;
             }
         }

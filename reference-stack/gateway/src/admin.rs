@@ -27,7 +27,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A simulated model version.
@@ -130,8 +129,8 @@ fn view(st: &AppState) -> serde_json::Value {
         "routing": a.routing,
         "faults": a.faults,
         "workers": {"min": min, "max": max},
-        "workers_current": st.metrics.workers_current.load(Ordering::Relaxed),
-        "workers_desired": st.metrics.workers_desired.load(Ordering::Relaxed),
+        "workers_current": st.metrics.workers_current.get(),
+        "workers_desired": st.metrics.workers_desired.get(),
         "instance": st.cfg.instance,
         "revision": a.revision,
     })
@@ -153,7 +152,7 @@ async fn update(
     let json = serde_json::to_string(&next).map_err(|e| ApiError::Internal(e.to_string()))?;
     st.redis.set(crate::cache::ADMIN, &json).await?;
     tracing::info!(admin_state = %json, "admin state changed");
-    *st.admin.write().unwrap() = Arc::new(next);
+    *st.admin.write() = Arc::new(next);
     Ok(Json(view(st)))
 }
 
@@ -293,7 +292,7 @@ async fn read_shared(st: &AppState) -> Option<AdminState> {
 /// Reads the shared state once at start.
 pub async fn load_initial(st: &AppState) {
     if let Some(a) = read_shared(st).await {
-        *st.admin.write().unwrap() = Arc::new(a);
+        *st.admin.write() = Arc::new(a);
     }
 }
 
@@ -308,7 +307,7 @@ pub async fn refresher(st: AppState) {
         }
         if let Some(a) = read_shared(&st).await {
             if *st.admin_snapshot() != a {
-                *st.admin.write().unwrap() = Arc::new(a);
+                *st.admin.write() = Arc::new(a);
             }
         }
     }

@@ -10,9 +10,9 @@ use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::Json;
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +27,17 @@ pub enum Role {
 pub struct Caller {
     pub key_id: String,
     pub role: Role,
+}
+
+impl Caller {
+    /// Whose rows this caller may read: `None` (every tenant's) for an admin, else its own
+    /// key id.
+    pub fn owner_filter(&self) -> Option<&str> {
+        match self.role {
+            Role::Admin => None,
+            Role::User => Some(&self.key_id),
+        }
+    }
 }
 
 /// A caller with the admin role (401 without a key, 403 for a user key).
@@ -70,14 +81,20 @@ pub struct LocalKeyCache {
 }
 
 impl LocalKeyCache {
+    /// The cache's lock, for `POST /debug/panic` only.
+    pub(crate) fn lock_for_debug_panic(
+        &self,
+    ) -> parking_lot::MutexGuard<'_, HashMap<String, (Caller, Instant)>> {
+        self.map.lock()
+    }
     fn get(&self, hash: &str) -> Option<Caller> {
-        let m = self.map.lock().unwrap();
+        let m = self.map.lock();
         m.get(hash)
             .filter(|(_, at)| at.elapsed() < LOCAL_KEY_TTL)
             .map(|(c, _)| c.clone())
     }
     fn put(&self, hash: String, c: &Caller) {
-        let mut m = self.map.lock().unwrap();
+        let mut m = self.map.lock();
         if m.len() >= 10_000 {
             m.retain(|_, (_, at)| at.elapsed() < LOCAL_KEY_TTL);
             if m.len() >= 10_000 {

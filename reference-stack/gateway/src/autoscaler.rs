@@ -11,9 +11,9 @@
 //!
 //! Each instance scales its own pool from the shared queue depth.
 
+use crate::metrics::DirectionLabels;
 use crate::AppState;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The HPA rule: desired replicas for `current` replicas observing `metric` per replica.
@@ -104,10 +104,8 @@ pub async fn run(st: AppState) {
                 continue;
             }
         };
-        st.metrics
-            .queue_depth
-            .store(depth as i64, Ordering::Relaxed);
-        st.metrics.dlq_depth.store(dlq as i64, Ordering::Relaxed);
+        st.metrics.queue_depth.set(depth as i64);
+        st.metrics.dlq_depth.set(dlq as i64);
         let bounds = st.admin_snapshot().workers_or(cfg);
         let current = st.workers.len();
         let desired = evaluate(
@@ -119,15 +117,16 @@ pub async fn run(st: AppState) {
             cfg.autoscale_tolerance,
             bounds,
         );
-        st.metrics
-            .workers_desired
-            .store(desired as i64, Ordering::Relaxed);
+        st.metrics.workers_desired.set(desired as i64);
         let direction = match desired.cmp(&current) {
             std::cmp::Ordering::Greater => "up",
             std::cmp::Ordering::Less => "down",
             std::cmp::Ordering::Equal => "none",
         };
-        st.metrics.autoscaler_decisions.inc(&[direction]);
+        st.metrics
+            .autoscaler_decisions
+            .get_or_create(&DirectionLabels { direction })
+            .inc();
         if direction == "none" {
             tracing::debug!(
                 current,

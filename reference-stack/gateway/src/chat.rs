@@ -26,13 +26,13 @@ use crate::admin::Version;
 use crate::auth::Caller;
 use crate::db::Conversation;
 use crate::error::JsonBody;
+use crate::metrics::{VersionKindLabels, VersionLabels};
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -171,9 +171,11 @@ pub async fn chat(
     if req.prompt.trim().is_empty() {
         return Err(ApiError::BadRequest("prompt must not be empty".into()));
     }
+    crate::error::reject_nul("prompt", &req.prompt)?;
     let version = pick_version(&st, &headers, &req)?;
     let vs = version.as_str();
     let prompt_version = req.prompt_version.clone().unwrap_or_else(|| "p1".into());
+    crate::error::reject_nul("prompt_version", &prompt_version)?;
     let cache_key = format!(
         "lg:chat:{vs}:{prompt_version}:{}:{}",
         req.max_tokens.map(|m| m.to_string()).unwrap_or_default(),
@@ -193,7 +195,7 @@ pub async fn chat(
         Err(e) => return Err(e.into()),
     };
     if !allowed {
-        st.metrics.shed.inc(&["rate_limit"]);
+        st.metrics.shed("rate_limit");
         return Err(ApiError::RateLimited {
             retry_after_secs: 1,
         });
@@ -202,11 +204,23 @@ pub async fn chat(
     // Drill faults apply to every request served by the version, cached or not.
     if let Some(f) = st.admin_snapshot().faults.get(&version).cloned() {
         if f.latency_ms > 0 {
-            st.metrics.faults_injected.inc(&[vs, "latency"]);
+            st.metrics
+                .faults_injected
+                .get_or_create(&VersionKindLabels {
+                    version: vs,
+                    kind: "latency",
+                })
+                .inc();
             tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
         }
         if f.error_rate > 0.0 && rand::random::<f64>() < f.error_rate {
-            st.metrics.faults_injected.inc(&[vs, "error"]);
+            st.metrics
+                .faults_injected
+                .get_or_create(&VersionKindLabels {
+                    version: vs,
+                    kind: "error",
+                })
+                .inc();
             return Err(ApiError::InjectedFault { version: vs });
         }
     }
@@ -215,11 +229,11 @@ pub async fn chat(
     let hit = cached.is_some();
     let completion = match cached {
         Some(c) => {
-            st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+            st.metrics.cache_hits.inc();
             Completion { cost_usd: 0.0, ..c }
         }
         None => {
-            st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+            st.metrics.cache_misses.inc();
             let mc = &st.cfg.models[version.index()];
             let c = simulate(
                 version,
@@ -231,11 +245,22 @@ pub async fn chat(
             tokio::time::sleep(model_latency(mc, c.usage.completion_tokens)).await;
             st.metrics
                 .tokens
-                .add(&[vs, "prompt"], c.usage.prompt_tokens as f64);
+                .get_or_create(&VersionKindLabels {
+                    version: vs,
+                    kind: "prompt",
+                })
+                .inc_by(c.usage.prompt_tokens as u64);
             st.metrics
                 .tokens
-                .add(&[vs, "completion"], c.usage.completion_tokens as f64);
-            st.metrics.cost_usd.add(&[vs], c.cost_usd);
+                .get_or_create(&VersionKindLabels {
+                    version: vs,
+                    kind: "completion",
+                })
+                .inc_by(c.usage.completion_tokens as u64);
+            st.metrics
+                .cost_usd
+                .get_or_create(&VersionLabels { version: vs })
+                .inc_by(c.cost_usd);
             if let Ok(json) = serde_json::to_string(&c) {
                 if let Err(e) = st
                     .redis
@@ -263,9 +288,7 @@ pub async fn chat(
         instance: st.cfg.instance.clone(),
     };
     if st.conv_tx.try_send(row).is_err() {
-        st.metrics
-            .conversations_dropped
-            .fetch_add(1, Ordering::Relaxed);
+        st.metrics.conversations_dropped.inc();
     }
     let body = serde_json::json!({
         "id": id,
@@ -326,15 +349,11 @@ pub async fn conversation_writer(st: AppState, mut rx: mpsc::Receiver<Conversati
 async fn flush(st: &AppState, batch: &mut Vec<Conversation>) {
     match crate::db::insert_conversations(&st.db, batch).await {
         Ok(_) => {
-            st.metrics
-                .conversations_written
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            st.metrics.conversations_written.inc_by(batch.len() as u64);
         }
         Err(e) => {
             tracing::warn!(error = %e, rows = batch.len(), "conversation batch insert failed; rows dropped");
-            st.metrics
-                .conversations_dropped
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            st.metrics.conversations_dropped.inc_by(batch.len() as u64);
         }
     }
     batch.clear();

@@ -32,6 +32,8 @@
 //! | `GATEWAY_DB_POOL` | 16 | Postgres pool size |
 //! | `GATEWAY_CONVERSATION_BATCH` | 256 | max rows per batched conversation insert |
 //! | `GATEWAY_REDIS_FAIL_OPEN` | false | chat serves without Redis (no rate limit, cache miss) |
+//! | `GATEWAY_MAX_BODY_BYTES` | 1048576 (1 MiB) | largest request body; a larger one gets 413 |
+//! | `GATEWAY_DEBUG_PANIC_ROUTE` | false | serve `POST /debug/panic` (admin key; for tests of panic isolation; refused in prod) |
 //!
 //! Edge role: `EDGE_UPSTREAMS` (comma-separated base URLs, required), `EDGE_STRATEGY`
 //! (round-robin | least-connections, default round-robin), `EDGE_HEALTH_INTERVAL_MS` (500),
@@ -129,7 +131,15 @@ pub struct Config {
     pub conversation_batch: usize,
     /// Chat keeps serving when Redis fails (no rate limit, cache miss).
     pub redis_fail_open: bool,
+    /// Largest accepted request body, bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Serve `POST /debug/panic`, a handler that panics while holding the shared locks.
+    pub debug_panic_route: bool,
 }
+
+/// Default of `GATEWAY_MAX_BODY_BYTES`: 1 MiB, far above any request the API defines (a chat
+/// prompt, a job payload, a note) and far below what would hurt memory under load.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Edge role configuration.
 #[derive(Debug, Clone)]
@@ -336,6 +346,12 @@ impl Config {
                 "a whole number of rows >= 1",
             ),
             redis_fail_open: r.parse("GATEWAY_REDIS_FAIL_OPEN", false, "true or false"),
+            max_body_bytes: r.parse(
+                "GATEWAY_MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES,
+                "a whole number of bytes >= 1",
+            ),
+            debug_panic_route: r.parse("GATEWAY_DEBUG_PANIC_ROUTE", false, "true or false"),
         };
         let mut bad = |var: &str, value: String, expected: &'static str| {
             r.errors.push(ConfigError::Invalid {
@@ -372,6 +388,16 @@ impl Config {
         }
         if cfg.autoscale_interval.is_zero() {
             bad("GATEWAY_AUTOSCALE_INTERVAL_MS", "0".into(), "at least 1 ms");
+        }
+        if cfg.max_body_bytes == 0 {
+            bad("GATEWAY_MAX_BODY_BYTES", "0".into(), "at least 1 byte");
+        }
+        if cfg.debug_panic_route && profile == Prod {
+            bad(
+                "GATEWAY_DEBUG_PANIC_ROUTE",
+                "true".into(),
+                "false in the prod profile (the route exists for tests only)",
+            );
         }
         r.finish()?;
         Ok(cfg)
@@ -518,6 +544,28 @@ mod tests {
         ] {
             assert!(err.contains(var), "{var} missing from {err}");
         }
+    }
+
+    #[test]
+    fn body_limit_and_debug_route_knobs() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert!(!c.debug_panic_route);
+        let c = cfg(&[
+            ("GATEWAY_MAX_BODY_BYTES", "4096"),
+            ("GATEWAY_DEBUG_PANIC_ROUTE", "true"),
+        ])
+        .unwrap();
+        assert_eq!((c.max_body_bytes, c.debug_panic_route), (4096, true));
+        let err = cfg(&[
+            ("GATEWAY_PROFILE", "prod"),
+            ("GATEWAY_DEBUG_PANIC_ROUTE", "true"),
+            ("GATEWAY_MAX_BODY_BYTES", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("GATEWAY_DEBUG_PANIC_ROUTE"), "{err}");
+        assert!(err.contains("GATEWAY_MAX_BODY_BYTES"), "{err}");
     }
 
     #[test]

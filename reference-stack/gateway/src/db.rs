@@ -203,24 +203,33 @@ pub async fn insert_conversations(pool: &Pool, rows: &[Conversation]) -> Result<
     .await?)
 }
 
-pub async fn upsert_note(pool: &Pool, id: Uuid, key_id: &str, text: &str) -> Result<(), DbError> {
+/// Stores a note, or overwrites it when `key_id` owns it; false when another key owns `id`
+/// (nothing is written).
+pub async fn upsert_note(pool: &Pool, id: Uuid, key_id: &str, text: &str) -> Result<bool, DbError> {
     let c = pool.get().await?;
     let st = c
         .prepare_cached(
             "INSERT INTO notes (id, key_id, text) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text",
+             ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text
+             WHERE notes.key_id = EXCLUDED.key_id",
         )
         .await?;
-    c.execute(&st, &[&id, &key_id, &text]).await?;
-    Ok(())
+    Ok(c.execute(&st, &[&id, &key_id, &text]).await? == 1)
 }
 
-pub async fn get_note(pool: &Pool, id: Uuid) -> Result<Option<String>, DbError> {
+/// A note's text; with `owner`, only when that key created it.
+pub async fn get_note(
+    pool: &Pool,
+    id: Uuid,
+    owner: Option<&str>,
+) -> Result<Option<String>, DbError> {
     let c = pool.get().await?;
     let st = c
-        .prepare_cached("SELECT text FROM notes WHERE id = $1")
+        .prepare_cached(
+            "SELECT text FROM notes WHERE id = $1 AND ($2::text IS NULL OR key_id = $2)",
+        )
         .await?;
-    Ok(c.query_opt(&st, &[&id]).await?.map(|r| r.get(0)))
+    Ok(c.query_opt(&st, &[&id, &owner]).await?.map(|r| r.get(0)))
 }
 
 /// A job row as the API shows it.
@@ -262,17 +271,22 @@ pub async fn insert_job(
     Ok(())
 }
 
-pub async fn get_job(pool: &Pool, id: Uuid) -> Result<Option<JobRow>, DbError> {
+/// A job; with `owner`, only when that key submitted it.
+pub async fn get_job(
+    pool: &Pool,
+    id: Uuid,
+    owner: Option<&str>,
+) -> Result<Option<JobRow>, DbError> {
     let c = pool.get().await?;
     let st = c
         .prepare_cached(
             "SELECT id, kind, state, attempts, max_attempts, last_error, result, payload,
                 (extract(epoch FROM created_at) * 1000)::int8,
                 (extract(epoch FROM updated_at) * 1000)::int8
-             FROM jobs WHERE id = $1",
+             FROM jobs WHERE id = $1 AND ($2::text IS NULL OR key_id = $2)",
         )
         .await?;
-    Ok(c.query_opt(&st, &[&id]).await?.map(|r| JobRow {
+    Ok(c.query_opt(&st, &[&id, &owner]).await?.map(|r| JobRow {
         id: r.get(0),
         kind: r.get(1),
         status: match r.get::<_, &str>(2) {

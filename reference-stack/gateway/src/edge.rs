@@ -18,7 +18,6 @@
 //! Every other path is proxied; responses carry `x-edge-upstream: <url>`.
 
 use crate::config::EdgeConfig;
-use crate::metrics::{CounterVec, Writer};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
@@ -29,6 +28,11 @@ use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,8 +72,8 @@ pub struct EdgeInner {
     health_interval: Duration,
     health_timeout: Duration,
     proxy_timeout: Duration,
-    responses: CounterVec,
-    no_upstream: AtomicU64,
+    responses: Family<ResponseLabels, Counter>,
+    no_upstream: Counter,
 }
 
 #[derive(Clone)]
@@ -110,8 +114,8 @@ impl EdgeState {
             health_interval: cfg.health_interval,
             health_timeout: cfg.health_timeout,
             proxy_timeout: cfg.proxy_timeout,
-            responses: CounterVec::default(),
-            no_upstream: AtomicU64::new(0),
+            responses: Family::default(),
+            no_upstream: Counter::default(),
         }))
     }
 
@@ -222,54 +226,73 @@ async fn upstreams(State(st): State<EdgeState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(st): State<EdgeState>) -> Response {
-    let mut w = Writer::new();
-    let per = |f: &dyn Fn(&Upstream) -> f64| -> Vec<(Vec<String>, f64)> {
-        st.upstreams
-            .iter()
-            .map(|u| (vec![u.url.clone()], f(u)))
-            .collect()
-    };
-    w.vec(
-        "edge_upstream_up",
-        "gauge",
-        "1 when the upstream is in rotation.",
-        &["upstream"],
-        per(&|u| u.up.load(Ordering::Acquire) as u8 as f64),
-    );
-    w.vec(
+    // Per-upstream gauges are read from the upstream's atomics at scrape time.
+    let up: Family<UpstreamLabels, Gauge> = Family::default();
+    let in_flight: Family<UpstreamLabels, Gauge> = Family::default();
+    let errors: Family<UpstreamLabels, Counter> = Family::default();
+    for u in &st.upstreams {
+        let l = UpstreamLabels {
+            upstream: u.url.clone(),
+        };
+        up.get_or_create(&l)
+            .set(u.up.load(Ordering::Acquire) as i64);
+        in_flight
+            .get_or_create(&l)
+            .set(u.in_flight.load(Ordering::Acquire) as i64);
+        errors
+            .get_or_create(&l)
+            .inc_by(u.errors.load(Ordering::Relaxed));
+    }
+    let mut r = Registry::default();
+    r.register("edge_upstream_up", "1 when the upstream is in rotation", up);
+    r.register(
         "edge_upstream_in_flight",
-        "gauge",
-        "Requests in flight to the upstream.",
-        &["upstream"],
-        per(&|u| u.in_flight.load(Ordering::Acquire) as f64),
+        "Requests in flight to the upstream",
+        in_flight,
     );
-    w.vec(
-        "edge_upstream_errors_total",
-        "counter",
-        "Proxy errors (connect failures, timeouts) by upstream.",
-        &["upstream"],
-        per(&|u| u.errors.load(Ordering::Relaxed) as f64),
+    r.register(
+        "edge_upstream_errors",
+        "Proxy errors (connect failures, timeouts) by upstream",
+        errors,
     );
-    w.counter_vec(
-        "edge_requests_total",
-        "Proxied responses by upstream and status.",
-        &["upstream", "status"],
-        &st.responses,
+    r.register(
+        "edge_requests",
+        "Proxied responses by upstream and status",
+        st.responses.clone(),
     );
-    w.scalar(
-        "edge_no_upstream_total",
-        "counter",
-        "Requests refused because no upstream was healthy.",
-        st.no_upstream.load(Ordering::Relaxed) as f64,
+    r.register(
+        "edge_no_upstream",
+        "Requests refused because no upstream was healthy",
+        st.no_upstream.clone(),
     );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        w.out,
-    )
-        .into_response()
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &r);
+    ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response()
+}
+
+/// Labels of the per-upstream series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+/// Labels of `edge_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabels {
+    upstream: String,
+    status: String,
+}
+
+impl EdgeInner {
+    fn count_response(&self, upstream: &str, status: &str) {
+        self.responses
+            .get_or_create(&ResponseLabels {
+                upstream: upstream.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
 }
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -327,7 +350,7 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
     let mut tried: Vec<usize> = Vec::new();
     loop {
         let Some(i) = st.pick(&tried) else {
-            st.no_upstream.fetch_add(1, Ordering::Relaxed);
+            st.no_upstream.inc();
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no healthy upstream".into(),
@@ -350,7 +373,7 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
         match sent {
             Ok(Ok(resp)) => {
                 u.requests.fetch_add(1, Ordering::Relaxed);
-                st.responses.inc(&[&u.url, resp.status().as_str()]);
+                st.count_response(&u.url, resp.status().as_str());
                 let (mut rp, rb) = resp.into_parts();
                 strip_hop_by_hop(&mut rp.headers);
                 if let Ok(v) = HeaderValue::from_str(&u.url) {
@@ -375,12 +398,12 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
             }
             Ok(Err(e)) => {
                 u.errors.fetch_add(1, Ordering::Relaxed);
-                st.responses.inc(&[&u.url, "502"]);
+                st.count_response(&u.url, "502");
                 return error(StatusCode::BAD_GATEWAY, format!("upstream {}: {e}", u.url));
             }
             Err(_) => {
                 u.errors.fetch_add(1, Ordering::Relaxed);
-                st.responses.inc(&[&u.url, "504"]);
+                st.count_response(&u.url, "504");
                 return error(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!("upstream {} timed out", u.url),

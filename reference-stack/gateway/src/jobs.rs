@@ -17,19 +17,22 @@
 //! "last_error","result","payload","created_ms","updated_ms"}` or 404; `status` is the coarse
 //! view for pollers: `pending` (queued, running, retrying) | `done` (succeeded) | `failed` (dead).
 //!
+//! A job belongs to the key that submitted it: another user key gets 404 for it, as for a
+//! missing job; admin keys see every job.
+//!
 //! A job whose worker process died mid-attempt (still `running` after
 //! [`STALE_AFTER`]) is put back as `retrying` by a reaper task in every instance.
 
 use crate::auth::Caller;
 use crate::cache::{DELAYED, DLQ, QUEUE};
 use crate::error::JsonBody;
+use crate::metrics::OutcomeLabels;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +44,7 @@ pub async fn submit(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let payload = body;
+    crate::error::reject_nul_json("body", &payload)?;
     let kind = payload
         .get("kind")
         .and_then(|k| k.as_str())
@@ -60,11 +64,9 @@ pub async fn submit(
     }
     let mut c = st.redis.conn()?;
     let depth: u64 = redis::cmd("LLEN").arg(QUEUE).query_async(&mut c).await?;
-    st.metrics
-        .queue_depth
-        .store(depth as i64, Ordering::Relaxed);
+    st.metrics.queue_depth.set(depth as i64);
     if depth >= st.cfg.queue_limit as u64 {
-        st.metrics.shed.inc(&["queue_full"]);
+        st.metrics.shed("queue_full");
         return Err(ApiError::Shed {
             reason: "queue_full",
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -90,7 +92,7 @@ pub async fn submit(
         let _ = crate::db::finish_attempt(&st.db, id, "dead", Some("enqueue failed"), None).await;
         return Err(e.into());
     }
-    st.metrics.jobs_enqueued.fetch_add(1, Ordering::Relaxed);
+    st.metrics.jobs_enqueued.inc();
     let mut resp = (
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": id, "state": "queued", "status": "pending"})),
@@ -103,13 +105,13 @@ pub async fn submit(
 }
 
 pub async fn get_job(
-    _: Caller,
+    caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::db::JobRow>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("job id {id:?} is not a UUID")))?;
-    crate::db::get_job(&st.db, id)
+    crate::db::get_job(&st.db, id, caller.owner_filter())
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("job"))
@@ -129,7 +131,7 @@ fn now_ms() -> u64 {
 }
 
 #[derive(Default)]
-struct PoolInner {
+pub(crate) struct PoolInner {
     running: Vec<(CancellationToken, JoinHandle<()>)>,
     stopping: Vec<JoinHandle<()>>,
     next_id: u64,
@@ -142,8 +144,13 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
+    /// The pool's lock, for `POST /debug/panic` only.
+    pub(crate) fn lock_for_debug_panic(&self) -> parking_lot::MutexGuard<'_, PoolInner> {
+        self.inner.lock()
+    }
+
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap().running.len()
+        self.inner.lock().running.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -152,7 +159,7 @@ impl WorkerPool {
 
     /// Starts or stops workers until `n` run; a stopped worker finishes its current job.
     pub fn scale_to(&self, st: &AppState, n: usize) {
-        let mut p = self.inner.lock().unwrap();
+        let mut p = self.inner.lock();
         p.stopping.retain(|h| !h.is_finished());
         while p.running.len() > n {
             let (tok, h) = p.running.pop().expect("non-empty");
@@ -165,15 +172,13 @@ impl WorkerPool {
             let h = tokio::spawn(worker(st.clone(), p.next_id, tok.clone()));
             p.running.push((tok, h));
         }
-        st.metrics
-            .workers_current
-            .store(p.running.len() as i64, Ordering::Relaxed);
+        st.metrics.workers_current.set(p.running.len() as i64);
     }
 
     /// Waits for every worker task (call after `scale_to(0)`).
     pub async fn wait_all(&self) {
         let handles: Vec<JoinHandle<()>> = {
-            let mut p = self.inner.lock().unwrap();
+            let mut p = self.inner.lock();
             let mut hs: Vec<_> = p.stopping.drain(..).collect();
             hs.extend(p.running.drain(..).map(|(t, h)| {
                 t.cancel();
@@ -267,13 +272,19 @@ async fn run_attempt(st: &AppState, job: &str) {
     let m = &st.metrics;
     let outcome = match failure {
         None => {
-            m.jobs_processed.inc(&["succeeded"]);
+            m.jobs_processed
+                .get_or_create(&OutcomeLabels {
+                    outcome: "succeeded",
+                })
+                .inc();
             let result = serde_json::json!({"processed_by": st.cfg.instance, "attempts": attempts});
             crate::db::finish_attempt(&st.db, id, "succeeded", None, Some(&result)).await
         }
         Some(err) if attempts >= max_attempts => {
-            m.jobs_processed.inc(&["failed"]);
-            m.jobs_dead.fetch_add(1, Ordering::Relaxed);
+            m.jobs_processed
+                .get_or_create(&OutcomeLabels { outcome: "failed" })
+                .inc();
+            m.jobs_dead.inc();
             tracing::info!(job, attempts, error = %err, "job dead-lettered");
             let r = crate::db::finish_attempt(&st.db, id, "dead", Some(&err), None).await;
             if let Ok(mut c) = st.redis.conn() {
@@ -289,8 +300,10 @@ async fn run_attempt(st: &AppState, job: &str) {
             r
         }
         Some(err) => {
-            m.jobs_processed.inc(&["failed"]);
-            m.jobs_retried.fetch_add(1, Ordering::Relaxed);
+            m.jobs_processed
+                .get_or_create(&OutcomeLabels { outcome: "failed" })
+                .inc();
+            m.jobs_retried.inc();
             let delay = backoff(st.cfg.job_backoff_base, attempts as u32);
             tracing::debug!(job, attempts, delay_ms = delay.as_millis() as u64, error = %err, "job retry scheduled");
             let r = crate::db::finish_attempt(&st.db, id, "retrying", Some(&err), None).await;

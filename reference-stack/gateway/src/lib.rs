@@ -19,15 +19,31 @@
 //! | `GET /auth/me` | key | | 200 `{"key_id":..,"role":"user"\|"admin"}` |
 //! | `POST /v1/chat` | key | `{"prompt":"..","prompt_version"?:"p1","max_tokens"?:n,"model"?:"v1"\|"v2"}` | 200, see [`chat`]; headers `x-model-version`, `x-cache: hit\|miss` |
 //! | `POST /v1/jobs` | key | `{"kind":"..","fail_times"?:n,"work_ms"?:n,..}` | 202 `{"id":..,"state":"queued","status":"pending"}` |
-//! | `GET /v1/jobs/{id}` | key | | 200 job ([`jobs`]); 404 |
-//! | `POST /v1/notes` | key | `{"id":"<uuid>","text":".."}` | 201 after the Postgres commit |
-//! | `GET /v1/notes/{id}` | key | | 200 `{"id","text"}`; 404 |
+//! | `GET /v1/jobs/{id}` | key | | 200 job ([`jobs`]); 404 (also for another user key's job) |
+//! | `POST /v1/notes` | key | `{"id":"<uuid>","text":".."}` | 201 after the Postgres commit; 409 when another key owns the id |
+//! | `GET /v1/notes/{id}` | key | | 200 `{"id","text"}`; 404 (also for another user key's note) |
 //! | `GET /admin/state` | admin | | 200 admin state ([`admin`]) |
 //! | `PUT\|POST /admin/routing` | admin | `{"canary_weight"?:0-100,"active"?:"v1"\|"v2"}` | 200 admin state |
 //! | `PUT\|POST /admin/faults/{version}` | admin | `{"latency_ms"?:n,"error_rate"?:0.0-1.0}` | 200 admin state |
 //! | `DELETE /admin/faults/{version}` | admin | | 200 admin state |
 //! | `PUT\|POST /admin/workers` | admin | `{"min":n,"max":n}` | 200 admin state |
 //! | `GET /admin/dlq` | admin | | 200 `{"depth":n,"ids":[..]}` |
+//! | `POST /debug/panic` | admin | | 500 (a handler panic; only with `GATEWAY_DEBUG_PANIC_ROUTE=true`, never in prod) |
+//!
+//! Request bodies are limited to `GATEWAY_MAX_BODY_BYTES` (default 1 MiB,
+//! [`config::DEFAULT_MAX_BODY_BYTES`]): a larger declared `Content-Length` gets 413
+//! `{"error":"request body too large: ..."}` before authentication; a chunked body is cut off
+//! at the limit with the same 413.
+//!
+//! Tenancy: jobs and notes belong to the key that created them. A user key reads (and, for
+//! notes, overwrites) only its own; another key's job or note answers 404 exactly like a
+//! missing one, and `POST /v1/notes` with another key's note id answers 409. Admin keys read
+//! every tenant's jobs and notes.
+//!
+//! A panicking handler answers 500 `{"error":"internal error: request handler panicked"}`;
+//! shared state (metrics, API-key cache, admin state, worker pool) sits behind non-poisoning
+//! locks, so later requests are unaffected. `GATEWAY_DEBUG_PANIC_ROUTE=true` adds
+//! `POST /debug/panic` (admin) to show it.
 //!
 //! Backpressure ([`shed`]): `/v1/*` past `GATEWAY_INFLIGHT_LIMIT` in-flight → 503 +
 //! `Retry-After: 1`; `POST /v1/jobs` with the queue at `GATEWAY_QUEUE_LIMIT` → 429 +
@@ -52,14 +68,14 @@ pub mod notes;
 pub mod shed;
 pub mod state;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -93,16 +109,69 @@ pub fn app(state: AppState) -> Router {
             put(admin::set_workers).post(admin::set_workers),
         )
         .route("/admin/dlq", get(admin::dlq));
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/auth/me", get(auth::me))
         .merge(v1)
-        .merge(admin)
+        .merge(admin);
+    if state.cfg.debug_panic_route {
+        router = router.route("/debug/panic", post(debug_panic));
+    }
+    router
         .fallback(|| async { ApiError::NotFound("route") })
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
+}
+
+/// Refuses a request whose declared `Content-Length` is over `GATEWAY_MAX_BODY_BYTES` with 413
+/// before authentication or any backend is touched. Chunked bodies are cut off at the same
+/// limit when a handler reads them ([`error::JsonBody`]).
+pub async fn body_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.cfg.max_body_bytes as u64) {
+        return ApiError::PayloadTooLarge {
+            limit: st.cfg.max_body_bytes,
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// What a panicking handler answers: 500 `{"error": "internal error: ..."}`. The panic is
+/// logged; shared state stays usable because every lock on it is non-poisoning
+/// (parking_lot, and prometheus-client's families).
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    tracing::error!(panic = %what, "request handler panicked");
+    ApiError::Internal("request handler panicked".into()).into_response()
+}
+
+/// `POST /debug/panic` (admin key; only with `GATEWAY_DEBUG_PANIC_ROUTE=true`): panics while
+/// holding the admin-state, API-key cache, worker-pool and metrics locks, so a test can show
+/// that later requests still work.
+async fn debug_panic(_: auth::Admin, State(st): State<AppState>) -> Response {
+    let _admin = st.admin.write();
+    let _keys = st.key_cache.lock_for_debug_panic();
+    let _workers = st.workers.lock_for_debug_panic();
+    let _series = st.metrics.requests.get_or_create(&metrics::RequestLabels {
+        route: "/debug/panic".into(),
+        status: "500".into(),
+        version: "none".into(),
+    });
+    panic!("debug panic route: panicking while holding the shared locks");
 }
 
 /// Counts every request by route, status and model version; keeps the in-flight gauge.
@@ -114,12 +183,12 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let m = &st.metrics;
-    m.in_flight.fetch_add(1, Ordering::Relaxed);
+    m.in_flight.inc();
     // Decrements also when the client goes away and this future is dropped.
-    struct Gauge<'a>(&'a std::sync::atomic::AtomicI64);
+    struct Gauge<'a>(&'a prometheus_client::metrics::gauge::Gauge);
     impl Drop for Gauge<'_> {
         fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
+            self.0.dec();
         }
     }
     let gauge = Gauge(&m.in_flight);
@@ -132,9 +201,15 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("none")
         .to_string();
-    let labels = [route.as_str(), status.as_str(), version.as_str()];
-    m.requests.inc(&labels);
-    m.latency.observe(&labels, start.elapsed().as_secs_f64());
+    let labels = metrics::RequestLabels {
+        route,
+        status,
+        version,
+    };
+    m.requests.get_or_create(&labels).inc();
+    m.latency
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&st.cfg.instance) {
         resp.headers_mut().insert("x-gateway-instance", v);
     }
@@ -165,15 +240,12 @@ async fn ready(State(st): State<AppState>) -> Response {
 async fn metrics_text(State(st): State<AppState>) -> Response {
     // Refresh queue gauges opportunistically; a Redis failure keeps the last values.
     if let Ok((q, d)) = st.redis.queue_depths().await {
-        st.metrics.queue_depth.store(q as i64, Ordering::Relaxed);
-        st.metrics.dlq_depth.store(d as i64, Ordering::Relaxed);
+        st.metrics.queue_depth.set(q as i64);
+        st.metrics.dlq_depth.set(d as i64);
     }
     let body = st.metrics.render(&st.cfg.instance, st.cfg.profile.as_str());
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         body,
     )
         .into_response()

@@ -1,365 +1,283 @@
-//! A small Prometheus registry and its text rendering.
+//! The gateway's Prometheus metrics, kept in a [`prometheus_client`] registry and rendered in
+//! the Prometheus text format (version 0.0.4, `text/plain; version=0.0.4`).
 //!
-//! The gateway needs a fixed, known set of series, so instead of a general metrics crate it
-//! keeps plain atomics for unlabelled values and short mutex-guarded maps for labelled ones
-//! (one lock per observation, held for a short scan of a few dozen series and an add). Latency histograms are in
-//! seconds and measure from the moment the request entered the router to the moment the
-//! response head was produced (the body of every gateway response is already in memory).
+//! Why a crate and not a hand-written registry: labelled families, histogram buckets, label
+//! escaping and the exposition format are prometheus-client's job, and its families sit behind
+//! non-poisoning locks (a panicking request handler cannot break later observations or
+//! renders). The series names are API (loadgate's stack tests and drills read them): every
+//! name starts with `gateway_`, counters end in `_total`.
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `gateway_info` | gauge (1) | instance, profile, build |
+//! | `gateway_http_requests_total` | counter | route, status, version |
+//! | `gateway_http_request_duration_seconds` | histogram ([`BUCKETS`]) | route, status, version |
+//! | `gateway_in_flight_requests` | gauge | |
+//! | `gateway_queue_depth`, `gateway_dlq_depth` | gauge | |
+//! | `gateway_workers_current`, `gateway_workers_desired` | gauge | |
+//! | `gateway_jobs_enqueued_total`, `gateway_jobs_retried_total`, `gateway_jobs_dead_total` | counter | |
+//! | `gateway_jobs_processed_total` | counter | outcome (succeeded \| failed) |
+//! | `gateway_cache_hits_total`, `gateway_cache_misses_total` | counter | |
+//! | `gateway_tokens_total` | counter | version, kind (prompt \| completion) |
+//! | `gateway_cost_usd_total` | counter (float) | version |
+//! | `gateway_shed_requests_total` | counter | reason (inflight \| queue_full \| rate_limit) |
+//! | `gateway_autoscaler_decisions_total` | counter | direction (up \| down \| none) |
+//! | `gateway_faults_injected_total` | counter | version, kind (latency \| error) |
+//! | `gateway_conversations_written_total`, `gateway_conversations_dropped_total` | counter | |
+//!
+//! Latency histograms are in seconds and measure from the moment the request entered the
+//! router to the moment the response head was produced (the body of every gateway response is
+//! already in memory).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Histogram bucket upper bounds, seconds.
 pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Label values, in the order of the family's label names.
-pub type Labels = Vec<String>;
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// Counters (or gauges) by label values.
-#[derive(Default)]
-pub struct CounterVec {
-    map: Mutex<BTreeMap<Labels, f64>>,
+/// Labels of the per-request series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: String,
+    pub version: String,
 }
 
-impl CounterVec {
-    pub fn add(&self, labels: &[&str], v: f64) {
-        let mut m = self.map.lock().unwrap();
-        if let Some((_, x)) = m.iter_mut().find(|(k, _)| same(k, labels)) {
-            *x += v;
-            return;
-        }
-        m.insert(labels.iter().map(|s| s.to_string()).collect(), v);
-    }
-    pub fn inc(&self, labels: &[&str]) {
-        self.add(labels, 1.0)
-    }
-    pub fn set(&self, labels: &[&str], v: f64) {
-        let mut m = self.map.lock().unwrap();
-        m.insert(labels.iter().map(|s| s.to_string()).collect(), v);
-    }
-    pub fn get(&self, labels: &[&str]) -> f64 {
-        let m = self.map.lock().unwrap();
-        m.iter()
-            .find(|(k, _)| same(k, labels))
-            .map(|(_, v)| *v)
-            .unwrap_or(0.0)
-    }
-    fn snapshot(&self) -> Vec<(Labels, f64)> {
-        self.map
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }
+/// `outcome` of a job attempt: `succeeded` | `failed`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
-fn same(k: &Labels, labels: &[&str]) -> bool {
-    k.len() == labels.len() && k.iter().zip(labels).all(|(a, b)| a == b)
+/// `version` and `kind`: tokens (prompt | completion) and faults (latency | error).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionKindLabels {
+    pub version: &'static str,
+    pub kind: &'static str,
 }
 
-#[derive(Clone, Default)]
-struct Hist {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+/// A model `version`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub version: &'static str,
 }
 
-/// Histograms by label values.
-#[derive(Default)]
-pub struct HistogramVec {
-    map: Mutex<BTreeMap<Labels, Hist>>,
+/// Why a request was shed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
 }
 
-impl HistogramVec {
-    pub fn observe(&self, labels: &[&str], seconds: f64) {
-        let mut m = self.map.lock().unwrap();
-        let key = m.keys().find(|k| same(k, labels)).cloned();
-        let h = match key {
-            Some(k) => m.get_mut(&k).expect("present"),
-            None => m
-                .entry(labels.iter().map(|s| s.to_string()).collect())
-                .or_default(),
-        };
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += seconds;
-        h.count += 1;
-    }
+/// An autoscaler decision.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    pub direction: &'static str,
 }
 
-/// Every series the gateway exports.
-#[derive(Default)]
+type FloatCounter = Counter<f64, AtomicU64>;
+type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Every series the gateway exports; the handles are cheap clones of the registered metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    pub requests: CounterVec,  // route, status, version
-    pub latency: HistogramVec, // route, status, version
-    pub in_flight: AtomicI64,
-    pub queue_depth: AtomicI64,
-    pub dlq_depth: AtomicI64,
-    pub workers_current: AtomicI64,
-    pub workers_desired: AtomicI64,
-    pub jobs_enqueued: AtomicU64,
-    pub jobs_processed: CounterVec, // outcome: succeeded | failed
-    pub jobs_retried: AtomicU64,
-    pub jobs_dead: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub tokens: CounterVec,               // version, kind
-    pub cost_usd: CounterVec,             // version
-    pub shed: CounterVec,                 // reason
-    pub autoscaler_decisions: CounterVec, // direction
-    pub faults_injected: CounterVec,      // version, kind
-    pub conversations_written: AtomicU64,
-    pub conversations_dropped: AtomicU64,
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: HistogramFamily,
+    pub in_flight: Gauge,
+    pub queue_depth: Gauge,
+    pub dlq_depth: Gauge,
+    pub workers_current: Gauge,
+    pub workers_desired: Gauge,
+    pub jobs_enqueued: Counter,
+    pub jobs_processed: Family<OutcomeLabels, Counter>,
+    pub jobs_retried: Counter,
+    pub jobs_dead: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub tokens: Family<VersionKindLabels, Counter>,
+    pub cost_usd: Family<VersionLabels, FloatCounter>,
+    pub shed: Family<ReasonLabels, Counter>,
+    pub autoscaler_decisions: Family<DirectionLabels, Counter>,
+    pub faults_injected: Family<VersionKindLabels, Counter>,
+    pub conversations_written: Counter,
+    pub conversations_dropped: Counter,
 }
 
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn labels_text(names: &[&str], values: &[String]) -> String {
-    let parts: Vec<String> = names
-        .iter()
-        .zip(values)
-        .map(|(n, v)| format!("{n}=\"{}\"", esc(v)))
-        .collect();
-    parts.join(",")
-}
-
-/// Writes Prometheus text exposition format (version 0.0.4).
-pub struct Writer {
-    pub out: String,
-}
-
-impl Writer {
-    pub fn new() -> Self {
-        Writer {
-            out: String::with_capacity(8192),
-        }
-    }
-    pub fn scalar(&mut self, name: &str, kind: &str, help: &str, v: f64) {
-        let _ = writeln!(
-            self.out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-            fmt_f(v)
-        );
-    }
-    pub fn vec(
-        &mut self,
-        name: &str,
-        kind: &str,
-        help: &str,
-        names: &[&str],
-        rows: Vec<(Labels, f64)>,
-    ) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (l, v) in rows {
-            let _ = writeln!(
-                self.out,
-                "{name}{{{}}} {}",
-                labels_text(names, &l),
-                fmt_f(v)
-            );
-        }
-    }
-    pub fn counter_vec(&mut self, name: &str, help: &str, names: &[&str], c: &CounterVec) {
-        self.vec(name, "counter", help, names, c.snapshot());
-    }
-    pub fn histogram_vec(&mut self, name: &str, help: &str, names: &[&str], h: &HistogramVec) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let snap: Vec<(Labels, Hist)> = h
-            .map
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (l, hist) in snap {
-            let base = labels_text(names, &l);
-            let sep = if base.is_empty() { "" } else { "," };
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    self.out,
-                    "{name}_bucket{{{base}{sep}le=\"{}\"}} {}",
-                    fmt_f(*b),
-                    hist.counts[i]
-                );
-            }
-            let _ = writeln!(
-                self.out,
-                "{name}_bucket{{{base}{sep}le=\"+Inf\"}} {}",
-                hist.count
-            );
-            let _ = writeln!(self.out, "{name}_sum{{{base}}} {}", fmt_f(hist.sum));
-            let _ = writeln!(self.out, "{name}_count{{{base}}} {}", hist.count);
-        }
-    }
-}
-
-impl Default for Writer {
+impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn fmt_f(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+        let m = Metrics {
+            registry: Registry::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+            queue_depth: Gauge::default(),
+            dlq_depth: Gauge::default(),
+            workers_current: Gauge::default(),
+            workers_desired: Gauge::default(),
+            jobs_enqueued: Counter::default(),
+            jobs_processed: Family::default(),
+            jobs_retried: Counter::default(),
+            jobs_dead: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            tokens: Family::default(),
+            cost_usd: Family::default(),
+            shed: Family::default(),
+            autoscaler_decisions: Family::default(),
+            faults_injected: Family::default(),
+            conversations_written: Counter::default(),
+            conversations_dropped: Counter::default(),
+        };
+        m.registered()
     }
 }
 
 impl Metrics {
-    /// Renders every series; `instance` and `profile` go into `gateway_info`.
-    pub fn render(&self, instance: &str, profile: &str) -> String {
-        let ld = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64;
-        let lu = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let mut w = Writer::new();
-        w.vec(
-            "gateway_info",
-            "gauge",
-            "Gateway instance information.",
-            &["instance", "profile", "build"],
-            vec![(
-                vec![
-                    instance.into(),
-                    profile.into(),
-                    env!("CARGO_PKG_VERSION").into(),
-                ],
-                1.0,
-            )],
+    /// Registers every handle, in exposition order. Help texts get their final `.` from
+    /// prometheus-client; counters get their `_total` suffix from it.
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "gateway_http_requests",
+            "HTTP requests by route, status and model version",
+            self.requests.clone(),
         );
-        w.counter_vec(
-            "gateway_http_requests_total",
-            "HTTP requests by route, status and model version.",
-            &["route", "status", "version"],
-            &self.requests,
-        );
-        w.histogram_vec(
+        r.register(
             "gateway_http_request_duration_seconds",
-            "Time from routing to response head, seconds.",
-            &["route", "status", "version"],
-            &self.latency,
+            "Time from routing to response head, seconds",
+            self.latency.clone(),
         );
-        w.scalar(
+        r.register(
             "gateway_in_flight_requests",
-            "gauge",
-            "Requests being served now.",
-            ld(&self.in_flight),
+            "Requests being served now",
+            self.in_flight.clone(),
         );
-        w.scalar(
+        r.register(
             "gateway_queue_depth",
-            "gauge",
-            "Jobs waiting in the Redis queue.",
-            ld(&self.queue_depth),
+            "Jobs waiting in the Redis queue",
+            self.queue_depth.clone(),
         );
-        w.scalar(
+        r.register(
             "gateway_dlq_depth",
-            "gauge",
-            "Jobs in the dead-letter queue.",
-            ld(&self.dlq_depth),
+            "Jobs in the dead-letter queue",
+            self.dlq_depth.clone(),
         );
-        w.scalar(
+        r.register(
             "gateway_workers_current",
-            "gauge",
-            "Job workers running in this instance.",
-            ld(&self.workers_current),
+            "Job workers running in this instance",
+            self.workers_current.clone(),
         );
-        w.scalar(
+        r.register(
             "gateway_workers_desired",
-            "gauge",
-            "Job workers the autoscaler wants.",
-            ld(&self.workers_desired),
+            "Job workers the autoscaler wants",
+            self.workers_desired.clone(),
         );
-        w.scalar(
-            "gateway_jobs_enqueued_total",
-            "counter",
-            "Jobs accepted.",
-            lu(&self.jobs_enqueued),
+        r.register(
+            "gateway_jobs_enqueued",
+            "Jobs accepted",
+            self.jobs_enqueued.clone(),
         );
-        w.counter_vec(
-            "gateway_jobs_processed_total",
-            "Job attempts finished, by outcome.",
-            &["outcome"],
-            &self.jobs_processed,
+        r.register(
+            "gateway_jobs_processed",
+            "Job attempts finished, by outcome",
+            self.jobs_processed.clone(),
         );
-        w.scalar(
-            "gateway_jobs_retried_total",
-            "counter",
-            "Job attempts scheduled for retry.",
-            lu(&self.jobs_retried),
+        r.register(
+            "gateway_jobs_retried",
+            "Job attempts scheduled for retry",
+            self.jobs_retried.clone(),
         );
-        w.scalar(
-            "gateway_jobs_dead_total",
-            "counter",
-            "Jobs moved to the dead-letter queue.",
-            lu(&self.jobs_dead),
+        r.register(
+            "gateway_jobs_dead",
+            "Jobs moved to the dead-letter queue",
+            self.jobs_dead.clone(),
         );
-        w.scalar(
-            "gateway_cache_hits_total",
-            "counter",
-            "Chat response cache hits.",
-            lu(&self.cache_hits),
+        r.register(
+            "gateway_cache_hits",
+            "Chat response cache hits",
+            self.cache_hits.clone(),
         );
-        w.scalar(
-            "gateway_cache_misses_total",
-            "counter",
-            "Chat response cache misses.",
-            lu(&self.cache_misses),
+        r.register(
+            "gateway_cache_misses",
+            "Chat response cache misses",
+            self.cache_misses.clone(),
         );
-        w.counter_vec(
-            "gateway_tokens_total",
-            "Tokens accounted, by model version and kind (prompt|completion).",
-            &["version", "kind"],
-            &self.tokens,
+        r.register(
+            "gateway_tokens",
+            "Tokens accounted, by model version and kind (prompt|completion)",
+            self.tokens.clone(),
         );
-        w.counter_vec(
-            "gateway_cost_usd_total",
-            "Simulated cost in USD by model version.",
-            &["version"],
-            &self.cost_usd,
+        r.register(
+            "gateway_cost_usd",
+            "Simulated cost in USD by model version",
+            self.cost_usd.clone(),
         );
-        w.counter_vec(
-            "gateway_shed_requests_total",
-            "Requests refused by backpressure, by reason.",
-            &["reason"],
-            &self.shed,
+        r.register(
+            "gateway_shed_requests",
+            "Requests refused by backpressure, by reason",
+            self.shed.clone(),
         );
-        w.counter_vec(
-            "gateway_autoscaler_decisions_total",
-            "Autoscaler evaluations by decision (up|down|none).",
-            &["direction"],
-            &self.autoscaler_decisions,
+        r.register(
+            "gateway_autoscaler_decisions",
+            "Autoscaler evaluations by decision (up|down|none)",
+            self.autoscaler_decisions.clone(),
         );
-        w.counter_vec(
-            "gateway_faults_injected_total",
-            "Drill faults injected, by version and kind (latency|error).",
-            &["version", "kind"],
-            &self.faults_injected,
+        r.register(
+            "gateway_faults_injected",
+            "Drill faults injected, by version and kind (latency|error)",
+            self.faults_injected.clone(),
         );
-        w.scalar(
-            "gateway_conversations_written_total",
-            "counter",
-            "Conversation rows committed to Postgres.",
-            lu(&self.conversations_written),
+        r.register(
+            "gateway_conversations_written",
+            "Conversation rows committed to Postgres",
+            self.conversations_written.clone(),
         );
-        w.scalar(
-            "gateway_conversations_dropped_total",
-            "counter",
-            "Conversation rows dropped (writer queue full or insert failed).",
-            lu(&self.conversations_dropped),
+        r.register(
+            "gateway_conversations_dropped",
+            "Conversation rows dropped (writer queue full or insert failed)",
+            self.conversations_dropped.clone(),
         );
-        w.out
+        self
+    }
+
+    /// Counts a refusal by backpressure.
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Renders every series in the Prometheus text format; `instance` and `profile` go into
+    /// `gateway_info`.
+    pub fn render(&self, instance: &str, profile: &str) -> String {
+        let mut info = Registry::default();
+        info.register(
+            "gateway",
+            "Gateway instance information",
+            Info::new(vec![
+                ("instance", instance.to_string()),
+                ("profile", profile.to_string()),
+                ("build", env!("CARGO_PKG_VERSION").to_string()),
+            ]),
+        );
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &info);
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        out
     }
 }
 
@@ -367,15 +285,29 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    fn labels(route: &str, status: &str, version: &str) -> RequestLabels {
+        RequestLabels {
+            route: route.into(),
+            status: status.into(),
+            version: version.into(),
+        }
+    }
+
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.requests.inc(&["/v1/chat", "200", "v1"]);
-        m.requests.inc(&["/v1/chat", "200", "v1"]);
-        m.latency.observe(&["/v1/chat", "200", "v1"], 0.003);
-        m.shed.inc(&["inflight"]);
-        m.workers_current.store(3, Ordering::Relaxed);
-        m.tokens.add(&["v2", "completion"], 42.0);
+        let l = labels("/v1/chat", "200", "v1");
+        m.requests.get_or_create(&l).inc();
+        m.requests.get_or_create(&l).inc();
+        m.latency.get_or_create(&l).observe(0.003);
+        m.shed("inflight");
+        m.workers_current.set(3);
+        m.tokens
+            .get_or_create(&VersionKindLabels {
+                version: "v2",
+                kind: "completion",
+            })
+            .inc_by(42);
         let t = m.render("gw-a", "dev");
         assert!(
             t.contains("gateway_info{instance=\"gw-a\",profile=\"dev\""),
@@ -394,19 +326,35 @@ mod tests {
         assert!(t.contains("gateway_shed_requests_total{reason=\"inflight\"} 1"));
         assert!(t.contains("# TYPE gateway_workers_current gauge\ngateway_workers_current 3"));
         assert!(t.contains("gateway_tokens_total{version=\"v2\",kind=\"completion\"} 42"));
+        // every counter keeps its `_total` name in HELP and TYPE too (text format 0.0.4)
+        assert!(
+            t.contains("# TYPE gateway_jobs_retried_total counter"),
+            "{t}"
+        );
+        assert!(!t.contains(".."), "help text ends in a doubled period: {t}");
         // every sample line is `name{labels} value` or `name value`
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad line {line}");
+            assert!(
+                line.starts_with("gateway_"),
+                "series without prefix: {line}"
+            );
         }
     }
 
     #[test]
     fn label_values_are_escaped() {
-        let c = CounterVec::default();
-        c.inc(&["a\"b"]);
-        let mut w = Writer::new();
-        w.counter_vec("x_total", "x", &["l"], &c);
-        assert!(w.out.contains("x_total{l=\"a\\\"b\"} 1"));
+        let m = Metrics::default();
+        m.requests
+            .get_or_create(&labels("a\"b", "200", "none"))
+            .inc();
+        let t = m.render("gw", "dev");
+        assert!(
+            t.contains(
+                "gateway_http_requests_total{route=\"a\\\"b\",status=\"200\",version=\"none\"} 1"
+            ),
+            "{t}"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! `POST /v1/notes` `{"id": "<uuid>", "text": "..."}` answers 201 `{"id","text"}` only after
 //! the Postgres commit (an upsert: retrying the same id is safe). `GET /v1/notes/{id}` answers
 //! 200 `{"id","text"}` or 404.
+//!
+//! A note belongs to the key that created it: another user key gets 404 reading it (as for a
+//! missing note) and 409 writing its id (nothing is overwritten); admin keys read every note.
 
 use crate::auth::Caller;
 use crate::error::JsonBody;
@@ -36,7 +39,13 @@ pub async fn create(
             )))
         }
     };
-    crate::db::upsert_note(&st.db, n.id, &caller.key_id, &text).await?;
+    crate::error::reject_nul("text", &text)?;
+    if !crate::db::upsert_note(&st.db, n.id, &caller.key_id, &text).await? {
+        return Err(ApiError::Conflict(format!(
+            "note {} belongs to another API key: use a new id",
+            n.id
+        )));
+    }
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"id": n.id, "text": text})),
@@ -44,13 +53,13 @@ pub async fn create(
 }
 
 pub async fn get_note(
-    _: Caller,
+    caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("note id {id:?} is not a UUID")))?;
-    match crate::db::get_note(&st.db, id).await? {
+    match crate::db::get_note(&st.db, id, caller.owner_filter()).await? {
         Some(text) => Ok(Json(serde_json::json!({"id": id, "text": text}))),
         None => Err(ApiError::NotFound("note")),
     }

@@ -29,7 +29,7 @@ pub async fn inflight_limit(State(st): State<AppState>, req: Request, next: Next
     let now = st.v1_in_flight.fetch_add(1, Ordering::AcqRel) + 1;
     let _slot = Slot(&st.v1_in_flight);
     if now > st.cfg.inflight_limit {
-        st.metrics.shed.inc(&["inflight"]);
+        st.metrics.shed("inflight");
         return ApiError::Shed {
             reason: "inflight",
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -10,9 +10,10 @@ use crate::db::{self, Conversation};
 use crate::jobs::WorkerPool;
 use crate::metrics::Metrics;
 use deadpool_postgres::Pool;
+use parking_lot::RwLock;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -137,7 +138,7 @@ impl AppState {
     }
 
     pub fn admin_snapshot(&self) -> Arc<AdminState> {
-        self.admin.read().unwrap().clone()
+        self.admin.read().clone()
     }
 
     /// Stops the background tasks and workers (each worker finishes its current job) and
@@ -156,9 +157,7 @@ impl AppState {
                 "shutdown grace period ran out"
             );
         }
-        self.metrics
-            .workers_current
-            .store(self.workers.len() as i64, Ordering::Relaxed);
+        self.metrics.workers_current.set(self.workers.len() as i64);
     }
 }
 

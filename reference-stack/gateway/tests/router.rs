@@ -130,3 +130,49 @@ async fn unknown_route_is_404_json() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(b.contains("\"error\""));
 }
+
+#[tokio::test]
+async fn a_body_over_the_default_limit_is_413_before_authentication() {
+    let limit = loadgate_gateway::config::DEFAULT_MAX_BODY_BYTES;
+    for (method, path) in [
+        ("POST", "/v1/chat"),
+        ("POST", "/v1/jobs"),
+        ("POST", "/v1/notes"),
+        ("PUT", "/admin/routing"),
+        ("POST", "/admin/faults/v1"),
+        ("PUT", "/admin/workers"),
+    ] {
+        let over = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("content-length", limit + 1)
+            .body(Body::from(vec![b' '; limit + 1]))
+            .unwrap();
+        let (s, _, b) = call(over).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {b}");
+        assert!(b.contains("1048576 bytes"), "{b}");
+        // at the limit the body passes the check (and the missing key is what is refused)
+        let at = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("content-length", limit)
+            .body(Body::from(vec![b' '; limit]))
+            .unwrap();
+        assert_eq!(
+            call(at).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_debug_panic_route_is_absent_by_default() {
+    let req = Request::post("/debug/panic")
+        .header("x-api-key", "k")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(req).await.0, StatusCode::NOT_FOUND);
+}

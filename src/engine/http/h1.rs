@@ -1,7 +1,14 @@
 //! The lean HTTP/1.1 keep-alive client: write pre-built request bytes, parse the response head
 //! with httparse, read the body (Content-Length, chunked, or until close) through one reused
-//! buffer, keeping it only when a check needs it. No allocation per request once the buffer
-//! has grown to fit a response head.
+//! buffer, keeping it only when a check needs it (and then at most `max_body` bytes). No
+//! allocation per request once the buffer has grown to fit a response head.
+//!
+//! Hand-written on purpose: it is the generator's hot path (pre-built request bytes, one reused
+//! buffer, no per-request allocation or task), and it bounds what a hostile server can cost:
+//! a status below 100, a head past 64 KiB or 64 headers, a chunk-size line past 8 KiB or more
+//! than [`MAX_INTERIM`] interim (1xx) responses is `protocol`; a body that ends before its
+//! declared length is `truncated`; bytes past the declared end are never read as the next
+//! response (the connection is dropped).
 use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -11,6 +18,11 @@ use crate::metrics::ErrorKind;
 /// Most response headers parsed; more is a protocol error.
 const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 16 * 1024;
+/// Most interim (1xx) responses before the final one; more is a protocol error (a server
+/// answering `100 Continue` forever).
+pub const MAX_INTERIM: usize = 32;
+/// Largest response head (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
 
 enum Framing {
     Length(u64),
@@ -27,6 +39,14 @@ pub struct H1Conn {
 
 fn io_kind(e: std::io::Error) -> ErrorKind {
     ErrorKind::from_io(&e)
+}
+
+/// The connection ending inside a framed body: the body is shorter than it was declared.
+fn in_body(kind: ErrorKind) -> ErrorKind {
+    match kind {
+        ErrorKind::Reset => ErrorKind::Truncated,
+        k => k,
+    }
 }
 
 fn header_has_token(value: &[u8], token: &str) -> bool {
@@ -72,18 +92,20 @@ impl H1Conn {
         *pos = 0;
     }
 
-    /// Consume `n` body bytes starting at `pos`, copying them into `keep` if given.
+    /// Consume `n` body bytes starting at `pos`, copying at most `max` of the body into `keep`
+    /// if given. The connection ending first is `Truncated`.
     async fn consume(
         &mut self,
         pos: &mut usize,
         mut n: u64,
         mut keep: Option<&mut Vec<u8>>,
+        max: usize,
     ) -> Result<(), ErrorKind> {
         loop {
             let avail = (self.buf.len() - *pos) as u64;
             let take = avail.min(n) as usize;
             if let Some(k) = keep.as_deref_mut() {
-                k.extend_from_slice(&self.buf[*pos..*pos + take]);
+                super::keep_capped(k, &self.buf[*pos..*pos + take], max);
             }
             *pos += take;
             n -= take as u64;
@@ -92,7 +114,7 @@ impl H1Conn {
             }
             self.buf.clear();
             *pos = 0;
-            self.read_more().await?;
+            self.read_more().await.map_err(in_body)?;
         }
     }
 
@@ -111,20 +133,22 @@ impl H1Conn {
         }
     }
 
-    /// Write the request and read the whole response. Returns the status and whether the
-    /// connection may be reused.
+    /// Write the request and read the whole response, keeping at most `max_body` bytes of
+    /// the body when `cap.body`. Returns the status and whether the connection may be reused.
     pub async fn exchange(
         &mut self,
         req: &[u8],
         head_request: bool,
         cap: Capture,
+        max_body: usize,
         resp: &mut ResponseData,
     ) -> Result<(u16, bool), ErrorKind> {
         self.received = false;
         self.buf.clear();
         self.stream.write_all(req).await.map_err(io_kind)?;
 
-        // Response head (skipping interim 1xx responses).
+        // Response head (skipping interim 1xx responses, at most MAX_INTERIM of them).
+        let mut interim = 0;
         let (status, head_len, framing, mut keep) = loop {
             if !self.buf.is_empty() {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -132,7 +156,15 @@ impl H1Conn {
                 match r.parse(&self.buf) {
                     Ok(httparse::Status::Complete(n)) => {
                         let code = r.code.unwrap_or(0);
+                        if code < 100 {
+                            // `000`..`099` parse as three digits but are no status.
+                            return Err(ErrorKind::Protocol);
+                        }
                         if (100..200).contains(&code) && code != 101 {
+                            interim += 1;
+                            if interim > MAX_INTERIM {
+                                return Err(ErrorKind::Protocol);
+                            }
                             self.buf.drain(..n);
                             continue;
                         }
@@ -175,7 +207,7 @@ impl H1Conn {
                         break (code, n, framing, keep);
                     }
                     Ok(httparse::Status::Partial) => {
-                        if self.buf.len() > 64 * 1024 {
+                        if self.buf.len() > MAX_HEAD {
                             return Err(ErrorKind::Protocol);
                         }
                     }
@@ -188,9 +220,12 @@ impl H1Conn {
         let mut pos = head_len;
         let mut body = cap.body.then_some(&mut resp.body);
         match framing {
-            Framing::Length(n) => self.consume(&mut pos, n, body.as_deref_mut()).await?,
+            Framing::Length(n) => {
+                self.consume(&mut pos, n, body.as_deref_mut(), max_body)
+                    .await?
+            }
             Framing::Chunked => loop {
-                let len = self.line(&mut pos).await?;
+                let len = self.line(&mut pos).await.map_err(in_body)?;
                 let size = match httparse::parse_chunk_size(&self.buf[pos..pos + len + 2]) {
                     Ok(httparse::Status::Complete((_, size))) => size,
                     _ => return Err(ErrorKind::Protocol),
@@ -199,7 +234,7 @@ impl H1Conn {
                 if size == 0 {
                     // Trailers, up to the empty line.
                     loop {
-                        let len = self.line(&mut pos).await?;
+                        let len = self.line(&mut pos).await.map_err(in_body)?;
                         pos += len + 2;
                         if len == 0 {
                             break;
@@ -207,8 +242,9 @@ impl H1Conn {
                     }
                     break;
                 }
-                self.consume(&mut pos, size, body.as_deref_mut()).await?;
-                let len = self.line(&mut pos).await?;
+                self.consume(&mut pos, size, body.as_deref_mut(), max_body)
+                    .await?;
+                let len = self.line(&mut pos).await.map_err(in_body)?;
                 if len != 0 {
                     return Err(ErrorKind::Protocol);
                 }
@@ -218,7 +254,7 @@ impl H1Conn {
                 keep = false;
                 loop {
                     if let Some(k) = body.as_deref_mut() {
-                        k.extend_from_slice(&self.buf[pos..]);
+                        super::keep_capped(k, &self.buf[pos..], max_body);
                     }
                     self.buf.clear();
                     pos = 0;
@@ -229,6 +265,11 @@ impl H1Conn {
                     }
                 }
             }
+        }
+        if pos < self.buf.len() {
+            // Bytes past the declared end of the response (a Content-Length shorter than the
+            // body): never read them as the next response.
+            keep = false;
         }
         self.compact(&mut pos);
         Ok((status, keep))

@@ -76,7 +76,7 @@ impl H2Conn {
             let frame = frame.map_err(|e| hyper_kind(&e))?;
             if cap.body {
                 if let Some(d) = frame.data_ref() {
-                    resp.body.extend_from_slice(d);
+                    super::keep_capped(&mut resp.body, d, target.max_body);
                 }
             }
         }

@@ -11,6 +11,10 @@
 //! h2 path converts them into an `http::Request` (allocation is accepted there, the lean path
 //! has none per request).
 //!
+//! Hostile targets cost time, never memory: a body is kept only up to `defaults.max_body` (and
+//! only when a check reads it), response heads are bounded, interim 1xx responses are counted;
+//! a peer that stalls is cut off by the request timeout.
+//!
 //! Timing: the per-request timeout (`http.timeout`) runs from the actual send (first byte
 //! written) to the last byte of the response; connecting is bounded by the same timeout
 //! separately. Failures are typed [`ErrorKind`]s.
@@ -48,6 +52,8 @@ pub struct Target {
     pub base_path: String,
     pub version: HttpVersion,
     pub timeout: Duration,
+    /// Most body bytes kept for checks ([`ResponseData::body`]); the rest is read and dropped.
+    pub max_body: usize,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub server_name: Option<ServerName<'static>>,
 }
@@ -63,7 +69,15 @@ pub struct Capture {
 #[derive(Debug, Default)]
 pub struct ResponseData {
     pub headers: HeaderMap,
+    /// The body's first `Target::max_body` bytes.
     pub body: Vec<u8>,
+}
+
+/// Append `data` to a kept body, up to `max` bytes in all: a body past the cap is still read
+/// to its end (and so timed), but never held, so a hostile 1 GiB body costs no memory.
+pub(crate) fn keep_capped(body: &mut Vec<u8>, data: &[u8], max: usize) {
+    let room = max.saturating_sub(body.len());
+    body.extend_from_slice(&data[..data.len().min(room)]);
 }
 
 /// What happened to one request.
@@ -219,7 +233,8 @@ impl Client {
             let timer = &mut self.timer;
             let res = match conn {
                 Conn::H1(c) => {
-                    with_deadline(timer, deadline, c.exchange(req, head, cap, resp)).await
+                    let max_body = self.target.max_body;
+                    with_deadline(timer, deadline, c.exchange(req, head, cap, max_body, resp)).await
                 }
                 Conn::H2(c) => {
                     with_deadline(timer, deadline, c.exchange(&self.target, req, cap, resp)).await

@@ -8,6 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{lock, ControlError, ExecHook, ExecOutput, EXEC_TAIL_BYTES};
 use crate::stack::child;
+use nix::sys::signal::Signal;
 
 /// Kills the hook's process group unless disarmed (the exec future was dropped mid-way).
 struct GroupGuard {
@@ -18,7 +19,7 @@ struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
-            child::signal_group(self.pgid, libc::SIGKILL);
+            child::signal_group(self.pgid, Signal::SIGKILL);
         }
     }
 }
@@ -92,7 +93,7 @@ pub(super) async fn run_exec(
     }
     let waited = tokio::time::timeout(hook.timeout, &mut wait).await;
     // Whatever happened, nothing of the hook's group outlives it (background jobs included).
-    child::signal_group(pgid, libc::SIGKILL);
+    child::signal_group(pgid, Signal::SIGKILL);
     let status = match waited {
         Ok(joined) => joined
             .map_err(|e| spawn_err(std::io::Error::other(e)))?

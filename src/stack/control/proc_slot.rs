@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{lock, Component, ComponentState, ControlError, Probe, Shared, StackOp};
 use crate::stack::child::{self, ChildProc, Launch};
+use nix::sys::signal::Signal;
 
 /// How long a killed or stopped process group may take to be gone (postgres backends).
 const GROUP_GONE: Duration = Duration::from_secs(5);
@@ -307,7 +308,7 @@ impl ProcSlot {
                     return Ok(format!("already paused (pid {pid})"))
                 }
                 (ComponentState::Up, Some(pid)) => {
-                    child::signal_group(pid as i32, libc::SIGSTOP);
+                    child::signal_group(pid as i32, Signal::SIGSTOP);
                     g.state = ComponentState::Paused;
                     pid
                 }
@@ -349,7 +350,7 @@ impl ProcSlot {
             match (g.state, pid) {
                 (ComponentState::Up, Some(pid)) => return Ok(format!("already up (pid {pid})")),
                 (ComponentState::Paused, Some(pid)) => {
-                    child::signal_group(pid as i32, libc::SIGCONT);
+                    child::signal_group(pid as i32, Signal::SIGCONT);
                     g.state = ComponentState::Up;
                     pid
                 }

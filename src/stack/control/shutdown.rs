@@ -12,6 +12,7 @@ use crate::stack::child::{self, ChildProc};
 use crate::stack::containers::ContainerServices;
 use crate::stack::docker::{self, ContainerOp};
 use crate::stack::StackError;
+use nix::sys::signal::Signal;
 
 /// How long shutdown waits for in-flight operations to let go of their component.
 const SHUTDOWN_OP_WAIT: Duration = Duration::from_secs(15);
@@ -40,15 +41,15 @@ impl Taken {
             .chain(self.postgres.iter());
         for p in all {
             // SIGCONT to a running process does nothing.
-            child::signal_group(p.pid() as i32, libc::SIGCONT);
+            child::signal_group(p.pid() as i32, Signal::SIGCONT);
         }
         if let Some(mut e) = self.edge.take() {
             e.stop(Duration::from_secs(3));
         }
         // Signal all first so they drain in parallel, then wait for each.
         for g in &self.gateways {
-            child::signal_group(g.pid() as i32, libc::SIGTERM);
-            child::signal_group(g.pid() as i32, libc::SIGCONT);
+            child::signal_group(g.pid() as i32, Signal::SIGTERM);
+            child::signal_group(g.pid() as i32, Signal::SIGCONT);
         }
         for mut g in std::mem::take(&mut self.gateways) {
             g.stop(Duration::from_secs(5));

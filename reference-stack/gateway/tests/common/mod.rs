@@ -178,7 +178,8 @@ impl Drop for Services {
     }
 }
 
-/// A running gateway (or edge) process.
+/// A running gateway (or edge) process; its stderr goes to `<dir>/<name>.log`, its stdout to
+/// `<dir>/<name>.out`.
 pub struct Gateway {
     pub child: Child,
     pub base: String,
@@ -189,12 +190,13 @@ impl Gateway {
     pub fn start(dir: &Path, name: &str, role: &str, env: &[(&str, String)]) -> Gateway {
         let addr_file = dir.join(format!("{name}.addr"));
         let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate-gateway"));
         cmd.args(["--role", role, "--addr-file"])
             .arg(&addr_file)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
