@@ -56,6 +56,7 @@ fn main() {
                 checks: vec![],
             }],
             tags: BTreeMap::new(),
+            flow: None,
         }],
         thresholds: vec![],
         probes: vec![],

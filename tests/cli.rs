@@ -522,7 +522,7 @@ fn the_terminal_warns_about_drops_dead_targets_and_runs_that_judged_nothing() {
     );
     assert!(out.contains("raise max_vus"), "{out}");
     assert!(
-        out.contains("verdict: PASS (no checks: nothing was judged)"),
+        out.contains("verdict: PASS (no thresholds: nothing was judged)"),
         "{out}"
     );
 

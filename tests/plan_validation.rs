@@ -29,7 +29,7 @@ fn problems(file: &str) -> Vec<String> {
     }
 }
 
-const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vus`, `stages`, `pre_allocated_vus`, `max_vus`, `vus`, `iterations`, `max_duration`, `start_after`, `graceful_stop`, `tags`, `request`, `requests`";
+const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vus`, `stages`, `pre_allocated_vus`, `max_vus`, `vus`, `iterations`, `max_duration`, `start_after`, `graceful_stop`, `tags`, `request`, `requests`, `steps`";
 
 #[test]
 fn fixtures_report_every_problem_at_its_position() {
@@ -55,7 +55,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "missing_target.yaml:1:1: target: required: the base URL to test, e.g. `target: ${TARGET_URL}` (or add a `stack:` section)",
         ]),
         ("bad_thresholds.yaml", vec![
-            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\"; known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations",
+            "bad_thresholds.yaml:9:3: thresholds.latency: unknown metric \"latency\"; known: http_req_duration, http_req_service_time, http_req_failed, checks, http_reqs, dropped_iterations, iteration_duration",
             "bad_thresholds.yaml:10:3: thresholds.http_req_duration{scenario:nope}: scenario:nope names no scenario (scenarios: chat)",
             "bad_thresholds.yaml:11:3: thresholds.http_req_failed{scenario}: invalid metric key `http_req_failed{scenario}`: expected `tag:value`, found `scenario`",
             "bad_thresholds.yaml:12:15: thresholds.http_reqs[0].threshold: required: the expression, e.g. {threshold: \"rate<0.01\", abort_on_fail: true}",
@@ -81,7 +81,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "executor_params.yaml:17:10: scenarios.vus.vus: must be at least 1",
             "executor_params.yaml:18:15: scenarios.vus.duration: must be longer than 0s",
             "executor_params.yaml:19:22: scenarios.vus.request.path: must start with '/', got \"c\"",
-            "executor_params.yaml:20:3: scenarios.shared.request: required: `request:` (one request) or `requests:` (a weighted list)",
+            "executor_params.yaml:20:3: scenarios.shared.request: required: `request:` (one request), `requests:` (a weighted list) or `steps:` (a flow)",
             "executor_params.yaml:23:17: scenarios.shared.iterations: shared-iterations needs iterations (5) >= vus (10)",
             "executor_params.yaml:24:3: scenarios.none.executor: required: the executor, one of constant-arrival-rate, ramping-arrival-rate, constant-vus, ramping-vus, per-vu-iterations, shared-iterations",
             "executor_params.yaml:26:5: scenarios.none.requests: give either `request` or `requests`, not both",
@@ -102,6 +102,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "syntax.yaml:6:13: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
         ]),
         ("valid_full.yaml", vec![]),
+        ("failing_checks.yaml", vec![]),
     ];
     let mut failures = Vec::new();
     for (file, want) in &table {

@@ -47,6 +47,7 @@ mod fixture {
                     tags: BTreeMap::new(),
                     dropped: 4,
                     active: Duration::from_secs(30),
+                    ..Default::default()
                 },
                 ScenarioInfo {
                     name: "notes".into(),
@@ -57,6 +58,7 @@ mod fixture {
                     tags: BTreeMap::new(),
                     dropped: 0,
                     active: Duration::from_secs(10),
+                    ..Default::default()
                 },
             ],
             elapsed: Duration::from_millis(31_500),
@@ -697,7 +699,7 @@ fn table_shows_scenarios_checks_and_verdict() {
     let probe = line_with("login");
     assert!(probe.contains("PASS") && probe.contains("probe"), "{probe}");
     let last = text.lines().last().unwrap();
-    assert_eq!(last, "verdict: FAIL (2 of 3 checks passed)");
+    assert_eq!(last, "verdict: FAIL (2 of 3 criteria passed)");
 
     let pass = Summary::build(
         "p",
@@ -709,11 +711,11 @@ fn table_shows_scenarios_checks_and_verdict() {
     );
     let text = table::render(&pass);
     assert!(
-        text.ends_with("verdict: PASS (no checks: nothing was judged)\n"),
+        text.ends_with("verdict: PASS (no thresholds: nothing was judged)\n"),
         "{text}"
     );
     assert!(
-        text.contains("warning: no checks: nothing was judged"),
+        text.contains("warning: no thresholds: nothing was judged"),
         "{text}"
     );
     // Dropped arrivals are a warning with the VUs the rate needed.

@@ -378,6 +378,7 @@ mod fixture {
                     tags: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
                     dropped: 3,
                     active: Duration::from_secs(10),
+                    ..Default::default()
                 },
                 ScenarioInfo {
                     name: "notes".into(),
@@ -388,6 +389,7 @@ mod fixture {
                     tags: BTreeMap::new(),
                     dropped: 0,
                     active: Duration::from_secs(5),
+                    ..Default::default()
                 },
                 ScenarioInfo {
                     name: "idle".into(),

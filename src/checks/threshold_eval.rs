@@ -9,7 +9,14 @@
 //!   corrected in the open model).
 //! - `http_req_service_time` (trend, ms): actual send → last byte.
 //! - `http_req_failed` (rate): failed / requests.
-//! - `checks` (rate): response checks passed / (passed + failed).
+//! - `checks` (rate): response checks passed / (passed + failed). With a `check:NAME` tag
+//!   (the check as written, e.g. `checks{check:status == 201}`) only that check counts, from
+//!   the per-check counts; a flow step's `until: ...` and `extract NAME: ...` results are
+//!   counted there too (and only there).
+//! - `iteration_duration` (trend, ms): one iteration, from its intended start to the end
+//!   of its last step (think time included); recorded for flows. Only source-level tags
+//!   (`scenario`, custom tags) filter it.
+//! - `step:NAME`: the tag of a flow step's samples (its name, as `name:` also is).
 //! - `http_reqs` (counter): `count` = requests; `rate` = requests per second of
 //!   [`RunMetrics::elapsed`].
 //! - `dropped_iterations` (counter): from [`crate::metrics::ScenarioInfo::dropped`]; only
@@ -158,6 +165,11 @@ pub fn source_tag<'m>(
             .requests
             .get(key.request as usize)
             .map(|s| Cow::Borrowed(s.as_str())),
+        "step" if sc.flow => sc
+            .requests
+            .get(key.request as usize)
+            .map(|s| Cow::Borrowed(s.as_str())),
+        "step" | "check" => None,
         "method" => sc
             .methods
             .get(key.request as usize)
@@ -200,7 +212,7 @@ pub fn scenario_matches(sc: &ScenarioInfo, tags: &[(String, String)]) -> bool {
     tags.iter().all(|(t, v)| match t.as_str() {
         "scenario" => sc.kind == SourceKind::Scenario && &sc.name == v,
         "probe" => sc.kind == SourceKind::Probe && &sc.name == v,
-        "name" | "method" | "status" | "error" | "expected_response" => false,
+        "name" | "step" | "check" | "method" | "status" | "error" | "expected_response" => false,
         other => sc.tags.get(other) == Some(v),
     })
 }
@@ -212,7 +224,7 @@ pub fn scenario_level(tags: &[(String, String)]) -> Vec<(String, String)> {
         .filter(|(t, _)| {
             !matches!(
                 t.as_str(),
-                "name" | "method" | "status" | "error" | "expected_response"
+                "name" | "step" | "check" | "method" | "status" | "error" | "expected_response"
             )
         })
         .cloned()
@@ -225,8 +237,57 @@ fn trend_value(
     agg: Aggregation,
     metrics: &RunMetrics,
 ) -> Option<(f64, u64)> {
+    if metric == "iteration_duration" {
+        let mut stats = crate::metrics::SeriesStats::default();
+        for (i, info) in metrics.scenarios.iter().enumerate() {
+            if scenario_matches(info, tags) {
+                if let Some(h) = metrics.iterations.get(i) {
+                    stats
+                        .duration
+                        .add(h)
+                        .expect("auto-resizing histograms merge");
+                }
+            }
+        }
+        return trend_of(metric, agg, &stats);
+    }
     let stats = metrics.aggregate(|k| series_matches(metrics, k, tags));
     trend_of(metric, agg, &stats)
+}
+
+/// `checks` under a filter with a `check:` tag: the passes and fails of the checks of that
+/// name, from [`RunMetrics::check_counts`], under the rest of the filter (the source's tags,
+/// and the request's `name`, `step` and `method`; a per-response tag such as `status`
+/// matches nothing). Returns (passed, passed + failed).
+pub fn check_counts_under(tags: &[(String, String)], metrics: &RunMetrics) -> (u64, u64) {
+    let source_tags = scenario_level(tags);
+    let (mut passed, mut total) = (0u64, 0u64);
+    for (si, info) in metrics.scenarios.iter().enumerate() {
+        if !scenario_matches(info, &source_tags) {
+            continue;
+        }
+        for (ri, names) in info.checks.iter().enumerate() {
+            for (ci, name) in names.iter().enumerate() {
+                let matches = tags.iter().all(|(t, v)| match t.as_str() {
+                    "check" => name == v,
+                    "name" => info.requests.get(ri) == Some(v),
+                    "step" => info.flow && info.requests.get(ri) == Some(v),
+                    "method" => info
+                        .methods
+                        .get(ri)
+                        .is_some_and(|m| m.eq_ignore_ascii_case(v)),
+                    "status" | "error" | "expected_response" => false,
+                    _ => true, // source-level: matched above
+                });
+                if matches {
+                    let [p, f] = metrics.check_counts.get(si, ri, ci);
+                    passed += p;
+                    total += p + f;
+                }
+            }
+        }
+    }
+    (passed, total)
 }
 
 /// A trend aggregation of merged stats (ms), with its sample count.
@@ -255,6 +316,10 @@ pub fn trend_of(
 }
 
 fn rate_value(metric: &str, tags: &[(String, String)], metrics: &RunMetrics) -> Option<(f64, u64)> {
+    if metric == "checks" && tags.iter().any(|(t, _)| t == "check") {
+        let (passed, total) = check_counts_under(tags, metrics);
+        return (total > 0).then(|| (passed as f64 / total as f64, total));
+    }
     let stats = metrics.aggregate(|k| series_matches(metrics, k, tags));
     rate_of(metric, &stats)
 }

@@ -5,8 +5,26 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// loadgate: load tests and SLO gates for HTTP services.
+/// Examples of `loadgate --help` (tests/help_examples.rs runs each one).
+const EXAMPLES: &str = "Examples:
+  loadgate validate plans/smoke.yaml
+  loadgate run plans/smoke.yaml --out reports/smoke
+  loadgate attack http://127.0.0.1:8080/health -c 8 -d 2s";
+
+/// Examples of `loadgate run --help` (tests/help_examples.rs validates each one).
+const RUN_EXAMPLES: &str = "Examples:
+  loadgate run plans/smoke.yaml
+  loadgate run plans/smoke.yaml --set scenarios.chat.rate=100/s --set scenarios.chat.duration=1m
+  loadgate run plans/flow-jobs.yaml --out reports/flow --json";
+
+/// Examples of `loadgate attack --help` (tests/help_examples.rs runs each one).
+const ATTACK_EXAMPLES: &str = "Examples:
+  loadgate attack http://127.0.0.1:8080/health -c 8 -d 2s
+  loadgate attack http://127.0.0.1:8080/health --rate 200/s -d 2s --json
+  loadgate attack http://127.0.0.1:8080/v1/chat -m POST -H 'content-type: application/json' -b '{\"prompt\":\"hi\"}' --rate 50/s -d 2s --threshold 'http_req_duration: p(95)<250ms'";
+
 #[derive(Debug, Parser)]
-#[command(name = "loadgate", version, about, long_about = None, propagate_version = true)]
+#[command(name = "loadgate", version, about, long_about = None, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -15,8 +33,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a plan; reports go to --out (default reports/<plan-name>-<timestamp>/).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Ad-hoc single-scenario run without a plan file (like wrk / oha).
+    #[command(after_help = ATTACK_EXAMPLES)]
     Attack(AttackArgs),
     /// Check a plan and print every problem with its line and column.
     Validate(ValidateArgs),

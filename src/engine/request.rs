@@ -27,12 +27,49 @@ enum Seg {
     Iter,
     Random(Vec<Box<[u8]>>),
     RandInt(i64, i64),
-    /// `json`: write the value as JSON string content (a placeholder in a JSON body).
+    /// A feeder value, written as `enc` says.
     Feeder {
         slot: usize,
         column: usize,
-        json: bool,
+        enc: Enc,
     },
+    /// A flow variable (index into [`crate::spec::FlowSpec::vars`]), written as `enc` says.
+    Var {
+        slot: usize,
+        enc: Enc,
+    },
+}
+
+/// How a value from outside the plan (a feeder's cell, an extracted variable) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enc {
+    /// As is (header values, string bodies, and the `raw ...` placeholder form).
+    Raw,
+    /// As JSON string content (a placeholder in a JSON body).
+    Json,
+    /// Percent-encoded (a placeholder in a path or query string): everything but
+    /// `A-Z a-z 0-9 - . _ ~` is written `%XX`, so spaces, `&`, `=`, `?`, `#` and `/` inside a
+    /// value stay inside it.
+    Url,
+}
+
+/// What [`Enc::Url`] leaves as is: RFC 3986's unreserved characters.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn write_enc(v: &[u8], enc: Enc, out: &mut Vec<u8>) {
+    match enc {
+        Enc::Raw => out.extend_from_slice(v),
+        Enc::Json => write_json_str_content(&String::from_utf8_lossy(v), out),
+        Enc::Url => {
+            for piece in percent_encoding::percent_encode(v, URL_VALUE) {
+                out.extend_from_slice(piece.as_bytes());
+            }
+        }
+    }
 }
 
 /// A template bound to the scenario's feeders.
@@ -47,6 +84,20 @@ pub struct Scratch {
     out: Vec<u8>,
     body: Vec<u8>,
     rows: Vec<Option<usize>>,
+    /// A flow's variables of the current iteration (indexed like `FlowSpec::vars`).
+    pub vars: Vec<Vec<u8>>,
+}
+
+impl Scratch {
+    /// Start an iteration: feeder rows are chosen afresh (every step of a flow iteration uses
+    /// the same row of a feeder), flow variables are emptied (buffers kept).
+    pub fn begin_iteration(&mut self, vars: usize) {
+        self.rows.clear();
+        if self.vars.len() != vars {
+            self.vars.resize_with(vars, Vec::new);
+        }
+        self.vars.iter_mut().for_each(Vec::clear);
+    }
 }
 
 /// One request of the mix, ready to render.
@@ -84,11 +135,13 @@ impl RequestSource {
         let mut requests = Vec::new();
         let mut cumulative = Vec::new();
         let mut total = 0u32;
-        for r in &scenario.requests {
-            let mut bind = |t: &Template, json: bool| -> Result<Bound, EngineError> {
-                bind_template(t, json, &spec.feeders, &mut feeders, &scenario.name)
+        let no_vars = Vec::new();
+        let vars = scenario.flow.as_ref().map(|f| &f.vars).unwrap_or(&no_vars);
+        for (i, r) in scenario.requests.iter().enumerate() {
+            let mut bind = |t: &Template, enc: Enc| -> Result<Bound, EngineError> {
+                bind_template(t, enc, &spec.feeders, &mut feeders, vars, &scenario.name)
             };
-            let path = bind(&t_or_slash(&r.path), false)?;
+            let path = bind(&t_or_slash(&r.path), Enc::Url)?;
             // Headers: defaults, overridden by the request's own (case-insensitive names).
             let mut merged: Vec<(String, &Template)> = Vec::new();
             for (name, value) in spec.http.headers.iter().chain(r.headers.iter()) {
@@ -119,9 +172,19 @@ impl RequestSource {
             }
             let mut headers = Vec::new();
             for (n, t) in merged {
-                headers.push((n.into_bytes(), bind(t, false)?));
+                headers.push((n.into_bytes(), bind(t, Enc::Raw)?));
             }
-            let body = r.body.as_ref().map(|t| bind(t, r.body_json)).transpose()?;
+            let body_enc = if r.body_json { Enc::Json } else { Enc::Raw };
+            let body = r.body.as_ref().map(|t| bind(t, body_enc)).transpose()?;
+            let step = scenario.flow.as_ref().and_then(|f| f.steps.get(i));
+            let extract_headers = step.is_some_and(|s| {
+                s.extract.iter().any(|e| e.from.needs_headers())
+                    || s.until.as_ref().is_some_and(|u| u.check.needs_headers())
+            });
+            let extract_body = step.is_some_and(|s| {
+                s.extract.iter().any(|e| e.from.needs_body())
+                    || s.until.as_ref().is_some_and(|u| u.check.needs_body())
+            });
             let method = r.method.to_ascii_uppercase();
             let mut line = Vec::new();
             line.extend_from_slice(method.as_bytes());
@@ -132,8 +195,8 @@ impl RequestSource {
                 head: method == "HEAD",
                 method,
                 capture: Capture {
-                    headers: r.checks.iter().any(|c| c.needs_headers()),
-                    body: r.checks.iter().any(|c| c.needs_body()),
+                    headers: extract_headers || r.checks.iter().any(|c| c.needs_headers()),
+                    body: extract_body || r.checks.iter().any(|c| c.needs_body()),
                 },
                 checks: r.checks.clone(),
                 prebuilt: None,
@@ -217,16 +280,22 @@ fn t_or_slash(t: &Template) -> Template {
     }
 }
 
-/// Bind `t` to feeder slots; `json`: the template is a JSON body (feeder values get escaped).
+/// Bind `t` to feeder slots and flow variables; `enc`: how their values are written there.
 fn bind_template(
     t: &Template,
-    json: bool,
+    enc: Enc,
     all: &std::collections::BTreeMap<String, Arc<Feeder>>,
     slots: &mut Vec<Arc<Feeder>>,
+    vars: &[String],
     scenario: &str,
 ) -> Result<Bound, EngineError> {
     let mut segs = Vec::new();
+    let outer = enc;
     for p in t.parts() {
+        let (p, enc) = match p {
+            Part::Raw(inner) => (&**inner, Enc::Raw),
+            p => (p, outer),
+        };
         segs.push(match p {
             Part::Literal(s) => Seg::Lit(s.as_bytes().into()),
             Part::Uuid => Seg::Uuid,
@@ -235,12 +304,16 @@ fn bind_template(
             Part::Iter => Seg::Iter,
             Part::Random(c) => Seg::Random(c.iter().map(|s| s.as_bytes().into()).collect()),
             Part::RandInt(lo, hi) => Seg::RandInt(*lo, *hi),
-            Part::Var(name) => {
-                return Err(EngineError::UnknownVariable {
-                    scenario: scenario.to_string(),
-                    name: name.clone(),
-                })
-            }
+            Part::Raw(_) => Seg::Lit(Box::default()),
+            Part::Var(name) => match vars.iter().position(|v| v == name) {
+                Some(slot) => Seg::Var { slot, enc },
+                None => {
+                    return Err(EngineError::UnknownVariable {
+                        scenario: scenario.to_string(),
+                        name: name.clone(),
+                    })
+                }
+            },
             Part::Feeder { feeder, column } => {
                 let f = all.get(feeder).ok_or_else(|| EngineError::UnknownFeeder {
                     scenario: scenario.to_string(),
@@ -263,7 +336,7 @@ fn bind_template(
                 Seg::Feeder {
                     slot,
                     column: col,
-                    json,
+                    enc,
                 }
             }
         });
@@ -276,6 +349,7 @@ impl Bound {
         self.0.iter().all(|s| matches!(s, Seg::Lit(_)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         out: &mut Vec<u8>,
@@ -283,6 +357,7 @@ impl Bound {
         rng: &mut SmallRng,
         feeders: &[Arc<Feeder>],
         rows: &mut [Option<usize>],
+        values: &[Vec<u8>],
     ) {
         for s in &self.0 {
             match s {
@@ -305,7 +380,12 @@ impl Bound {
                 Seg::RandInt(lo, hi) => {
                     let _ = write!(out, "{}", rng.random_range(*lo..=*hi));
                 }
-                Seg::Feeder { slot, column, json } => {
+                Seg::Var { slot, enc } => {
+                    if let Some(v) = values.get(*slot) {
+                        write_enc(v, *enc, out);
+                    }
+                }
+                Seg::Feeder { slot, column, enc } => {
                     let f = &feeders[*slot];
                     if f.rows.is_empty() {
                         continue;
@@ -315,11 +395,7 @@ impl Bound {
                         FeederOrder::Random => rng.random_range(0..f.rows.len()),
                     });
                     if let Some(v) = f.rows[row].get(*column) {
-                        if *json {
-                            write_json_str_content(v, out);
-                        } else {
-                            out.extend_from_slice(v.as_bytes());
-                        }
+                        write_enc(v.as_bytes(), *enc, out);
                     }
                 }
             }
@@ -341,21 +417,20 @@ impl PreparedRequest {
         rng: &mut SmallRng,
         feeders: &[Arc<Feeder>],
     ) {
-        s.rows.clear();
         s.rows.resize(feeders.len(), None);
         s.out.clear();
         s.body.clear();
         if let Some(b) = &self.body {
-            b.render(&mut s.body, vars, rng, feeders, &mut s.rows);
+            b.render(&mut s.body, vars, rng, feeders, &mut s.rows, &s.vars);
         }
         s.out.extend_from_slice(&self.request_line_start);
         self.path
-            .render(&mut s.out, vars, rng, feeders, &mut s.rows);
+            .render(&mut s.out, vars, rng, feeders, &mut s.rows, &s.vars);
         s.out.extend_from_slice(b" HTTP/1.1\r\n");
         for (name, value) in &self.headers {
             s.out.extend_from_slice(name);
             s.out.extend_from_slice(b": ");
-            value.render(&mut s.out, vars, rng, feeders, &mut s.rows);
+            value.render(&mut s.out, vars, rng, feeders, &mut s.rows, &s.vars);
             s.out.extend_from_slice(b"\r\n");
         }
         if self.body.is_some() || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {

@@ -17,14 +17,29 @@
 //!              | "random(" choice ( "|" choice )* ")"   one choice, uniformly (each trimmed)
 //!              | "randint(" int "," int ")"   a uniform integer in [lo, hi] (inclusive)
 //!              | FEEDER "." COLUMN            a value of the feeder's current row
-//!              | NAME                         a value captured earlier in a probe chain
-//!                                             (probe templates only, see below)
+//!              | NAME                         a value extracted earlier in a flow or probe chain
+//!                                             (flow steps and probe templates only, see below)
+//!              | "raw" ws ( FEEDER "." COLUMN | NAME )   the value unencoded (see below)
 //! FEEDER, COLUMN, NAME := [A-Za-z_][A-Za-z0-9_-]*
 //! ```
 //!
-//! `NAME` placeholders exist only in probe requests ([`Template::parse_with_vars`]): a chain's
-//! poll reads what its submit captured (`/v1/jobs/{{id}}`). Scenario templates reject them
-//! as unknown placeholders.
+//! `NAME` placeholders exist only in flow steps and probe requests
+//! ([`Template::parse_with_vars`]): a chain's poll reads what its submit captured
+//! (`/v1/jobs/{{id}}`), a flow step what an earlier step extracted. Other scenario templates
+//! reject them as unknown placeholders.
+//!
+//! # Encoding
+//!
+//! Where a value lands decides how it is written:
+//! - in a **path or query string**, a feeder value or variable is **percent-encoded**
+//!   (everything but `A-Z a-z 0-9 - . _ ~`), so `a b&c=d` arrives as one value
+//!   (`a%20b%26c%3Dd`); `{{raw NAME}}` / `{{raw feeder.column}}` writes it as is (a value that
+//!   is itself a path, such as a `Location` header, or already encoded);
+//! - in a **JSON body**, as JSON string content (below);
+//! - in a header or a string body, as is.
+//!
+//! Built-ins need no encoding: `uuid`, `seq`, `vu`, `iter` and `randint` write only
+//! `[0-9a-f-]`; `random(...)` choices are written as given.
 //!
 //! - `seq` is unique within a scenario and 0-based. In the arrival-rate executors it is the
 //!   arrival index (0, 1, 2, ... in schedule order, across all worker threads and segments).
@@ -45,7 +60,9 @@
 //! decodes to the exact value ([`write_json_str_content`]). The other placeholders need no
 //! escaping: `uuid`, `seq`, `vu`, `iter` and `randint` produce only `[0-9a-f-]`, and
 //! `random(...)` choices are copied from the JSON text, where serialization already escaped
-//! them. A string `body:` is not JSON to loadgate and its placeholders are filled as is.
+//! them. A string whose whole content is `{{randint(lo,hi)}}` is written as a JSON number
+//! (the plan drops its quotes: `{n: "{{randint(1,6)}}"}` sends `{"n":4}`). A string `body:`
+//! is not JSON to loadgate and its placeholders are filled as is.
 use std::fmt;
 
 use thiserror::Error;
@@ -80,8 +97,11 @@ pub enum Part {
         feeder: String,
         column: String,
     },
-    /// A captured value (probe templates only).
+    /// A captured value (probe and flow templates only).
     Var(String),
+    /// `raw X`: a feeder value or variable written as is where it would be encoded (a path
+    /// or query string percent-encodes values by default).
+    Raw(Box<Part>),
 }
 
 /// What a placeholder that needs outside data refers to (see [`Template::render_with`]).
@@ -226,6 +246,11 @@ impl Template {
                 }
                 Part::Feeder { feeder, column } => lookup(Ref::Feeder { feeder, column }, out),
                 Part::Var(name) => lookup(Ref::Var(name), out),
+                Part::Raw(inner) => match &**inner {
+                    Part::Feeder { feeder, column } => lookup(Ref::Feeder { feeder, column }, out),
+                    Part::Var(name) => lookup(Ref::Var(name), out),
+                    _ => {}
+                },
             }
         }
     }
@@ -241,6 +266,10 @@ impl Template {
     pub fn vars_used(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             Part::Var(name) => Some(name.as_str()),
+            Part::Raw(inner) => match &**inner {
+                Part::Var(name) => Some(name.as_str()),
+                _ => None,
+            },
             _ => None,
         })
     }
@@ -249,6 +278,10 @@ impl Template {
     pub fn feeders_used(&self) -> impl Iterator<Item = (&str, &str)> {
         self.parts.iter().filter_map(|p| match p {
             Part::Feeder { feeder, column } => Some((feeder.as_str(), column.as_str())),
+            Part::Raw(inner) => match &**inner {
+                Part::Feeder { feeder, column } => Some((feeder.as_str(), column.as_str())),
+                _ => None,
+            },
             _ => None,
         })
     }
@@ -309,6 +342,21 @@ fn parse_expr(expr: &str, offset: usize, open: usize, vars: bool) -> Result<Part
         "vu" => return Ok(Part::Vu),
         "iter" => return Ok(Part::Iter),
         _ => {}
+    }
+    if let Some(inner) = expr
+        .strip_prefix("raw")
+        .filter(|r| r.starts_with(char::is_whitespace))
+    {
+        let inner_expr = inner.trim_start();
+        let inner_offset = offset + (expr.len() - inner_expr.len());
+        return match parse_expr(inner_expr, inner_offset, open, vars)? {
+            p @ (Part::Feeder { .. } | Part::Var(_)) => Ok(Part::Raw(Box::new(p))),
+            _ => Err(TemplateError::BadArgs {
+                func: "raw",
+                offset,
+                reason: "`raw` applies to a value from outside the plan: {{raw FEEDER.COLUMN}} or {{raw NAME}}".into(),
+            }),
+        };
     }
     if let Some(args) = call_args(expr, "random", offset)? {
         let choices: Vec<String> = args.split('|').map(|c| c.trim().to_string()).collect();

@@ -183,21 +183,24 @@ pub enum MetricType {
 }
 
 /// The metrics thresholds can refer to, with their types.
-pub const KNOWN_METRICS: [(&str, MetricType); 6] = [
+pub const KNOWN_METRICS: [(&str, MetricType); 7] = [
     ("http_req_duration", MetricType::Trend),
     ("http_req_service_time", MetricType::Trend),
     ("http_req_failed", MetricType::Rate),
     ("checks", MetricType::Rate),
     ("http_reqs", MetricType::Counter),
     ("dropped_iterations", MetricType::Counter),
+    ("iteration_duration", MetricType::Trend),
 ];
 
 /// The tags every sample carries (scenarios may add their own). A probe's samples carry
 /// `probe` instead of `scenario`.
-pub const BUILTIN_TAGS: [&str; 7] = [
+pub const BUILTIN_TAGS: [&str; 9] = [
     "scenario",
     "probe",
     "name",
+    "step",
+    "check",
     "method",
     "status",
     "error",

@@ -67,6 +67,32 @@ impl ErrorKind {
         }
     }
 
+    /// What the kind means, for a first-error message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connection refused",
+            ErrorKind::Connect => "could not connect (unreachable, DNS, no address)",
+            ErrorKind::Timeout => "no complete response within the request timeout",
+            ErrorKind::Reset => "the peer reset or closed the connection mid-request",
+            ErrorKind::Truncated => "the connection closed inside the response body",
+            ErrorKind::Tls => "TLS handshake or record failure",
+            ErrorKind::Protocol => "the response was not valid HTTP",
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Status4xx => "a 4xx status",
+            ErrorKind::Status5xx => "a 5xx status",
+            ErrorKind::CheckFailed => "a check failed",
+            ErrorKind::Deadline => "the deadline passed",
+        }
+    }
+
+    /// Index into [`ErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        ErrorKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or_default()
+    }
+
     /// Parse the name written by [`ErrorKind::as_str`].
     pub fn parse(s: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)

@@ -138,6 +138,12 @@ pub struct ScenarioInfo {
     pub methods: Vec<String>,
     /// The scenario's extra tags.
     pub tags: BTreeMap<String, String>,
+    /// True when the scenario is a user flow: its requests are steps, and their samples
+    /// carry the tag `step:NAME` (the request name).
+    pub flow: bool,
+    /// Names of each request's response checks (indexed like `requests`), in the order the
+    /// engine counts them ([`RunMetrics::check_counts`]).
+    pub checks: Vec<Vec<String>>,
     /// Iterations that could not start on time (no free VU) and were not sent.
     pub dropped: u64,
     /// How long the scenario actually ran (its own start to its last response).
@@ -156,6 +162,73 @@ pub struct RunMetrics {
     pub events: Vec<Event>,
     /// Wall time from the run's start to its end.
     pub elapsed: Duration,
+    /// Passes and fails of each response check: `[source][request][check] = [passed, failed]`
+    /// (names in [`ScenarioInfo::checks`]); what `checks{check:NAME}` reads.
+    pub check_counts: CheckCounts,
+    /// Per source: how long its iterations took, microseconds (metric `iteration_duration`:
+    /// the first step's intended start to the last step's end, think time included).
+    pub iterations: Vec<Histogram<u64>>,
+    /// The first message seen per source and error kind (bounded: one per pair).
+    pub first_errors: BTreeMap<(u16, ErrorKind), String>,
+}
+
+/// Passes and fails per source, request and check: `[source][request][check] = [passed,
+/// failed]`. Grows on first use; merges exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckCounts(pub Vec<Vec<Vec<[u64; 2]>>>);
+
+impl CheckCounts {
+    /// Count one result of check `check` of request `request` of source `source`.
+    #[inline]
+    pub fn add(&mut self, source: usize, request: usize, check: usize, passed: bool, n: u64) {
+        if self.0.len() <= source {
+            self.0.resize_with(source + 1, Vec::new);
+        }
+        let s = &mut self.0[source];
+        if s.len() <= request {
+            s.resize_with(request + 1, Vec::new);
+        }
+        let r = &mut s[request];
+        if r.len() <= check {
+            r.resize(check + 1, [0, 0]);
+        }
+        r[check][if passed { 0 } else { 1 }] += n;
+    }
+
+    /// Add every count of `other`.
+    pub fn merge(&mut self, other: &CheckCounts) {
+        for (s, reqs) in other.0.iter().enumerate() {
+            for (r, checks) in reqs.iter().enumerate() {
+                for (c, [p, f]) in checks.iter().enumerate() {
+                    if *p > 0 {
+                        self.add(s, r, c, true, *p);
+                    }
+                    if *f > 0 {
+                        self.add(s, r, c, false, *f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Set every count to zero (keeps the shape: no allocation on the next use).
+    pub fn reset(&mut self) {
+        for reqs in &mut self.0 {
+            for checks in reqs {
+                checks.iter_mut().for_each(|c| *c = [0, 0]);
+            }
+        }
+    }
+
+    /// `[passed, failed]` of one check (zero when never counted).
+    pub fn get(&self, source: usize, request: usize, check: usize) -> [u64; 2] {
+        self.0
+            .get(source)
+            .and_then(|s| s.get(request))
+            .and_then(|r| r.get(check))
+            .copied()
+            .unwrap_or([0, 0])
+    }
 }
 
 /// The series sources of a run, indexed like `SeriesKey::scenario`: its scenarios in plan
@@ -175,6 +248,10 @@ pub fn scenario_infos(spec: &RunSpec) -> Vec<ScenarioInfo> {
                 .map(|r| r.method.to_ascii_uppercase())
                 .collect(),
             tags: s.tags.clone(),
+            flow: s.flow.is_some(),
+            checks: (0..s.requests.len())
+                .map(|i| request_check_names(s, i))
+                .collect(),
             dropped: 0,
             active: Duration::ZERO,
         })
@@ -193,10 +270,32 @@ pub fn scenario_infos(spec: &RunSpec) -> Vec<ScenarioInfo> {
             requests,
             methods,
             tags: BTreeMap::new(),
+            flow: false,
+            checks: Vec::new(),
             dropped: 0,
             active: Duration::ZERO,
         }
     }));
+    out
+}
+
+/// The names a request's checks are counted under: its checks as written, then, for a flow
+/// step, its `until` condition as `until: CHECK` (passed when it held before the deadline)
+/// and each extraction as `extract NAME: SOURCE` (passed when it found a value).
+pub fn request_check_names(s: &crate::spec::ScenarioSpec, i: usize) -> Vec<String> {
+    let mut out: Vec<String> = s.requests[i]
+        .checks
+        .iter()
+        .map(|c| c.source.clone())
+        .collect();
+    if let Some(step) = s.flow.as_ref().and_then(|f| f.steps.get(i)) {
+        if let Some(u) = &step.until {
+            out.push(format!("until: {}", u.check.source));
+        }
+        for e in &step.extract {
+            out.push(format!("extract {}: {}", e.var, e.from.source));
+        }
+    }
     out
 }
 

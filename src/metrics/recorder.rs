@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    new_histogram, Event, EventKind, RunMetrics, ScenarioInfo, SecondRow, SecondSlice, SeriesKey,
-    SeriesStats, SourceKind,
+    new_histogram, CheckCounts, ErrorKind, Event, EventKind, RunMetrics, ScenarioInfo, SecondRow,
+    SecondSlice, SeriesKey, SeriesStats, SourceKind,
 };
 
 /// One worker's recorder. Not shared between threads.
@@ -38,6 +38,15 @@ pub struct Recorder {
     dropped: Vec<u64>,
     /// Run-clock offset of the last response per scenario.
     last_end: Vec<Option<Duration>>,
+    /// Per-check results since the last flush.
+    checks: CheckCounts,
+    /// Iteration durations per scenario since the last flush (µs); created on first use.
+    iterations: Vec<Option<Histogram<u64>>>,
+    /// Per scenario and error kind: a first message was kept on this worker (bounded: the
+    /// message is formatted once per pair, never on the success path).
+    first_seen: Vec<[bool; ErrorKind::ALL.len()]>,
+    /// First messages not yet handed to the aggregator.
+    first_pending: Vec<(u16, ErrorKind, String)>,
     dirty: bool,
 }
 
@@ -53,7 +62,51 @@ impl Recorder {
             last: usize::MAX,
             dropped: vec![0; scenarios],
             last_end: vec![None; scenarios],
+            checks: CheckCounts::default(),
+            iterations: vec![None; scenarios],
+            first_seen: vec![[false; ErrorKind::ALL.len()]; scenarios],
+            first_pending: Vec::new(),
             dirty: false,
+        }
+    }
+
+    /// Whether a first message of `kind` was kept for `scenario` on this worker.
+    #[inline]
+    pub fn has_first_error(&self, scenario: usize, kind: ErrorKind) -> bool {
+        self.first_seen
+            .get(scenario)
+            .is_none_or(|s| s[kind.index()])
+    }
+
+    /// Keep the first message of `kind` for `scenario` (later ones are ignored).
+    pub fn first_error(&mut self, scenario: usize, kind: ErrorKind, message: String) {
+        if let Some(s) = self.first_seen.get_mut(scenario) {
+            if !s[kind.index()] {
+                s[kind.index()] = true;
+                self.first_pending.push((scenario as u16, kind, message));
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Count one result of check `check` of request `request` of scenario `scenario` (the
+    /// request's own sample, with its `passed` / `failed` totals, goes through
+    /// [`Recorder::record`]).
+    #[inline]
+    pub fn check(&mut self, scenario: usize, request: usize, check: usize, passed: bool) {
+        self.checks.add(scenario, request, check, passed, 1);
+        self.dirty = true;
+    }
+
+    /// Record one finished iteration of scenario `scenario` (metric `iteration_duration`).
+    pub fn iteration(&mut self, agg: &Aggregator, scenario: usize, end: Instant, duration_us: u64) {
+        let sec = end.saturating_duration_since(self.origin).as_secs();
+        if sec > self.second {
+            self.flush(agg, sec);
+        }
+        if let Some(h) = self.iterations.get_mut(scenario) {
+            let _ = h.get_or_insert_with(new_histogram).record(duration_us);
+            self.dirty = true;
         }
     }
 
@@ -128,6 +181,9 @@ impl Recorder {
     fn flush(&mut self, agg: &Aggregator, next: u64) {
         if self.dirty {
             agg.merge_second(self.second, &self.current, &self.dropped, &self.last_end);
+            agg.merge_extra(&self.checks, &self.iterations, &mut self.first_pending);
+            self.checks.reset();
+            self.iterations.iter_mut().flatten().for_each(|h| h.reset());
             for (_, s) in self.current.iter_mut() {
                 s.duration.reset();
                 s.service.reset();
@@ -159,6 +215,9 @@ struct Inner {
     ends: Vec<Option<Duration>>,
     series: BTreeMap<SeriesKey, SeriesStats>,
     pending: BTreeMap<u64, PendingSecond>,
+    check_counts: CheckCounts,
+    iterations: Vec<Histogram<u64>>,
+    first_errors: BTreeMap<(u16, ErrorKind), String>,
     timeline: Vec<SecondRow>,
     /// Finalized seconds not yet taken by [`Aggregator::take_seconds`] (when kept).
     slices: Vec<SecondSlice>,
@@ -213,6 +272,9 @@ impl Aggregator {
                 ends: vec![None; n],
                 series: BTreeMap::new(),
                 pending: BTreeMap::new(),
+                check_counts: CheckCounts::default(),
+                iterations: (0..n).map(|_| new_histogram()).collect(),
+                first_errors: BTreeMap::new(),
                 timeline: Vec::new(),
                 slices: Vec::new(),
                 keep_slices: false,
@@ -329,6 +391,33 @@ impl Aggregator {
                 }
             }
         }
+    }
+
+    /// Merge a worker's per-check counts and iteration durations (cumulative only: they have
+    /// no per-second rows).
+    fn merge_extra(
+        &self,
+        checks: &CheckCounts,
+        iterations: &[Option<Histogram<u64>>],
+        first: &mut Vec<(u16, ErrorKind, String)>,
+    ) {
+        let mut g = self.lock();
+        g.check_counts.merge(checks);
+        for (sc, kind, msg) in first.drain(..) {
+            g.first_errors.entry((sc, kind)).or_insert(msg);
+        }
+        for (i, h) in iterations.iter().enumerate() {
+            if let (Some(h), Some(into)) = (h, g.iterations.get_mut(i)) {
+                if !h.is_empty() {
+                    into.add(h).expect("auto-resizing histograms merge");
+                }
+            }
+        }
+    }
+
+    /// Merge per-check counts from outside the engine (probes).
+    pub fn add_checks(&self, checks: &CheckCounts) {
+        self.lock().check_counts.merge(checks);
     }
 
     fn watermark(&self, worker: usize, below: u64) {
@@ -451,6 +540,9 @@ fn build(g: &Inner, elapsed: Duration) -> RunMetrics {
         timeline: g.timeline.clone(),
         events: g.events.clone(),
         elapsed,
+        check_counts: g.check_counts.clone(),
+        iterations: g.iterations.clone(),
+        first_errors: g.first_errors.clone(),
     }
 }
 

@@ -4,8 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::Template;
-use crate::spec::Feeder;
+use crate::spec::{Feeder, RequestSpec};
+
+use super::model;
 
 use super::problem::Issues;
 use super::tree::PathSeg;
@@ -48,6 +51,16 @@ pub(crate) fn headers(
     base: &[PathSeg],
     issues: &mut Issues,
 ) -> Vec<(String, Template)> {
+    headers_with(map, base, false, issues)
+}
+
+/// [`headers`]; `vars`: `{{NAME}}` placeholders are allowed (flow steps, probes).
+pub(crate) fn headers_with(
+    map: Option<&BTreeMap<String, String>>,
+    base: &[PathSeg],
+    vars: bool,
+    issues: &mut Issues,
+) -> Vec<(String, Template)> {
     let mut out = Vec::new();
     for (name, value) in map.into_iter().flatten() {
         let mut p = base.to_vec();
@@ -60,7 +73,7 @@ pub(crate) fn headers(
             issues.at_key(&p, format!("{name:?} is not a valid header name"));
             continue;
         }
-        if let Some(t) = template(value, &p, issues) {
+        if let Some(t) = parse_template(value, vars, &p, issues) {
             out.push((name.clone(), t));
         }
     }
@@ -125,7 +138,7 @@ pub(crate) fn body_with(
         None => (None, false),
         Some(serde_json::Value::String(s)) => (parse(s, issues), false),
         Some(v) => {
-            let json = serde_json::to_string(v).unwrap_or_default();
+            let json = numbers_unquoted(&serde_json::to_string(v).unwrap_or_default());
             let has_ct = |n: &str| n.eq_ignore_ascii_case("content-type");
             if !hdrs.iter().any(|(n, _)| has_ct(n)) && !default_headers.iter().any(|n| has_ct(n)) {
                 hdrs.push((
@@ -138,15 +151,15 @@ pub(crate) fn body_with(
     }
 }
 
-/// [`body_with`] for scenario requests (no `{{NAME}}` placeholders).
-pub(crate) fn body(
-    body: Option<&serde_json::Value>,
-    path: &[PathSeg],
-    hdrs: &mut Vec<(String, Template)>,
-    default_headers: &[String],
-    issues: &mut Issues,
-) -> (Option<Template>, bool) {
-    body_with(body, path, hdrs, default_headers, issues, false)
+/// In a JSON body, a string that is nothing but `{{randint(lo,hi)}}` becomes a JSON number:
+/// its quotes are dropped, so `{n: "{{randint(1,6)}}"}` sends `{"n":4}`. Every other
+/// placeholder (`"{{seq}}"` included, which servers often take as a string id) stays inside
+/// its string.
+pub(crate) fn numbers_unquoted(json: &str) -> String {
+    static NUMERIC: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#""(\{\{\s*randint\([^)"]*\)\s*\}\})""#).expect("valid pattern")
+    });
+    NUMERIC.replace_all(json, "$1").into_owned()
 }
 
 /// Parse a probe template (`{{NAME}}` reads a captured value).
@@ -181,6 +194,10 @@ pub(crate) struct Names<'a> {
 pub(crate) struct Sources {
     names: BTreeSet<String>,
     methods: BTreeSet<String>,
+    /// Flow steps' names.
+    steps: BTreeSet<String>,
+    /// Response checks as written (and flow steps' `until: ...` / `extract ...`).
+    checks: BTreeSet<String>,
     /// The scenarios' own tags: key -> values.
     custom: BTreeMap<String, BTreeSet<String>>,
 }
@@ -192,9 +209,13 @@ impl Sources {
     ) -> Sources {
         let mut s = Sources::default();
         for sc in scenarios {
-            for r in &sc.requests {
+            for (i, r) in sc.requests.iter().enumerate() {
                 s.names.insert(r.name.clone());
                 s.methods.insert(r.method.to_ascii_uppercase());
+                if sc.flow.is_some() {
+                    s.steps.insert(r.name.clone());
+                }
+                s.checks.extend(crate::metrics::request_check_names(sc, i));
             }
             for (k, v) in &sc.tags {
                 s.custom.entry(k.clone()).or_default().insert(v.clone());
@@ -223,6 +244,22 @@ impl Sources {
                 "no request is named `{value}` (names: {})",
                 list(&self.names)
             )),
+            "step" if !self.steps.contains(value) => Some(if self.steps.is_empty() {
+                "no scenario has `steps:` (step tags come from flows)".to_string()
+            } else {
+                format!(
+                    "no flow step is named `{value}` (steps: {})",
+                    list(&self.steps)
+                )
+            }),
+            "check" if !self.checks.contains(value) => Some(format!(
+                "no response check is written `{value}` (checks: {})",
+                if self.checks.is_empty() {
+                    "none".to_string()
+                } else {
+                    list(&self.checks)
+                }
+            )),
             "method" if !self.methods.contains(&value.to_ascii_uppercase()) => Some(format!(
                 "no request uses method {value} (methods: {})",
                 list(&self.methods)
@@ -243,9 +280,8 @@ impl Sources {
             {
                 Some("a status is a number from 100 to 599 (0: no response)".into())
             }
-            "scenario" | "probe" | "name" | "method" | "error" | "expected_response" | "status" => {
-                None
-            }
+            "scenario" | "probe" | "name" | "step" | "check" | "method" | "error"
+            | "expected_response" | "status" => None,
             custom => match self.custom.get(custom) {
                 None => Some(format!(
                     "no scenario has a tag `{custom}` (scenario tags: {})",
@@ -292,9 +328,110 @@ impl Names<'_> {
     }
 }
 
+/// Lower one request; `vars`: `{{NAME}}` placeholders are allowed (flow steps).
+pub(crate) fn request(
+    base: &[PathSeg],
+    r: &model::Request,
+    feeders: &BTreeMap<String, Feeder>,
+    default_headers: &[String],
+    vars: bool,
+    issues: &mut Issues,
+) -> Option<RequestSpec> {
+    let at = |field: &str| {
+        let mut p = base.to_vec();
+        p.push(PathSeg::Key(field.to_string()));
+        p
+    };
+    let before = issues.0.len();
+    let method = method(
+        r.method
+            .as_deref()
+            .unwrap_or(if r.body.is_some() { "POST" } else { "GET" }),
+        &at("method"),
+        issues,
+    );
+    let weight = r.weight.unwrap_or(1);
+    if weight == 0 {
+        issues.at(at("weight"), "must be at least 1");
+    }
+    let path = match &r.path {
+        None => {
+            issues.at(
+                at("path"),
+                "required: the request path, e.g. `path: /v1/chat`",
+            );
+            None
+        }
+        Some(p) if !p.starts_with('/') && !p.starts_with("{{") => {
+            issues.at(at("path"), format!("must start with '/', got {p:?}"));
+            None
+        }
+        Some(p) if vars => template_vars(p, &at("path"), issues),
+        Some(p) => template(p, &at("path"), issues),
+    };
+    if let Some(t) = &path {
+        check_feeder_refs(t, &at("path"), feeders, issues);
+    }
+    let mut hdrs = headers_with(r.headers.as_ref(), &at("headers"), vars, issues);
+    for (name, value) in &hdrs {
+        let mut p = at("headers");
+        p.push(PathSeg::Key(name.clone()));
+        check_feeder_refs(value, &p, feeders, issues);
+    }
+    let (body, body_json) = body_with(
+        r.body.as_ref(),
+        &at("body"),
+        &mut hdrs,
+        default_headers,
+        issues,
+        vars,
+    );
+    if let Some(t) = &body {
+        check_feeder_refs(t, &at("body"), feeders, issues);
+    }
+    let mut checks = Vec::new();
+    for (i, c) in r.checks.iter().flatten().enumerate() {
+        match ResponseCheck::parse(c) {
+            Ok(check) => checks.push(check),
+            Err(e) => issues.at(
+                [at("checks"), vec![PathSeg::Index(i)]].concat(),
+                format!("bad check: {e}"),
+            ),
+        }
+    }
+    let path = path?;
+    if issues.0.len() != before {
+        return None;
+    }
+    let name = r
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{method} {}", r.path.as_deref().unwrap_or_default()));
+    Some(RequestSpec {
+        name,
+        weight,
+        method,
+        path,
+        headers: hdrs,
+        body,
+        body_json,
+        checks,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_placeholders_become_json_numbers() {
+        assert_eq!(
+            numbers_unquoted(
+                r#"{"n":"{{randint(1,6)}}","s":"{{ seq }}","t":"x {{randint(1,2)}}","u":"{{uuid}}"}"#
+            ),
+            r#"{"n":{{randint(1,6)}},"s":"{{ seq }}","t":"x {{randint(1,2)}}","u":"{{uuid}}"}"#
+        );
+    }
 
     #[test]
     fn feeder_refs_are_checked_against_the_plan_feeders() {

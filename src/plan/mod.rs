@@ -22,6 +22,7 @@ use std::sync::Arc;
 mod tree;
 mod common;
 mod de;
+mod flow;
 mod interp;
 mod layers;
 pub mod model;

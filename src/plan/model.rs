@@ -220,6 +220,41 @@ pub struct Scenario {
     pub request: Option<Request>,
     /// A weighted mix of requests; each iteration sends one, picked by weight.
     pub requests: Option<Vec<Request>>,
+    /// A user flow: each iteration sends every step in order (instead of `request` /
+    /// `requests`); values extracted from one step's response fill later steps' `{{NAME}}`.
+    pub steps: Option<Vec<Step>>,
+}
+
+/// One step of a flow: a request, what to take from its response, and a pause after it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The step's name: its samples carry `step:NAME` and `name:NAME` (default `METHOD path`).
+    pub name: Option<String>,
+    /// HTTP method (default GET, or POST when a body is given).
+    pub method: Option<String>,
+    /// Path and query joined to the target; must start with `/`. Templates allowed, including
+    /// `{{NAME}}` for a value an earlier step extracted.
+    #[schemars(required)]
+    pub path: Option<String>,
+    /// Request headers (override `defaults.headers` by name). Templates allowed.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// As a request's `body`.
+    pub body: Option<serde_json::Value>,
+    /// Response checks, e.g. `status == 200`.
+    pub checks: Option<Vec<String>>,
+    /// Values for later steps: `NAME: json /pointer`, `NAME: header x-name` or
+    /// `NAME: regex PATTERN` (first capture group).
+    pub extract: Option<BTreeMap<String, String>>,
+    /// Pause after the step: `500ms`, or a random pause in a range, `200ms..800ms`.
+    pub think: Option<String>,
+    /// Repeat the step until this response check holds (poll a job until it is done).
+    pub until: Option<String>,
+    /// With `until`: the pause between attempts (default 500ms).
+    pub every: Option<Duration>,
+    /// With `until`: give up this long after the first attempt (default 30s); the iteration
+    /// stops there.
+    pub deadline: Option<Duration>,
 }
 
 /// One ramp stage: `{to: 100/s, over: 20s}` or `{to: 10, over: 5s}`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::Template;
 use crate::grammar::threshold::{Aggregation, ThresholdExpr};
-use crate::spec::{Capture, ChainSpec, Feeder, HttpOptions, ProbeKind, ProbeRequest, ProbeSpec};
+use crate::spec::{ChainSpec, Extraction, Feeder, HttpOptions, ProbeKind, ProbeRequest, ProbeSpec};
 
 use super::common::{body_with, check_feeder_refs, headers, method, template, template_vars};
 use super::model::{PollDef, Probe, ProbeRequestDef};
@@ -330,12 +330,23 @@ fn chain(
     let mut capture = Vec::new();
     for (var, pointer) in p.capture.iter().flatten() {
         let path = [at(base, "capture"), vec![PathSeg::Key(var.clone())]].concat();
-        if !(pointer.is_empty() || pointer.starts_with('/')) {
-            issues.at(
-                &path,
-                format!("expected a JSON pointer such as /id or /data/0/id, got {pointer:?}"),
-            );
-        }
+        // A bare JSON pointer (`/id`), or any extraction a flow step takes (`json /id`,
+        // `header location`, `regex ...`): probe chains and flows share one step model.
+        let text = if pointer.is_empty() || pointer.starts_with('/') {
+            format!("json {pointer}")
+        } else {
+            pointer.clone()
+        };
+        let from = match crate::grammar::extract::Extractor::parse(&text) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                issues.at(
+                    &path,
+                    format!("expected a JSON pointer such as /id or /data/0/id, or an extraction (`header NAME`, `regex PATTERN`), got {pointer:?}: {e}"),
+                );
+                None
+            }
+        };
         if !var
             .chars()
             .next()
@@ -349,10 +360,12 @@ fn chain(
                 format!("{var:?} is not a usable name: letters, digits, `_`, `-`"),
             );
         }
-        capture.push(Capture {
-            var: var.clone(),
-            pointer: pointer.clone(),
-        });
+        if let Some(from) = from {
+            capture.push(Extraction {
+                var: var.clone(),
+                from,
+            });
+        }
     }
     let poll_at = at(base, "poll");
     let (poll, until, fail_if, poll_every) = match &p.poll {

@@ -6,12 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::grammar::response::ResponseCheck;
 use crate::spec::{ExecutorSpec, Feeder, RateStage, RequestSpec, ScenarioSpec, VuStage};
 
 use super::common::{
-    body, check_feeder_refs, headers, method, template, DEFAULT_GRACEFUL_STOP,
-    DEFAULT_MAX_DURATION, DEFAULT_MAX_VUS, DEFAULT_PRE_ALLOCATED_VUS,
+    DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_DURATION, DEFAULT_MAX_VUS, DEFAULT_PRE_ALLOCATED_VUS,
 };
 use super::model::{self, Executor, Scenario, StageTarget};
 use super::problem::Issues;
@@ -336,39 +334,57 @@ pub(super) fn scenario(
             None
         }
     };
-    let requests: Vec<(Vec<PathSeg>, &model::Request)> = match (&s.request, &s.requests) {
-        (Some(r), None) => vec![(path!["scenarios", name, "request"], r)],
-        (None, Some(list)) => {
-            if list.is_empty() {
-                issues.at(
-                    path!["scenarios", name, "requests"],
-                    "needs at least one request",
-                );
-            }
-            list.iter()
-                .enumerate()
-                .map(|(i, r)| (path!["scenarios", name, "requests", i], r))
-                .collect()
-        }
-        (Some(_), Some(_)) => {
+    let mut flow = None;
+    let built: Vec<RequestSpec> = if let Some(steps) = &s.steps {
+        if s.request.is_some() || s.requests.is_some() {
             issues.at_key(
-                path!["scenarios", name, "requests"],
-                "give either `request` or `requests`, not both",
+                path!["scenarios", name, "steps"],
+                "give either `steps` (a flow) or `request` / `requests`, not both",
             );
-            Vec::new()
         }
-        (None, None) => {
-            issues.at(
-                path!["scenarios", name, "request"],
-                "required: `request:` (one request) or `requests:` (a weighted list)",
-            );
-            Vec::new()
+        if steps.is_empty() {
+            issues.at(path!["scenarios", name, "steps"], "needs at least one step");
         }
+        let (reqs, f) = super::flow::steps(name, steps, feeders, default_headers, issues);
+        flow = Some(f);
+        reqs
+    } else {
+        let requests: Vec<(Vec<PathSeg>, &model::Request)> = match (&s.request, &s.requests) {
+            (Some(r), None) => vec![(path!["scenarios", name, "request"], r)],
+            (None, Some(list)) => {
+                if list.is_empty() {
+                    issues.at(
+                        path!["scenarios", name, "requests"],
+                        "needs at least one request",
+                    );
+                }
+                list.iter()
+                    .enumerate()
+                    .map(|(i, r)| (path!["scenarios", name, "requests", i], r))
+                    .collect()
+            }
+            (Some(_), Some(_)) => {
+                issues.at_key(
+                    path!["scenarios", name, "requests"],
+                    "give either `request` or `requests`, not both",
+                );
+                Vec::new()
+            }
+            (None, None) => {
+                issues.at(
+                    path!["scenarios", name, "request"],
+                    "required: `request:` (one request), `requests:` (a weighted list) or `steps:` (a flow)",
+                );
+                Vec::new()
+            }
+        };
+        requests
+            .into_iter()
+            .filter_map(|(p, r)| {
+                super::common::request(&p, r, feeders, default_headers, false, issues)
+            })
+            .collect()
     };
-    let built: Vec<RequestSpec> = requests
-        .into_iter()
-        .filter_map(|(p, r)| request(&p, r, feeders, default_headers, issues))
-        .collect();
     let graceful_stop = s
         .graceful_stop
         .map(|d| d.0)
@@ -388,92 +404,6 @@ pub(super) fn scenario(
         graceful_stop,
         requests: built,
         tags,
-    })
-}
-
-fn request(
-    base: &[PathSeg],
-    r: &model::Request,
-    feeders: &BTreeMap<String, Feeder>,
-    default_headers: &[String],
-    issues: &mut Issues,
-) -> Option<RequestSpec> {
-    let at = |field: &str| {
-        let mut p = base.to_vec();
-        p.push(PathSeg::Key(field.to_string()));
-        p
-    };
-    let before = issues.0.len();
-    let method = method(
-        r.method
-            .as_deref()
-            .unwrap_or(if r.body.is_some() { "POST" } else { "GET" }),
-        &at("method"),
-        issues,
-    );
-    let weight = r.weight.unwrap_or(1);
-    if weight == 0 {
-        issues.at(at("weight"), "must be at least 1");
-    }
-    let path = match &r.path {
-        None => {
-            issues.at(
-                at("path"),
-                "required: the request path, e.g. `path: /v1/chat`",
-            );
-            None
-        }
-        Some(p) if !p.starts_with('/') && !p.starts_with("{{") => {
-            issues.at(at("path"), format!("must start with '/', got {p:?}"));
-            None
-        }
-        Some(p) => template(p, &at("path"), issues),
-    };
-    if let Some(t) = &path {
-        check_feeder_refs(t, &at("path"), feeders, issues);
-    }
-    let mut hdrs = headers(r.headers.as_ref(), &at("headers"), issues);
-    for (name, value) in &hdrs {
-        let mut p = at("headers");
-        p.push(PathSeg::Key(name.clone()));
-        check_feeder_refs(value, &p, feeders, issues);
-    }
-    let (body, body_json) = body(
-        r.body.as_ref(),
-        &at("body"),
-        &mut hdrs,
-        default_headers,
-        issues,
-    );
-    if let Some(t) = &body {
-        check_feeder_refs(t, &at("body"), feeders, issues);
-    }
-    let mut checks = Vec::new();
-    for (i, c) in r.checks.iter().flatten().enumerate() {
-        match ResponseCheck::parse(c) {
-            Ok(check) => checks.push(check),
-            Err(e) => issues.at(
-                [at("checks"), vec![PathSeg::Index(i)]].concat(),
-                format!("bad check: {e}"),
-            ),
-        }
-    }
-    let path = path?;
-    if issues.0.len() != before {
-        return None;
-    }
-    let name = r
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{method} {}", r.path.as_deref().unwrap_or_default()));
-    Some(RequestSpec {
-        name,
-        weight,
-        method,
-        path,
-        headers: hdrs,
-        body,
-        body_json,
-        checks,
+        flow,
     })
 }

@@ -477,7 +477,13 @@ fn threshold(
         };
         let parsed = ThresholdExpr::parse(text)
             .and_then(|e| threshold::validate_for_metric(&metric, &e).map(|()| e));
+        let whole_run_only = metric == "iteration_duration"
+            || (metric == "checks" && tags.iter().any(|(t, _)| t == "check"));
         match parsed {
+            Ok(expr) if expr.window.is_some() && whole_run_only => issues.at(
+                &expr_path,
+                format!("{key} is judged over the whole run: drop `over ...` (windows apply to the http_req_* metrics and to checks without a `check:` tag)"),
+            ),
             Ok(expr) => out.push(ThresholdSpec {
                 metric: metric.clone(),
                 tags: tags.clone(),

@@ -17,9 +17,12 @@
 //! </testsuites>
 //! ```
 //!
-//! One `<testsuite>` named after the plan, one `<testcase>` per check (`classname` = check
-//! kind, `name` = check name); a failed check's `<failure>` says what was expected and
-//! observed.
+//! One `<testsuite>` named after the plan, one `<testcase>` per judged criterion
+//! (`classname` = its kind, `name` = its name); a failed one's `<failure>` says what was
+//! expected and observed. A second suite, `PLAN: response checks`, has one passing
+//! `<testcase classname="response_check" name="SCENARIO › REQUEST-OR-STEP › CHECK">` per
+//! response check with `passes`, `fails` and `rate` properties (response checks decide
+//! nothing on their own; a `checks` threshold does).
 use std::io;
 use std::time::Duration;
 
@@ -79,6 +82,34 @@ pub fn render(summary: &Summary) -> io::Result<String> {
     let mut report = Report::new("loadgate");
     report.set_time(time);
     report.add_test_suite(suite);
+    // Response checks: what each check saw, one case per check. They describe responses
+    // and do not decide the verdict (a `checks` threshold does), so their cases pass and
+    // carry the counts as properties and output.
+    let mut responses = TestSuite::new(format!("{}: response checks", summary.plan));
+    responses.set_time(time);
+    for (scenario, s) in &summary.scenarios {
+        for c in &s.checks_by_name {
+            let place = c.step.as_deref().unwrap_or(c.request.as_str());
+            let mut case = TestCase::new(
+                format!("{scenario} › {place} › {}", c.name),
+                TestCaseStatus::success(),
+            );
+            case.set_classname("response_check");
+            case.add_property(Property::new("passes", c.passes.to_string()));
+            case.add_property(Property::new("fails", c.fails.to_string()));
+            case.add_property(Property::new("rate", format!("{:.4}", c.rate)));
+            case.set_system_out(format!(
+                "{:.2}% passed: {} passes, {} fails",
+                100.0 * c.rate,
+                c.passes,
+                c.fails
+            ));
+            responses.add_test_case(case);
+        }
+    }
+    if !responses.test_cases.is_empty() {
+        report.add_test_suite(responses);
+    }
     let mut out = report.to_string().map_err(io::Error::other)?;
     if !out.ends_with('\n') {
         out.push('\n');

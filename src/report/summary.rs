@@ -131,10 +131,57 @@ pub struct ScenarioSummary {
     pub service_time_ms: LatencySummary,
     /// Failed requests by error kind (`timeout`, `status_5xx`, ...).
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// The first message seen per error kind, e.g. `POST /v1/chat: connection refused
+    /// (127.0.0.1:1)` or `GET /x: HTTP 503: {"error":"overloaded"}`.
+    #[serde(default)]
+    pub first_errors: BTreeMap<String, String>,
     /// Responses by HTTP status code (requests without a response are not counted here).
     pub status_codes: BTreeMap<String, u64>,
-    /// Per-response checks (`status == 200`, ...) of this scenario.
+    /// Per-response checks (`status == 200`, ...) of this scenario, all together.
     pub response_checks: ResponseChecks,
+    /// Each response check by name (per request or flow step): passes, fails and pass rate.
+    /// These describe responses; they fail the run only through a `checks` threshold (e.g.
+    /// `checks{check:status == 200}: ["rate>0.99"]`).
+    #[serde(default)]
+    pub checks_by_name: Vec<NamedCheck>,
+    /// A flow's steps, in order (absent for a scenario without `steps:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSummary>,
+    /// Iterations completed (flows: every step ran or the flow stopped early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+    /// Metric `iteration_duration`: one iteration, from its intended start to the end of its
+    /// last step (think time included), milliseconds. Flows only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration_duration_ms: Option<LatencySummary>,
+}
+
+/// One response check of a request or flow step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NamedCheck {
+    /// The check as written (what `checks{check:NAME}` names); a flow step's repeat
+    /// condition reads `until: CHECK`, its extractions `extract NAME: SOURCE`.
+    pub name: String,
+    /// The request's name (a flow step's name).
+    pub request: String,
+    /// The flow step, when the scenario is a flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub passes: u64,
+    pub fails: u64,
+    /// passes / (passes + fails); 0 when never evaluated.
+    pub rate: f64,
+}
+
+/// One step of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepSummary {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Latency of the step's requests (the first step's from the intended start).
+    pub latency_ms: LatencySummary,
+    pub status_codes: BTreeMap<String, u64>,
 }
 
 /// Counts of per-response check evaluations.
@@ -205,6 +252,50 @@ impl Summary {
             }
             errors_by_kind.retain(|_, n| *n > 0);
             status_codes.retain(|_, n| *n > 0);
+            let mut checks_by_name = Vec::new();
+            for (ri, names) in info.checks.iter().enumerate() {
+                let request = info.requests.get(ri).cloned().unwrap_or_default();
+                for (ci, name) in names.iter().enumerate() {
+                    let [passes, fails] = metrics.check_counts.get(idx, ri, ci);
+                    checks_by_name.push(NamedCheck {
+                        name: name.clone(),
+                        step: info.flow.then(|| request.clone()),
+                        request: request.clone(),
+                        passes,
+                        fails,
+                        rate: if passes + fails > 0 {
+                            passes as f64 / (passes + fails) as f64
+                        } else {
+                            0.0
+                        },
+                    });
+                }
+            }
+            let mut steps = Vec::new();
+            if info.flow {
+                for (ri, name) in info.requests.iter().enumerate() {
+                    let mut st = SeriesStats::default();
+                    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+                    for (k, s) in metrics
+                        .series
+                        .iter()
+                        .filter(|(k, _)| k.scenario as usize == idx && k.request as usize == ri)
+                    {
+                        st.merge(s);
+                        if k.status != 0 {
+                            *codes.entry(k.status.to_string()).or_default() += s.requests;
+                        }
+                    }
+                    steps.push(StepSummary {
+                        name: name.clone(),
+                        requests: st.requests,
+                        errors: st.failed,
+                        latency_ms: LatencySummary::from_micros(&st.duration),
+                        status_codes: codes,
+                    });
+                }
+            }
+            let iteration_hist = metrics.iterations.get(idx).filter(|_| info.flow);
             let active = info.active.as_secs_f64();
             let rps = if active > 0.0 {
                 round3(merged.requests as f64 / active)
@@ -222,12 +313,22 @@ impl Summary {
                     executor: info.executor.clone(),
                     active_s: round3(active),
                     service_time_ms: LatencySummary::from_micros(&merged.service),
+                    first_errors: metrics
+                        .first_errors
+                        .iter()
+                        .filter(|((sc, _), _)| *sc as usize == idx)
+                        .map(|((_, k), m)| (k.as_str().to_string(), m.clone()))
+                        .collect(),
                     errors_by_kind,
                     status_codes,
                     response_checks: ResponseChecks {
                         passed: merged.checks_passed,
                         failed: merged.checks_failed,
                     },
+                    checks_by_name,
+                    steps,
+                    iterations: iteration_hist.map(|h| h.len()),
+                    iteration_duration_ms: iteration_hist.map(LatencySummary::from_micros),
                 },
             );
         }

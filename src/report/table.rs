@@ -1,5 +1,8 @@
-//! The end-of-run terminal table: per-scenario throughput and latency, every check with
-//! PASS/FAIL, then the verdict. The CLI prints [`render`]'s output; nothing here writes.
+//! The end-of-run terminal table: per-scenario throughput and latency, flow steps, the
+//! response checks with their pass rates (k6's ✓ / ✗ lines), every judged criterion
+//! (thresholds, probes, SLOs, drills) with PASS/FAIL, then the verdict. Words are kept apart:
+//! a *check* is an assertion on each response; a *criterion* (a threshold, a probe's SLO, a
+//! drill's expectation) is what the verdict judges. The CLI prints [`render`]'s output; nothing here writes.
 use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
@@ -122,11 +125,72 @@ pub fn render(summary: &Summary) -> String {
         if !parts.is_empty() {
             out.push_str(&format!("{name}: {}\n", parts.join("; ")));
         }
+        for (kind, msg) in &s.first_errors {
+            out.push_str(&format!("{name}: first {kind}: {msg}\n"));
+        }
+    }
+
+    // Flows: each step, and the iteration as a whole.
+    for (name, s) in &summary.scenarios {
+        for st in &s.steps {
+            let l = &st.latency_ms;
+            out.push_str(&format!(
+                "{name} step {}: {} requests, {} errors, latency ms p50 {} p95 {} max {}\n",
+                st.name,
+                st.requests,
+                st.errors,
+                ms(l.p50),
+                ms(l.p95),
+                ms(l.max)
+            ));
+        }
+        if let (Some(n), Some(l)) = (s.iterations, &s.iteration_duration_ms) {
+            out.push_str(&format!(
+                "{name}: {n} iterations, iteration_duration ms p50 {} p95 {} max {}\n",
+                ms(l.p50),
+                ms(l.p95),
+                ms(l.max)
+            ));
+        }
+    }
+
+    // Response checks, k6 style: one line per check with its pass rate. They describe the
+    // responses; only a `checks` threshold turns them into a verdict.
+    let any_response_checks = summary
+        .scenarios
+        .values()
+        .any(|s| !s.checks_by_name.is_empty());
+    if any_response_checks {
+        out.push_str("response checks:\n");
+        for (name, s) in &summary.scenarios {
+            for c in &s.checks_by_name {
+                let total = c.passes + c.fails;
+                let mark = if c.fails == 0 && total > 0 {
+                    '✓'
+                } else {
+                    '✗'
+                };
+                let place = match &c.step {
+                    Some(step) => format!("{name} › {step}"),
+                    None if s.checks_by_name.iter().any(|o| o.request != c.request) => {
+                        format!("{name} › {}", c.request)
+                    }
+                    None => name.clone(),
+                };
+                out.push_str(&format!(
+                    "  {mark} {place} › {}  {:.2}% — ✓ {} / ✗ {}\n",
+                    c.name,
+                    100.0 * c.rate,
+                    c.passes,
+                    c.fails
+                ));
+            }
+        }
     }
 
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
-        b.push_record(["result", "kind", "check", "expected", "observed"]);
+        b.push_record(["result", "kind", "criterion", "expected", "observed"]);
         for c in &summary.checks {
             b.push_record([
                 if c.passed { "PASS" } else { "FAIL" }.to_string(),
@@ -151,11 +215,11 @@ pub fn render(summary: &Summary) -> String {
     };
     if summary.checks.is_empty() {
         out.push_str(&format!(
-            "verdict: {verdict} (no checks: nothing was judged)\n"
+            "verdict: {verdict} (no thresholds: nothing was judged)\n"
         ));
     } else {
         out.push_str(&format!(
-            "verdict: {verdict} ({} of {} checks passed)\n",
+            "verdict: {verdict} ({} of {} criteria passed)\n",
             summary.checks_passed,
             summary.checks_passed + summary.checks_failed
         ));

@@ -36,6 +36,9 @@ pub enum Warning {
         requests: u64,
         /// Failed requests by error kind, most frequent first.
         kinds: Vec<(String, u64)>,
+        /// The first message of the most frequent kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_error: Option<String>,
     },
     /// A scenario sent no request at all.
     NothingSent { scenario: String },
@@ -71,18 +74,23 @@ impl Warning {
                 failed,
                 requests,
                 kinds,
+                first_error,
             } => {
                 let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                format!(
+                let mut m = format!(
                     "{scenario}: {failed} of {requests} requests failed ({})",
                     kinds.join(", ")
-                )
+                );
+                if let Some(first) = first_error {
+                    m.push_str(&format!("; first: {first}"));
+                }
+                m
             }
             Warning::NothingSent { scenario } => {
                 format!("{scenario}: no request was sent")
             }
             Warning::NothingJudged => {
-                "no checks: nothing was judged (add thresholds, probes or SLOs to gate on this run)"
+                "no thresholds: nothing was judged (add thresholds, probes or SLOs to gate on this run)"
                     .into()
             }
         }
@@ -120,11 +128,16 @@ pub fn warnings(
                 .map(|(k, n)| (k.clone(), *n))
                 .collect();
             kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let first_error = kinds
+                .first()
+                .and_then(|(k, _)| s.first_errors.get(k))
+                .cloned();
             out.push(Warning::MostlyFailed {
                 scenario: name.clone(),
                 failed: s.errors,
                 requests: s.requests,
                 kinds,
+                first_error,
             });
         }
     }

@@ -10,6 +10,7 @@
 //! This module is a leaf: it imports nothing of the crate but the parsed grammars
 //! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`probe`], [`slo`],
 //! [`stack`]).
+pub mod flow;
 pub mod probe;
 pub mod slo;
 pub mod stack;
@@ -22,7 +23,8 @@ use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::Template;
 use crate::grammar::threshold::ThresholdExpr;
 
-pub use probe::{Capture, ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
+pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
+pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
 pub use stack::{Component, EdgeStrategy, StackBackend, StackOp, StackSpec};
 
@@ -219,8 +221,11 @@ pub struct ScenarioSpec {
     pub start_after: Duration,
     /// After the executor's own end, in-flight iterations get this long to finish.
     pub graceful_stop: Duration,
-    /// Requests with weights; each iteration sends one request picked by weight.
+    /// Requests with weights; each iteration sends one request picked by weight. In a flow
+    /// (`flow` is set) these are the steps, and each iteration sends all of them in order.
     pub requests: Vec<RequestSpec>,
+    /// The scenario's steps, when it is a user flow (`steps:` in the plan).
+    pub flow: Option<FlowSpec>,
     /// Extra tags attached to every sample (the `scenario` tag is implicit).
     pub tags: BTreeMap<String, String>,
 }

@@ -65,9 +65,10 @@ impl ProbeRequest {
 #[derive(Debug, Clone)]
 pub struct ChainSpec {
     pub submit: ProbeRequest,
-    /// Values taken from the submit's JSON response for the poll's templates. Empty: every
-    /// top-level scalar field of the response, by its name (`{{id}}`).
-    pub capture: Vec<Capture>,
+    /// Values taken from the submit's response for the poll's templates (the same
+    /// extractions a flow step takes). Empty: every top-level scalar field of the JSON
+    /// response, by its name (`{{id}}`).
+    pub capture: Vec<super::flow::Extraction>,
     pub poll: ProbeRequest,
     /// The poll response that ends the chain successfully (judged on every response,
     /// whatever its status).
@@ -77,11 +78,4 @@ pub struct ChainSpec {
     pub poll_every: Duration,
     /// From the submit; a chain not done by then is a failed sample (error `deadline`).
     pub deadline: Duration,
-}
-
-/// `NAME: /json/pointer` of a chain's `capture:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capture {
-    pub var: String,
-    pub pointer: String,
 }

@@ -83,7 +83,7 @@ pub(super) async fn sample(spec: Arc<ProbeSpec>, sh: Arc<Shared>, seq: u64) -> D
                     format!("submit: check failed: {check} (status {})", x.status),
                 );
             }
-            let captured = capture(c, &x.body);
+            let captured = capture(c, &x.headers, &x.body);
             if let Some(missing) = poll_vars(&c.poll).find(|v| !captured.contains_key(*v)) {
                 let have: Vec<&str> = captured.keys().map(String::as_str).collect();
                 return fail(
@@ -177,8 +177,21 @@ fn poll_vars(poll: &ProbeRequest) -> impl Iterator<Item = &str> {
 
 /// Values for the poll's templates: the chain's `capture:` pointers, or every top-level
 /// scalar field of the submit's JSON response.
-fn capture(c: &crate::spec::ChainSpec, body: &[u8]) -> BTreeMap<String, String> {
+fn capture(
+    c: &crate::spec::ChainSpec,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    if !c.capture.is_empty() {
+        let mut buf = Vec::new();
+        for cap in &c.capture {
+            if cap.from.extract(headers, body, &mut buf) {
+                out.insert(cap.var.clone(), String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+        return out;
+    }
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
         return out;
     };
@@ -188,18 +201,10 @@ fn capture(c: &crate::spec::ChainSpec, body: &[u8]) -> BTreeMap<String, String> 
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     };
-    if c.capture.is_empty() {
-        if let Some(map) = doc.as_object() {
-            for (k, v) in map {
-                if let Some(t) = text(v) {
-                    out.insert(k.clone(), t);
-                }
-            }
-        }
-    } else {
-        for cap in &c.capture {
-            if let Some(t) = doc.pointer(&cap.pointer).and_then(text) {
-                out.insert(cap.var.clone(), t);
+    if let Some(map) = doc.as_object() {
+        for (k, v) in map {
+            if let Some(t) = text(v) {
+                out.insert(k.clone(), t);
             }
         }
     }

@@ -227,6 +227,9 @@ pub struct ScenarioCtx {
     pub timeout: Duration,
     pub schedule: Box<dyn Schedule>,
     pub source: RequestSource,
+    /// The scenario's steps when it is a user flow (each iteration sends every request in
+    /// order); None: each iteration sends one request picked by weight.
+    pub flow: Option<crate::spec::FlowSpec>,
     pub target: Arc<Target>,
     pub recorder: Rc<RefCell<Recorder>>,
     pub agg: Arc<Aggregator>,
@@ -267,6 +270,7 @@ impl ScenarioCtx {
             timeout,
             schedule,
             source,
+            flow: spec.flow.clone(),
             target,
             recorder,
             agg,
@@ -400,15 +404,155 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
     }
 }
 
-/// One iteration: pick, render, send, check, record.
+/// One iteration: a request picked by weight, or (a flow) every step in order.
 async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<Instant>) {
-    let idx = ctx.source.pick(&mut vu.rng);
-    let req = &ctx.source.requests()[idx];
     let vars = IterVars {
         seq,
         vu: vu.state.id,
         iter: vu.state.iter,
     };
+    let Some(flow) = &ctx.flow else {
+        vu.scratch.begin_iteration(0);
+        let idx = ctx.source.pick(&mut vu.rng);
+        send(ctx, vu, idx, vars, intended).await;
+        return;
+    };
+    vu.scratch.begin_iteration(flow.vars.len());
+    let started = Instant::now();
+    let begin = match intended {
+        Some(t) if started.saturating_duration_since(t) > ON_TIME_TOLERANCE => t,
+        _ => started,
+    };
+    if run_flow(ctx, vu, flow, vars, intended).await == FlowEnd::Interrupted {
+        return;
+    }
+    let end = Instant::now();
+    ctx.recorder.borrow_mut().iteration(
+        &ctx.agg,
+        ctx.index,
+        end,
+        end.saturating_duration_since(begin).as_micros() as u64,
+    );
+}
+
+/// How a flow's iteration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowEnd {
+    /// Every step ran, or one failed for good (no response, an `until` past its deadline,
+    /// an extraction that found nothing): the iteration counts.
+    Ran,
+    /// The run stopped during a pause: the iteration is not counted.
+    Interrupted,
+}
+
+/// Sleep until `t`, or until the run stops (false).
+async fn pause_until(ctx: &ScenarioCtx, t: Instant) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t.into()) => true,
+        _ = ctx.stop.cancelled() => false,
+    }
+}
+
+/// The steps of one flow iteration. The first step's latency runs from the intended time
+/// (open model); later steps' from their own send.
+async fn run_flow(
+    ctx: &ScenarioCtx,
+    vu: &mut Vu,
+    flow: &crate::spec::FlowSpec,
+    vars: IterVars,
+    mut intended: Option<Instant>,
+) -> FlowEnd {
+    for (i, step) in flow.steps.iter().enumerate() {
+        let checks = ctx.source.requests()[i].checks.len();
+        let first_send = Instant::now();
+        loop {
+            let status = send(ctx, vu, i, vars, intended.take()).await;
+            if status == 0 {
+                return FlowEnd::Ran;
+            }
+            let Some(until) = &step.until else { break };
+            if until
+                .check
+                .evaluate(status, &vu.resp.headers, &vu.resp.body)
+            {
+                ctx.recorder.borrow_mut().check(ctx.index, i, checks, true);
+                break;
+            }
+            let next = Instant::now() + until.every;
+            if next > first_send + until.deadline {
+                ctx.recorder.borrow_mut().check(ctx.index, i, checks, false);
+                return FlowEnd::Ran;
+            }
+            if ctx.stopped.get() || !pause_until(ctx, next).await {
+                return FlowEnd::Interrupted;
+            }
+        }
+        let first_extract = checks + step.until.is_some() as usize;
+        for (k, e) in step.extract.iter().enumerate() {
+            let slot = flow.vars.iter().position(|v| *v == e.var).unwrap_or(0);
+            let Some(buf) = vu.scratch.vars.get_mut(slot) else {
+                continue;
+            };
+            let found = e.from.extract(&vu.resp.headers, &vu.resp.body, buf);
+            ctx.recorder
+                .borrow_mut()
+                .check(ctx.index, i, first_extract + k, found);
+            if !found {
+                return FlowEnd::Ran;
+            }
+        }
+        if let Some(think) = step.think {
+            let d = if think.max > think.min {
+                use rand::Rng;
+                vu.rng.random_range(think.min..=think.max)
+            } else {
+                think.min
+            };
+            if !d.is_zero() && (ctx.stopped.get() || !pause_until(ctx, Instant::now() + d).await) {
+                return FlowEnd::Interrupted;
+            }
+        }
+    }
+    FlowEnd::Ran
+}
+
+/// The message kept for the first error of a kind: which request, what happened, where
+/// (and, for a status, the start of the body when the checks kept it).
+fn first_error_message(
+    kind: ErrorKind,
+    status: u16,
+    request: &str,
+    target: &Target,
+    body: &[u8],
+) -> String {
+    if status != 0 {
+        let mut m = format!("{request}: HTTP {status}");
+        if !body.is_empty() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(160)]);
+            m.push_str(&format!(": {}", text.trim()));
+        }
+        return m;
+    }
+    match kind {
+        ErrorKind::Timeout => format!(
+            "{request}: {} ({:?} at {})",
+            kind.describe(),
+            target.timeout,
+            target.authority
+        ),
+        _ => format!("{request}: {} ({})", kind.describe(), target.authority),
+    }
+}
+
+/// Render, send, check and record request `idx`; returns its status (0: no response).
+async fn send(
+    ctx: &ScenarioCtx,
+    vu: &mut Vu,
+    idx: usize,
+    vars: IterVars,
+    intended: Option<Instant>,
+) -> u16 {
+    let req = &ctx.source.requests()[idx];
     let bytes = ctx.source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
     let started = Instant::now();
     let begin = match intended {
@@ -427,11 +571,23 @@ async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<In
         .unwrap_or_default();
     let error = out.error.or_else(|| ErrorKind::from_status(out.status));
     let (mut passed, mut failed) = (0u64, 0u64);
-    for c in &req.checks {
-        if out.status != 0 && c.evaluate(out.status, &vu.resp.headers, &vu.resp.body) {
+    let mut rec = ctx.recorder.borrow_mut();
+    for (ci, c) in req.checks.iter().enumerate() {
+        let ok = out.status != 0 && c.evaluate(out.status, &vu.resp.headers, &vu.resp.body);
+        if ok {
             passed += 1;
         } else {
             failed += 1;
+        }
+        rec.check(ctx.index, idx, ci, ok);
+    }
+    if let Some(kind) = error {
+        if !rec.has_first_error(ctx.index, kind) {
+            rec.first_error(
+                ctx.index,
+                kind,
+                first_error_message(kind, out.status, &req.name, &ctx.target, &vu.resp.body),
+            );
         }
     }
     let key = SeriesKey {
@@ -440,7 +596,7 @@ async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<In
         status: out.status,
         error,
     };
-    ctx.recorder.borrow_mut().record(
+    rec.record(
         &ctx.agg,
         key,
         end,
@@ -450,6 +606,7 @@ async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<In
         passed,
         failed,
     );
+    out.status
 }
 
 #[cfg(test)]
