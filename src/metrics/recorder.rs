@@ -464,6 +464,7 @@ mod tests {
             request: 0,
             status,
             error: None,
+            variant: Default::default(),
         }
     }
 
