@@ -263,8 +263,8 @@ fn canary_table(c: &CanaryReport) -> String {
     let mut t = b.build();
     t.with(Style::rounded());
     let mut out = format!(
-        "canary {}: {} = {} (baseline) vs {} (canary)\n",
-        c.header, c.header, c.baseline, c.canary
+        "canary split: {} = {} (baseline) vs {} (canary)\n",
+        c.header, c.baseline, c.canary
     );
     out.push_str(&t.to_string());
     out.push('\n');
