@@ -252,7 +252,7 @@ fn lower_apply(
 ) -> Option<ApplyWeight> {
     match a {
         None => {
-            issues.at(at_in(section, &["apply"]), "required: how the switch is made: `reference: { admin_key: \"${ADMIN_KEY}\" }` (the reference gateway), `http: {...}` or `command: [...]`");
+            issues.at(at_in(section, &["apply"]), format!("required: how the {placeholder} is applied: `reference: {{ admin_key: \"${{ADMIN_KEY}}\" }}` (the reference gateway), `http: {{...}}` or `command: [...]`"));
             None
         }
         Some(a) => {
