@@ -66,6 +66,9 @@ out = {
 }
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mannwhitneyu.json")
 with open(path, "w") as f:
-    json.dump(out, f, indent=1)
-    f.write("\n")
+    # One case per line: the file stays diffable without a line per number.
+    head = {k: v for k, v in out.items() if k != "cases"}
+    f.write(json.dumps(head)[:-1] + ', "cases": [\n')
+    f.write(",\n".join(json.dumps(c) for c in cases))
+    f.write("\n]}\n")
 print(f"{len(cases)} cases -> {path}")
