@@ -221,9 +221,10 @@ impl BlueGreen {
             passed,
             reason: if reasons.is_empty() {
                 format!(
-                    "0 lost: {} requests, {} failed, cut over in {} s",
+                    "{} requests, {} failed, all on {} from {} s after the switch",
                     s.requests,
                     s.failed,
+                    s.to,
                     cutover_s.map(format_number).unwrap_or_default()
                 )
             } else {
@@ -357,7 +358,7 @@ impl Controller for BlueGreen {
                 kind: CheckKind::Canary,
                 passed: r.passed,
                 expected: format!(
-                    "{} failed at most{}, all traffic on {}",
+                    "at most {} failed{}, all traffic on {}",
                     self.spec.max_failed,
                     self.spec
                         .max_p99_ms
