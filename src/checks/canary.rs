@@ -15,8 +15,8 @@
 //!   Pass          otherwise
 //! error rate: High when the canary's failed / requests > max_error_rate, else Pass
 //! ```
-//! Decision: any NoData -> `NoData` (the controller fails or waits per `on_no_data`); any
-//! High -> `Rollback`; a marginal latency -> `Inconclusive`; else `Continue`. Where Kayenta
+//! Decision: any High -> `Rollback` (conclusive even when another metric lacks data); else
+//! any NoData -> `NoData` (the controller fails or waits per `on_no_data`); a marginal latency -> `Inconclusive`; else `Continue`. Where Kayenta
 //! uses a score over many metrics, a step here has at most two, and either failing fails it
 //! (both are what Kayenta would mark critical).
 use schemars::JsonSchema;
@@ -165,8 +165,12 @@ pub fn judge_step(
             Class::Low | Class::Pass => {}
         }
     }
+    // A metric that is High on enough samples is conclusive even when another lacks data
+    // (e.g. a failing canary's successful latencies fall short of min_samples).
     if no_data {
-        decision = Decision::NoData;
+        if decision != Decision::Rollback {
+            decision = Decision::NoData;
+        }
     } else if decision == Decision::Continue && latency.is_some_and(|l| l.marginal) {
         decision = Decision::Inconclusive;
     }
@@ -264,6 +268,11 @@ mod tests {
         let j = judge_step(&base, &erring, 200, Some(&CMP), Some(0.01));
         assert_eq!(j.errors.unwrap().class, Class::High);
         assert_eq!(j.decision, Decision::Rollback);
+        // 9 of 200 failed: too few successful latencies, but the error rate is conclusive.
+        let short = side((0..191).map(|i| 20.0 + i as f64 * 0.1), 9);
+        let j = judge_step(&base, &short, 200, Some(&CMP), Some(0.01));
+        assert_eq!(j.latency.unwrap().class, Class::NoData);
+        assert_eq!(j.decision, Decision::Rollback, "{j:?}");
     }
 
     #[test]
