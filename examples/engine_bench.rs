@@ -61,6 +61,8 @@ fn main() {
         thresholds: vec![],
         probes: vec![],
         slos: vec![],
+        canary: None,
+        blue_green: None,
         report_formats: vec![],
         allow_hosts: vec![],
     };

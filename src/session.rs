@@ -24,6 +24,8 @@ use crate::spec::{ReportFormat, RunSpec, StackBackend};
 use crate::stack::{self, StackError, StackHandle, StackOptions};
 
 /// Where a session's run comes from.
+// One per session, moved once: the size of a RunSpec inline costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// A plan file, read with these options; `backend` overrides its stack backend.
     Plan {

@@ -74,6 +74,7 @@ fn second_stats(ok: u64, failed: u64) -> Vec<(SeriesKey, SeriesStats)> {
         request: 0,
         status,
         error,
+        variant: Default::default(),
     };
     let mut out = Vec::new();
     if ok > 0 {
@@ -199,6 +200,7 @@ fn abort_on_fail_waits_for_its_delay_and_stops_once() {
             request: 0,
             status: 500,
             error: Some(ErrorKind::Status5xx),
+            variant: Default::default(),
         })
         .or_default()
         .requests = 1;

@@ -39,7 +39,7 @@ fn fixtures_report_every_problem_at_its_position() {
         ("unknown_field.yaml", vec![
             &unknown_scenario_field,
             "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
-            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report`, `allow_hosts` (did you mean `thresholds`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `report`, `allow_hosts` (did you mean `thresholds`?)",
         ]),
         ("bad_units.yaml", vec![
             "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
@@ -212,7 +212,7 @@ fn structure_problems() {
     );
     assert_eq!(
         p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
-        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
     );
 }
 
@@ -311,4 +311,32 @@ fn every_bad_placeholder_of_a_string_is_reported() {
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].contains("'uuidd'"), "{problems:#?}");
     assert!(problems[1].contains("'vuu'"), "{problems:#?}");
+}
+
+#[test]
+fn canary_and_blue_green_problems_are_reported_at_their_positions() {
+    let src = format!(
+        "{HEAD}    request: {{ path: / }}\ncanary:\n  split: {{ header: x-model-version, baseline: v1, canary: v1 }}\n  scenarios: [ chta ]\n  steps: [ 25, 10, 150 ]\n  min_samples: 0\n  compare:\n    latency: {{ confidence: 1.5 }}\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    let want = [
+        "inline.yaml:7:1: canary.apply: required: how the weight is applied: `reference: { admin_key: \"${ADMIN_KEY}\" }` (the reference gateway), `http: {...}` or `command: [...]`",
+        "inline.yaml:8:59: canary.split.canary: must differ from `baseline` (a response is one or the other)",
+        "inline.yaml:9:16: canary.scenarios[0]: no scenario `chta` (did you mean `s`?)",
+        "inline.yaml:10:16: canary.steps[1]: weights must rise step by step (10 follows 25)",
+        "inline.yaml:10:20: canary.steps[2]: a weight is a percentage of traffic, 1-100 (got 150)",
+        "inline.yaml:11:16: canary.min_samples: must be at least 1 (a step with no samples is never a pass)",
+        "inline.yaml:13:28: canary.compare.latency.confidence: must be between 0.5 and 0.9999, e.g. 0.98 (got 1.5)",
+    ];
+    assert_eq!(got, want, "{got:#?}");
+
+    let src = format!(
+        "{HEAD}    request: {{ path: / }}\nblue_green:\n  split: {{ header: x-model-version, blue: v1, green: v2 }}\n  cutover_at: 10s\n  switch_back_at: 12s\n  apply: {{ command: [ ./switch.sh, \"{{{{version}}}}\" ] }}\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    assert_eq!(
+        got,
+        ["inline.yaml:10:19: blue_green.switch_back_at: must come at least one window (5s) after `cutover_at`, so the cutover is judged first"],
+        "{got:#?}"
+    );
 }

@@ -69,6 +69,7 @@ mod fixture {
             request: 0,
             status,
             error,
+            variant: Default::default(),
         };
         add(&mut m, k(0, 200, None), 5990, 10);
         add(&mut m, k(0, 503, Some(ErrorKind::Status5xx)), 8, 30);

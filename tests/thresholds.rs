@@ -349,6 +349,7 @@ mod fixture {
             request,
             status,
             error,
+            variant: Default::default(),
         };
         let s = m.series.entry(key).or_default();
         s.duration.record_n(ms * 1000, n).unwrap();
@@ -410,6 +411,7 @@ mod fixture {
             request: 0,
             status: 200,
             error: None,
+            variant: Default::default(),
         });
         let s = s.unwrap();
         s.checks_passed = 95;

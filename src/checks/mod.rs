@@ -11,6 +11,8 @@
 //!
 //! The verdict of a run is the conjunction of its `CheckResult`s: reports and the exit code
 //! are computed from them and nothing else, so each drill only has to push its own results.
+pub mod canary;
+pub mod mannwhitney;
 pub mod slo;
 pub mod threshold_eval;
 pub mod window;

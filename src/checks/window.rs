@@ -406,6 +406,7 @@ mod tests {
             request: 0,
             status: 200,
             error: None,
+            variant: Default::default(),
         };
         SecondSlice {
             second,

@@ -10,12 +10,14 @@
 //!
 //! One file per controller: [`threshold`] (whole-run and windowed thresholds,
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
-//! (error budgets and burn-rate alerts). Later drills (canary, faults, autoscaling, scrapers)
+//! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`] (cutover windows). Later drills (canary, faults, autoscaling, scrapers)
 //! add files here and a line to [`standard`]; the loop does not change.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
 //! [`StartCtx::tasks`] tracker and stopped with [`StartCtx::stop`] when the load ends.
+pub mod blue_green;
+pub mod canary;
 pub mod probe;
 pub mod slo;
 pub mod threshold;
@@ -95,6 +97,8 @@ pub enum Action {
 pub enum Section {
     Probes(Vec<ProbeReport>),
     Slos(Vec<SloReport>),
+    Canary(Box<canary::CanaryReport>),
+    BlueGreen(Box<blue_green::BlueGreenReport>),
 }
 
 /// What a controller concludes when the run is over.
@@ -126,7 +130,7 @@ pub trait Controller: Send {
     fn finish(&mut self, end: &End<'_>) -> Conclusion;
 }
 
-/// The controllers a run of `spec` needs, in report order: thresholds, probes, SLOs.
+/// The controllers a run of `spec` needs, in report order: thresholds, probes, SLOs, canary.
 pub fn standard(spec: &RunSpec) -> Vec<Box<dyn Controller>> {
     let mut out: Vec<Box<dyn Controller>> = vec![Box::new(threshold::Thresholds::new(spec))];
     if !spec.probes.is_empty() {
@@ -134,6 +138,12 @@ pub fn standard(spec: &RunSpec) -> Vec<Box<dyn Controller>> {
     }
     if !spec.slos.is_empty() {
         out.push(Box::new(slo::Slos::new(spec)));
+    }
+    if let Some(c) = canary::CanaryGate::new(spec) {
+        out.push(Box::new(c));
+    }
+    if let Some(b) = blue_green::BlueGreen::new(spec) {
+        out.push(Box::new(b));
     }
     out
 }

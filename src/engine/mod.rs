@@ -375,7 +375,7 @@ fn worker(
                 Err(_) => unreachable!("checked in start()"),
             };
             let schedule = executor::schedule_for(&sc.executor, lane, spec.http.max_connections);
-            let ctx = Rc::new(ScenarioCtx::new(
+            let mut ctx = ScenarioCtx::new(
                 i,
                 sc,
                 origin,
@@ -388,7 +388,9 @@ fn worker(
                 stop.clone(),
                 stopped.clone(),
                 control.scenario(i),
-            ));
+            );
+            ctx.split = spec.split_for(&sc.name).map(Arc::new);
+            let ctx = Rc::new(ctx);
             scenarios.push(tokio::task::spawn_local(executor::run_scenario(ctx)));
         }
         for (i, s) in scenarios.into_iter().enumerate() {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ErrorKind;
 pub use timeline::{Event, EventKind, SecondRow, SecondSlice};
 
-use crate::spec::RunSpec;
+use crate::spec::{RunSpec, Variant};
 
 /// Significant digits of every histogram.
 pub const SIGFIG: u8 = 3;
@@ -50,6 +50,8 @@ pub struct SeriesKey {
     pub status: u16,
     /// Why the request failed (transport error or status class), if it did.
     pub error: Option<ErrorKind>,
+    /// The side of a canary split the response came from (`None` when not split).
+    pub variant: Variant,
 }
 
 impl SeriesKey {
@@ -61,12 +63,14 @@ impl SeriesKey {
                 request: 0,
                 status: 0,
                 error: None,
+                variant: Variant::None,
             },
             Err(_) => SeriesKey {
                 scenario: u16::MAX,
                 request: u16::MAX,
                 status: u16::MAX,
                 error: Some(ErrorKind::ALL[ErrorKind::ALL.len() - 1]),
+                variant: Variant::Other,
             },
         }
     }

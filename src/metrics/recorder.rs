@@ -556,6 +556,7 @@ mod tests {
             request: 0,
             status,
             error: None,
+            variant: Default::default(),
         }
     }
 

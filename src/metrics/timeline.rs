@@ -109,6 +109,43 @@ pub enum EventKind {
     },
     /// A controller's action could not be carried out.
     ActionFailed { controller: String, reason: String },
+    /// The canary gate applied a weight (percent of traffic to the canary).
+    CanaryWeight {
+        weight: u32,
+        ok: bool,
+        elapsed_ms: f64,
+        detail: String,
+    },
+    /// A canary step was judged over its own samples.
+    CanaryStep {
+        step: u32,
+        weight: u32,
+        baseline_samples: u64,
+        canary_samples: u64,
+        /// continue | rollback | inconclusive | nodata
+        decision: String,
+        detail: String,
+    },
+    /// A blue/green switch finished (or failed).
+    Cutover {
+        to: String,
+        ok: bool,
+        elapsed_ms: f64,
+        detail: String,
+    },
+    /// A blue/green switch's window was judged.
+    CutoverJudged {
+        to: String,
+        passed: bool,
+        detail: String,
+    },
+    /// The canary gate's final decision (promote | rollback | nodata | inconclusive).
+    CanaryDecision {
+        decision: String,
+        expected: Option<String>,
+        passed: bool,
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -129,6 +166,11 @@ impl EventKind {
             EventKind::WeightsChange { .. } => "weights_change",
             EventKind::StackAction { .. } => "stack_action",
             EventKind::ActionFailed { .. } => "action_failed",
+            EventKind::CanaryWeight { .. } => "canary_weight",
+            EventKind::CanaryStep { .. } => "canary_step",
+            EventKind::CanaryDecision { .. } => "canary_decision",
+            EventKind::Cutover { .. } => "cutover",
+            EventKind::CutoverJudged { .. } => "cutover_judged",
         }
     }
 
@@ -207,6 +249,58 @@ impl EventKind {
                 }
             ),
             EventKind::ActionFailed { controller, reason } => format!("{controller}: {reason}"),
+            EventKind::CanaryWeight {
+                weight,
+                ok,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "canary weight {weight}%: {} in {} ms{}",
+                if *ok { "applied" } else { "failed" },
+                n(*elapsed_ms),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+            EventKind::CanaryStep {
+                step,
+                weight,
+                baseline_samples,
+                canary_samples,
+                decision,
+                detail,
+            } => format!(
+                "canary step {step} ({weight}%): {decision} on {baseline_samples} baseline / {canary_samples} canary samples: {detail}"
+            ),
+            EventKind::Cutover {
+                to,
+                ok,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "switch to {to}: {} in {} ms ({detail})",
+                if *ok { "done" } else { "failed" },
+                n(*elapsed_ms)
+            ),
+            EventKind::CutoverJudged { to, passed, detail } => format!(
+                "cutover window to {to}: {} ({detail})",
+                if *passed { "pass" } else { "fail" }
+            ),
+            EventKind::CanaryDecision {
+                decision,
+                expected,
+                passed,
+                reason,
+            } => format!(
+                "canary gate: {decision}{} ({}): {reason}",
+                expected
+                    .as_ref()
+                    .map(|e| format!(", expected {e}"))
+                    .unwrap_or_default(),
+                if *passed { "pass" } else { "fail" }
+            ),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 #[macro_use]
 mod tree;
+mod canary;
 mod common;
 mod de;
 mod flow;

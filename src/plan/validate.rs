@@ -22,7 +22,7 @@ use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
-use super::{probes, slos};
+use super::{canary, probes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -130,6 +130,21 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         }
     }
 
+    let canary_spec = plan
+        .canary
+        .as_ref()
+        .and_then(|c| canary::canary(c, &target, &scenario_names, issues));
+    let blue_green_spec = plan
+        .blue_green
+        .as_ref()
+        .and_then(|b| canary::blue_green(b, &target, &scenario_names, issues));
+    if canary_spec.is_some() && blue_green_spec.is_some() {
+        issues.at(
+            path!["blue_green"],
+            "a run drives one rollout: use `canary:` or `blue_green:`, not both",
+        );
+    }
+
     let report_formats = match plan.report.as_ref().and_then(|r| r.formats.as_ref()) {
         None => ReportFormat::ALL.to_vec(),
         Some(list) => {
@@ -158,6 +173,8 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         thresholds,
         probes: probe_specs,
         slos: slo_specs,
+        canary: canary_spec.map(Box::new),
+        blue_green: blue_green_spec.map(Box::new),
         report_formats,
         allow_hosts: allow_hosts(plan, issues),
     }

@@ -79,6 +79,31 @@ pub fn render(summary: &Summary) -> io::Result<String> {
         case.set_classname(c.kind.as_str());
         suite.add_test_case(case);
     }
+    // One testcase per judged canary step (classname `canary.step`): a step that rolled
+    // back fails only when the gate as a whole failed (a rollback drill expects it).
+    if let Some(c) = &summary.canary {
+        for st in &c.steps {
+            let name = format!("canary step {} ({}%)", st.step, st.weight);
+            let detail = crate::control::canary::step_detail(st);
+            let bad = !matches!(
+                st.decision,
+                crate::checks::canary::Decision::Continue
+                    | crate::checks::canary::Decision::Promote
+            );
+            let status = if bad && !c.passed {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{}: {detail}", st.decision.as_str()))
+                    .set_type("canary");
+                s
+            } else {
+                TestCaseStatus::success()
+            };
+            let mut case = TestCase::new(name.as_str(), status);
+            case.set_classname("canary.step");
+            case.set_system_out(format!("{}: {detail}", st.decision.as_str()));
+            suite.add_test_case(case);
+        }
+    }
     let mut report = Report::new("loadgate");
     report.set_time(time);
     report.add_test_suite(suite);

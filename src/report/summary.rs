@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 use super::warnings::{warnings, Warning};
 use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
+use crate::control::blue_green::BlueGreenReport;
+use crate::control::canary::CanaryReport;
 use crate::control::{ProbeReport, Section, Stopped};
 pub use crate::metrics::{round3, LatencySummary};
 use crate::metrics::{EventKind, RunMetrics, SeriesStats, SourceKind};
@@ -77,6 +79,14 @@ pub struct Summary {
     /// One entry per SLO: error budget, burn-rate windows, verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slos: Option<Vec<SloReport>>,
+    /// The canary gate: its `decision` (promote | rollback | nodata | inconclusive), whether
+    /// it is what the plan expected, and every judged step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryReport>,
+    /// The blue/green drill: per switch (cutover, switch back) its window, failed requests,
+    /// the worst second and the cutover time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenReport>,
     /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
@@ -348,11 +358,13 @@ impl Summary {
             ),
         };
         let warnings = warnings(&scenarios, &checks);
-        let (mut probes, mut slos) = (None, None);
+        let (mut probes, mut slos, mut canary, mut blue_green) = (None, None, None, None);
         for s in sections {
             match s {
                 Section::Probes(p) => probes = Some(p),
                 Section::Slos(s) => slos = Some(s),
+                Section::Canary(c) => canary = Some(*c),
+                Section::BlueGreen(b) => blue_green = Some(*b),
             }
         }
         Summary {
@@ -382,6 +394,8 @@ impl Summary {
                 .collect(),
             probes,
             slos,
+            canary,
+            blue_green,
             warnings,
             run: None,
         }

@@ -7,6 +7,7 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
+use crate::control::canary::CanaryReport;
 use crate::metrics::format_number;
 use crate::report::summary::{Summary, Verdict};
 use crate::report::{Exporter, ReportError, RunReport, TABLE_FILE};
@@ -188,6 +189,30 @@ pub fn render(summary: &Summary) -> String {
         }
     }
 
+    if let Some(c) = &summary.canary {
+        out.push_str(&canary_table(c));
+    }
+    if let Some(b) = &summary.blue_green {
+        for s in &b.switches {
+            out.push_str(&format!(
+                "blue/green {} to {} at {} s: switch {} ms, cutover {} s, {} requests, {} failed, {} on the old version, worst second {}: {}\n",
+                s.kind,
+                s.to,
+                format_number(s.requested_at_s),
+                s.switch_ms.map(format_number).unwrap_or_else(|| "-".into()),
+                s.cutover_s.map(format_number).unwrap_or_else(|| "-".into()),
+                s.requests,
+                s.failed,
+                s.old_version_requests,
+                s.worst_second
+                    .as_ref()
+                    .map(|w| format!("{} s p99 {} ms", w.at_s, ms(w.p99_ms)))
+                    .unwrap_or_else(|| "-".into()),
+                if s.passed { "PASS" } else { "FAIL" }
+            ));
+        }
+    }
+
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
         b.push_record(["result", "kind", "criterion", "expected", "observed"]);
@@ -222,6 +247,101 @@ pub fn render(summary: &Summary) -> String {
             "verdict: {verdict} ({} of {} criteria passed)\n",
             summary.checks_passed,
             summary.checks_passed + summary.checks_failed
+        ));
+    }
+    out
+}
+
+/// The canary gate's steps: weight, samples and p50 / p95 per side, U, p-value, effect size
+/// with its interval, the class per metric and the decision.
+fn canary_table(c: &CanaryReport) -> String {
+    let mut b = Builder::default();
+    b.push_record([
+        "step",
+        "weight",
+        "n base",
+        "n canary",
+        "p50 base",
+        "p50 canary",
+        "p95 base",
+        "p95 canary",
+        "U",
+        "p-value",
+        "effect [CI]",
+        "latency",
+        "errors",
+        "decision",
+    ]);
+    let opt = |v: Option<f64>| v.map(format_number).unwrap_or_else(|| "-".into());
+    for s in &c.steps {
+        let (u, p, effect, lclass) = match &s.latency {
+            Some(l) => (
+                opt(l.u),
+                opt(l.p_value),
+                match l.ratio {
+                    Some(r) => format!(
+                        "x{} [{}, {}]",
+                        format_number(r),
+                        opt(l.ratio_lower),
+                        opt(l.ratio_upper)
+                    ),
+                    None => "-".into(),
+                },
+                l.class.as_str().to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let eclass = s
+            .errors
+            .as_ref()
+            .map(|e| {
+                format!(
+                    "{} {}%",
+                    e.class.as_str(),
+                    format_number(e.canary_rate * 100.0)
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        let step = if s.attempt > 1 {
+            format!("{} (again)", s.step)
+        } else {
+            s.step.to_string()
+        };
+        b.push_record([
+            step,
+            format!("{}%", s.weight),
+            s.baseline.requests.to_string(),
+            s.canary.requests.to_string(),
+            ms(s.baseline.p50_ms),
+            ms(s.canary.p50_ms),
+            ms(s.baseline.p95_ms),
+            ms(s.canary.p95_ms),
+            u,
+            p,
+            effect,
+            lclass,
+            eclass,
+            s.decision.as_str().to_string(),
+        ]);
+    }
+    let mut t = b.build();
+    t.with(Style::rounded());
+    let mut out = format!(
+        "canary split: {} = {} (baseline) vs {} (canary)\n",
+        c.header, c.baseline, c.canary
+    );
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out.push_str(&format!(
+        "canary decision: {} (expected {}): {}\n",
+        c.decision.as_str(),
+        c.expected,
+        c.reason
+    ));
+    if let Some(a) = &c.after_rollback {
+        out.push_str(&format!(
+            "after the rollback: {} requests, {} failed, {} served by the canary over {} s\n",
+            a.requests, a.failed, a.canary_requests, a.seconds
         ));
     }
     out

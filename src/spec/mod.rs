@@ -8,8 +8,9 @@
 //! `f64`.
 //!
 //! This module is a leaf: it imports nothing of the crate but the parsed grammars
-//! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`probe`], [`slo`],
-//! [`stack`]).
+//! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`canary`],
+//! [`flow`], [`probe`], [`slo`], [`stack`]).
+pub mod canary;
 pub mod flow;
 pub mod probe;
 pub mod slo;
@@ -23,6 +24,10 @@ use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::Template;
 use crate::grammar::threshold::ThresholdExpr;
 
+pub use canary::{
+    ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
+    OnNoData, Variant,
+};
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
@@ -47,6 +52,10 @@ pub struct RunSpec {
     pub probes: Vec<ProbeSpec>,
     /// Service level objectives with error budgets and burn-rate alerts.
     pub slos: Vec<SloSpec>,
+    /// A progressive rollout driven and judged on this run's traffic.
+    pub canary: Option<Box<CanarySpec>>,
+    /// A blue/green cutover (and switch back) verified under load.
+    pub blue_green: Option<Box<BlueGreenSpec>>,
     /// Report formats to write into the output directory (summary.json is always written).
     pub report_formats: Vec<ReportFormat>,
     /// Hosts besides loopback the run may send load to (the plan's `allow_hosts`, plus
@@ -62,6 +71,17 @@ impl RunSpec {
             out.push(h);
         }
         out
+    }
+
+    /// The header split that tags scenario `name`'s responses (canary or blue/green), if any.
+    pub fn split_for(&self, name: &str) -> Option<HeaderSplit> {
+        if let Some(c) = self.canary.as_ref().filter(|c| c.covers(name)) {
+            return Some(c.split.clone());
+        }
+        self.blue_green
+            .as_ref()
+            .filter(|b| b.covers(name))
+            .map(|b| b.split.clone())
     }
 
     /// The highest arrival rate any scenario reaches (requests per second; the closed model
@@ -93,6 +113,8 @@ impl RunSpec {
             thresholds: Vec::new(),
             probes: Vec::new(),
             slos: Vec::new(),
+            canary: None,
+            blue_green: None,
             report_formats: ReportFormat::ALL.to_vec(),
             allow_hosts: Vec::new(),
         }

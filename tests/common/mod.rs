@@ -129,6 +129,8 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         thresholds: Vec::new(),
         probes: Vec::new(),
         slos: Vec::new(),
+        canary: None,
+        blue_green: None,
         report_formats: Vec::new(),
         allow_hosts: Vec::new(),
     }

@@ -135,6 +135,7 @@ impl ProbeTask {
             request: 0,
             status: d.status,
             error: d.error,
+            variant: Default::default(),
         };
         let us = d.latency.as_micros() as u64;
         recorder.record(

@@ -53,7 +53,7 @@ use super::request::{IterVars, RequestSource, Scratch};
 use crate::engine::control::ScenarioSteer;
 use crate::metrics::recorder::{Aggregator, Recorder};
 use crate::metrics::{ErrorKind, SeriesKey};
-use crate::spec::{ExecutorSpec, ScenarioSpec};
+use crate::spec::{ExecutorSpec, HeaderSplit, ScenarioSpec};
 
 /// The slice of an index space one worker owns: `offset, offset + stride, offset + 2*stride...`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +243,8 @@ pub struct ScenarioCtx {
     steer_seen: Cell<u64>,
     tracker: TaskTracker,
     vus: RefCell<Vec<AbortHandle>>,
+    /// The canary split's header, when this scenario's responses are tagged.
+    pub split: Option<Arc<HeaderSplit>>,
 }
 
 impl ScenarioCtx {
@@ -280,6 +282,7 @@ impl ScenarioCtx {
             steer_seen: Cell::new(0),
             tracker: TaskTracker::new(),
             vus: RefCell::new(Vec::new()),
+            split: None,
         }
     }
 
@@ -358,7 +361,10 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
         state: VuState { id, iter: 0 },
         client: Client::new(ctx.target.clone()),
         scratch: Scratch::default(),
-        resp: ResponseData::default(),
+        resp: ResponseData {
+            split: ctx.split.clone(),
+            ..ResponseData::default()
+        },
         rng: SmallRng::from_rng(&mut rand::rng()),
     };
     loop {
@@ -595,6 +601,7 @@ async fn send(
         request: idx as u16,
         status: out.status,
         error,
+        variant: vu.resp.variant,
     };
     rec.record(
         &ctx.agg,

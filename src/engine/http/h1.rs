@@ -186,6 +186,11 @@ impl H1Conn {
                                     keep = true;
                                 }
                             }
+                            if let Some(split) = &resp.split {
+                                if h.name.eq_ignore_ascii_case(&split.header) {
+                                    resp.variant = split.side(Some(h.value));
+                                }
+                            }
                             if cap.headers {
                                 if let (Ok(name), Ok(value)) = (
                                     HeaderName::from_bytes(h.name.as_bytes()),

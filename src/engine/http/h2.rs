@@ -69,6 +69,14 @@ impl H2Conn {
             .map_err(|e| hyper_kind(&e))?;
         let status = res.status().as_u16();
         let (parts, mut body) = res.into_parts();
+        if let Some(split) = &resp.split {
+            resp.variant = split.side(
+                parts
+                    .headers
+                    .get(split.header.as_str())
+                    .map(|v| v.as_bytes()),
+            );
+        }
         if cap.headers {
             resp.headers = parts.headers;
         }

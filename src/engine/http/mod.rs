@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::metrics::ErrorKind;
-use crate::spec::HttpVersion;
+use crate::spec::{HeaderSplit, HttpVersion, Variant};
 
 /// Where requests go, resolved once before the run.
 #[derive(Debug, Clone)]
@@ -71,6 +71,11 @@ pub struct ResponseData {
     pub headers: HeaderMap,
     /// The body's first `Target::max_body` bytes.
     pub body: Vec<u8>,
+    /// A canary split's header: each response is tagged with its side in `variant` (found
+    /// while the head is parsed; nothing is allocated).
+    pub split: Option<Arc<HeaderSplit>>,
+    /// The side of the last response (`Variant::None` without a split).
+    pub variant: Variant,
 }
 
 /// Append `data` to a kept body, up to `max` bytes in all: a body past the cap is still read
@@ -197,6 +202,11 @@ impl Client {
         if cap.headers {
             resp.headers.clear();
         }
+        resp.variant = if resp.split.is_some() {
+            Variant::Other
+        } else {
+            Variant::None
+        };
         if cap.body {
             resp.body.clear();
         }
