@@ -329,7 +329,9 @@ fn progress_message(snap: &RunMetrics, elapsed: Duration) -> String {
             let n: u64 = snap
                 .timeline
                 .iter()
-                .filter(|r| r.second >= from && !r.scenario.starts_with("probe:"))
+                .filter(|r| {
+                    r.second >= from && r.step.is_empty() && !r.scenario.starts_with("probe:")
+                })
                 .map(|r| r.requests)
                 .sum();
             n as f64 / (last - from + 1) as f64

@@ -82,6 +82,7 @@ mod fixture {
             SecondRow {
                 second: 0,
                 scenario: "chat".into(),
+                step: String::new(),
                 requests: 199,
                 errors: 1,
                 p50_ms: 9.8,
@@ -91,6 +92,7 @@ mod fixture {
             SecondRow {
                 second: 0,
                 scenario: "notes".into(),
+                step: String::new(),
                 requests: 10,
                 errors: 0,
                 p50_ms: 20.0,
@@ -100,6 +102,7 @@ mod fixture {
             SecondRow {
                 second: 1,
                 scenario: "chat".into(),
+                step: String::new(),
                 requests: 200,
                 errors: 0,
                 p50_ms: 9.9,
@@ -644,17 +647,17 @@ fn timeseries_csv_has_header_and_a_row_per_second() {
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
-        ["second", "scenario", "requests", "errors", "p50_ms", "p95_ms", "p99_ms"]
+        ["second", "scenario", "step", "requests", "errors", "p50_ms", "p95_ms", "p99_ms"]
     );
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(
         &rows[0],
-        &csv::StringRecord::from(vec!["0", "chat", "199", "1", "9.8", "41.235", "88.0"])
+        &csv::StringRecord::from(vec!["0", "chat", "", "199", "1", "9.8", "41.235", "88.0"])
     );
     assert_eq!(&rows[1][1], "notes");
     assert_eq!(&rows[2][0], "1");
-    let p99: f64 = rows[2][6].parse().unwrap();
+    let p99: f64 = rows[2][7].parse().unwrap();
     assert_eq!(p99, 80.5);
 
     // No rows: still a header.
@@ -662,7 +665,7 @@ fn timeseries_csv_has_header_and_a_row_per_second() {
     loadgate::report::csv::write(&mut buf, &[]).unwrap();
     assert_eq!(
         String::from_utf8(buf).unwrap(),
-        "second,scenario,requests,errors,p50_ms,p95_ms,p99_ms\n"
+        "second,scenario,step,requests,errors,p50_ms,p95_ms,p99_ms\n"
     );
 }
 

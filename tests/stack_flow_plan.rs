@@ -53,6 +53,34 @@ fn flow_plan_reports_steps_checks_and_iterations_everywhere() {
     assert_eq!(step(0)["status_codes"]["202"].as_u64(), Some(submits));
     assert!(step(1)["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
 
+    // timeseries.csv: the scenario's rows (step empty) and each step's own rows, whose
+    // requests add up to the step's total.
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("second,scenario,step,requests,"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for (i, name) in ["submit", "poll", "read"].iter().enumerate() {
+        let n: u64 = rows
+            .iter()
+            .filter(|r| r[1] == "jobs" && r[2] == *name)
+            .map(|r| r[3].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(
+            n,
+            step(i)["requests"].as_u64().unwrap(),
+            "step {name}:\n{csv}"
+        );
+    }
+    let whole: u64 = rows
+        .iter()
+        .filter(|r| r[1] == "jobs" && r[2].is_empty())
+        .map(|r| r[3].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(whole, jobs["requests"].as_u64().unwrap(), "{csv}");
+
     // Every check by name: the response checks, the until condition, the extractions.
     let check = |name: &str| -> &Value {
         jobs["checks_by_name"]

@@ -459,6 +459,39 @@ pub fn row_name(info: &ScenarioInfo) -> String {
     }
 }
 
+/// A flow's per-step rows of one second: one for each step that completed a response in it.
+fn step_rows(g: &mut Inner, p: &PendingSecond, sc: usize, second: u64) {
+    let mut steps: BTreeMap<u16, (Histogram<u64>, u64, u64)> = BTreeMap::new();
+    let end = SeriesKey::first_of(sc as u32 + 1);
+    for (k, s) in p.series.range(SeriesKey::first_of(sc as u32)..end) {
+        let m = steps
+            .entry(k.request)
+            .or_insert_with(|| (new_histogram(), 0, 0));
+        m.0.add(&s.duration)
+            .expect("auto-resizing histograms merge");
+        m.1 += s.requests;
+        m.2 += s.failed;
+    }
+    for (request, (h, requests, errors)) in steps {
+        let info = &g.scenarios[sc];
+        let row = SecondRow {
+            second,
+            scenario: row_name(info),
+            step: info
+                .requests
+                .get(request as usize)
+                .cloned()
+                .unwrap_or_default(),
+            requests,
+            errors,
+            p50_ms: ms(&h, 0.50),
+            p95_ms: ms(&h, 0.95),
+            p99_ms: ms(&h, 0.99),
+        };
+        g.timeline.push(row);
+    }
+}
+
 /// Turn every pending second below `done` into timeline rows (zero rows for sources that
 /// were running but completed nothing in that second) and, when kept, slices.
 fn finalize(g: &mut Inner, done: u64) {
@@ -487,6 +520,7 @@ fn finalize(g: &mut Inner, done: u64) {
                 Some((h, requests, errors)) => SecondRow {
                     second,
                     scenario: row_name(&g.scenarios[sc]),
+                    step: String::new(),
                     requests,
                     errors,
                     p50_ms: ms(&h, 0.50),
@@ -504,6 +538,7 @@ fn finalize(g: &mut Inner, done: u64) {
                     SecondRow {
                         second,
                         scenario: row_name(&g.scenarios[sc]),
+                        step: String::new(),
                         requests: 0,
                         errors: 0,
                         p50_ms: 0.0,
@@ -513,6 +548,9 @@ fn finalize(g: &mut Inner, done: u64) {
                 }
             };
             g.timeline.push(row);
+            if g.scenarios[sc].flow {
+                step_rows(g, &p, sc, second);
+            }
         }
         if g.keep_slices {
             let mut dropped = p.dropped;

@@ -19,6 +19,10 @@ pub struct SecondRow {
     pub second: u64,
     /// The scenario's name, or `probe:NAME` for a probe.
     pub scenario: String,
+    /// Empty for the whole scenario; a flow's step name for that step's own row (a flow has
+    /// one row per second for the scenario and one for each step that completed a response
+    /// in that second).
+    pub step: String,
     pub requests: u64,
     pub errors: u64,
     /// Latency percentiles of that second, milliseconds (intended send → last byte).

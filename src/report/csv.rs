@@ -1,8 +1,10 @@
 //! `timeseries.csv`: one row per second and scenario, for spreadsheets and plotting.
 //!
-//! Header: `second,scenario,requests,errors,p50_ms,p95_ms,p99_ms`. `second` counts whole
+//! Header: `second,scenario,step,requests,errors,p50_ms,p95_ms,p99_ms`. `second` counts whole
 //! seconds since the run started (the row covers `[second, second+1)`); `scenario` is the
-//! scenario's name, or `probe:NAME` for a probe; latencies are milliseconds (intended send →
+//! scenario's name, or `probe:NAME` for a probe; `step` is empty on the scenario's row, and a
+//! user flow adds a row per step (named) for each second in which that step completed a
+//! response; latencies are milliseconds (intended send →
 //! last byte) rounded to 3 decimals, 0 when the second had no response.
 use std::io::Write;
 
@@ -13,14 +15,15 @@ use crate::metrics::SecondRow;
 use crate::report::{Exporter, ReportError, RunReport, TIMESERIES_FILE};
 
 /// The header, in order.
-pub const HEADER: [&str; 7] = [
-    "second", "scenario", "requests", "errors", "p50_ms", "p95_ms", "p99_ms",
+pub const HEADER: [&str; 8] = [
+    "second", "scenario", "step", "requests", "errors", "p50_ms", "p95_ms", "p99_ms",
 ];
 
 #[derive(Serialize)]
 struct Row<'a> {
     second: u64,
     scenario: &'a str,
+    step: &'a str,
     requests: u64,
     errors: u64,
     p50_ms: f64,
@@ -38,6 +41,7 @@ pub fn write<W: Write>(out: W, rows: &[SecondRow]) -> Result<(), csv::Error> {
         w.serialize(Row {
             second: r.second,
             scenario: &r.scenario,
+            step: &r.step,
             requests: r.requests,
             errors: r.errors,
             p50_ms: round3(r.p50_ms),
