@@ -544,10 +544,33 @@ pub async fn container_op(id: &str, op: ContainerOp) -> Result<(), StackError> {
                 .start_container(id, None::<StartContainerOptions>)
                 .await
         }
-        ContainerOp::Pause => docker.pause_container(id).await,
+        ContainerOp::Pause => pause_with_retry(&docker, id).await,
         ContainerOp::Unpause => docker.unpause_container(id).await,
     };
     result.map_err(|e| StackError::Docker(format!("docker {} {short}: {e}", op.verb())))
+}
+
+/// `docker pause`, retried while the engine's freezer gives up. The cgroup freezer fails
+/// ("OCI runtime pause failed: unable to freeze") when the container's processes are forking
+/// at that moment (PostgreSQL starting its background workers right after a start); runc
+/// retries only briefly, so the call is repeated a few times with a growing pause (at most
+/// about 3 s in all) before the error is reported.
+async fn pause_with_retry(
+    docker: &Docker,
+    id: &str,
+) -> Result<(), testcontainers::bollard::errors::Error> {
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..5 {
+        match docker.pause_container(id).await {
+            Err(e) if e.to_string().contains("unable to freeze") => {
+                tracing::warn!(container = id, error = %e, "pause: freezer busy, retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    docker.pause_container(id).await
 }
 
 /// The container operations the control handle uses.
