@@ -36,11 +36,28 @@ pub struct WorstSecond {
     pub failed: u64,
 }
 
+/// Which way a switch goes: blue to green, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchKind {
+    Cutover,
+    SwitchBack,
+}
+
+impl std::fmt::Display for SwitchKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SwitchKind::Cutover => "cutover",
+            SwitchKind::SwitchBack => "switch_back",
+        })
+    }
+}
+
 /// One switch and its window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CutoverReport {
     /// `cutover` or `switch_back`.
-    pub kind: String,
+    pub kind: SwitchKind,
     /// The version switched to.
     pub to: String,
     /// When the switch was requested (run clock, s).
@@ -77,7 +94,7 @@ pub struct BlueGreenReport {
 
 /// A switch under way or judged.
 struct Switch {
-    kind: &'static str,
+    kind: SwitchKind,
     to: String,
     requested: Duration,
     switch_ms: Option<f64>,
@@ -101,15 +118,15 @@ pub struct BlueGreen {
     client: reqwest::Client,
     switches: Vec<Switch>,
     /// Planned switches not yet requested: (at, kind, to-version).
-    plan: Vec<(Duration, &'static str, String)>,
+    plan: Vec<(Duration, SwitchKind, String)>,
 }
 
 impl BlueGreen {
     pub fn new(spec: &RunSpec) -> Option<BlueGreen> {
         let b = spec.blue_green.clone()?;
-        let mut plan = vec![(b.cutover_at, "cutover", b.split.canary.clone())];
+        let mut plan = vec![(b.cutover_at, SwitchKind::Cutover, b.split.canary.clone())];
         if let Some(back) = b.switch_back_at {
-            plan.push((back, "switch_back", b.split.baseline.clone()));
+            plan.push((back, SwitchKind::SwitchBack, b.split.baseline.clone()));
         }
         Some(BlueGreen {
             spec: *b,
@@ -125,7 +142,7 @@ impl BlueGreen {
         })
     }
 
-    fn request(&mut self, at: Duration, kind: &'static str, to: String) {
+    fn request(&mut self, at: Duration, kind: SwitchKind, to: String) {
         let window = self.spec.window.as_secs().max(1);
         // The window starts with the second the switch is requested in.
         let from = at.as_secs();
@@ -206,7 +223,7 @@ impl BlueGreen {
             reasons.push("the run ended before the window did".into());
         }
         CutoverReport {
-            kind: s.kind.to_string(),
+            kind: s.kind,
             to: s.to.clone(),
             requested_at_s: round3(s.requested.as_secs_f64()),
             switch_ms: s.switch_ms,
@@ -352,8 +369,8 @@ impl Controller for BlueGreen {
             let r = self.report_of(s);
             checks.push(CheckResult {
                 name: match s.kind {
-                    "cutover" => format!("blue-green cutover to {}", s.to),
-                    _ => format!("blue-green switch back to {}", s.to),
+                    SwitchKind::Cutover => format!("blue-green cutover to {}", s.to),
+                    SwitchKind::SwitchBack => format!("blue-green switch back to {}", s.to),
                 },
                 kind: CheckKind::Canary,
                 passed: r.passed,

@@ -134,7 +134,7 @@ pub(super) fn steps(
         if let Some(t) = &st.think {
             match parse_think(t) {
                 Ok(think) => step.think = Some(think),
-                Err(msg) => issues.at(at("think"), msg),
+                Err(e) => issues.at(at("think"), e.to_string()),
             }
         }
         match &st.until {
@@ -183,19 +183,32 @@ pub(super) fn steps(
     (requests, flow)
 }
 
+/// Why a think time does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThinkError {
+    #[error("bad think time {text:?}: {reason} (expected a pause like `500ms` or a range like `200ms..800ms`)")]
+    Duration { text: String, reason: String },
+    #[error("bad think time {text:?}: the range ends before it starts (expected a pause like `500ms` or a range like `200ms..800ms`)")]
+    Reversed { text: String },
+}
+
 /// A think time (see the module doc).
-pub fn parse_think(text: &str) -> Result<ThinkTime, String> {
-    let hint = "expected a pause like `500ms` or a range like `200ms..800ms`";
+pub fn parse_think(text: &str) -> Result<ThinkTime, ThinkError> {
     let (lo, hi) = match text.split_once("..") {
         Some((a, b)) => (a.trim(), b.trim()),
         None => (text.trim(), text.trim()),
     };
-    let min = parse_duration(lo).map_err(|e| format!("bad think time {text:?}: {e} ({hint})"))?;
-    let max = parse_duration(hi).map_err(|e| format!("bad think time {text:?}: {e} ({hint})"))?;
+    let dur = |t: &str| {
+        parse_duration(t).map_err(|e| ThinkError::Duration {
+            text: text.to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let (min, max) = (dur(lo)?, dur(hi)?);
     if max < min {
-        return Err(format!(
-            "bad think time {text:?}: the range ends before it starts ({hint})"
-        ));
+        return Err(ThinkError::Reversed {
+            text: text.to_string(),
+        });
     }
     Ok(ThinkTime { min, max })
 }
