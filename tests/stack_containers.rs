@@ -1,4 +1,4 @@
-//! Containers backend (testcontainers) with the locally built images: Redis and PostgreSQL
+//! Containers backend (Docker through bollard) with the locally built images: Redis and PostgreSQL
 //! reachable through the exported URLs, labelled, and removed after shutdown or drop.
 //! Skipped (with a printed reason) only when no Docker engine answers; missing images fail
 //! with the command that builds them.
@@ -82,7 +82,7 @@ async fn containers_backend_serves_redis_and_postgres_then_removes_them() {
     assert!(!dir.exists());
 }
 
-// Current-thread runtime: testcontainers removes the containers from its drop worker
+// Current-thread runtime: Drop removes the containers from a helper thread
 // (stack_leaks covers Drop on a multi-thread runtime).
 #[tokio::test]
 async fn dropping_a_container_stack_removes_its_containers() {
@@ -132,6 +132,7 @@ async fn auto_prefers_containers_when_the_images_are_there() {
     })
     .await
     .unwrap_err();
+    let err = err.to_string();
     assert!(err.contains("loadgate/does-not-exist:1"), "{err}");
 }
 

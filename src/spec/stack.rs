@@ -40,7 +40,7 @@ impl Default for StackSpec {
 pub enum StackBackend {
     /// Containers when a Docker engine answers and the images are there, else processes.
     Auto,
-    /// testcontainers.
+    /// Docker containers (bollard, API version negotiated).
     Containers,
     /// Local child processes (redis-server; initdb + postgres).
     Process,

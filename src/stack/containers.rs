@@ -1,4 +1,12 @@
-//! Containers backend: Redis and PostgreSQL started with testcontainers.
+//! Containers backend: Redis and PostgreSQL started as Docker containers through bollard.
+//!
+//! Why bollard directly and not testcontainers (which is built on bollard): testcontainers
+//! 0.25 (and its upstream main) builds its own client pinned to Docker API 1.49 and never
+//! negotiates, so an engine older than Docker 28.1 (Debian 12's docker.io 20.10 speaks API
+//! 1.41) rejects every call; loadgate used to run a version-rewriting socket proxy in front
+//! of it. bollard's `negotiate_version` speaks whatever the engine speaks, and what
+//! testcontainers did for us here is small: create with labels and port bindings, start, wait
+//! for a log line, remove. That is this file.
 //!
 //! Images: `StackSpec.redis_image` / `postgres_image`, else `$LOADGATE_REDIS_IMAGE` /
 //! `$LOADGATE_POSTGRES_IMAGE`, else the official `redis:7` / `postgres:15` when they are in
@@ -15,20 +23,28 @@
 //! port may change on `docker start`), so REDIS_URL / DATABASE_URL and the gateways' URLs
 //! stay valid across the control handle's kill / stop + start. A start that lost its port
 //! to another process between the pick and the bind is retried on a new port.
-//! Readiness: testcontainers waits for the server's "ready" log line, then loadgate probes
-//! the published port (the official postgres image logs "ready" once for its init server).
+//! Readiness: loadgate follows the container's log until the server's "ready" line (as
+//! testcontainers' `WaitFor::message_on_*` did), then probes the published port (the official
+//! postgres image logs "ready" once for its init server too). A container that fails to
+//! start or become ready is removed before the error is returned, with its last log lines in
+//! the message.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use testcontainers::core::logs::LogFrame;
-use testcontainers::core::{IntoContainerPort, WaitFor};
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, LogsOptionsBuilder, StartContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
 
-use super::docker::{self, LABEL_COMPONENT, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_STACK};
+use super::docker::{
+    self, EngineError, LABEL_COMPONENT, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_STACK,
+};
 use super::registry::SharedEntry;
 use super::{child, health, registry, StackError};
 use crate::spec::StackSpec;
@@ -40,10 +56,10 @@ pub const LOCAL_POSTGRES: &str = "loadgate/postgres:15-local";
 
 const BUILD_HINT: &str = "run reference-stack/images/build.sh to build loadgate/redis:7-local and loadgate/postgres:15-local";
 
-/// Redis and PostgreSQL containers; removed on drop.
+/// Redis and PostgreSQL containers (their ids); removed on drop.
 pub struct ContainerServices {
-    redis: Option<ContainerAsync<GenericImage>>,
-    postgres: Option<ContainerAsync<GenericImage>>,
+    redis: Option<String>,
+    postgres: Option<String>,
     /// Host ports published for 6379 and 5432 (fixed for the containers' lifetime).
     pub redis_port: u16,
     pub postgres_port: u16,
@@ -65,12 +81,12 @@ impl std::fmt::Debug for ContainerServices {
 
 /// Which image to use for one service (see the module doc).
 async fn pick_image(
-    docker: &testcontainers::bollard::Docker,
+    docker: &Docker,
     explicit: Option<&str>,
-    env_var: &str,
-    official: &str,
-    local: &str,
-) -> Result<String, String> {
+    env_var: &'static str,
+    official: &'static str,
+    local: &'static str,
+) -> Result<String, EngineError> {
     if let Some(img) = explicit
         .map(str::to_string)
         .or_else(|| std::env::var(env_var).ok().filter(|s| !s.is_empty()))
@@ -78,7 +94,10 @@ async fn pick_image(
         return if docker::image_present(docker, &img).await {
             Ok(img)
         } else {
-            Err(format!("image {img} is not in the local image store (pull or build it, or unset {env_var})"))
+            Err(EngineError::ImageMissing {
+                image: img,
+                env_var,
+            })
         };
     }
     for img in [official, local] {
@@ -86,13 +105,15 @@ async fn pick_image(
             return Ok(img.to_string());
         }
     }
-    Err(format!(
-        "neither {official} nor {local} is in the local image store; {BUILD_HINT}"
-    ))
+    Err(EngineError::NoImage {
+        official,
+        local,
+        hint: BUILD_HINT,
+    })
 }
 
 /// The (redis, postgres) images this spec would use, or why the backend cannot run.
-pub async fn images(spec: &StackSpec) -> Result<(String, String), String> {
+pub async fn images(spec: &StackSpec) -> Result<(String, String), EngineError> {
     let docker = docker::connect(Duration::from_secs(3)).await?;
     let redis = pick_image(
         &docker,
@@ -114,36 +135,19 @@ pub async fn images(spec: &StackSpec) -> Result<(String, String), String> {
 }
 
 /// Ok when a Docker engine answers and both images are present.
-pub async fn available(spec: &StackSpec) -> Result<(), String> {
+pub async fn available(spec: &StackSpec) -> Result<(), EngineError> {
     images(spec).await.map(|_| ())
-}
-
-fn split_image(image: &str) -> (String, String) {
-    // The tag follows the last ':' after the last '/' (a registry host may have a port).
-    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[slash..].rfind(':') {
-        Some(i) => (
-            image[..slash + i].to_string(),
-            image[slash + i + 1..].to_string(),
-        ),
-        None => (image.to_string(), "latest".to_string()),
-    }
 }
 
 type LogRing = Arc<Mutex<VecDeque<String>>>;
 
-fn log_consumer(ring: LogRing) -> impl Fn(&LogFrame) + Send + Sync + 'static {
-    move |frame: &LogFrame| {
-        let bytes = match frame {
-            LogFrame::StdOut(b) | LogFrame::StdErr(b) => b,
-        };
-        if let Ok(mut r) = ring.lock() {
-            for line in String::from_utf8_lossy(bytes).lines() {
-                r.push_back(line.to_string());
-                if r.len() > 40 {
-                    r.pop_front();
-                }
-            }
+/// Keeps the container's last 40 log lines (for the error message of a failed start).
+fn push_log(ring: &LogRing, bytes: &[u8]) {
+    let mut r = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for line in String::from_utf8_lossy(bytes).lines() {
+        r.push_back(line.to_string());
+        if r.len() > 40 {
+            r.pop_front();
         }
     }
 }
@@ -161,17 +165,64 @@ struct Labels {
     host: String,
 }
 
-fn labelled(
-    image: GenericImage,
-    labels: &Labels,
-    component: &str,
-) -> testcontainers::ContainerRequest<GenericImage> {
-    image
-        .with_label(LABEL_STACK, &labels.stack)
-        .with_label(LABEL_PID, &labels.pid)
-        .with_label(LABEL_PID_START, &labels.pid_start)
-        .with_label(LABEL_HOST, &labels.host)
-        .with_label(LABEL_COMPONENT, component)
+impl Labels {
+    fn for_component(&self, component: &str) -> HashMap<String, String> {
+        [
+            (LABEL_STACK, self.stack.as_str()),
+            (LABEL_PID, self.pid.as_str()),
+            (LABEL_PID_START, self.pid_start.as_str()),
+            (LABEL_HOST, self.host.as_str()),
+            (LABEL_COMPONENT, component),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+/// Which output stream carries a server's readiness line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// What one container is: image, command, environment, the port it serves and the log line
+/// that says it is ready.
+struct ContainerPlan {
+    image: String,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    labels: HashMap<String, String>,
+    container_port: u16,
+    ready_line: &'static str,
+    ready_stream: LogStream,
+}
+
+impl ContainerPlan {
+    /// The engine's create body, publishing `container_port` on `host_port` (all interfaces,
+    /// Docker's default; fixed in the port bindings so a `docker start` keeps it).
+    fn create_body(&self, host_port: u16) -> ContainerCreateBody {
+        let key = format!("{}/tcp", self.container_port);
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(self.cmd.clone()),
+            env: Some(self.env.clone()),
+            labels: Some(self.labels.clone()),
+            exposed_ports: Some(HashMap::from([(key.clone(), HashMap::new())])),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    key,
+                    Some(vec![PortBinding {
+                        host_ip: None,
+                        host_port: Some(host_port.to_string()),
+                    }]),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
 }
 
 /// Starts both containers, records them in `entry`, waits until both accept connections.
@@ -220,9 +271,8 @@ async fn start_inner(
             })?;
     let (redis_image, postgres_image) = images(spec).await.map_err(|e| StackError::Missing {
         backend: "containers",
-        what: e,
+        what: e.to_string(),
     })?;
-    docker::ensure_testcontainers_compat(&docker).await?;
     let owner = std::process::id();
     let labels = Labels {
         stack: stack_id.to_string(),
@@ -242,17 +292,10 @@ async fn start_inner(
         postgres_image: postgres_image.clone(),
     };
 
-    // Both containers start concurrently; each is probed on its published port. A request
-    // is built per attempt (a port race retries with another host port).
-    let redis_request = |host_port: u16| {
-        labelled(
-            GenericImage::new(split_image(&redis_image).0, split_image(&redis_image).1)
-                .with_exposed_port(6379.tcp())
-                .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections")),
-            &labels,
-            "redis",
-        )
-        .with_cmd([
+    // Both containers start concurrently; each is probed on its published port.
+    let redis_plan = ContainerPlan {
+        image: redis_image.clone(),
+        cmd: [
             "redis-server",
             "--bind",
             "0.0.0.0",
@@ -264,26 +307,18 @@ async fn start_inner(
             "no",
             "--requirepass",
             redis_password,
-        ])
-        .with_mapped_port(host_port, 6379.tcp())
+        ]
+        .map(str::to_string)
+        .to_vec(),
+        env: Vec::new(),
+        labels: labels.for_component("redis"),
+        container_port: 6379,
+        ready_line: "Ready to accept connections",
+        ready_stream: LogStream::Stdout,
     };
-    let pg_request = |host_port: u16| {
-        labelled(
-            GenericImage::new(
-                split_image(&postgres_image).0,
-                split_image(&postgres_image).1,
-            )
-            .with_exposed_port(5432.tcp())
-            .with_wait_for(WaitFor::message_on_stderr(
-                "database system is ready to accept connections",
-            )),
-            &labels,
-            "postgres",
-        )
-        .with_env_var("POSTGRES_PASSWORD", pg_password)
-        .with_env_var("POSTGRES_USER", "loadgate")
-        .with_env_var("POSTGRES_DB", "loadgate")
-        .with_cmd([
+    let pg_plan = ContainerPlan {
+        image: postgres_image.clone(),
+        cmd: [
             "-c",
             "fsync=off",
             "-c",
@@ -292,33 +327,29 @@ async fn start_inner(
             "full_page_writes=off",
             "-c",
             "max_connections=200",
-        ])
-        .with_mapped_port(host_port, 5432.tcp())
+        ]
+        .map(str::to_string)
+        .to_vec(),
+        env: vec![
+            format!("POSTGRES_PASSWORD={pg_password}"),
+            "POSTGRES_USER=loadgate".to_string(),
+            "POSTGRES_DB=loadgate".to_string(),
+        ],
+        labels: labels.for_component("postgres"),
+        container_port: 5432,
+        ready_line: "database system is ready to accept connections",
+        ready_stream: LogStream::Stderr,
     };
 
     let redis_component = format!("redis container ({redis_image})");
     let pg_component = format!("postgres container ({postgres_image})");
     let (redis, postgres) = tokio::join!(
-        start_one(
-            redis_request,
-            stack_id,
-            "redis",
-            &redis_component,
-            6379,
-            ready_timeout,
-            deadline,
-            |addr| { health::redis_ping(addr, Some(redis_password)) }
-        ),
-        start_one(
-            pg_request,
-            stack_id,
-            "postgres",
-            &pg_component,
-            5432,
-            ready_timeout,
-            deadline,
-            |addr| { health::postgres_accepting(addr, "loadgate", "loadgate") }
-        ),
+        start_one(&docker, &redis_plan, &redis_component, deadline, |addr| {
+            health::redis_ping(addr, Some(redis_password))
+        }),
+        start_one(&docker, &pg_plan, &pg_component, deadline, |addr| {
+            health::postgres_accepting(addr, "loadgate", "loadgate")
+        }),
     );
     // Keep whatever started (so it is removed with the stack), then report the first failure.
     let mut first_err = None;
@@ -326,7 +357,7 @@ async fn start_inner(
     for (i, result) in [redis, postgres].into_iter().enumerate() {
         match result {
             Ok((container, port)) => {
-                entry.add_container(container.id())?;
+                entry.add_container(&container)?;
                 ports[i] = port;
                 if i == 0 {
                     services.redis = Some(container);
@@ -367,23 +398,19 @@ fn port_taken(error: &str) -> bool {
     e.contains("port is already allocated") || e.contains("address already in use")
 }
 
-/// Starts one container with `request(host_port)` on a free host port, then probes that port
-/// until `deadline`. When the port was taken between the pick and Docker's bind, the created
-/// container (found by its labels: testcontainers does not return its id on a failed start)
-/// is removed and the start is retried on another port, up to [`PORT_ATTEMPTS`] times.
-#[allow(clippy::too_many_arguments)]
-async fn start_one<R, F, Fut>(
-    request: R,
-    stack_id: &str,
-    component_label: &str,
+/// Starts one container from `plan` on a free host port, waits for its readiness log line,
+/// then probes that port until `deadline`. When the port was taken between the pick and
+/// Docker's bind, the created container is removed and the start is retried on another
+/// port, up to [`PORT_ATTEMPTS`] times. Returns the container's id and host port; a container
+/// that failed to start is removed before the error is returned.
+async fn start_one<F, Fut>(
+    docker: &Docker,
+    plan: &ContainerPlan,
     component: &str,
-    container_port: u16,
-    ready_timeout: Duration,
     deadline: Instant,
     probe: F,
-) -> Result<(ContainerAsync<GenericImage>, u16), StackError>
+) -> Result<(String, u16), StackError>
 where
-    R: Fn(u16) -> testcontainers::ContainerRequest<GenericImage>,
     F: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
@@ -393,46 +420,111 @@ where
             what: format!("{component}: pick a free host port"),
             source: e,
         })?;
+        let id = docker
+            .create_container(None::<CreateContainerOptions>, plan.create_body(host_port))
+            .await
+            .map_err(|e| StackError::Docker(format!("{component}: create container: {e}")))?
+            .id;
         let ring: LogRing = Arc::default();
-        let started = request(host_port)
-            .with_startup_timeout(ready_timeout)
-            .with_log_consumer(log_consumer(ring.clone()))
-            .start()
-            .await;
-        let container = match started {
-            Ok(c) => c,
-            Err(e) => {
-                let err = StackError::NotReady {
+        let result = match docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+        {
+            Err(e) if port_taken(&e.to_string()) => {
+                docker::remove_container(docker, &id).await;
+                last_err = Some(StackError::NotReady {
                     component: component.to_string(),
-                    reason: e.to_string(),
-                    log: ring_tail(&ring),
-                };
-                if port_taken(&format!("{e} {e:?}")) {
-                    docker::remove_component_containers(stack_id, component_label).await;
-                    last_err = Some(err);
-                    continue;
+                    reason: format!("host port {host_port} was taken: {e}"),
+                    log: String::new(),
+                });
+                continue;
+            }
+            Err(e) => Err(StackError::NotReady {
+                component: component.to_string(),
+                reason: format!("start: {e}"),
+                log: String::new(),
+            }),
+            Ok(()) => {
+                let addr: SocketAddr = ([127, 0, 0, 1], host_port).into();
+                match wait_for_line(docker, &id, plan, component, &ring, deadline).await {
+                    Ok(()) => probe_until(component, &ring, deadline, || probe(addr)).await,
+                    Err(e) => Err(e),
                 }
-                return Err(err);
             }
         };
-        let port = container
-            .get_host_port_ipv4(container_port)
-            .await
-            .map_err(|e| {
-                StackError::Docker(format!(
-                    "{component}: published port of {container_port}: {e}"
-                ))
-            })?;
-        if port != host_port {
-            return Err(StackError::Docker(format!(
-                "{component}: container port {container_port} was published on {port}, not on the requested host port {host_port}"
-            )));
-        }
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        probe_until(component, &ring, deadline, || probe(addr)).await?;
-        return Ok((container, port));
+        return match result {
+            Ok(()) => Ok((id, host_port)),
+            Err(e) => {
+                docker::remove_container(docker, &id).await;
+                Err(e)
+            }
+        };
     }
     Err(last_err.expect("at least one attempt"))
+}
+
+/// Follows the container's log until `plan.ready_line` appears on its stream (testcontainers'
+/// `WaitFor::message_on_*`), keeping the last lines in `ring`. The log ending first (the
+/// server exited) or the deadline passing is an error carrying those lines.
+async fn wait_for_line(
+    docker: &Docker,
+    id: &str,
+    plan: &ContainerPlan,
+    component: &str,
+    ring: &LogRing,
+    deadline: Instant,
+) -> Result<(), StackError> {
+    let options = LogsOptionsBuilder::new()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .tail("all")
+        .build();
+    let mut logs = std::pin::pin!(docker.logs(id, Some(options)));
+    let not_ready = |reason: String| StackError::NotReady {
+        component: component.to_string(),
+        reason,
+        log: ring_tail(ring),
+    };
+    // A line may arrive split over frames: match on the stream's text so far (bounded).
+    let mut seen = String::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(remaining, logs.next()).await;
+        let frame = match next {
+            Err(_) => {
+                return Err(not_ready(format!(
+                    "no \"{}\" in its log before the timeout",
+                    plan.ready_line
+                )))
+            }
+            Ok(None) => return Err(not_ready("the container's log ended (it exited)".into())),
+            Ok(Some(Err(e))) => return Err(not_ready(format!("reading its log: {e}"))),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let (stream, bytes) = match &frame {
+            LogOutput::StdOut { message } => (LogStream::Stdout, message),
+            LogOutput::StdErr { message } => (LogStream::Stderr, message),
+            LogOutput::StdIn { message } | LogOutput::Console { message } => {
+                (LogStream::Stdout, message)
+            }
+        };
+        push_log(ring, bytes);
+        if stream == plan.ready_stream {
+            seen.push_str(&String::from_utf8_lossy(bytes));
+            if seen.contains(plan.ready_line) {
+                return Ok(());
+            }
+            // Keep only the tail that could still start a match.
+            if seen.len() > 4096 {
+                let cut = seen.len() - plan.ready_line.len();
+                let cut = (cut..seen.len())
+                    .find(|&i| seen.is_char_boundary(i))
+                    .unwrap_or(seen.len());
+                seen.drain(..cut);
+            }
+        }
+    }
 }
 
 async fn probe_until<F, Fut>(
@@ -466,12 +558,12 @@ where
 impl ContainerServices {
     /// The redis container's id.
     pub fn redis_id(&self) -> Option<String> {
-        self.redis.as_ref().map(|c| c.id().to_string())
+        self.redis.clone()
     }
 
     /// The postgres container's id.
     pub fn postgres_id(&self) -> Option<String> {
-        self.postgres.as_ref().map(|c| c.id().to_string())
+        self.postgres.clone()
     }
 
     /// Container ids (redis, postgres).
@@ -479,19 +571,30 @@ impl ContainerServices {
         self.redis
             .iter()
             .chain(self.postgres.iter())
-            .map(|c| c.id().to_string())
+            .cloned()
             .collect()
     }
 
-    /// Removes both containers (force), reporting the first failure.
-    pub async fn remove(mut self) -> Result<(), StackError> {
-        let mut result = Ok(());
-        for c in [self.redis.take(), self.postgres.take()]
+    fn take_ids(&mut self) -> Vec<String> {
+        [self.redis.take(), self.postgres.take()]
             .into_iter()
             .flatten()
-        {
-            let id = c.id().to_string();
-            if let Err(e) = c.rm().await {
+            .collect()
+    }
+
+    /// Removes both containers (force, with their anonymous volumes), reporting the first
+    /// failure.
+    pub async fn remove(mut self) -> Result<(), StackError> {
+        let ids = self.take_ids();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let docker = docker::connect(Duration::from_secs(5))
+            .await
+            .map_err(|e| StackError::Docker(e.to_string()))?;
+        let mut result = Ok(());
+        for id in ids {
+            if let Err(e) = docker::try_remove_container(&docker, &id).await {
                 if result.is_ok() {
                     result = Err(StackError::Docker(format!("removing container {id}: {e}")));
                 }
@@ -502,50 +605,18 @@ impl ContainerServices {
 
     /// Removes both containers from synchronous code (Drop), inside or outside a runtime.
     pub fn remove_blocking(mut self) {
-        remove_containers_blocking(
-            [self.redis.take(), self.postgres.take()]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
-    }
-}
-
-fn remove_containers_blocking(containers: Vec<ContainerAsync<GenericImage>>) {
-    if containers.is_empty() {
-        return;
-    }
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // testcontainers' Drop removes the container (block_in_place or its drop worker).
-        drop(containers);
-    } else {
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async move { drop(containers) });
-            }
-        })
-        .join();
+        docker::remove_containers_blocking(self.take_ids());
     }
 }
 
 impl Drop for ContainerServices {
     fn drop(&mut self) {
-        remove_containers_blocking(
-            [self.redis.take(), self.postgres.take()]
-                .into_iter()
-                .flatten()
-                .collect(),
-        );
+        docker::remove_containers_blocking(self.take_ids());
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_image;
-
     #[test]
     fn recognises_port_races() {
         use super::port_taken;
@@ -554,22 +625,5 @@ mod tests {
             "Error starting userland proxy: listen tcp4 0.0.0.0:4321: bind: address already in use"
         ));
         assert!(!port_taken("No such image: loadgate/redis:7-local"));
-    }
-
-    #[test]
-    fn splits_names_and_tags() {
-        assert_eq!(split_image("redis:7"), ("redis".into(), "7".into()));
-        assert_eq!(
-            split_image("loadgate/redis:7-local"),
-            ("loadgate/redis".into(), "7-local".into())
-        );
-        assert_eq!(
-            split_image("reg:5000/x/pg"),
-            ("reg:5000/x/pg".into(), "latest".into())
-        );
-        assert_eq!(
-            split_image("reg:5000/x/pg:15"),
-            ("reg:5000/x/pg".into(), "15".into())
-        );
     }
 }

@@ -2,7 +2,7 @@
 //! started for a run and torn down after it, whatever the backend.
 //!
 //! Backends (one file each): [`process`] (local child processes), [`containers`]
-//! (testcontainers; [`docker`] bridges older engines), [`external`] (URLs someone else
+//! (Docker through bollard, [`docker`]), [`external`] (URLs someone else
 //! runs). `auto` picks containers when a Docker engine answers and the images are there
 //! locally, else processes, else fails saying what to install.
 //!
@@ -230,7 +230,7 @@ pub async fn resolve_backend(spec: &StackSpec) -> Result<StackBackend, StackErro
     }
     let containers = match containers::available(spec).await {
         Ok(()) => return Ok(StackBackend::Containers),
-        Err(why) => why,
+        Err(why) => why.to_string(),
     };
     match process::available() {
         Ok(_) => Ok(StackBackend::Process),
@@ -476,7 +476,8 @@ impl Drop for RunningStack {
 /// directories. Returns how many stacks (entries or labelled container groups) were reaped.
 pub fn reap_in(root: &Path) -> Result<usize, StackError> {
     let (entries, containers) = registry::reap_dead(root);
-    docker::remove_socket_leftovers(root);
+    // The default state root, when nothing is left in it.
+    let _ = std::fs::remove_dir(registry::default_root());
     let labelled = docker::reap_containers(containers)?;
     Ok(entries.max(labelled))
 }

@@ -85,7 +85,7 @@ pub fn options(root: &Path) -> StackOptions {
     }
 }
 
-/// Entries left in a state root (bridge sockets of this process excluded).
+/// Entries left in a state root.
 pub fn entries(root: &Path) -> Vec<String> {
     std::fs::read_dir(root)
         .map(|rd| {
