@@ -500,3 +500,53 @@ scenarios:
         ]
     );
 }
+
+#[test]
+fn set_reaches_into_flow_steps() {
+    // A flow's steps are a list like any other: `--set` edits one step's fields by index, and
+    // a step index past the end is an error, not a silently ignored override.
+    let extra = sets(&[TARGET, ("USER_KEY", "k-user")]);
+    let lower = |pairs: &[(&str, &str)]| {
+        let o = PlanOptions {
+            sets: sets(pairs),
+            ..opts(&[TARGET])
+        };
+        plan::load(Path::new("plans/flow-jobs.yaml"), &o).map(|p| p.lower(&extra).expect("lowers"))
+    };
+    let base = lower(&[]).unwrap();
+    let flow = base.scenarios[0].flow.as_ref().expect("a flow");
+    assert_eq!(flow.steps[0].think.unwrap().max, Duration::from_millis(100));
+    assert_eq!(
+        flow.steps[1].until.as_ref().unwrap().every,
+        Duration::from_millis(200)
+    );
+
+    let spec = lower(&[
+        ("scenarios.jobs.steps[0].think", "1s"),
+        ("scenarios.jobs.steps[1].every", "1s"),
+        ("scenarios.jobs.steps[2].path", "/v1/jobs/fixed"),
+        ("scenarios.jobs.steps[0].body.work_ms", "5"),
+    ])
+    .unwrap();
+    let s = &spec.scenarios[0];
+    let flow = s.flow.as_ref().unwrap();
+    let think = flow.steps[0].think.unwrap();
+    assert_eq!(
+        (think.min, think.max),
+        (Duration::from_secs(1), Duration::from_secs(1))
+    );
+    assert_eq!(
+        flow.steps[1].until.as_ref().unwrap().every,
+        Duration::from_secs(1)
+    );
+    assert_eq!(s.requests[2].path.to_string(), "/v1/jobs/fixed");
+    let body = s.requests[0].body.as_ref().unwrap().to_string();
+    assert!(body.contains("\"work_ms\":5"), "{body}");
+    // Untouched steps keep their values.
+    assert_eq!(flow.steps[1].think.unwrap().max, Duration::from_millis(50));
+
+    let err = lower(&[("scenarios.jobs.steps[7].think", "1s")])
+        .err()
+        .expect("an index past the steps is refused");
+    assert!(err.to_string().contains("steps"), "{err}");
+}
