@@ -545,8 +545,8 @@ fn set_reaches_into_flow_steps() {
     // Untouched steps keep their values.
     assert_eq!(flow.steps[1].think.unwrap().max, Duration::from_millis(50));
 
-    let err = lower(&[("scenarios.jobs.steps[7].think", "1s")])
-        .err()
-        .expect("an index past the steps is refused");
+    let Err(err) = lower(&[("scenarios.jobs.steps[7].think", "1s")]) else {
+        panic!("an index past the steps is refused");
+    };
     assert!(err.to_string().contains("steps"), "{err}");
 }

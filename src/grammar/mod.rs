@@ -8,6 +8,7 @@
 //! importing each other. Evaluation against measurements lives in [`crate::checks`];
 //! rendering on the hot path in [`crate::engine::request`].
 pub mod extract;
+pub mod metric_key;
 pub mod response;
 pub mod template;
 pub mod threshold;
