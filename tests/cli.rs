@@ -11,12 +11,17 @@ use serde_json::Value;
 
 mod server {
     use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
     use axum::extract::Path;
     use axum::http::StatusCode;
     use axum::routing::get;
     use axum::Router;
+
+    /// Requests `GET /` answered by any server of this process (tests wait on it instead of
+    /// sleeping; nextest runs each test in its own process).
+    pub static HITS: AtomicU64 = AtomicU64::new(0);
 
     /// Start a small test server in a background thread; it lives for the test process.
     pub fn start() -> SocketAddr {
@@ -31,7 +36,13 @@ mod server {
                 .unwrap();
             rt.block_on(async move {
                 let app = Router::new()
-                    .route("/", get(|| async { "ok" }))
+                    .route(
+                        "/",
+                        get(|| async {
+                            HITS.fetch_add(1, Ordering::Relaxed);
+                            "ok"
+                        }),
+                    )
                     .route(
                         "/slow",
                         get(|| async {
@@ -447,13 +458,40 @@ fn abort_on_fail_stops_the_run_early() {
     assert_eq!(v["verdict"], "fail");
 }
 
+/// Wait until the test servers have answered `n` requests to `/` (at most 20 s).
+fn wait_hits(n: u64) {
+    let t0 = Instant::now();
+    while server::HITS.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the load did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Send `sig` to `child` and wait (at most 20 s) for it to exit; returns its output.
+fn interrupt(mut child: std::process::Child, sig: nix::sys::signal::Signal) -> Output {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
+        .expect("signal to the child");
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("loadgate did not stop within 20 s of {sig:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
-fn ctrl_c_stops_the_load_and_writes_reports() {
+fn ctrl_c_mid_plan_exits_105_with_the_reports_of_what_ran() {
     let addr = server::start();
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(dir.path(), &PLAN.replace("duration: 2s", "duration: 60s"));
     let out = dir.path().join("out");
-    let mut child = loadgate()
+    let child = loadgate()
         .args([
             "run",
             plan.to_str().unwrap(),
@@ -462,43 +500,71 @@ fn ctrl_c_stops_the_load_and_writes_reports() {
         ])
         .env("TARGET_URL", format!("http://{addr}"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT to the child");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("loadgate did not stop within 20 s of Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Mid-plan: the 60 s plan has answered 30 requests (0.6 s at 50/s); its thresholds pass
+    // over what ran, and still the exit code is 105.
+    wait_hits(30);
+    let o = interrupt(child, nix::sys::signal::Signal::SIGINT);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
-        status.code(),
-        Some(105),
-        "a run cut short by Ctrl-C exits 105 (k6's external abort), never 0"
+        code(&o),
+        105,
+        "a run cut short by Ctrl-C exits 105 (k6's external abort), never 0: {stderr}"
     );
     let v = read_summary(&out);
     assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["stop_reason"], "interrupted (Ctrl-C / SIGTERM)", "{v}");
     assert_eq!(
         v["verdict"], "fail",
         "an interrupted run never reads as a pass"
     );
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true),
+        "the checks over what ran passed, the exit code says interrupted all the same: {v}"
+    );
     let n = v["scenarios"]["main"]["requests"].as_u64().unwrap();
     assert!(
-        n > 20 && n < 1000,
+        (30..1000).contains(&n),
         "reports cover what ran before Ctrl-C, got {n} requests"
     );
+    for f in ["junit.xml", "timeseries.csv", "summary.txt"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    // The terminal says why.
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+}
+
+#[test]
+fn sigterm_cuts_an_attack_short_with_exit_105_and_its_json() {
+    let addr = server::start();
+    let child = loadgate()
+        .args(["attack", &url(addr, "/"), "-c", "2", "-d", "60s", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_hits(20);
+    let o = interrupt(child, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        code(&o),
+        105,
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json_stdout(&o);
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["verdict"], "fail", "{v}");
+    assert!(v["scenarios"]["attack"]["requests"].as_u64().unwrap() >= 20);
 }
 
 #[test]

@@ -264,7 +264,7 @@ fn exchange(resp: &[u8], head: bool, body: bool) -> (Result<u16, ErrorKind>, boo
         let _ = writer.await;
         match r {
             Ok((status, keep)) => (Ok(status), keep, data.body.len()),
-            Err(k) => (Err(k), false, data.body.len()),
+            Err(f) => (Err(f.kind), false, data.body.len()),
         }
     })
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::http::{Capture, Target};
+use super::http::{Capture, RequestMeta, Target};
 use super::EngineError;
 use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::{write_json_str_content, Part, Template};
@@ -104,8 +104,8 @@ impl Scratch {
 pub struct PreparedRequest {
     pub name: String,
     pub method: String,
-    /// HEAD: the response has no body.
-    pub head: bool,
+    /// HEAD (the response has no body), and whether a retry may replay it.
+    pub meta: RequestMeta,
     pub checks: Vec<ResponseCheck>,
     /// What the checks read from the response.
     pub capture: Capture,
@@ -192,7 +192,7 @@ impl RequestSource {
             line.extend_from_slice(target.base_path.as_bytes());
             let mut p = PreparedRequest {
                 name: r.name.clone(),
-                head: method == "HEAD",
+                meta: RequestMeta::new(&method, headers.iter().map(|(n, _)| n.as_slice())),
                 method,
                 capture: Capture {
                     headers: extract_headers || r.checks.iter().any(|c| c.needs_headers()),

@@ -567,7 +567,7 @@ async fn send(
     };
     let out = vu
         .client
-        .send(bytes, req.head, req.capture, &mut vu.resp)
+        .send(bytes, req.meta, req.capture, &mut vu.resp)
         .await;
     let end = Instant::now();
     let duration = end.saturating_duration_since(begin);

@@ -9,10 +9,20 @@
 //! than [`MAX_INTERIM`] interim (1xx) responses is `protocol`; a body that ends before its
 //! declared length is `truncated`; bytes past the declared end are never read as the next
 //! response (the connection is dropped).
-use http::{HeaderName, HeaderValue};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! Connection lifecycle: a response with `Connection: close`, or an HTTP/1.0 response without
+//! `Connection: keep-alive`, ends the connection after it is read (its close, TLS close_notify
+//! included, is no failure). A kept-alive connection is checked before it is used again
+//! ([`H1Conn::closed_while_idle`]): one the server closed while it sat idle (a FIN, a TLS
+//! close_notify, an unsolicited `408`) is dropped without a request being sent on it. A failed
+//! exchange says how far it got ([`Stage`]) so the client retries only what is safe to.
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
-use super::{Capture, ResponseData, Stream};
+use http::{HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+
+use super::{Capture, Failure, ResponseData, Stage, Stream};
 use crate::metrics::ErrorKind;
 
 /// Most response headers parsed; more is a protocol error.
@@ -64,9 +74,31 @@ impl H1Conn {
         }
     }
 
-    /// Whether any byte of a response arrived during the last exchange.
-    pub fn received(&self) -> bool {
-        self.received
+    /// Whether the server closed this idle kept-alive connection (or sent bytes nobody asked
+    /// for, such as a `408` before closing): then it must not carry the next request. One
+    /// non-blocking read; with nothing to read it costs no more than the read that would
+    /// otherwise find the socket empty right after the request is written.
+    pub fn closed_while_idle(&mut self) -> bool {
+        self.buf.clear();
+        if self.buf.capacity() < READ_CHUNK {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut rb = ReadBuf::uninit(self.buf.spare_capacity_mut());
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => {
+                tracing::debug!(
+                    bytes = rb.filled().len(),
+                    "the server closed an idle connection (or sent unasked bytes): reconnecting"
+                );
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "an idle connection failed: reconnecting");
+                true
+            }
+        }
     }
 
     /// Read more bytes at the end of the buffer; EOF is an error (`Reset`).
@@ -134,7 +166,8 @@ impl H1Conn {
     }
 
     /// Write the request and read the whole response, keeping at most `max_body` bytes of
-    /// the body when `cap.body`. Returns the status and whether the connection may be reused.
+    /// the body when `cap.body`. Returns the status and whether the connection may be reused;
+    /// a failure says how far the exchange got.
     pub async fn exchange(
         &mut self,
         req: &[u8],
@@ -142,11 +175,45 @@ impl H1Conn {
         cap: Capture,
         max_body: usize,
         resp: &mut ResponseData,
-    ) -> Result<(u16, bool), ErrorKind> {
+    ) -> Result<(u16, bool), Failure> {
         self.received = false;
         self.buf.clear();
-        self.stream.write_all(req).await.map_err(io_kind)?;
+        let mut written = 0;
+        while written < req.len() {
+            let stage = if written == 0 {
+                Stage::NotSent
+            } else {
+                Stage::NoResponse
+            };
+            match self.stream.write(&req[written..]).await {
+                Ok(0) => return Err(Failure::new(ErrorKind::Reset, stage)),
+                Ok(n) => written += n,
+                Err(e) => return Err(Failure::new(io_kind(e), stage)),
+            }
+        }
+        // TLS keeps what the socket did not take in its own buffer; a read never sends it.
+        if let Err(e) = self.stream.flush().await {
+            return Err(Failure::new(io_kind(e), Stage::NoResponse));
+        }
+        let res = self.read_response(head_request, cap, max_body, resp).await;
+        res.map_err(|kind| {
+            let stage = if self.received {
+                Stage::Responded
+            } else {
+                Stage::NoResponse
+            };
+            Failure::new(kind, stage)
+        })
+    }
 
+    /// Read the response to the request just written.
+    async fn read_response(
+        &mut self,
+        head_request: bool,
+        cap: Capture,
+        max_body: usize,
+        resp: &mut ResponseData,
+    ) -> Result<(u16, bool), ErrorKind> {
         // Response head (skipping interim 1xx responses, at most MAX_INTERIM of them).
         let mut interim = 0;
         let (status, head_len, framing, mut keep) = loop {

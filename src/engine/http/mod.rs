@@ -18,6 +18,22 @@
 //! Timing: the per-request timeout (`http.timeout`) runs from the actual send (first byte
 //! written) to the last byte of the response; connecting is bounded by the same timeout
 //! separately. Failures are typed [`ErrorKind`]s.
+//!
+//! Connection lifecycle: a connection the server ends in the ordinary way is never a failed
+//! request: `Connection: close`, an HTTP/1.0 response without keep-alive, a TLS close_notify,
+//! a FIN on an idle kept-alive connection, an HTTP/2 GOAWAY (see [`h1`] and [`h2`]). A user
+//! request is one [`Outcome`] however many attempts it took; an attempt is repeated only when
+//! that is safe, as Go's net/http decides ([`Stage`]):
+//! - nothing of it reached a reused connection (no byte written; an h2 request the connection
+//!   never took): always;
+//! - the server said it did not process it (an h2 stream above a GOAWAY's last-stream-id, or
+//!   refused with `REFUSED_STREAM`): always, on a new connection;
+//! - it was sent on a reused connection that then ended before any byte of a response: only
+//!   when it is replayable (GET, HEAD, OPTIONS, TRACE, or an `Idempotency-Key` header);
+//! - never once a byte of the response arrived, nor after a timeout, nor on a fresh
+//!   connection for the two cases above that need a reused one (the server really lost it).
+//!
+//! At most [`MAX_ATTEMPTS`] attempts; latency runs from the first.
 pub mod h1;
 pub mod h2;
 pub mod tls;
@@ -85,6 +101,76 @@ pub(crate) fn keep_capped(body: &mut Vec<u8>, data: &[u8], max: usize) {
     body.extend_from_slice(&data[..data.len().min(room)]);
 }
 
+/// What the client must know about a request beyond its wire bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// A HEAD request: the response has no body.
+    pub head: bool,
+    /// Safe to send again after a reused connection ended before any response byte: the
+    /// method is GET, HEAD, OPTIONS or TRACE, or the request has an `Idempotency-Key` header
+    /// (Go's `Request.isReplayable`).
+    pub replayable: bool,
+}
+
+impl RequestMeta {
+    /// The meta of a request with `method` and these header names.
+    pub fn new<'a>(method: &str, mut header_names: impl Iterator<Item = &'a [u8]>) -> RequestMeta {
+        let safe = ["GET", "HEAD", "OPTIONS", "TRACE"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(method));
+        let keyed = header_names.any(|n| {
+            n.eq_ignore_ascii_case(b"idempotency-key")
+                || n.eq_ignore_ascii_case(b"x-idempotency-key")
+        });
+        RequestMeta {
+            head: method.eq_ignore_ascii_case("HEAD"),
+            replayable: safe || keyed,
+        }
+    }
+}
+
+/// How far a failed attempt got; decides whether it may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Nothing of the request reached the connection (no byte written, or an h2 connection
+    /// that never took it).
+    NotSent,
+    /// The server said it did not process it (h2: above a GOAWAY's last-stream-id, or
+    /// `REFUSED_STREAM`).
+    Unprocessed,
+    /// Sent; the connection ended before any byte of a response.
+    NoResponse,
+    /// Part of a response arrived: never sent again.
+    Responded,
+}
+
+/// A failed attempt: its error kind and how far it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub stage: Stage,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, stage: Stage) -> Failure {
+        Failure { kind, stage }
+    }
+
+    /// Whether the request may be sent again on a new connection.
+    pub fn retryable(&self, reused: bool, replayable: bool) -> bool {
+        match self.stage {
+            Stage::NotSent => reused,
+            Stage::Unprocessed => true,
+            Stage::NoResponse => reused && replayable,
+            Stage::Responded => false,
+        }
+    }
+}
+
+/// Most attempts for one user request (an h2 server going away twice in a row still
+/// leaves one).
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// What happened to one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -147,6 +233,16 @@ enum Conn {
     H2(h2::H2Conn),
 }
 
+impl Conn {
+    /// Whether the server ended this connection while it was idle (it carries no request).
+    fn closed_while_idle(&mut self) -> bool {
+        match self {
+            Conn::H1(c) => c.closed_while_idle(),
+            Conn::H2(c) => c.is_closed(),
+        }
+    }
+}
+
 /// One VU's client: owns at most one connection, reconnects when it is closed.
 ///
 /// The request timeout uses one lazily moved timer per VU instead of a timer per request:
@@ -190,33 +286,33 @@ impl Client {
         }
     }
 
-    /// Send one request given as HTTP/1.1 wire bytes; `head` marks a HEAD request (no body
-    /// in the response).
+    /// Send one request given as HTTP/1.1 wire bytes; `meta` says whether it is a HEAD
+    /// request (no body in the response) and whether it may be replayed.
     pub async fn send(
         &mut self,
         req: &[u8],
-        head: bool,
+        meta: RequestMeta,
         cap: Capture,
         resp: &mut ResponseData,
     ) -> Outcome {
-        if cap.headers {
-            resp.headers.clear();
-        }
-        resp.variant = if resp.split.is_some() {
-            Variant::Other
-        } else {
-            Variant::None
-        };
-        if cap.body {
-            resp.body.clear();
-        }
-        if let Some(Conn::H2(c)) = &self.conn {
-            if c.is_closed() {
+        let mut attempt = 1;
+        // One deadline for the user request, from its first byte sent, whatever the attempts.
+        let mut first_sent: Option<Instant> = None;
+        loop {
+            if cap.headers {
+                resp.headers.clear();
+            }
+            resp.variant = if resp.split.is_some() {
+                Variant::Other
+            } else {
+                Variant::None
+            };
+            if cap.body {
+                resp.body.clear();
+            }
+            if self.conn.as_mut().is_some_and(Conn::closed_while_idle) {
                 self.conn = None;
             }
-        }
-        let mut attempt = 0;
-        loop {
             let reused = self.conn.is_some();
             if !reused {
                 match tokio::time::timeout(self.target.timeout, connect(&self.target)).await {
@@ -239,20 +335,24 @@ impl Client {
             }
             let conn = self.conn.as_mut().expect("connected above");
             let sent_at = Instant::now();
-            let deadline = sent_at + self.target.timeout;
+            let deadline = *first_sent.get_or_insert(sent_at) + self.target.timeout;
             let timer = &mut self.timer;
             let res = match conn {
                 Conn::H1(c) => {
                     let max_body = self.target.max_body;
-                    with_deadline(timer, deadline, c.exchange(req, head, cap, max_body, resp)).await
+                    with_deadline(
+                        timer,
+                        deadline,
+                        c.exchange(req, meta.head, cap, max_body, resp),
+                    )
+                    .await
                 }
                 Conn::H2(c) => {
                     with_deadline(timer, deadline, c.exchange(&self.target, req, cap, resp)).await
                 }
-            }
-            .ok_or(());
+            };
             match res {
-                Ok(Ok((status, keep))) => {
+                Some(Ok((status, keep))) => {
                     if !keep {
                         self.conn = None;
                     }
@@ -262,22 +362,24 @@ impl Client {
                         sent_at: Some(sent_at),
                     };
                 }
-                Ok(Err(kind)) => {
-                    // A kept-alive HTTP/1.1 connection the server closed before answering
-                    // anything: retry once on a fresh connection.
-                    let stale = matches!(conn, Conn::H1(c) if !c.received());
+                Some(Err(fail)) => {
                     self.conn = None;
-                    if reused && stale && kind == ErrorKind::Reset && attempt == 0 {
+                    if attempt < MAX_ATTEMPTS && fail.retryable(reused, meta.replayable) {
+                        tracing::debug!(
+                            ?fail,
+                            attempt,
+                            "the connection ended before the request was answered; sending it again on a new one"
+                        );
                         attempt += 1;
                         continue;
                     }
                     return Outcome {
                         status: 0,
-                        error: Some(kind),
+                        error: Some(fail.kind),
                         sent_at: Some(sent_at),
                     };
                 }
-                Err(_) => {
+                None => {
                     self.conn = None;
                     return Outcome {
                         status: 0,
