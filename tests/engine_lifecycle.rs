@@ -136,11 +136,14 @@ fn get() -> RequestSpec {
     r
 }
 
-/// One VU sending every 25 ms: each request finds its connection idle for ~25 ms.
+/// One VU sending every 100 ms: each request finds its connection idle for ~100 ms, long
+/// after the server's close (2 ms after its response). The gap is wide so that a busy machine
+/// (the suite runs in parallel) cannot delay the server's close past the next send: that
+/// would be the real keep-alive race, which no client can win for a POST.
 fn paced() -> ExecutorSpec {
     ExecutorSpec::ConstantArrivalRate {
-        rate: 40.0,
-        duration: Duration::from_secs(1),
+        rate: 10.0,
+        duration: Duration::from_secs(3),
         pre_allocated_vus: 1,
         max_vus: 1,
     }
@@ -170,7 +173,7 @@ fn a_fin_seen_while_idle_is_no_failure_even_for_a_post() {
     let (srv, seen) = h1_server(After::CloseWhenIdle, false);
     let m = common::run(spec(&srv.url(), vec![scenario("s", paced(), post())]), 1);
     let st = m.aggregate(|_| true);
-    assert!(st.requests >= 30, "{} requests", st.requests);
+    assert!(st.requests >= 25, "{} requests", st.requests);
     assert_eq!(st.failed, 0, "{:?}", errors(&m));
     assert_eq!(st.checks_failed, 0);
     assert_eq!(
@@ -188,7 +191,7 @@ fn a_tls_close_notify_seen_while_idle_is_no_failure() {
     s.http.insecure = true;
     let m = common::run(s, 1);
     let st = m.aggregate(|_| true);
-    assert!(st.requests >= 30, "{} requests", st.requests);
+    assert!(st.requests >= 25, "{} requests", st.requests);
     assert_eq!(st.failed, 0, "{:?}", errors(&m));
     assert_eq!(seen.load(Ordering::SeqCst), st.requests);
 }
