@@ -3,6 +3,8 @@
 # the local container images (no registry is reachable here). Idempotent: skips what is present.
 #   - redis-server and PostgreSQL server binaries (process backend)
 #   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers
+#   - chromium (tests render report.html headless) and python3-prometheus-client (tests parse
+#     --metrics-addr output with Python's standard text parser, /usr/bin/python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 docker_ok=0
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   docker_ok=1
