@@ -11,7 +11,7 @@
 //! visible). The numbers in the page's tables never come from here.
 use plotters::prelude::*;
 
-use super::Marker;
+use super::{Band, Marker};
 use crate::metrics::format_number;
 use crate::report::ReportError;
 
@@ -118,7 +118,7 @@ fn y_top(lines: &[Line], min_top: f64) -> f64 {
 pub fn over_time(
     y_desc: &str,
     lines: &[Line],
-    markers: &[Marker],
+    (markers, bands): (&[Marker], &[Band]),
     x_max: f64,
     min_top: f64,
 ) -> Result<String, ReportError> {
@@ -149,6 +149,23 @@ pub fn over_time(
             .y_label_formatter(&|v| format_number(*v))
             .draw()
             .map_err(err)?;
+        for b in bands {
+            let (r, g, bl) = b.tone.color();
+            let c = RGBColor(r, g, bl);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(b.from_s, 0.0), (b.to_s.min(x_max), y_max)],
+                    c.mix(0.08).filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    b.label.clone(),
+                    (b.from_s, y_max * 0.06),
+                    ("sans-serif", 11).into_font().color(&c.mix(0.8)),
+                )))
+                .map_err(err)?;
+        }
         // Labels of markers close together are stacked, not drawn over each other.
         let near = x_max * 0.025;
         for (i, m) in markers.iter().enumerate() {

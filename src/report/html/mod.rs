@@ -24,8 +24,9 @@
 //! ```
 //!
 //! Extending: a drill adds a type implementing [`Section`] (a file of its own past a few
-//! dozen lines) and a line in [`sections`]; a new event kind gets a marker with the default
-//! tone unless [`tone`] says otherwise. Nothing else changes.
+//! dozen lines) and a line in [`sections`], and may shade its windows on the charts (a few
+//! lines in `bands`); a new event kind gets a marker with the default tone unless [`tone`]
+//! says otherwise. Nothing else changes.
 //!
 //! Charts are inline SVG drawn in Rust with the plotters crate's SVG backend (text is laid out
 //! by the browser: no font files), made responsive by their `viewBox` and CSS. Long runs are
@@ -137,11 +138,74 @@ pub struct Marker {
     pub label: String,
 }
 
+/// A stretch of the run clock shaded on the charts: a canary step's window, a blue/green
+/// switch's judged window, a windowed threshold's first failing window.
+#[derive(Debug, Clone)]
+pub struct Band {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub tone: Tone,
+    /// Written at the band's top left, e.g. `10%`.
+    pub label: String,
+}
+
+/// The bands of a run: each drill's windows (a new drill adds its own here).
+fn bands(s: &crate::report::Summary) -> Vec<Band> {
+    let mut out = Vec::new();
+    if let Some(c) = &s.canary {
+        for st in &c.steps {
+            out.push(Band {
+                from_s: st.from_s as f64,
+                to_s: st.to_s as f64,
+                tone: if matches!(
+                    st.decision,
+                    crate::checks::canary::Decision::Continue
+                        | crate::checks::canary::Decision::Promote
+                ) {
+                    Tone::Drill
+                } else {
+                    Tone::Bad
+                },
+                label: format!("{}%", st.weight),
+            });
+        }
+    }
+    if let Some(b) = &s.blue_green {
+        for sw in &b.switches {
+            out.push(Band {
+                from_s: sw.from_s as f64,
+                to_s: sw.to_s as f64,
+                tone: if sw.passed { Tone::Drill } else { Tone::Bad },
+                label: format!("→{}", sw.to),
+            });
+        }
+    }
+    for e in &s.events {
+        if let EventKind::ThresholdBreach {
+            window_start_s,
+            window_end_s,
+            ..
+        } = &e.event
+        {
+            out.push(Band {
+                from_s: *window_start_s,
+                to_s: *window_end_s,
+                tone: Tone::Bad,
+                label: "breach".into(),
+            });
+        }
+    }
+    out.truncate(MAX_MARKERS);
+    out
+}
+
 /// What every section sees.
 pub struct Page<'a> {
     pub run: &'a RunReport<'a>,
     /// Events drawn on the charts, numbered from 1.
     pub markers: Vec<Marker>,
+    /// Windows shaded on the charts.
+    pub bands: Vec<Band>,
 }
 
 impl Page<'_> {
@@ -235,6 +299,7 @@ pub fn render(run: &RunReport<'_>) -> Result<String, ReportError> {
     let page = Page {
         run,
         markers: markers(&s.events),
+        bands: bands(s),
     };
     let mut body = String::new();
     let mut toc = Vec::new();

@@ -224,7 +224,7 @@ impl Section for Timeline {
         o.push_str(&chart::over_time(
             "req/s",
             &lines,
-            &page.markers,
+            (&page.markers, &page.bands),
             x_max,
             1.0,
         )?);
@@ -286,7 +286,7 @@ impl Section for Timeline {
         o.push_str(&chart::over_time(
             "% failed",
             &lines,
-            &page.markers,
+            (&page.markers, &page.bands),
             x_max,
             1.0,
         )?);
@@ -325,7 +325,13 @@ impl Section for Timeline {
                 "<h3>Latency of {} (ms, per second)</h3><div class=\"chart\">",
                 esc(name)
             );
-            o.push_str(&chart::over_time("ms", &lines, &page.markers, x_max, 1.0)?);
+            o.push_str(&chart::over_time(
+                "ms",
+                &lines,
+                (&page.markers, &page.bands),
+                x_max,
+                1.0,
+            )?);
             o.push_str("</div>");
         }
         Ok(Some(o))
@@ -517,7 +523,7 @@ impl Section for Compare {
                 "<h3>p95 of {} per second, this run and the baseline</h3><div class=\"chart\">",
                 esc(name)
             );
-            o.push_str(&chart::over_time("ms", &lines, &[], x_max, 1.0)?);
+            o.push_str(&chart::over_time("ms", &lines, (&[], &[]), x_max, 1.0)?);
             o.push_str("</div>");
         }
         Ok(Some(o))
