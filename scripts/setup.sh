@@ -6,6 +6,8 @@
 #     caddy and python3 (its http.server); the tests start their own instances, so the
 #     packages' services are stopped should they have started
 #   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers
+#   - chromium (tests render report.html headless) and python3-prometheus-client (tests parse
+#     --metrics-addr output with Python's standard text parser, /usr/bin/python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,8 @@ fi
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 [ -x /usr/bin/caddy ] || need+=(caddy)
 [ -x /usr/bin/python3 ] || need+=(python3)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 docker_ok=0
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   docker_ok=1

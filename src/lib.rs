@@ -5,7 +5,8 @@
 //! [`session`] (stack up) → [`run`] (the run clock: [`engine`] load and [`control`]lers each
 //! tick) → [`metrics`] (per-worker HDR recorders merged into a [`metrics::RunMetrics`], per
 //! second series and typed events on one run clock) → [`checks`] (thresholds, windows, SLO
-//! burn rates) → [`report`] (summary.json, junit.xml, timeseries.csv, the table).
+//! burn rates) → [`report`] (summary.json, junit.xml, timeseries.csv, the table, report.html,
+//! the stored results under `results/` and run-to-run comparison).
 //!
 //! Module map (a module imports only modules listed before it; none imports its importer):
 //! - [`grammar`]: the plan's small languages (units, thresholds, templates, response checks).
@@ -17,7 +18,7 @@
 //! - [`stack`]: the reference stack's backends (process, containers, external).
 //! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
 //! - [`run`]: the run clock that drives the engine and the controllers.
-//! - [`report`]: report formats behind the `Exporter` trait.
+//! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`.
 //! - [`plan`]: the YAML plan model, validation and lowering into `spec`.
 //! - [`session`]: one run's life (plan → stack → run → reports → stack down).
 //! - [`cli`]: clap commands and exit codes.

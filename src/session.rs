@@ -16,7 +16,9 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
+use crate::metrics::RunMetrics;
 use crate::plan::{self, PlanErrors, PlanOptions};
+use crate::report::results::Judgement;
 use crate::report::summary::RunInfo;
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
@@ -60,6 +62,8 @@ pub struct SessionOptions {
     pub allow_hosts: Vec<String>,
     /// Refuse a run whose arrival rates add up to more than this (`--max-rate`, per second).
     pub max_rate: Option<f64>,
+    /// Serve the run's metrics in Prometheus text here while it runs (`--metrics-addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for SessionOptions {
@@ -71,6 +75,7 @@ impl Default for SessionOptions {
             announce: false,
             allow_hosts: Vec::new(),
             max_rate: None,
+            metrics_addr: None,
         }
     }
 }
@@ -134,6 +139,12 @@ pub enum SessionError {
     /// A safety rule refused the run; nothing was sent.
     #[error("{0}; nothing was sent")]
     Refused(String),
+    /// `--metrics-addr` cannot be listened on; nothing was sent.
+    #[error("--metrics-addr {addr}: cannot listen: {source}; nothing was sent")]
+    MetricsAddr {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Whether `host` is loopback: `localhost` (or a subdomain of it) or a loopback IP.
@@ -291,7 +302,17 @@ async fn judge(
         report::check_space(d, needed).map_err(SessionError::Preflight)?;
     }
     let spec = Arc::new(spec);
-    let controllers = control::standard(&spec);
+    let mut controllers = control::standard(&spec);
+    if let Some(addr) = opts.metrics_addr {
+        let endpoint = control::prometheus::PrometheusEndpoint::bind(addr, &spec)
+            .map_err(|source| SessionError::MetricsAddr { addr, source })?;
+        if opts.announce {
+            if let Some(a) = endpoint.local_addr() {
+                eprintln!("loadgate: metrics at http://{a}/metrics while the run goes");
+            }
+        }
+        controllers.push(Box::new(endpoint));
+    }
     let outcome = run::execute(
         spec.clone(),
         controllers,
@@ -309,17 +330,27 @@ async fn judge(
         outcome.stopped.as_ref(),
     );
     summary.run = Some(info);
+    let latency = outcome.metrics.scenario_latency();
     let run_report = RunReport {
         summary: &summary,
         timeline: &outcome.metrics.timeline,
+        latency: &latency,
+        baseline: None,
     };
+    let judgement = Judgement::of(
+        &summary,
+        outcome.started_wall,
+        outcome.stopped.as_ref(),
+        &spec.report_formats,
+    );
+    let results = (&outcome.metrics, &judgement);
     let (written, dir, report_error) = match dir {
         None => (Vec::new(), None, None),
-        Some(d) => match report::write_reports(&d, &run_report, &spec.report_formats) {
+        Some(d) => match write_all(&d, &run_report, results, &spec.report_formats) {
             Ok(w) => (w, Some(d), None),
             Err(e) => {
                 tracing::error!(error = %e, "writing the reports");
-                let (w, fallback) = write_fallback(&run_report, &spec.report_formats);
+                let (w, fallback) = write_fallback(&run_report, results, &spec.report_formats);
                 (w, fallback, Some(e))
             }
         },
@@ -336,6 +367,7 @@ async fn judge(
 /// to a fresh directory under the system temp dir instead, so the run is not lost.
 fn write_fallback(
     run: &RunReport<'_>,
+    results: (&RunMetrics, &Judgement),
     formats: &[ReportFormat],
 ) -> (Vec<PathBuf>, Option<PathBuf>) {
     let dir = match tempfile::Builder::new()
@@ -348,7 +380,7 @@ fn write_fallback(
             return (Vec::new(), None);
         }
     };
-    match report::write_reports(&dir, run, formats) {
+    match write_all(&dir, run, results, formats) {
         Ok(w) => (w, Some(dir)),
         Err(e) => {
             tracing::error!(error = %e, "writing the reports to the fallback directory");
@@ -358,6 +390,18 @@ fn write_fallback(
             (Vec::new(), None)
         }
     }
+}
+
+/// The report files, then the stored results they can be regenerated from (`results/`).
+fn write_all(
+    dir: &Path,
+    run: &RunReport<'_>,
+    (metrics, judgement): (&RunMetrics, &Judgement),
+    formats: &[ReportFormat],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = report::write_reports(dir, run, formats)?;
+    written.extend(report::results::store(dir, metrics, judgement)?);
+    Ok(written)
 }
 
 fn backend_name(b: StackBackend) -> &'static str {

@@ -64,6 +64,7 @@ fn threshold(key: &str, expr: &str, abort: bool, delay_s: u64) -> ThresholdSpec 
         abort_on_fail: abort,
         delay: Duration::from_secs(delay_s),
         min_samples: 1,
+        runbook: None,
     }
 }
 
@@ -306,6 +307,7 @@ fn the_slo_controller_records_burn_alerts_when_they_fire() {
             scaled_from: None,
         }],
         min_samples: 1,
+        runbook: None,
     };
     let spec = Arc::new(run_spec(vec![], vec![slo]));
     let mut c = Slos::new(&spec);

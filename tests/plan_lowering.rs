@@ -71,7 +71,7 @@ fn lowering_builds_every_executor() {
     assert_eq!(spec.http.max_connections, Some(8));
     assert_eq!(
         spec.report_formats,
-        vec![ReportFormat::Json, ReportFormat::Junit]
+        vec![ReportFormat::Json, ReportFormat::Junit, ReportFormat::Html]
     );
     let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(

@@ -96,7 +96,7 @@ fn fixtures_report_every_problem_at_its_position() {
             "multiple.yaml:16:15: scenarios.chat.request.weight: must be at least 1",
             &colour,
             "multiple.yaml:19:3: thresholds.http_req_duration{scenario:chatt}: scenario:chatt names no scenario (scenarios: chat)",
-            "multiple.yaml:21:20: report.formats[1]: unknown variant `pdf`, expected one of `table`, `json`, `junit`, `csv`",
+            "multiple.yaml:21:20: report.formats[1]: unknown variant `pdf`, expected one of `table`, `json`, `junit`, `csv`, `html`",
         ]),
         ("syntax.yaml", vec![
             "syntax.yaml:6:13: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
@@ -339,4 +339,22 @@ fn canary_and_blue_green_problems_are_reported_at_their_positions() {
         ["inline.yaml:10:19: blue_green.switch_back_at: must come at least one window (5s) after `cutover_at`, so the cutover is judged first"],
         "{got:#?}"
     );
+}
+
+#[test]
+fn runbooks_are_lowered_and_an_empty_one_is_a_problem() {
+    let src = format!(
+        "{HEAD}    request: {{ path: /x }}\nthresholds:\n  http_reqs: [{{ threshold: \"count>0\", runbook: \"  see docs/x.md  \" }}]\nprobes:\n  p: {{ request: GET /x, runbook: \"   \" }}\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("probes.p.runbook: must not be empty"),
+        "{got:?}"
+    );
+    let ok = format!(
+        "{HEAD}    request: {{ path: /x }}\nthresholds:\n  http_reqs: [{{ threshold: \"count>0\", runbook: \"  see docs/x.md  \" }}]\n"
+    );
+    let spec = parse_inline(&ok).unwrap().lower(&[]).unwrap();
+    assert_eq!(spec.thresholds[0].runbook.as_deref(), Some("see docs/x.md"));
 }

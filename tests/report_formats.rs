@@ -13,7 +13,7 @@ use loadgate::metrics::{
 };
 use loadgate::report::summary::{json_schema, Summary, Verdict};
 use loadgate::report::{
-    table, ReportError, RunReport, JUNIT_FILE, SUMMARY_FILE, TABLE_FILE, TIMESERIES_FILE,
+    table, ReportError, RunReport, HTML_FILE, JUNIT_FILE, SUMMARY_FILE, TABLE_FILE, TIMESERIES_FILE,
 };
 use loadgate::spec::ReportFormat;
 use quick_xml::events::Event as XmlEvent;
@@ -85,6 +85,7 @@ mod fixture {
                 step: String::new(),
                 requests: 199,
                 errors: 1,
+                errors_by_kind: vec![(ErrorKind::Status5xx, 1)],
                 p50_ms: 9.8,
                 p95_ms: 41.23456,
                 p99_ms: 88.0,
@@ -95,6 +96,7 @@ mod fixture {
                 step: String::new(),
                 requests: 10,
                 errors: 0,
+                errors_by_kind: Vec::new(),
                 p50_ms: 20.0,
                 p95_ms: 20.0,
                 p99_ms: 20.0,
@@ -105,6 +107,7 @@ mod fixture {
                 step: String::new(),
                 requests: 200,
                 errors: 0,
+                errors_by_kind: Vec::new(),
                 p50_ms: 9.9,
                 p95_ms: 40.0,
                 p99_ms: 80.5,
@@ -136,6 +139,7 @@ mod fixture {
                 passed: true,
                 expected: "p(95)<250".into(),
                 observed: "p(95)=10.007".into(),
+                runbook: Some("a passing check's runbook is not shown".into()),
             },
             CheckResult {
                 name: "http_req_failed rate<0.001 & \"quotes\"".into(),
@@ -143,6 +147,7 @@ mod fixture {
                 passed: false,
                 expected: "rate<0.001".into(),
                 observed: "rate=0.00164".into(),
+                runbook: Some("check /ready <first>, then https://runbooks.example/errors".into()),
             },
             CheckResult {
                 name: "login p(95)<250".into(),
@@ -150,6 +155,7 @@ mod fixture {
                 passed: true,
                 expected: "p(95)<250".into(),
                 observed: "p(95)=12".into(),
+                runbook: None,
             },
         ]
     }
@@ -178,6 +184,8 @@ fn write_reports(
         &RunReport {
             summary: s,
             timeline: &m.timeline,
+            latency: &m.scenario_latency(),
+            baseline: None,
         },
         formats,
     )
@@ -197,16 +205,24 @@ fn summary_has_the_contract_fields() {
     assert_eq!(v["verdict"], "fail");
     let checks = v["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 3);
-    let keys: Vec<&str> = checks[0]
+    let keys: Vec<&str> = checks[2]
         .as_object()
         .unwrap()
         .keys()
         .map(|s| s.as_str())
         .collect();
-    assert_eq!(keys.len(), 5);
+    assert_eq!(
+        keys.len(),
+        5,
+        "a check without a runbook has no runbook key"
+    );
     for k in ["name", "kind", "passed", "expected", "observed"] {
         assert!(keys.contains(&k), "check lacks {k}");
     }
+    assert_eq!(
+        checks[1]["runbook"],
+        "check /ready <first>, then https://runbooks.example/errors"
+    );
     assert_eq!(checks[0]["kind"], "threshold");
     assert_eq!(checks[2]["kind"], "probe");
     assert_eq!(checks[1]["passed"], false);
@@ -275,6 +291,7 @@ fn verdict_follows_the_checks() {
         passed: false,
         expected: "rto<15s".into(),
         observed: "rto=21.3s".into(),
+        runbook: None,
     }]);
     assert_eq!(s.verdict, Verdict::Fail);
     assert!(!s.passed());
@@ -466,7 +483,13 @@ fn write_reports_writes_the_requested_files() {
         .collect();
     assert_eq!(
         names,
-        [SUMMARY_FILE, TABLE_FILE, JUNIT_FILE, TIMESERIES_FILE]
+        [
+            SUMMARY_FILE,
+            TABLE_FILE,
+            JUNIT_FILE,
+            TIMESERIES_FILE,
+            HTML_FILE
+        ]
     );
     for p in &written {
         assert!(p.starts_with(&out) && p.is_file(), "{}", p.display());
@@ -477,10 +500,14 @@ fn write_reports_writes_the_requested_files() {
 
     let only = dir.path().join("only-json");
     let written = write_reports(&only, &s, &m, &[ReportFormat::Json]).unwrap();
-    assert_eq!(written, vec![only.join(SUMMARY_FILE)]);
+    assert_eq!(
+        written,
+        vec![only.join(SUMMARY_FILE), only.join(HTML_FILE)],
+        "summary.json and report.html are always written"
+    );
     assert_eq!(
         std::fs::read_dir(&only).unwrap().count(),
-        1,
+        2,
         "no temp file is left behind"
     );
     let table = std::fs::read_to_string(out.join(TABLE_FILE)).unwrap();
@@ -594,7 +621,7 @@ fn junit_has_one_suite_and_a_case_per_check() {
     assert_eq!(failures.len(), 1);
     assert_eq!(
         failures[0]["message"],
-        "expected rate<0.001, observed rate=0.00164"
+        "expected rate<0.001, observed rate=0.00164; runbook: check /ready <first>, then https://runbooks.example/errors"
     );
     assert_eq!(failures[0]["type"], "threshold");
     assert_eq!(texts.len(), 1);
@@ -702,6 +729,13 @@ fn table_shows_scenarios_checks_and_verdict() {
     assert!(bad.contains("FAIL") && bad.contains("rate<0.001"), "{bad}");
     let probe = line_with("login");
     assert!(probe.contains("PASS") && probe.contains("probe"), "{probe}");
+    // A failed check's runbook is printed; a passing one's is not.
+    let rb = line_with("runbook for");
+    assert_eq!(
+        rb,
+        "runbook for http_req_failed rate<0.001 & \"quotes\": check /ready <first>, then https://runbooks.example/errors"
+    );
+    assert!(!text.contains("is not shown"), "{text}");
     let last = text.lines().last().unwrap();
     assert_eq!(last, "verdict: FAIL (2 of 3 criteria passed)");
 

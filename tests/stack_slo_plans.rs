@@ -50,12 +50,20 @@ fn assert_no_secrets(out: &Path, o: &Output) {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         ),
     ];
-    for e in std::fs::read_dir(out).unwrap() {
-        let p = e.unwrap().path();
-        texts.push((
-            p.display().to_string(),
-            std::fs::read_to_string(&p).unwrap(),
-        ));
+    // Every file, the stored results under results/ included.
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            texts.push((
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            ));
+        }
     }
     assert!(
         texts.len() >= 6,

@@ -429,6 +429,7 @@ mod fixture {
             abort_on_fail: false,
             delay: Duration::ZERO,
             min_samples: 1,
+            runbook: None,
         }
     }
 }

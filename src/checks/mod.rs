@@ -70,6 +70,9 @@ pub struct CheckResult {
     pub expected: String,
     /// What was measured, e.g. `p(95)=41.2`, or `no data`.
     pub observed: String,
+    /// What to do when it fails: the plan's `runbook:` text or link for this check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
 }
 
 /// The name of a threshold's check: its key and canonical expression, e.g.
@@ -87,5 +90,6 @@ pub fn judge_threshold(t: &ThresholdSpec, metrics: &RunMetrics) -> CheckResult {
         passed: outcome.passed,
         expected: t.expr.to_string(),
         observed: outcome.observed,
+        runbook: t.runbook.clone(),
     }
 }

@@ -522,6 +522,7 @@ mod tests {
             sli: Sli::Availability,
             burn,
             min_samples: 1,
+            runbook: None,
         }
     }
 

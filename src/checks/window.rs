@@ -390,6 +390,7 @@ mod tests {
             abort_on_fail: false,
             delay: std::time::Duration::ZERO,
             min_samples: 1,
+            runbook: None,
         }
     }
 

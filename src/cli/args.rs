@@ -1,5 +1,5 @@
 //! The command-line surface (clap derive). The commands and their meanings are part of the
-//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`.
+//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`; and `report`.
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -44,6 +44,26 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Start, stop or inspect the reference stack on its own.
     Stack(StackArgs),
+    /// Write a run's report files again from its stored results (DIR/results/), or compare
+    /// it with a baseline run (--compare BASELINE_DIR).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run's output directory (the one with summary.json and results/).
+    pub dir: PathBuf,
+    /// Compare DIR with this baseline run's output directory: deltas per scenario and check
+    /// (terminal table, DIR/compare.json, DIR/compare.html).
+    #[arg(long, value_name = "BASELINE_DIR")]
+    pub compare: Option<PathBuf>,
+    /// With --compare: exit 99 when a limit is broken beyond noise, e.g.
+    /// p95=10%,error_rate=0.5pp (latency N% or Nms, error_rate Npp, rps N%).
+    #[arg(long, value_name = "LIMITS", requires = "compare")]
+    pub max_regression: Option<String>,
+    /// Print the summary (or the comparison) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options shared by the commands that read a plan.
@@ -76,6 +96,10 @@ pub struct RunArgs {
     /// Print summary.json to stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Serve the run's own metrics in Prometheus text on this address while it runs
+    /// (e.g. 127.0.0.1:9464; GET /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Safety limits shared by `run` and `attack`: load goes only where it is meant to.
@@ -155,6 +179,10 @@ pub struct AttackArgs {
     /// Also write the reports into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve the run's own metrics in Prometheus text on this address while it runs
+    /// (e.g. 127.0.0.1:9464; GET /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]

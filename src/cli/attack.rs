@@ -47,6 +47,7 @@ pub(super) async fn attack(
         run,
         allow_hosts: a.safety.allow_hosts.clone(),
         max_rate,
+        metrics_addr: a.metrics_addr,
         ..SessionOptions::default()
     };
     finish(Source::Spec(spec), &opts, a.json, interrupts).await
@@ -171,6 +172,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
             abort_on_fail: false,
             delay: Duration::ZERO,
             min_samples: 1,
+            runbook: None,
         });
     }
 

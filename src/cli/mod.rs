@@ -12,6 +12,7 @@
 //! are written; a second one returns at once (the reference stack is still torn down by Drop).
 mod args;
 mod attack;
+mod report_cmd;
 mod signals;
 
 use std::ffi::OsString;
@@ -72,6 +73,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     init_tracing();
     match cli.command {
         Command::Validate(a) => Ok(validate(&a)),
+        Command::Report(a) => Ok(report_cmd::report(&a)),
         Command::Schema(a) => {
             let schema = if a.summary {
                 report::summary::json_schema()
@@ -112,7 +114,9 @@ async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
             Command::Run(a) => run_plan(a, &interrupts).await,
             Command::Attack(a) => attack::attack(a, &interrupts).await,
             Command::Stack(a) => stack_command(a, &interrupts).await,
-            Command::Validate(_) | Command::Schema(_) => unreachable!("handled synchronously"),
+            Command::Validate(_) | Command::Schema(_) | Command::Report(_) => {
+                unreachable!("handled synchronously")
+            }
         }
     };
     tokio::select! {
@@ -246,6 +250,7 @@ async fn run_plan(a: RunArgs, interrupts: &Arc<Interrupts>) -> anyhow::Result<Ex
         announce: true,
         allow_hosts: a.safety.allow_hosts.clone(),
         max_rate,
+        metrics_addr: a.metrics_addr,
     };
     let source = Source::Plan {
         path: a.plan.clone(),
@@ -292,7 +297,7 @@ pub(crate) async fn finish(
             eprintln!("loadgate: {e}");
             Ok(ExitCode::from(EXIT_HARNESS))
         }
-        Err(e @ SessionError::Refused(_)) => {
+        Err(e @ (SessionError::Refused(_) | SessionError::MetricsAddr { .. })) => {
             eprintln!("loadgate: {e}");
             Ok(ExitCode::from(EXIT_INVALID))
         }

@@ -384,6 +384,7 @@ impl Controller for BlueGreen {
                     s.to
                 ),
                 observed: r.reason.clone(),
+                runbook: self.spec.runbook.clone(),
             });
             reports.push(r);
         }
@@ -394,6 +395,7 @@ impl Controller for BlueGreen {
                 passed: false,
                 expected: "the switch happens during the load".into(),
                 observed: "the load ended before it was due".into(),
+                runbook: self.spec.runbook.clone(),
             });
         }
         Conclusion {

@@ -695,6 +695,7 @@ impl Controller for CanaryGate {
             passed: r.passed,
             expected: r.expected.clone(),
             observed: format!("{}: {}", r.decision.as_str(), r.reason),
+            runbook: self.spec.runbook.clone(),
         };
         Conclusion {
             checks: vec![check],

@@ -101,6 +101,7 @@ impl Controller for Slos {
                 passed: r.passed,
                 expected,
                 observed,
+                runbook: t.spec().runbook.clone(),
             });
             reports.push(r);
         }

@@ -119,6 +119,7 @@ impl Controller for Thresholds {
                 passed: outcome.passed,
                 expected: t.expr.to_string(),
                 observed: outcome.observed,
+                runbook: t.runbook.clone(),
             };
             if let Some((idx, seen)) = &self.aborted {
                 // The run was judged failing when it was stopped; the shorter final data must

@@ -16,6 +16,7 @@
 //!   the last byte of the response.
 pub mod error;
 pub mod recorder;
+pub mod store;
 pub mod timeline;
 
 use std::collections::BTreeMap;
@@ -389,6 +390,29 @@ impl RunMetrics {
     /// Total dropped iterations across scenarios.
     pub fn total_dropped(&self) -> u64 {
         self.scenarios.iter().map(|s| s.dropped).sum()
+    }
+
+    /// Per scenario (probes excluded), by name: the latency histogram of the whole run
+    /// (`duration`, µs), every series merged.
+    pub fn scenario_latency(&self) -> BTreeMap<String, Histogram<u64>> {
+        let mut out: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+        for info in &self.scenarios {
+            if info.kind == SourceKind::Scenario {
+                out.insert(info.name.clone(), new_histogram());
+            }
+        }
+        for (k, s) in &self.series {
+            let Some(info) = self.scenarios.get(k.scenario as usize) else {
+                continue;
+            };
+            if let Some(h) = out
+                .get_mut(&info.name)
+                .filter(|_| info.kind == SourceKind::Scenario)
+            {
+                h.add(&s.duration).expect("auto-resizing histograms merge");
+            }
+        }
+        out
     }
 
     /// Merged stats of every scenario's series (probes excluded).

@@ -14,6 +14,7 @@
 //! progress and `abort_on_fail` thresholds); [`Aggregator::finish`] is the exact final result
 //! once every worker has flushed.
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -238,6 +239,8 @@ struct Inner {
 pub struct Aggregator {
     origin: Instant,
     inner: Mutex<Inner>,
+    /// VUs running per source (touched when a VU starts or ends, never per request).
+    vus: Vec<AtomicI64>,
 }
 
 impl Aggregator {
@@ -266,6 +269,7 @@ impl Aggregator {
             .count();
         Aggregator {
             origin,
+            vus: (0..n).map(|_| AtomicI64::new(0)).collect(),
             inner: Mutex::new(Inner {
                 scenarios,
                 starts,
@@ -298,6 +302,28 @@ impl Aggregator {
     /// The run clock's origin.
     pub fn origin(&self) -> Instant {
         self.origin
+    }
+
+    /// A VU of source `idx` started.
+    pub fn vu_started(&self, idx: usize) {
+        if let Some(v) = self.vus.get(idx) {
+            v.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A VU of source `idx` ended.
+    pub fn vu_ended(&self, idx: usize) {
+        if let Some(v) = self.vus.get(idx) {
+            v.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// VUs running now, per source.
+    pub fn active_vus(&self) -> Vec<u64> {
+        self.vus
+            .iter()
+            .map(|v| v.load(Ordering::Relaxed).max(0) as u64)
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -451,6 +477,20 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
+/// A source's (or step's) samples of one second: latency, requests, errors, errors by kind.
+type SecondAcc = (Histogram<u64>, u64, u64, Vec<(ErrorKind, u64)>);
+
+/// Add `failed` errors of `kind` to a second's per-kind counts (kept ascending by kind).
+fn count_kind(into: &mut Vec<(ErrorKind, u64)>, kind: Option<ErrorKind>, failed: u64) {
+    let Some(kind) = kind.filter(|_| failed > 0) else {
+        return;
+    };
+    match into.binary_search_by_key(&kind, |(k, _)| *k) {
+        Ok(i) => into[i].1 += failed,
+        Err(i) => into.insert(i, (kind, failed)),
+    }
+}
+
 /// The timeline name of a source: its name, or `probe:NAME`.
 pub fn row_name(info: &ScenarioInfo) -> String {
     match info.kind {
@@ -461,18 +501,19 @@ pub fn row_name(info: &ScenarioInfo) -> String {
 
 /// A flow's per-step rows of one second: one for each step that completed a response in it.
 fn step_rows(g: &mut Inner, p: &PendingSecond, sc: usize, second: u64) {
-    let mut steps: BTreeMap<u16, (Histogram<u64>, u64, u64)> = BTreeMap::new();
+    let mut steps: BTreeMap<u16, SecondAcc> = BTreeMap::new();
     let end = SeriesKey::first_of(sc as u32 + 1);
     for (k, s) in p.series.range(SeriesKey::first_of(sc as u32)..end) {
         let m = steps
             .entry(k.request)
-            .or_insert_with(|| (new_histogram(), 0, 0));
+            .or_insert_with(|| (new_histogram(), 0, 0, Vec::new()));
         m.0.add(&s.duration)
             .expect("auto-resizing histograms merge");
         m.1 += s.requests;
         m.2 += s.failed;
+        count_kind(&mut m.3, k.error, s.failed);
     }
-    for (request, (h, requests, errors)) in steps {
+    for (request, (h, requests, errors, errors_by_kind)) in steps {
         let info = &g.scenarios[sc];
         let row = SecondRow {
             second,
@@ -484,6 +525,7 @@ fn step_rows(g: &mut Inner, p: &PendingSecond, sc: usize, second: u64) {
                 .unwrap_or_default(),
             requests,
             errors,
+            errors_by_kind,
             p50_ms: ms(&h, 0.50),
             p95_ms: ms(&h, 0.95),
             p99_ms: ms(&h, 0.99),
@@ -506,23 +548,25 @@ fn finalize(g: &mut Inner, done: u64) {
     for second in now..upto {
         let p = g.pending.remove(&second).unwrap_or_default();
         for sc in 0..n {
-            let mut merged: Option<(Histogram<u64>, u64, u64)> = None;
+            let mut merged: Option<SecondAcc> = None;
             let end = SeriesKey::first_of(sc as u32 + 1);
             for (k, s) in p.series.range(SeriesKey::first_of(sc as u32)..end) {
                 debug_assert_eq!(k.scenario as usize, sc);
-                let m = merged.get_or_insert_with(|| (new_histogram(), 0, 0));
+                let m = merged.get_or_insert_with(|| (new_histogram(), 0, 0, Vec::new()));
                 m.0.add(&s.duration)
                     .expect("auto-resizing histograms merge");
                 m.1 += s.requests;
                 m.2 += s.failed;
+                count_kind(&mut m.3, k.error, s.failed);
             }
             let row = match merged {
-                Some((h, requests, errors)) => SecondRow {
+                Some((h, requests, errors, errors_by_kind)) => SecondRow {
                     second,
                     scenario: row_name(&g.scenarios[sc]),
                     step: String::new(),
                     requests,
                     errors,
+                    errors_by_kind,
                     p50_ms: ms(&h, 0.50),
                     p95_ms: ms(&h, 0.95),
                     p99_ms: ms(&h, 0.99),
@@ -541,6 +585,7 @@ fn finalize(g: &mut Inner, done: u64) {
                         step: String::new(),
                         requests: 0,
                         errors: 0,
+                        errors_by_kind: Vec::new(),
                         p50_ms: 0.0,
                         p95_ms: 0.0,
                         p99_ms: 0.0,

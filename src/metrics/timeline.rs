@@ -9,7 +9,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{SeriesKey, SeriesStats};
+use super::{ErrorKind, SeriesKey, SeriesStats};
 use crate::spec::Severity;
 
 /// One second of one scenario (or probe).
@@ -25,6 +25,8 @@ pub struct SecondRow {
     pub step: String,
     pub requests: u64,
     pub errors: u64,
+    /// `errors` by kind, ascending by kind (kinds with no error in that second left out).
+    pub errors_by_kind: Vec<(ErrorKind, u64)>,
     /// Latency percentiles of that second, milliseconds (intended send → last byte).
     pub p50_ms: f64,
     pub p95_ms: f64,

@@ -211,11 +211,13 @@ pub(crate) fn canary(
         "weight",
         issues,
     );
+    let runbook = super::common::runbook(c.runbook.as_ref(), at(&["runbook"]), issues);
 
     if issues.0.len() != before {
         return None;
     }
     Some(CanarySpec {
+        runbook,
         split: split?,
         scenarios,
         steps,
@@ -435,10 +437,12 @@ pub(crate) fn blue_green(
         "version",
         issues,
     );
+    let runbook = super::common::runbook(b.runbook.as_ref(), at(&["runbook"]), issues);
     if issues.0.len() != before {
         return None;
     }
     Some(BlueGreenSpec {
+        runbook,
         split: split?,
         scenarios,
         cutover_at: cutover_at?,

@@ -24,6 +24,24 @@ pub const DEFAULT_PRE_ALLOCATED_VUS: u32 = 10;
 /// `max_vus` defaults to `max(pre_allocated_vus, DEFAULT_MAX_VUS)`.
 pub const DEFAULT_MAX_VUS: u32 = 100;
 
+/// A check's `runbook:` (text or a link): trimmed; an empty one is a problem (it would print
+/// nothing under a failed check).
+pub(crate) fn runbook(
+    text: Option<&String>,
+    path: impl AsRef<[PathSeg]>,
+    issues: &mut Issues,
+) -> Option<String> {
+    let t = text?.trim();
+    if t.is_empty() {
+        issues.at(
+            path,
+            "must not be empty: say what to do when the check fails, or link a runbook",
+        );
+        return None;
+    }
+    Some(t.to_string())
+}
+
 pub(crate) fn template(text: &str, path: &[PathSeg], issues: &mut Issues) -> Option<Template> {
     parse_template(text, false, path, issues)
 }

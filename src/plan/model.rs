@@ -358,6 +358,10 @@ pub struct ThresholdFull {
     /// (default 1).
     #[schemars(range(min = 1))]
     pub min_samples: Option<u64>,
+    /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
+    /// /ready first`), printed beside the failed check in the terminal, junit.xml and
+    /// report.html.
+    pub runbook: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ThresholdEntry {
@@ -423,6 +427,10 @@ pub struct Probe {
     /// Fewer samples than this fails the probe (default 1).
     #[schemars(range(min = 1))]
     pub min_samples: Option<u64>,
+    /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
+    /// /ready first`), printed beside the failed check in the terminal, junit.xml and
+    /// report.html.
+    pub runbook: Option<String>,
 }
 
 /// One string or a list of strings.
@@ -549,6 +557,10 @@ pub struct Slo {
     /// Fewer events than this over the run fails the SLO (default 1).
     #[schemars(range(min = 1))]
     pub min_samples: Option<u64>,
+    /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
+    /// /ready first`), printed beside the failed check in the terminal, junit.xml and
+    /// report.html.
+    pub runbook: Option<String>,
 }
 
 /// An objective: `99.9%` (a string) or a fraction such as `0.999`.
@@ -670,6 +682,10 @@ pub struct Canary {
     /// How a weight is applied.
     #[schemars(required)]
     pub apply: Option<CanaryApply>,
+    /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
+    /// /ready first`), printed beside the failed check in the terminal, junit.xml and
+    /// report.html.
+    pub runbook: Option<String>,
 }
 
 /// `blue_green:` — switch all traffic from blue to green under load (and back), and verify
@@ -697,6 +713,10 @@ pub struct BlueGreen {
     /// `{{version}}` for the value switched to.
     #[schemars(required)]
     pub apply: Option<CanaryApply>,
+    /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
+    /// /ready first`), printed beside the failed check in the terminal, junit.xml and
+    /// report.html.
+    pub runbook: Option<String>,
 }
 
 /// `blue_green.split:`.
@@ -826,7 +846,7 @@ pub struct HttpApply {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSection {
-    /// Any of table, json, junit, csv (default: all). summary.json is always written.
+    /// Any of table, json, junit, csv, html (default: all). summary.json is always written.
     pub formats: Option<Vec<ReportFormat>>,
 }
 
@@ -837,4 +857,5 @@ pub enum ReportFormat {
     Json,
     Junit,
     Csv,
+    Html,
 }

@@ -138,6 +138,7 @@ pub(crate) fn probe(
             slo.push(e);
         }
     }
+    let runbook = super::common::runbook(p.runbook.as_ref(), at(&base, "runbook"), issues);
     if issues.0.len() != before {
         return None;
     }
@@ -150,6 +151,7 @@ pub(crate) fn probe(
         slo,
         min_samples: min_samples.max(1),
         timeout,
+        runbook,
     })
 }
 

@@ -165,6 +165,7 @@ pub(crate) fn slo(
             "must be at least 1 (no data is never a pass)",
         );
     }
+    let runbook = super::common::runbook(s.runbook.as_ref(), at(&base, "runbook"), issues);
     if issues.0.len() != before {
         return None;
     }
@@ -179,6 +180,7 @@ pub(crate) fn slo(
         sli: sli?,
         burn,
         min_samples,
+        runbook,
     })
 }
 

@@ -155,6 +155,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
                     model::ReportFormat::Json => ReportFormat::Json,
                     model::ReportFormat::Junit => ReportFormat::Junit,
                     model::ReportFormat::Csv => ReportFormat::Csv,
+                    model::ReportFormat::Html => ReportFormat::Html,
                 };
                 if !out.contains(&f) {
                     out.push(f);
@@ -467,12 +468,17 @@ fn threshold(
     }
     for (i, entry) in entries.iter().enumerate() {
         let p = path!["thresholds", key, i];
-        let (abort_on_fail, delay, min_samples) = match entry {
-            model::ThresholdEntry::Expr(_) => (false, Duration::ZERO, 1),
+        let (abort_on_fail, delay, min_samples, runbook) = match entry {
+            model::ThresholdEntry::Expr(_) => (false, Duration::ZERO, 1, None),
             model::ThresholdEntry::Full(f) => (
                 f.abort_on_fail.unwrap_or(false),
                 f.delay.map(|d| d.0).unwrap_or_default(),
                 f.min_samples.unwrap_or(1),
+                super::common::runbook(
+                    f.runbook.as_ref(),
+                    path!["thresholds", key, i, "runbook"],
+                    issues,
+                ),
             ),
         };
         if min_samples == 0 {
@@ -509,6 +515,7 @@ fn threshold(
                 abort_on_fail,
                 delay,
                 min_samples: min_samples.max(1),
+                runbook: runbook.clone(),
             }),
             Err(e) => issues.at(&expr_path, format!("bad threshold: {e}")),
         }

@@ -19,7 +19,8 @@
 //!
 //! One `<testsuite>` named after the plan, one `<testcase>` per judged criterion
 //! (`classname` = its kind, `name` = its name); a failed one's `<failure>` says what was
-//! expected and observed. A second suite, `PLAN: response checks`, has one passing
+//! expected and observed, and ends with `; runbook: TEXT` when the plan gave the check a
+//! `runbook:`. A second suite, `PLAN: response checks`, has one passing
 //! `<testcase classname="response_check" name="SCENARIO › REQUEST-OR-STEP › CHECK">` per
 //! response check with `passes`, `fails` and `rate` properties (response checks decide
 //! nothing on their own; a `checks` threshold does).
@@ -67,12 +68,26 @@ pub fn render(summary: &Summary) -> io::Result<String> {
             TestCaseStatus::success()
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("expected {}, observed {}", c.expected, c.observed))
-                .set_type(c.kind.as_str())
-                .set_description(format!(
-                    "check:    {}\nexpected: {}\nobserved: {}",
-                    c.name, c.expected, c.observed
-                ));
+            let runbook = c
+                .runbook
+                .as_ref()
+                .map(|r| format!("; runbook: {r}"))
+                .unwrap_or_default();
+            s.set_message(format!(
+                "expected {}, observed {}{runbook}",
+                c.expected, c.observed
+            ))
+            .set_type(c.kind.as_str())
+            .set_description(format!(
+                "check:    {}\nexpected: {}\nobserved: {}{}",
+                c.name,
+                c.expected,
+                c.observed,
+                c.runbook
+                    .as_ref()
+                    .map(|r| format!("\nrunbook:  {r}"))
+                    .unwrap_or_default()
+            ));
             s
         };
         let mut case = TestCase::new(c.name.as_str(), status);

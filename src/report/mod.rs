@@ -1,22 +1,28 @@
 //! Report writers behind one trait, one file per format: [`summary`] (summary.json, the
-//! contract), [`junit`] (junit.xml), [`csv`] (timeseries.csv) and [`table`] (the terminal
-//! table, also written as summary.txt).
+//! contract), [`junit`] (junit.xml), [`csv`] (timeseries.csv), [`table`] (the terminal
+//! table, also written as summary.txt) and [`html`] (report.html: charts, events, drills).
+//! [`compare`] puts two runs side by side (`loadgate report --compare`).
 //!
 //! Each format is an [`Exporter`] (hyperfine's design): it renders a [`RunReport`] to bytes
 //! and names its file; [`write_reports`] writes the exporters a plan asks for, summary.json
-//! always (CI tooling and `loadgate merge` read it). A new format (HTML) is a new file and a
+//! and report.html always (CI tooling and `loadgate merge` read the one, people the other). A new format (HTML) is a new file and a
 //! line in [`exporter_for`], nothing else. Files are written atomically (a temp file in the
 //! same directory, then a rename), so a reader never sees half a summary.json.
+pub mod compare;
 pub mod csv;
+pub mod html;
 pub mod junit;
+pub mod results;
 pub mod summary;
 pub mod table;
 pub mod warnings;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use hdrhistogram::Histogram;
 use thiserror::Error;
 
 use crate::metrics::SecondRow;
@@ -29,6 +35,7 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const JUNIT_FILE: &str = "junit.xml";
 pub const TIMESERIES_FILE: &str = "timeseries.csv";
 pub const TABLE_FILE: &str = "summary.txt";
+pub const HTML_FILE: &str = "report.html";
 
 /// A report could not be rendered or written.
 #[derive(Debug, Error)]
@@ -57,6 +64,9 @@ pub enum ReportError {
         format: &'static str,
         reason: String,
     },
+    /// A run's stored results (`DIR/results/`) could not be written or read.
+    #[error("stored results: {0} (the output directory of a run has them under results/)")]
+    Results(String),
 }
 
 /// Everything a report format may show of a run.
@@ -64,6 +74,20 @@ pub struct RunReport<'a> {
     pub summary: &'a Summary,
     /// One row per second and scenario (or probe).
     pub timeline: &'a [SecondRow],
+    /// Per scenario: the whole run's latency histogram (intended send → last byte, µs), for
+    /// the percentile spectrum. Empty when not known.
+    pub latency: &'a BTreeMap<String, Histogram<u64>>,
+    /// A baseline run shown beside this one (`loadgate report --compare`).
+    pub baseline: Option<&'a Baseline<'a>>,
+}
+
+/// The run a report is compared with.
+pub struct Baseline<'a> {
+    pub summary: &'a Summary,
+    pub timeline: &'a [SecondRow],
+    pub latency: &'a BTreeMap<String, Histogram<u64>>,
+    /// The judged deltas.
+    pub comparison: Option<&'a compare::Comparison>,
 }
 
 /// One report format.
@@ -81,13 +105,21 @@ pub fn exporter_for(format: ReportFormat) -> Box<dyn Exporter> {
         ReportFormat::Junit => Box::new(junit::JunitExporter),
         ReportFormat::Csv => Box::new(csv::CsvExporter),
         ReportFormat::Table => Box::new(table::TableExporter),
+        ReportFormat::Html => Box::new(html::HtmlExporter),
     }
 }
 
-/// The exporters for `formats`: summary.json first and always, then the others in order.
+/// The exporters for `formats`: summary.json first and always, then the others in order,
+/// then report.html, also always (every output directory has one).
 pub fn exporters(formats: &[ReportFormat]) -> Vec<Box<dyn Exporter>> {
     let mut list = vec![ReportFormat::Json];
-    list.extend(formats.iter().copied().filter(|f| *f != ReportFormat::Json));
+    list.extend(
+        formats
+            .iter()
+            .copied()
+            .filter(|f| *f != ReportFormat::Json && *f != ReportFormat::Html),
+    );
+    list.push(ReportFormat::Html);
     list.dedup();
     list.into_iter().map(exporter_for).collect()
 }
@@ -114,13 +146,15 @@ pub fn write_reports(
 }
 
 /// About how many bytes the reports of a run of `seconds` seconds over `series` series
-/// (scenarios + probes + the run's total row) take: 1 MiB for summary.json, junit.xml and
-/// summary.txt, plus ~256 bytes per timeseries.csv row (one per second and series).
+/// (scenarios + probes + the run's total row) take: 1 MiB for summary.json, junit.xml,
+/// summary.txt and report.html (a short run's page is a few hundred KiB), plus ~512 bytes
+/// per second and series (its timeseries.csv row, its share of the page's charts and the
+/// stored copy under results/).
 pub fn space_needed(seconds: u64, series: usize) -> u64 {
     (1 << 20)
         + seconds
             .saturating_mul(series.max(1) as u64)
-            .saturating_mul(256)
+            .saturating_mul(512)
 }
 
 /// Fail now, before any load is sent, when the file system holding `dir` has less room than

@@ -229,6 +229,12 @@ pub fn render(summary: &Summary) -> String {
         t.with(Style::rounded());
         out.push_str(&t.to_string());
         out.push('\n');
+        // What to do about each failed criterion, when the plan says (`runbook:`).
+        for c in summary.checks.iter().filter(|c| !c.passed) {
+            if let Some(r) = &c.runbook {
+                out.push_str(&format!("runbook for {}: {r}\n", c.name));
+            }
+        }
     }
 
     for w in &summary.warnings {

@@ -167,6 +167,9 @@ pub struct CanarySpec {
     pub on_inconclusive: OnInconclusive,
     pub expect: Option<Expect>,
     pub apply: ApplyWeight,
+    /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
+    /// beside a failed check in the terminal, junit.xml and report.html.
+    pub runbook: Option<String>,
 }
 
 impl CanarySpec {
@@ -197,6 +200,9 @@ pub struct BlueGreenSpec {
     pub max_p99_ms: Option<f64>,
     /// How the switch is made; `{{version}}` is the value switched to.
     pub apply: ApplyWeight,
+    /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
+    /// beside a failed check in the terminal, junit.xml and report.html.
+    pub runbook: Option<String>,
 }
 
 impl BlueGreenSpec {

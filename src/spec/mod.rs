@@ -403,6 +403,9 @@ pub struct ThresholdSpec {
     /// Fewer samples than this (under the filter; per window for a windowed expression) is
     /// "too few samples", never a pass. At least 1.
     pub min_samples: u64,
+    /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
+    /// beside a failed check in the terminal, junit.xml and report.html.
+    pub runbook: Option<String>,
 }
 
 /// Report formats.
@@ -412,13 +415,15 @@ pub enum ReportFormat {
     Json,
     Junit,
     Csv,
+    Html,
 }
 
 impl ReportFormat {
-    pub const ALL: [ReportFormat; 4] = [
+    pub const ALL: [ReportFormat; 5] = [
         ReportFormat::Table,
         ReportFormat::Json,
         ReportFormat::Junit,
         ReportFormat::Csv,
+        ReportFormat::Html,
     ];
 }

@@ -27,6 +27,9 @@ pub struct ProbeSpec {
     pub min_samples: u64,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
+    /// beside a failed check in the terminal, junit.xml and report.html.
+    pub runbook: Option<String>,
 }
 
 /// What one sample of a probe does.

@@ -39,6 +39,9 @@ pub struct SloSpec {
     pub burn: Vec<BurnWindow>,
     /// Fewer events than this over the run fails the SLO with "too few samples". At least 1.
     pub min_samples: u64,
+    /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
+    /// beside a failed check in the terminal, junit.xml and report.html.
+    pub runbook: Option<String>,
 }
 
 /// What makes an event good.

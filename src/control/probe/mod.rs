@@ -257,6 +257,7 @@ impl Controller for Probes {
                     expected
                 },
                 observed,
+                runbook: p.runbook.clone(),
             });
             reports.push(r);
         }

@@ -352,10 +352,12 @@ struct ExitGuard(Rc<ScenarioCtx>);
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         self.0.schedule.vu_exited();
+        self.0.agg.vu_ended(self.0.index);
     }
 }
 
 async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
+    ctx.agg.vu_started(ctx.index);
     let _guard = ExitGuard(ctx.clone());
     let mut vu = Vu {
         state: VuState { id, iter: 0 },
