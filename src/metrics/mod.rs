@@ -175,6 +175,19 @@ pub struct RunMetrics {
     pub iterations: Vec<Histogram<u64>>,
     /// The first message seen per source and error kind (bounded: one per pair).
     pub first_errors: BTreeMap<(u16, ErrorKind), String>,
+    /// Per second and source: that second's latency histogram (`duration`), V2 + DEFLATE
+    /// encoded (a few hundred bytes each), for the stored results. Only in the final metrics
+    /// of a run whose aggregator keeps them (live snapshots leave them out).
+    pub second_latency: Vec<SecondHistogram>,
+}
+
+/// One second of one source's latency, as the HdrHistogram V2 DEFLATE encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondHistogram {
+    pub second: u64,
+    /// Index into [`RunMetrics::scenarios`].
+    pub source: u16,
+    pub v2_deflate: Vec<u8>,
 }
 
 /// Passes and fails per source, request and check: `[source][request][check] = [passed,
