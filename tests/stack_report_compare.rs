@@ -2,6 +2,8 @@
 //! plan against the reference stack do not flag a regression (noise is not one); with the
 //! gateway's model-latency knob raised by 30% on the second run, p95 does (exit 99). The
 //! latency comparison uses the stored histograms (Mann-Whitney U over every recorded value).
+//! In the `stack` test group (.config/nextest.toml): its runs start the reference stack, and
+//! their latencies must not compete with other stack tests.
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
