@@ -428,6 +428,30 @@ impl RunMetrics {
         out
     }
 
+    /// Per scenario (probes excluded), by name: each stored second's latency histogram (µs),
+    /// in order (from [`RunMetrics::second_latency`]; empty when none were kept).
+    pub fn scenario_seconds(&self) -> BTreeMap<String, Vec<Histogram<u64>>> {
+        let mut out: BTreeMap<String, Vec<Histogram<u64>>> = BTreeMap::new();
+        let mut de = hdrhistogram::serialization::Deserializer::new();
+        for s in &self.second_latency {
+            let Some(info) = self
+                .scenarios
+                .get(s.source as usize)
+                .filter(|i| i.kind == SourceKind::Scenario)
+            else {
+                continue;
+            };
+            match de.deserialize::<u64, _>(&mut &s.v2_deflate[..]) {
+                Ok(mut h) => {
+                    h.auto(true);
+                    out.entry(info.name.clone()).or_default().push(h);
+                }
+                Err(e) => tracing::warn!(error = ?e, second = s.second, "decoding a stored second"),
+            }
+        }
+        out
+    }
+
     /// Merged stats of every scenario's series (probes excluded).
     pub fn scenario_totals(&self) -> SeriesStats {
         self.aggregate(|k| {
