@@ -92,6 +92,8 @@ pub async fn execute(
         stop.clone(),
     )?;
     let agg = handle.aggregator();
+    // The stored results keep each second's latency histogram (results/histograms.hlog).
+    agg.keep_second_latency();
     let steer = handle.control();
     let origin = handle.started_at();
     let infos = crate::metrics::scenario_infos(&spec);

@@ -124,6 +124,9 @@ fn report_regenerates_every_file_from_stored_results() {
         hlog.contains("Tag=duration.0,") && hlog.contains("HISTF"),
         "{hlog}"
     );
+    // Each second's latency per source, stamped with its second of the run clock.
+    assert!(hlog.contains("Tag=second.0,0.000,1.000,"), "{hlog}");
+    assert!(hlog.contains("Tag=second.1,2.000,1.000,"), "{hlog}");
     let junit = String::from_utf8_lossy(&before[2]).to_string();
     assert!(
         junit.contains("; runbook: docs/runbooks/flaky.md - restart the flaky pool"),

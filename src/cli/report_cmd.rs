@@ -75,9 +75,14 @@ fn compare_runs(a: &ReportArgs, base_dir: &Path) -> ExitCode {
         base.metrics.scenario_latency(),
         cur.metrics.scenario_latency(),
     );
+    let (bs, cs) = (
+        base.metrics.scenario_seconds(),
+        cur.metrics.scenario_seconds(),
+    );
     let c: Comparison = compare::compare(
         (&base_dir.display().to_string(), &base.summary, &bl),
         (&a.dir.display().to_string(), &cur.summary, &cl),
+        (&bs, &cs),
         &limits,
     );
     let baseline = Baseline {

@@ -175,6 +175,19 @@ pub struct RunMetrics {
     pub iterations: Vec<Histogram<u64>>,
     /// The first message seen per source and error kind (bounded: one per pair).
     pub first_errors: BTreeMap<(u16, ErrorKind), String>,
+    /// Per second and source: that second's latency histogram (`duration`), V2 + DEFLATE
+    /// encoded (a few hundred bytes each), for the stored results. Only in the final metrics
+    /// of a run whose aggregator keeps them (live snapshots leave them out).
+    pub second_latency: Vec<SecondHistogram>,
+}
+
+/// One second of one source's latency, as the HdrHistogram V2 DEFLATE encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondHistogram {
+    pub second: u64,
+    /// Index into [`RunMetrics::scenarios`].
+    pub source: u16,
+    pub v2_deflate: Vec<u8>,
 }
 
 /// Passes and fails per source, request and check: `[source][request][check] = [passed,
@@ -410,6 +423,30 @@ impl RunMetrics {
                 .filter(|_| info.kind == SourceKind::Scenario)
             {
                 h.add(&s.duration).expect("auto-resizing histograms merge");
+            }
+        }
+        out
+    }
+
+    /// Per scenario (probes excluded), by name: each stored second's latency histogram (µs),
+    /// in order (from [`RunMetrics::second_latency`]; empty when none were kept).
+    pub fn scenario_seconds(&self) -> BTreeMap<String, Vec<Histogram<u64>>> {
+        let mut out: BTreeMap<String, Vec<Histogram<u64>>> = BTreeMap::new();
+        let mut de = hdrhistogram::serialization::Deserializer::new();
+        for s in &self.second_latency {
+            let Some(info) = self
+                .scenarios
+                .get(s.source as usize)
+                .filter(|i| i.kind == SourceKind::Scenario)
+            else {
+                continue;
+            };
+            match de.deserialize::<u64, _>(&mut &s.v2_deflate[..]) {
+                Ok(mut h) => {
+                    h.auto(true);
+                    out.entry(info.name.clone()).or_default().push(h);
+                }
+                Err(e) => tracing::warn!(error = ?e, second = s.second, "decoding a stored second"),
             }
         }
         out

@@ -18,11 +18,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 use super::{
-    new_histogram, CheckCounts, ErrorKind, Event, EventKind, RunMetrics, ScenarioInfo, SecondRow,
-    SecondSlice, SeriesKey, SeriesStats, SourceKind,
+    new_histogram, CheckCounts, ErrorKind, Event, EventKind, RunMetrics, ScenarioInfo,
+    SecondHistogram, SecondRow, SecondSlice, SeriesKey, SeriesStats, SourceKind,
 };
 
 /// One worker's recorder. Not shared between threads.
@@ -223,6 +224,9 @@ struct Inner {
     /// Finalized seconds not yet taken by [`Aggregator::take_seconds`] (when kept).
     slices: Vec<SecondSlice>,
     keep_slices: bool,
+    /// Encoded per-second latency histograms (when kept).
+    second_latency: Vec<SecondHistogram>,
+    keep_second_latency: bool,
     events: Vec<Event>,
     /// Per worker: every second below this is flushed.
     watermarks: Vec<u64>,
@@ -282,6 +286,8 @@ impl Aggregator {
                 timeline: Vec::new(),
                 slices: Vec::new(),
                 keep_slices: false,
+                second_latency: Vec::new(),
+                keep_second_latency: false,
                 events: Vec::new(),
                 watermarks: vec![0; engine_workers + probes],
                 finalized: 0,
@@ -297,6 +303,12 @@ impl Aggregator {
     /// takes it (the run clock does, once per tick). Off by default: nobody would take them.
     pub fn keep_slices(&self) {
         self.lock().keep_slices = true;
+    }
+
+    /// Keep each second's latency histogram per source, encoded, for the stored results
+    /// ([`RunMetrics::second_latency`] of [`Aggregator::finish`]).
+    pub fn keep_second_latency(&self) {
+        self.lock().keep_second_latency = true;
     }
 
     /// The run clock's origin.
@@ -465,7 +477,9 @@ impl Aggregator {
     pub fn finish(&self) -> RunMetrics {
         let mut g = self.lock();
         finalize(&mut g, u64::MAX);
-        build(&g, self.origin.elapsed())
+        let mut m = build(&g, self.origin.elapsed());
+        m.second_latency = g.second_latency.clone();
+        m
     }
 }
 
@@ -559,6 +573,17 @@ fn finalize(g: &mut Inner, done: u64) {
                 m.2 += s.failed;
                 count_kind(&mut m.3, k.error, s.failed);
             }
+            if let (true, Some((h, ..))) = (g.keep_second_latency, &merged) {
+                let mut v2_deflate = Vec::new();
+                match V2DeflateSerializer::new().serialize(h, &mut v2_deflate) {
+                    Ok(_) => g.second_latency.push(SecondHistogram {
+                        second,
+                        source: sc as u16,
+                        v2_deflate,
+                    }),
+                    Err(e) => tracing::warn!(error = ?e, second, "encoding a second's histogram"),
+                }
+            }
             let row = match merged {
                 Some((h, requests, errors, errors_by_kind)) => SecondRow {
                     second,
@@ -626,6 +651,7 @@ fn build(g: &Inner, elapsed: Duration) -> RunMetrics {
         check_counts: g.check_counts.clone(),
         iterations: g.iterations.clone(),
         first_errors: g.first_errors.clone(),
+        second_latency: Vec::new(),
     }
 }
 

@@ -14,7 +14,12 @@
 //!   Tag=duration.N    series N's `http_req_duration` (intended send → last byte)
 //!   Tag=service.N     series N's `http_req_service_time` (actual send → last byte)
 //!   Tag=iteration.S   source S's `iteration_duration` (flows)
+//!   Tag=second.S      source S's `http_req_duration` of one second: the interval's start
+//!                     timestamp is that second of the run clock, its length 1 s
 //!   ```
+//!
+//!   `#[BaseTime]` and `#[StartTime]` are the run's wall-clock start, so every timestamp is
+//!   seconds since the run started (the HdrHistogram convention).
 //!
 //!   Series N is entry N of `measurements.json`'s `series` (its scenario index, request
 //!   index, status, error kind and canary variant). Histograms merge exactly (add them), so
@@ -29,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{
@@ -41,8 +46,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{
-    CheckCounts, ErrorKind, Event, EventKind, RunMetrics, ScenarioInfo, SecondRow, SeriesKey,
-    SeriesStats, SourceKind,
+    CheckCounts, ErrorKind, Event, EventKind, RunMetrics, ScenarioInfo, SecondHistogram, SecondRow,
+    SeriesKey, SeriesStats, SourceKind,
 };
 use crate::spec::Variant;
 
@@ -157,7 +162,7 @@ fn variant_of(s: &str) -> Option<Variant> {
 
 /// Write `m` into `dir` (created if needed): [`HISTOGRAMS_FILE`] and [`MEASUREMENTS_FILE`].
 /// Returns the paths written.
-pub fn write(dir: &Path, m: &RunMetrics) -> Result<Vec<PathBuf>, StoreError> {
+pub fn write(dir: &Path, m: &RunMetrics, started: SystemTime) -> Result<Vec<PathBuf>, StoreError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| StoreError::Io { path, source }
@@ -170,6 +175,8 @@ pub fn write(dir: &Path, m: &RunMetrics) -> Result<Vec<PathBuf>, StoreError> {
         let mut w = IntervalLogWriterBuilder::new()
             .add_comment("loadgate latency histograms, microseconds; see measurements.json")
             .with_max_value_divisor(1000.0)
+            .with_start_time(started)
+            .with_base_time(started)
             .begin_log_with(&mut log, &mut ser)
             .map_err(io_err(&hlog))?;
         let len = m.elapsed;
@@ -188,6 +195,26 @@ pub fn write(dir: &Path, m: &RunMetrics) -> Result<Vec<PathBuf>, StoreError> {
             if !h.is_empty() {
                 put(h, &format!("iteration.{i}"))?;
             }
+        }
+        let mut de = Deserializer::new();
+        for s in &m.second_latency {
+            let tag = format!("second.{}", s.source);
+            let h: Histogram<u64> =
+                de.deserialize(&mut &s.v2_deflate[..])
+                    .map_err(|e| StoreError::Format {
+                        path: hlog.clone(),
+                        reason: format!("decoding {tag} at {} s: {e:?}", s.second),
+                    })?;
+            w.write_histogram(
+                &h,
+                Duration::from_secs(s.second),
+                Duration::from_secs(1),
+                Tag::new(&tag),
+            )
+            .map_err(|e| StoreError::Format {
+                path: hlog.clone(),
+                reason: format!("encoding {tag}: {e:?}"),
+            })?;
         }
     }
     let doc = Measurements {
@@ -300,6 +327,7 @@ pub fn read(dir: &Path) -> Result<RunMetrics, StoreError> {
         source,
     })?;
     let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut second_latency = Vec::new();
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&log) {
         let entry = entry.map_err(|e| bad(&hlog, format!("{e:?}")))?;
@@ -308,6 +336,17 @@ pub fn read(dir: &Path) -> Result<RunMetrics, StoreError> {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(i.encoded_histogram())
                 .map_err(|e| bad(&hlog, format!("{tag}: {e}")))?;
+            if let Some(source) = tag.strip_prefix("second.") {
+                let source = source
+                    .parse::<u16>()
+                    .map_err(|_| bad(&hlog, format!("bad tag {tag:?}")))?;
+                second_latency.push(SecondHistogram {
+                    second: i.start_timestamp().as_secs(),
+                    source,
+                    v2_deflate: raw,
+                });
+                continue;
+            }
             let mut h: Histogram<u64> = de
                 .deserialize(&mut &raw[..])
                 .map_err(|e| bad(&hlog, format!("{tag}: {e:?}")))?;
@@ -399,6 +438,7 @@ pub fn read(dir: &Path) -> Result<RunMetrics, StoreError> {
         check_counts: CheckCounts(doc.check_counts),
         iterations,
         first_errors,
+        second_latency,
     })
 }
 
@@ -458,9 +498,35 @@ mod tests {
             p95_ms: 99.999,
             p99_ms: 5000.1,
         });
+        let mut sec = super::super::new_histogram();
+        sec.record_n(2500, 3).unwrap();
+        let mut v2_deflate = Vec::new();
+        use hdrhistogram::serialization::Serializer as _;
+        V2DeflateSerializer::new()
+            .serialize(&sec, &mut v2_deflate)
+            .unwrap();
+        m.second_latency.push(SecondHistogram {
+            second: 7,
+            source: 0,
+            v2_deflate,
+        });
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &m).unwrap();
+        write(
+            dir.path(),
+            &m,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        )
+        .unwrap();
         let back = read(dir.path()).unwrap();
+        assert_eq!(back.second_latency.len(), 1);
+        assert_eq!(
+            (back.second_latency[0].second, back.second_latency[0].source),
+            (7, 0)
+        );
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut &back.second_latency[0].v2_deflate[..])
+            .unwrap();
+        assert_eq!(h, sec);
         let s2 = &back.series[&key];
         assert_eq!(s2.duration, m.series[&key].duration);
         assert_eq!(s2.service, m.series[&key].service);
@@ -478,5 +544,7 @@ mod tests {
             text.contains("Tag=duration.0,") && text.contains("HISTF"),
             "{text}"
         );
+        assert!(text.contains("Tag=second.0,7.000,1.000,"), "{text}");
+        assert!(text.contains("#[BaseTime: 1800000000.000"), "{text}");
     }
 }

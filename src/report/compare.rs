@@ -17,8 +17,13 @@
 //! Noise is not a regression: a latency limit is broken only when the percentile moved past
 //! it **and** the whole distributions differ: a one-sided Mann-Whitney U test "this run is
 //! slower" over the two runs' stored histograms (every recorded value with its count, see
-//! [`crate::checks::mannwhitney`]) is significant at [`ALPHA`]. An error-rate limit likewise
-//! needs a one-sided two-proportion z-test at [`ALPHA`]. Throughput is compared as measured.
+//! [`crate::checks::mannwhitney`]) is significant at [`ALPHA`] **and**, when the runs stored
+//! their per-second histograms, the percentile's rise is beyond each run's own
+//! second-to-second variation: a block bootstrap ([`BOOTSTRAP`] resamples of the seconds,
+//! with replacement, at most 60 blocks a run, fixed seed) gives a 95% interval of the ratio
+//! this run / baseline whose lower end must exceed 1 (a stall of a few seconds in one run
+//! widens it). An error-rate limit needs a one-sided two-proportion z-test at [`ALPHA`].
+//! Throughput is compared as measured.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -34,6 +39,72 @@ use crate::metrics::format_number;
 
 /// Significance level of the noise tests.
 pub const ALPHA: f64 = 0.01;
+/// Resamples of the block bootstrap.
+pub const BOOTSTRAP: usize = 400;
+/// Most blocks a run's seconds are grouped into before resampling.
+const MAX_BLOCKS: usize = 60;
+
+/// Per scenario: the run's seconds' latency histograms, in order (µs).
+pub type Seconds = BTreeMap<String, Vec<Histogram<u64>>>;
+
+/// The 95% block-bootstrap interval of `quantile(current) / quantile(baseline)` over the
+/// runs' seconds; None with fewer than 3 seconds on a side.
+pub fn bootstrap_ratio(
+    baseline: &[Histogram<u64>],
+    current: &[Histogram<u64>],
+    quantile: f64,
+) -> Option<(f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    fn blocks(secs: &[Histogram<u64>]) -> Vec<Histogram<u64>> {
+        let secs: Vec<&Histogram<u64>> = secs.iter().filter(|h| !h.is_empty()).collect();
+        let width = secs.len().div_ceil(MAX_BLOCKS).max(1);
+        secs.chunks(width)
+            .map(|c| {
+                let mut h = crate::metrics::new_histogram();
+                for s in c {
+                    let _ = h.add(*s);
+                }
+                h
+            })
+            .collect()
+    }
+    let (b, c) = (blocks(baseline), blocks(current));
+    if b.len() < 3 || c.len() < 3 {
+        return None;
+    }
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x10ad_6a7e);
+    let resample = |set: &[Histogram<u64>], rng: &mut rand::rngs::SmallRng| {
+        let mut h = crate::metrics::new_histogram();
+        for _ in 0..set.len() {
+            let _ = h.add(&set[rng.random_range(0..set.len())]);
+        }
+        h.value_at_quantile(quantile) as f64
+    };
+    let mut ratios: Vec<f64> = (0..BOOTSTRAP)
+        .filter_map(|_| {
+            let bv = resample(&b, &mut rng);
+            let cv = resample(&c, &mut rng);
+            (bv > 0.0).then(|| cv / bv)
+        })
+        .collect();
+    if ratios.len() < BOOTSTRAP / 2 {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.025), at(0.975)))
+}
+
+fn quantile_of(metric: &str) -> Option<f64> {
+    Some(match metric {
+        "p50" => 0.5,
+        "p90" => 0.9,
+        "p95" => 0.95,
+        "p99" => 0.99,
+        "p999" => 0.999,
+        _ => return None,
+    })
+}
 
 /// A `--max-regression` that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -190,6 +261,9 @@ pub struct ScenarioDelta {
     pub latency_ms: BTreeMap<String, Delta>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_test: Option<LatencyTest>,
+    /// Per limited percentile: the 95% block-bootstrap interval of this run / baseline.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bootstrap_ratio: BTreeMap<String, [f64; 2]>,
     /// One-sided two-proportion z-test p-value of "this run fails more".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_p_value: Option<f64>,
@@ -275,6 +349,7 @@ fn proportion_p(k1: u64, n1: u64, k2: u64, n2: u64) -> Option<f64> {
 pub fn compare(
     (baseline_dir, baseline, baseline_latency): (&str, &Summary, &BTreeMap<String, Histogram<u64>>),
     (current_dir, current, current_latency): (&str, &Summary, &BTreeMap<String, Histogram<u64>>),
+    (baseline_seconds, current_seconds): (&Seconds, &Seconds),
     limits: &[Limit],
 ) -> Comparison {
     let mut scenarios = Vec::new();
@@ -312,7 +387,21 @@ pub fn compare(
             _ => None,
         };
         let error_p_value = proportion_p(base.errors, base.requests, cur.errors, cur.requests);
+        let mut bootstrap = BTreeMap::new();
+        if let (Some(bs), Some(cs)) = (baseline_seconds.get(name), current_seconds.get(name)) {
+            for l in limits
+                .iter()
+                .filter(|l| l.scenario.as_ref().is_none_or(|s| s == name))
+            {
+                if let Some(q) = quantile_of(&l.metric) {
+                    if let Some((lo, hi)) = bootstrap_ratio(bs, cs, q) {
+                        bootstrap.insert(l.metric.clone(), [lo, hi]);
+                    }
+                }
+            }
+        }
         let d = ScenarioDelta {
+            bootstrap_ratio: bootstrap,
             name: name.clone(),
             requests: Delta::of(base.requests as f64, cur.requests as f64),
             rps: Delta::of(base.rps, cur.rps),
@@ -366,18 +455,27 @@ pub fn compare(
                         Bound::Pp(_) => false,
                     };
                     let p = d.latency_test.map(|t| t.p_value);
+                    let interval = d.bootstrap_ratio.get(m);
                     (
                         moved,
-                        d.latency_test.is_some_and(|t| t.slower),
+                        d.latency_test.is_some_and(|t| t.slower)
+                            && interval.is_none_or(|[lo, _]| *lo > 1.0),
                         format!(
-                            "{m} {} -> {} ms ({}{}), Mann-Whitney p={}",
+                            "{m} {} -> {} ms ({}{}), Mann-Whitney p={}{}",
                             format_number(x.baseline),
                             format_number(x.current),
                             if x.change >= 0.0 { "+" } else { "" },
                             x.change_pct
                                 .map(|c| format!("{}%", format_number(c)))
                                 .unwrap_or_else(|| format!("{} ms", format_number(x.change))),
-                            p.map(fmt_p).unwrap_or_else(|| "-".into())
+                            p.map(fmt_p).unwrap_or_else(|| "-".into()),
+                            interval
+                                .map(|[lo, hi]| format!(
+                                    ", 95% interval of the ratio x{}-x{}",
+                                    format_number(*lo),
+                                    format_number(*hi)
+                                ))
+                                .unwrap_or_default()
                         ),
                     )
                 }
@@ -478,7 +576,7 @@ fn rows(c: &Comparison) -> Vec<[String; 5]> {
                     if let Some(t) = &s.latency_test {
                         ch.push_str(&format!(
                             " (MW p={}{})",
-                            format_number(t.p_value),
+                            fmt_p(t.p_value),
                             if t.slower { ", slower" } else { "" }
                         ));
                     }
@@ -665,6 +763,27 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("scenario:NAME"));
+    }
+
+    #[test]
+    fn the_bootstrap_sees_a_shift_and_not_a_stall() {
+        let second = |us: u64| {
+            let mut h = crate::metrics::new_histogram();
+            for i in 0..50 {
+                h.record(us + i * 100).unwrap();
+            }
+            h
+        };
+        let base: Vec<_> = (0..10).map(|_| second(50_000)).collect();
+        let slower: Vec<_> = (0..10).map(|_| second(65_000)).collect();
+        let (lo, _) = bootstrap_ratio(&base, &slower, 0.95).unwrap();
+        assert!(lo > 1.2, "{lo}");
+        // The same run but for a 2-second stall: its interval reaches below 1.
+        let mut stall = base.clone();
+        stall[3] = second(400_000);
+        stall[7] = second(400_000);
+        let (lo, hi) = bootstrap_ratio(&base, &stall, 0.95).unwrap();
+        assert!(lo <= 1.0 && hi > 1.0, "{lo} {hi}");
     }
 
     #[test]

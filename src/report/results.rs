@@ -167,7 +167,8 @@ pub fn store(
     judgement: &Judgement,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let rdir = dir.join(RESULTS_DIR);
-    let mut written = store::write(&rdir, metrics).map_err(store_err)?;
+    let started = SystemTime::UNIX_EPOCH + Duration::from_secs(judgement.started_at_unix_s);
+    let mut written = store::write(&rdir, metrics, started).map_err(store_err)?;
     let path = rdir.join(JUDGEMENT_FILE);
     let mut json = serde_json::to_string_pretty(judgement).map_err(|e| ReportError::Render {
         format: "results",
