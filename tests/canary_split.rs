@@ -45,19 +45,40 @@ fn summary(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
-/// A server answering `GET /work` after `delay`, counting its requests.
-fn server(delay: Duration, count: Arc<AtomicU64>) -> TestServer {
-    TestServer::axum(axum::Router::new().route(
-        "/work",
-        get(move || {
-            let count = count.clone();
-            async move {
-                count.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(delay).await;
-                "ok"
-            }
-        }),
-    ))
+/// Two servers answering `GET /work` after their delay, counting their requests: the
+/// baseline on the returned server's address, the canary on the second URL. Both run on one
+/// runtime thread, so they share its wake-ups: a lightly loaded server on a thread of its own
+/// parks between requests and pays a wake-up per request on a busy machine (~10% of a few
+/// ms), which a canary at 10% would show as a real slowdown.
+fn two_servers(
+    baseline: (Duration, Arc<AtomicU64>),
+    canary: (Duration, Arc<AtomicU64>),
+) -> (TestServer, String) {
+    let app = |(delay, count): (Duration, Arc<AtomicU64>)| {
+        axum::Router::new().route(
+            "/work",
+            get(move || {
+                let count = count.clone();
+                async move {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                    "ok"
+                }
+            }),
+        )
+    };
+    let (base_app, canary_app) = (app(baseline), app(canary));
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    second.set_nonblocking(true).unwrap();
+    let canary_url = format!("http://{}", second.local_addr().unwrap());
+    let server = TestServer::start(move |listener, _stop| async move {
+        let second = tokio::net::TcpListener::from_std(second).unwrap();
+        let _ = tokio::join!(
+            axum::serve(listener, base_app),
+            axum::serve(second, canary_app)
+        );
+    });
+    (server, canary_url)
 }
 
 fn split_plan(dir: &Path, baseline: &str, canary: &str, steps: &str, expect: &str) -> String {
@@ -96,14 +117,14 @@ fn share(step: &Value) -> f64 {
 #[test]
 fn loadgate_splits_two_targets_by_each_steps_weight_and_promotes() {
     let (nb, nc) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    // Equal servers: 5 ms each, so scheduling noise stays far below the allowed 10%.
-    let base = server(Duration::from_millis(5), nb.clone());
-    let canary = server(Duration::from_millis(5), nc.clone());
+    // Equal servers: 10 ms each, so scheduling noise stays far below the allowed 10%.
+    let ms10 = Duration::from_millis(10);
+    let (base, canary) = two_servers((ms10, nb.clone()), (ms10, nc.clone()));
     let dir = tempfile::tempdir().unwrap();
     let plan = split_plan(
         dir.path(),
         &base.url(),
-        &canary.url(),
+        &canary,
         "[10, 30, 60, 100]",
         "promote",
     );
@@ -115,7 +136,7 @@ fn loadgate_splits_two_targets_by_each_steps_weight_and_promotes() {
     assert_eq!(c["decision"], "promote", "{c:#}");
     assert_eq!(c["split"], "targets", "{c:#}");
     assert!(c.get("header").is_none(), "{c:#}");
-    assert_eq!(c["canary"], canary.url());
+    assert_eq!(c["canary"], canary.as_str());
     // The last attempt of each weight (an inconclusive step runs once more).
     let all = c["steps"].as_array().unwrap();
     let steps: Vec<&Value> = all
@@ -162,13 +183,15 @@ fn loadgate_splits_two_targets_by_each_steps_weight_and_promotes() {
 #[test]
 fn a_slower_canary_target_is_rolled_back_and_gets_nothing_afterwards() {
     let (nb, nc) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let base = server(Duration::from_millis(5), nb.clone());
-    let canary = server(Duration::from_millis(20), nc.clone());
+    let (base, canary) = two_servers(
+        (Duration::from_millis(10), nb.clone()),
+        (Duration::from_millis(30), nc.clone()),
+    );
     let dir = tempfile::tempdir().unwrap();
     let plan = split_plan(
         dir.path(),
         &base.url(),
-        &canary.url(),
+        &canary,
         "[20, 50, 100]",
         "rollback",
     );
@@ -182,9 +205,9 @@ fn a_slower_canary_target_is_rolled_back_and_gets_nothing_afterwards() {
     assert_eq!(steps.len(), 1, "{c:#}");
     let s = &steps[0];
     assert_eq!(s["latency"]["class"], "high", "{s:#}");
-    // Tagged by where it went: the canary side is the slow server's 20 ms.
-    assert!(s["canary"]["p50_ms"].as_f64().unwrap() >= 19.0, "{s:#}");
-    assert!(s["baseline"]["p50_ms"].as_f64().unwrap() < 15.0, "{s:#}");
+    // Tagged by where it went: the canary side is the slow server's 30 ms.
+    assert!(s["canary"]["p50_ms"].as_f64().unwrap() >= 29.0, "{s:#}");
+    assert!(s["baseline"]["p50_ms"].as_f64().unwrap() < 25.0, "{s:#}");
     assert!((share(s) - 0.2).abs() < 0.1, "{s:#}");
     let after = &c["after_rollback"];
     assert!(after["requests"].as_u64().unwrap() > 500, "{after:#}");
