@@ -190,3 +190,26 @@ done
 summarize healthy "$OUT/healthy.txt"
 summarize slow "$OUT/slow.txt"
 summarize errors "$OUT/errors.txt"
+# Where the rollback drills rolled back, and what the traffic did afterwards.
+python3 - "$OUT" "$N" <<'PY'
+import json, os, sys
+out, n = sys.argv[1], int(sys.argv[2])
+for name in ("slow", "errors"):
+    at, failed, canary, seconds = {}, 0, 0, []
+    for i in range(1, n + 1):
+        try:
+            c = json.load(open(os.path.join(out, f"{name}-{i}", "summary.json")))["canary"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if c["decision"] != "rollback":
+            continue
+        w = f'{c["steps"][-1]["weight"]}%'
+        at[w] = at.get(w, 0) + 1
+        a = c.get("after_rollback") or {}
+        failed += a.get("failed", 0)
+        canary += a.get("canary_requests", 0)
+        seconds.append(a.get("seconds", 0))
+    steps = ", ".join(f"at {w}: {k}" for w, k in sorted(at.items(), key=lambda x: int(x[0][:-1])))
+    print(f"{name:8s} rolled back {steps}; after the rollbacks ({min(seconds, default=0)}-"
+          f"{max(seconds, default=0)} s each): {failed} failed, {canary} served by the canary")
+PY
