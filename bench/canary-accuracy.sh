@@ -34,6 +34,19 @@
 # Prints, per drill, how many runs ended promote / rollback / other and the median and max
 # wall time of a run, and writes every run's summary under OUT.
 #
+# Measured 2026-11-30 (release build of commit abb841a's tree, N=20, shared process stack, on
+# a 2-core machine shared with three other build-and-test sessions, load average 2-10):
+#   healthy  runs 20  promote 20                 time/run median 65.0 s max 65.3 s
+#   slow     runs 20  rollback 20 (all at 5%)    time/run median 39.0 s max 39.1 s
+#            knob 113-8723 us (+20% of each round's baseline p95: 0.5-43.6 ms, median step
+#            p95); Hodges-Lehmann shift / knob median 1.043 [0.814, 1.732]; canary / baseline
+#            p95 in the deciding step median 1.282 [0.347, 2.085] (a p95 of ~300 canary
+#            samples on this machine is noise-dominated); effect size's lower bound >= 1.24
+#   errors   runs 20  rollback 20 (18 at 5%, 2 at 25%: ~6 failures expected in a 5% step)
+#                                                time/run median 51.0 s max 51.3 s
+#   after every rollback: 0 failed, 0 served by the canary (14-31 s observed)
+# Output: /work/bench-canary/out (per run summary.json and log), bench.log.
+#
 # Usage: bench/canary-accuracy.sh
 #   N=20 RATE=400 OUT=reports/canary-accuracy BIN=target/release/loadgate STACK=shared
 set -euo pipefail
