@@ -270,6 +270,24 @@ impl Clock {
                         Err(e) => self.agg.push_event(failed(e.to_string())),
                     }
                 }
+                Action::SetCanaryWeight { scenarios, weight } => {
+                    let t0 = std::time::Instant::now();
+                    let failures: Vec<String> = scenarios
+                        .iter()
+                        .filter_map(|sc| self.steer.set_canary_weight(sc, weight).err())
+                        .map(|e| e.to_string())
+                        .collect();
+                    self.agg.push_event(EventKind::CanaryWeight {
+                        weight,
+                        ok: failures.is_empty(),
+                        elapsed_ms: crate::metrics::round3(t0.elapsed().as_secs_f64() * 1000.0),
+                        detail: if failures.is_empty() {
+                            format!("split by loadgate over {}", scenarios.join(", "))
+                        } else {
+                            failures.join("; ")
+                        },
+                    });
+                }
                 Action::Stack { component, op } => match &self.stack {
                     None => self.agg.push_event(failed(format!(
                         "cannot {op} {component}: this run started no reference stack"

@@ -4,11 +4,12 @@
 //! with the normal approximation and its tie and continuity corrections, all three
 //! alternatives) must give scipy's U and p-value, and numpy's Hodges-Lehmann median of
 //! differences. Then the judge's classes and decisions on samples whose answer is known.
-use loadgate::checks::canary::{judge_step, Class, Decision, Side};
+use loadgate::checks::canary::{judge_step, judge_step_with, Class, Decision, Side, ValueSum};
 use loadgate::checks::mannwhitney::{
     hodges_lehmann, mann_whitney_u, Alternative, Method, Weighted,
 };
-use loadgate::spec::LatencyCompare;
+use loadgate::grammar::extract::Extractor;
+use loadgate::spec::{LatencyCompare, ValueCompare};
 use serde_json::Value;
 
 fn fixtures() -> Vec<Value> {
@@ -91,6 +92,7 @@ fn side(values: impl Iterator<Item = f64>, failed: u64) -> Side {
         requests: v.len() as u64 + failed,
         failed,
         latency: Weighted::from_values(&v),
+        values: Vec::new(),
     }
 }
 
@@ -144,4 +146,122 @@ fn the_judge_passes_a_healthy_canary_and_rolls_back_slow_or_failing_ones() {
     // A canary that got no traffic is NoData, never a pass.
     let j = judge_step(&base, &Side::default(), 200, Some(&CMP), Some(0.01));
     assert_eq!(j.decision, Decision::NoData);
+}
+
+fn value(name: &str, from: &str) -> ValueCompare {
+    ValueCompare {
+        name: name.into(),
+        from: Extractor::parse(from).unwrap(),
+        max: None,
+        min: None,
+        max_increase: None,
+        max_decrease: None,
+    }
+}
+
+/// `n` values with mean `mean`, as the engine sums them.
+fn sum(n: u64, mean: f64) -> ValueSum {
+    ValueSum {
+        sum: mean * n as f64,
+        n,
+    }
+}
+
+#[test]
+fn numbers_from_responses_are_judged_against_ceilings_floors_and_the_baseline() {
+    let cost = ValueCompare {
+        max: Some(0.0001),
+        max_increase: Some(0.5),
+        ..value("cost", "json /cost_usd")
+    };
+    let quality = ValueCompare {
+        min: Some(0.8),
+        max_decrease: Some(0.05),
+        ..value("quality", "header x-quality-score")
+    };
+    let values = [cost, quality];
+    let with = |mut s: Side, cost: ValueSum, quality: ValueSum| {
+        s.values = vec![cost, quality];
+        s
+    };
+    let base = with(
+        side(latencies(2000, 20.0, 1), 0),
+        sum(2000, 0.00004),
+        sum(2000, 0.91),
+    );
+    let judge =
+        |canary: &Side| judge_step_with(&base, canary, 200, Some(&CMP), Some(0.01), &values);
+
+    // Same cost and quality as the baseline: both pass, the step continues.
+    let healthy = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(600, 0.00004),
+        sum(600, 0.9),
+    );
+    let j = judge(&healthy);
+    assert_eq!(j.decision, Decision::Continue, "{j:?}");
+    assert_eq!(j.values[0].class, Class::Pass);
+    assert_eq!(j.values[1].class, Class::Pass);
+    assert!((j.values[0].ratio.unwrap() - 1.0).abs() < 1e-9);
+
+    // Twice the baseline's cost (under the absolute ceiling, over the allowed +50%): High.
+    let costly = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(600, 0.00008),
+        sum(600, 0.9),
+    );
+    let j = judge(&costly);
+    assert_eq!(j.values[0].class, Class::High, "{j:?}");
+    assert_eq!(j.values[0].failed_bound.as_deref(), Some("max_increase"));
+    assert_eq!(j.decision, Decision::Rollback);
+
+    // Over the absolute ceiling.
+    let pricey = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(600, 0.0002),
+        sum(600, 0.9),
+    );
+    assert_eq!(
+        judge(&pricey).values[0].failed_bound.as_deref(),
+        Some("max")
+    );
+
+    // A quality score 20% below the baseline's (still above the 0.8 floor? no: 0.73): Low,
+    // and for a value Low fails the step.
+    let worse = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(600, 0.00004),
+        sum(600, 0.73),
+    );
+    let j = judge(&worse);
+    assert_eq!(j.values[1].class, Class::Low, "{j:?}");
+    assert_eq!(j.values[1].failed_bound.as_deref(), Some("min"));
+    assert_eq!(j.decision, Decision::Rollback);
+    // Above the floor but 6% below the baseline: Low on the relative bound.
+    let slightly = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(600, 0.00004),
+        sum(600, 0.85),
+    );
+    assert_eq!(
+        judge(&slightly).values[1].failed_bound.as_deref(),
+        Some("max_decrease")
+    );
+
+    // Too few responses carried the value: NoData, never a pass...
+    let sparse = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(150, 0.00004),
+        sum(600, 0.9),
+    );
+    let j = judge(&sparse);
+    assert_eq!(j.values[0].class, Class::NoData, "{j:?}");
+    assert_eq!(j.decision, Decision::NoData);
+    // ...unless another value is conclusively bad.
+    let sparse_bad = with(
+        side(latencies(600, 20.0, 2), 0),
+        sum(150, 0.00004),
+        sum(600, 0.5),
+    );
+    assert_eq!(judge(&sparse_bad).decision, Decision::Rollback);
 }

@@ -330,6 +330,38 @@ fn canary_and_blue_green_problems_are_reported_at_their_positions() {
     ];
     assert_eq!(got, want, "{got:#?}");
 
+    // Two targets instead of a header (no `apply`), and numbers taken from responses.
+    let src = format!(
+        "{HEAD}    request: {{ path: / }}\ncanary:\n  split: {{ targets: {{ baseline: \"http://127.0.0.1:2\", canary: ftp://x }} }}\n  compare:\n    values:\n      cost: {{ max_increase: 10% }}\n      quality: {{ from: jsn /q, min: 0.9, max: 0.5 }}\n  apply: {{ command: [ ./w.sh ] }}\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    let want = [
+        (
+            "inline.yaml:8:",
+            "canary.split.targets.canary: required: an absolute http(s) base URL",
+        ),
+        (
+            "inline.yaml:11:",
+            "canary.compare.values.cost.from: required: where the number is",
+        ),
+        (
+            "inline.yaml:12:",
+            "canary.compare.values.quality.from: unknown extraction 'jsn /q'",
+        ),
+        (
+            "inline.yaml:12:",
+            "canary.compare.values.quality.min: 0.9 is above `max` 0.5",
+        ),
+        ("inline.yaml:13:", "canary.apply: not with `split.targets`"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (line, text) in want {
+        assert!(
+            got.iter().any(|g| g.starts_with(line) && g.contains(text)),
+            "no {line} {text} in {got:#?}"
+        );
+    }
+
     let src = format!(
         "{HEAD}    request: {{ path: / }}\nblue_green:\n  split: {{ header: x-model-version, blue: v1, green: v2 }}\n  cutover_at: 10s\n  switch_back_at: 12s\n  apply: {{ command: [ ./switch.sh, \"{{{{version}}}}\" ] }}\n"
     );

@@ -3,7 +3,9 @@
 //! runs): the healthy v2 is promoted (exit 0), the bad v2 (+40 ms, 3% errors through the
 //! gateway's fault knobs) is rolled back at once and the canary serves nothing afterwards
 //! (exit 0: the drill expects the rollback), both blue/green switches are clean (exit 0), and a
-//! canary that never gets traffic ends NoData and fails (exit 99).
+//! canary that never gets traffic ends NoData and fails (exit 99). Numbers taken from the
+//! responses are judged per step: a v2 that costs 5x per token and answers 0.2 worse (the
+//! gateway's `cost_factor` and `quality_drop` knobs) is rolled back on cost and quality.
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -55,6 +57,14 @@ fn a_healthy_canary_is_promoted_step_by_step() {
     let out = dir.path().join("promote");
     let mut sets = SHORT.to_vec();
     sets.push("scenarios.chat.duration=45s");
+    // The numbers a healthy v2 reports pass: its quality score (header) above a floor and
+    // its cost per request (JSON body) under a ceiling.
+    sets.extend([
+        "canary.compare.values.quality.from=header x-quality-score",
+        "canary.compare.values.quality.min=0.8",
+        "canary.compare.values.cost.from=json /cost_usd",
+        "canary.compare.values.cost.max=0.01",
+    ]);
     let o = loadgate("plans/canary-promote.yaml", &out, &sets);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let v = summary(&out);
@@ -81,6 +91,15 @@ fn a_healthy_canary_is_promoted_step_by_step() {
         assert!(s["baseline"]["requests"].as_u64().unwrap() >= 50, "{s:#}");
         assert_ne!(s["latency"]["class"], "high", "{s:#}");
         assert!(s["latency"]["p_value"].as_f64().is_some(), "{s:#}");
+        let values = s["values"].as_array().unwrap();
+        let names: Vec<&str> = values.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["cost", "quality"], "{s:#}");
+        for v in values {
+            assert_eq!(v["class"], "pass", "{v:#}");
+            assert!(v["canary_n"].as_u64().unwrap() >= 50, "{v:#}");
+        }
+        let q = values[1]["canary_mean"].as_f64().unwrap();
+        assert!((0.8..=0.99).contains(&q), "{s:#}");
     }
     // The canary's share rose with the weight.
     let share = |s: &Value| {
@@ -220,4 +239,50 @@ fn blue_green_cutover_and_switch_back_are_clean() {
         .collect();
     assert!(names.contains(&"blue-green cutover to v2"), "{names:?}");
     assert!(names.contains(&"blue-green switch back to v1"), "{names:?}");
+}
+
+#[test]
+fn a_canary_that_costs_more_and_answers_worse_is_rolled_back_on_those_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("values");
+    let mut sets = SHORT.to_vec();
+    sets.extend([
+        "scenarios.chat.duration=20s",
+        // No latency or error fault: only the cost and quality knobs.
+        "scenarios.bad-v2.request.body.latency_ms=0",
+        "scenarios.bad-v2.request.body.error_rate=0.0",
+        "scenarios.bad-v2.request.body.cost_factor=5",
+        "scenarios.bad-v2.request.body.quality_drop=0.2",
+        // Every prompt distinct: no cache hit, so every response has a cost.
+        "scenarios.chat.request.body.prompt=\"{{prompts.text}} {{seq}}\"",
+        "canary.compare.values.cost.from=json /cost_usd",
+        "canary.compare.values.cost.max_increase=50%",
+        "canary.compare.values.quality.from=header x-quality-score",
+        "canary.compare.values.quality.max_decrease=10%",
+    ]);
+    let o = loadgate("plans/canary-rollback.yaml", &out, &sets);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let v = summary(&out);
+    let c = &v["canary"];
+    assert_eq!(c["decision"], "rollback", "{c:#}");
+    let steps = c["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{c:#}");
+    let s = &steps[0];
+    // v2's own price is half v1's; x5 makes it ~2.5x v1's, over the allowed +50%.
+    let cost = &s["values"][0];
+    assert_eq!(cost["name"], "cost");
+    assert_eq!(cost["class"], "high", "{cost:#}");
+    assert_eq!(cost["failed_bound"], "max_increase", "{cost:#}");
+    assert!(cost["ratio"].as_f64().unwrap() > 1.8, "{cost:#}");
+    let quality = &s["values"][1];
+    assert_eq!(quality["class"], "low", "{quality:#}");
+    assert!(
+        quality["canary_mean"].as_f64().unwrap() + 0.1 < quality["baseline_mean"].as_f64().unwrap(),
+        "{quality:#}"
+    );
+    assert_ne!(s["latency"]["class"], "high", "{s:#}");
+    assert_eq!(s["errors"]["class"], "pass", "{s:#}");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("cost base/canary"), "{table}");
+    assert!(table.contains("quality base/canary"), "{table}");
 }

@@ -14,8 +14,15 @@
 //!   Low           the mirror test "canary < baseline" significant (an improvement: passes)
 //!   Pass          otherwise
 //! error rate: High when the canary's failed / requests > max_error_rate, else Pass
+//! values (numbers from responses: cost per request, a quality score), means per side:
+//!   NoData        fewer than min_samples canary values (or baseline values, with a
+//!                 relative bound)
+//!   High          canary mean > max, or > baseline mean + |baseline mean| x max_increase
+//!   Low           canary mean < min, or < baseline mean - |baseline mean| x max_decrease
+//!   Pass          otherwise                  (for a value, High and Low both fail)
 //! ```
-//! Decision: any High -> `Rollback` (conclusive even when another metric lacks data); else
+//! Decision: any High (or a value's Low) -> `Rollback` (conclusive even when another metric
+//! lacks data); else
 //! any NoData -> `NoData` (the controller fails or waits per `on_no_data`); a marginal latency -> `Inconclusive`; else `Continue`. Where Kayenta
 //! uses a score over many metrics, a step here has at most two, and either failing fails it
 //! (both are what Kayenta would mark critical).
@@ -23,7 +30,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::mannwhitney::{hodges_lehmann, mann_whitney_u, Alternative, Method, Weighted};
-use crate::spec::LatencyCompare;
+pub use crate::metrics::ValueSum;
+use crate::spec::{LatencyCompare, ValueCompare};
 
 /// Kayenta's per-metric classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -81,6 +89,8 @@ pub struct Side {
     pub latency: Weighted,
     pub requests: u64,
     pub failed: u64,
+    /// The numbers taken from responses, indexed like the spec's `values`.
+    pub values: Vec<ValueSum>,
 }
 
 impl Side {
@@ -122,21 +132,62 @@ pub struct ErrorJudgement {
     pub max: f64,
 }
 
+/// A number taken from responses, compared for a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ValueJudgement {
+    pub name: String,
+    /// High: above `max` or `max_increase`; Low: below `min` or `max_decrease` (both fail).
+    pub class: Class,
+    /// Means per side over the responses that carried the value.
+    pub baseline_mean: Option<f64>,
+    pub canary_mean: Option<f64>,
+    /// How many responses carried the value.
+    pub baseline_n: u64,
+    pub canary_n: u64,
+    /// canary mean / baseline mean.
+    pub ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_increase: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_decrease: Option<f64>,
+    /// Which bound failed (`max`, `min`, `max_increase`, `max_decrease`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_bound: Option<String>,
+}
+
 /// Everything a step concluded.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepJudgement {
     pub latency: Option<LatencyJudgement>,
     pub errors: Option<ErrorJudgement>,
+    pub values: Vec<ValueJudgement>,
     pub decision: Decision,
 }
 
-/// Judge one step: `baseline` and `canary` are the step's samples only.
+/// Judge one step on latency and errors: `baseline` and `canary` are the step's samples only.
 pub fn judge_step(
     baseline: &Side,
     canary: &Side,
     min_samples: u64,
     latency: Option<&LatencyCompare>,
     max_error_rate: Option<f64>,
+) -> StepJudgement {
+    judge_step_with(baseline, canary, min_samples, latency, max_error_rate, &[])
+}
+
+/// Judge one step on latency, errors and the numbers taken from responses (`values`, whose
+/// sums are `Side::values` at the same index).
+pub fn judge_step_with(
+    baseline: &Side,
+    canary: &Side,
+    min_samples: u64,
+    latency: Option<&LatencyCompare>,
+    max_error_rate: Option<f64>,
+    values: &[ValueCompare],
 ) -> StepJudgement {
     let enough = baseline.requests >= min_samples && canary.requests >= min_samples;
     let latency = latency.map(|cfg| judge_latency(baseline, canary, min_samples, cfg));
@@ -152,10 +203,28 @@ pub fn judge_step(
         baseline_rate: baseline.error_rate(),
         max,
     });
+    let values: Vec<ValueJudgement> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let none = ValueSum::default();
+            judge_value(
+                v,
+                baseline.values.get(i).unwrap_or(&none),
+                canary.values.get(i).unwrap_or(&none),
+                min_samples,
+            )
+        })
+        .collect();
+    // A value's Low (below its floor) fails like a High; latency's Low is an improvement.
     let classes = latency
         .iter()
         .map(|l| l.class)
-        .chain(errors.iter().map(|e| e.class));
+        .chain(errors.iter().map(|e| e.class))
+        .chain(values.iter().map(|v| match v.class {
+            Class::Low => Class::High,
+            c => c,
+        }));
     let mut decision = Decision::Continue;
     let mut no_data = !enough;
     for c in classes {
@@ -177,8 +246,60 @@ pub fn judge_step(
     StepJudgement {
         latency,
         errors,
+        values,
         decision,
     }
+}
+
+fn judge_value(
+    cfg: &ValueCompare,
+    baseline: &ValueSum,
+    canary: &ValueSum,
+    min_samples: u64,
+) -> ValueJudgement {
+    let (bm, cm) = (baseline.mean(), canary.mean());
+    let mut out = ValueJudgement {
+        name: cfg.name.clone(),
+        class: Class::NoData,
+        baseline_mean: bm,
+        canary_mean: cm,
+        baseline_n: baseline.n,
+        canary_n: canary.n,
+        ratio: match (bm, cm) {
+            (Some(b), Some(c)) if b != 0.0 => Some(c / b),
+            _ => None,
+        },
+        max: cfg.max,
+        min: cfg.min,
+        max_increase: cfg.max_increase,
+        max_decrease: cfg.max_decrease,
+        failed_bound: None,
+    };
+    let enough = canary.n >= min_samples && (!cfg.relative() || baseline.n >= min_samples);
+    let (Some(c), true) = (cm, enough) else {
+        return out;
+    };
+    let b = bm.unwrap_or(0.0);
+    let checks: [(&str, Class, bool); 4] = [
+        ("max", Class::High, cfg.max.is_some_and(|m| c > m)),
+        (
+            "max_increase",
+            Class::High,
+            cfg.max_increase.is_some_and(|x| c > b + b.abs() * x),
+        ),
+        ("min", Class::Low, cfg.min.is_some_and(|m| c < m)),
+        (
+            "max_decrease",
+            Class::Low,
+            cfg.max_decrease.is_some_and(|x| c < b - b.abs() * x),
+        ),
+    ];
+    out.class = Class::Pass;
+    if let Some((bound, class, _)) = checks.iter().find(|(_, _, failed)| *failed) {
+        out.class = *class;
+        out.failed_bound = Some(bound.to_string());
+    }
+    out
 }
 
 fn judge_latency(
@@ -246,6 +367,7 @@ mod tests {
             requests: v.len() as u64 + failed,
             failed,
             latency: Weighted::from_values(&v),
+            values: Vec::new(),
         }
     }
 

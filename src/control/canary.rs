@@ -16,7 +16,9 @@
 //! `step_duration` seconds; it is judged when the run clock has finalized its last second.
 //! Weights are applied by a task (an HTTP call or a command) that puts a `canary_weight`
 //! event on the timeline when it is done; the gate waits for that event, so a slow admin API
-//! delays the step rather than mixing weights in one window.
+//! delays the step rather than mixing weights in one window. With a split between two
+//! targets loadgate applies the weight itself ([`Action::SetCanaryWeight`]: the workers send
+//! that share of iterations to the canary's target), and the run clock records the event.
 //!
 //! The gate passes when its decision is what `expect` asks (`promote` when not given). NoData
 //! (a side that never reached `min_samples`, e.g. a canary that got no traffic) always fails,
@@ -30,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 
 use super::{Action, Conclusion, Controller, End, Section, StartCtx, Tick};
-use crate::checks::canary::{judge_step, Decision, ErrorJudgement, LatencyJudgement, Side};
+use crate::checks::canary::{
+    judge_step_with, Decision, ErrorJudgement, LatencyJudgement, Side, ValueJudgement, ValueSum,
+};
 use crate::checks::mannwhitney::Weighted;
 use crate::checks::{CheckKind, CheckResult};
 use crate::metrics::recorder::Aggregator;
@@ -70,6 +74,9 @@ pub struct StepReport {
     pub latency: Option<LatencyJudgement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorJudgement>,
+    /// The numbers taken from responses (`compare.values`), per name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<ValueJudgement>,
     pub decision: Decision,
 }
 
@@ -94,8 +101,13 @@ pub struct CanaryReport {
     pub expected: String,
     pub passed: bool,
     pub reason: String,
-    /// The split: header and the baseline / canary values.
-    pub header: String,
+    /// How the sides are told apart: `header` (a response header's value) or `targets`
+    /// (loadgate split the load between two URLs itself).
+    pub split: String,
+    /// The split's header (with `split: header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The baseline and canary: header values, or base URLs.
     pub baseline: String,
     pub canary: String,
     pub min_samples: u64,
@@ -109,6 +121,7 @@ struct Acc {
     latency: Histogram<u64>,
     requests: u64,
     failed: u64,
+    values: Vec<ValueSum>,
 }
 
 impl Acc {
@@ -117,6 +130,7 @@ impl Acc {
             latency: new_histogram(),
             requests: 0,
             failed: 0,
+            values: Vec::new(),
         }
     }
 
@@ -130,6 +144,7 @@ impl Acc {
             ),
             requests: self.requests,
             failed: self.failed,
+            values: self.values.clone(),
         }
     }
 
@@ -196,11 +211,21 @@ pub struct CanaryGate {
     /// Rollback evidence: from this second on, count what the traffic did.
     after: Option<AfterRollback>,
     rolled_back_weight_pending: bool,
+    /// The scenarios a split between two targets steers.
+    split_scenarios: Vec<String>,
+    /// Weights to hand to the engine at the end of this tick (split between two targets).
+    split_actions: Vec<u32>,
 }
 
 impl CanaryGate {
     pub fn new(spec: &RunSpec) -> Option<CanaryGate> {
         let c = spec.canary.clone()?;
+        let split_scenarios = spec
+            .scenarios
+            .iter()
+            .filter(|s| c.covers(&s.name))
+            .map(|s| s.name.clone())
+            .collect();
         Some(CanaryGate {
             spec: *c,
             covered: Vec::new(),
@@ -216,6 +241,8 @@ impl CanaryGate {
             fin: None,
             after: None,
             rolled_back_weight_pending: false,
+            split_scenarios,
+            split_actions: Vec::new(),
         })
     }
 
@@ -226,10 +253,14 @@ impl CanaryGate {
     /// Start applying `weight` (a task; its `canary_weight` event comes back in a tick).
     fn apply(&mut self, weight: u32) {
         self.applying = Some(weight);
+        let Some(apply) = self.spec.apply.clone() else {
+            // Split between two targets: the engine applies it (end of this tick).
+            self.split_actions.push(weight);
+            return;
+        };
         let (Some(agg), Some(tasks)) = (self.agg.clone(), self.tasks.as_ref()) else {
             return;
         };
-        let apply = self.spec.apply.clone();
         let client = self.client.clone();
         tasks.spawn(async move {
             let t0 = Instant::now();
@@ -278,6 +309,12 @@ impl CanaryGate {
             acc.failed += s.failed;
             if k.error.is_none() {
                 let _ = acc.latency.add(&s.duration);
+            }
+            if acc.values.len() < s.values.len() {
+                acc.values.resize(s.values.len(), ValueSum::default());
+            }
+            for (into, v) in acc.values.iter_mut().zip(&s.values) {
+                into.merge(v);
             }
         }
     }
@@ -355,12 +392,13 @@ impl CanaryGate {
             return;
         }
         let weight = self.spec.steps[step];
-        let j = judge_step(
+        let j = judge_step_with(
             &baseline.side(),
             &canary.side(),
             self.spec.min_samples,
             self.spec.latency.as_ref(),
             self.spec.max_error_rate,
+            &self.spec.values,
         );
         if j.decision == Decision::NoData
             && self.spec.on_no_data == OnNoData::Wait
@@ -381,6 +419,7 @@ impl CanaryGate {
             canary: canary.report(),
             latency: j.latency,
             errors: j.errors,
+            values: j.values,
             decision: j.decision,
         };
         let detail = step_detail(&report);
@@ -460,9 +499,13 @@ impl CanaryGate {
             expected: self.expected().as_str().into(),
             passed: passes(decision, self.expected()),
             reason,
-            header: self.spec.split.header.clone(),
-            baseline: self.spec.split.baseline.clone(),
-            canary: self.spec.split.canary.clone(),
+            split: match self.spec.split.header() {
+                Some(_) => "header".into(),
+                None => "targets".into(),
+            },
+            header: self.spec.split.header().map(|h| h.header.clone()),
+            baseline: self.spec.split.baseline().to_string(),
+            canary: self.spec.split.canary().to_string(),
             min_samples: self.spec.min_samples,
             steps: self.steps.clone(),
             after_rollback: self.after.clone(),
@@ -500,6 +543,20 @@ pub fn step_detail(r: &StepReport) -> String {
             format_number(e.canary_rate * 100.0),
             format_number(e.max * 100.0)
         ));
+    }
+    for v in &r.values {
+        let mut s = format!("{} {}", v.name, v.class.as_str());
+        if let Some(c) = v.canary_mean {
+            s.push_str(&format!(" (mean {}", format_number(c)));
+            if let Some(b) = v.baseline_mean {
+                s.push_str(&format!(" vs {}", format_number(b)));
+            }
+            if let Some(bound) = &v.failed_bound {
+                s.push_str(&format!(", over {bound}"));
+            }
+            s.push(')');
+        }
+        parts.push(s);
     }
     if r.decision == Decision::NoData {
         parts.push(format!(
@@ -683,6 +740,12 @@ impl Controller for CanaryGate {
                 Phase::Done => "the load ended".to_string(),
             };
             self.conclude(Decision::Inconclusive, reason, &mut out);
+        }
+        for weight in self.split_actions.drain(..) {
+            out.push(Action::SetCanaryWeight {
+                scenarios: self.split_scenarios.clone(),
+                weight,
+            });
         }
         out
     }

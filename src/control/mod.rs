@@ -87,6 +87,9 @@ pub enum Action {
     SetRate { scenario: String, rate: f64 },
     /// Replace `scenario`'s request weights (one per request): a traffic split.
     SetWeights { scenario: String, weights: Vec<u32> },
+    /// Send `weight` percent of each of `scenarios`' iterations to the canary's target (a
+    /// canary split between two targets); a `canary_weight` event records the outcome.
+    SetCanaryWeight { scenarios: Vec<String>, weight: u32 },
     /// Act on a component of the reference stack; the outcome comes back as a
     /// [`EventKind::StackAction`] event in a later tick.
     Stack { component: Component, op: StackOp },

@@ -31,6 +31,9 @@ pub struct Steering {
     pub rates: Vec<RateOverride>,
     /// Request weights replacing the plan's (same length as the scenario's requests).
     pub weights: Option<Vec<u32>>,
+    /// The canary's share of iterations, percent, when loadgate splits the scenario between
+    /// two targets itself.
+    pub canary_weight: Option<u32>,
 }
 
 /// Why a steering request was refused.
@@ -46,6 +49,8 @@ pub enum SteerError {
         "rate {rate} for scenario `{scenario}` must be a positive number of arrivals per second"
     )]
     BadRate { scenario: String, rate: f64 },
+    #[error("canary weight {weight} for scenario `{scenario}` must be 0-100 (percent)")]
+    BadCanaryWeight { scenario: String, weight: u32 },
     #[error("scenario `{scenario}` has {expected} request(s), got {got} weight(s); give one weight per request, at least one above 0")]
     BadWeights {
         scenario: String,
@@ -142,6 +147,20 @@ impl EngineControl {
         }
         let at = at.saturating_sub(self.starts[idx]);
         self.scenarios[idx].update(|s| s.rates.push(RateOverride { at, rate }));
+        Ok(())
+    }
+
+    /// Send `weight` percent of scenario `scenario`'s iterations to the canary's target (a
+    /// scenario loadgate splits between two targets; elsewhere the weight is unused).
+    pub fn set_canary_weight(&self, scenario: &str, weight: u32) -> Result<(), SteerError> {
+        let idx = self.index(scenario)?;
+        if weight > 100 {
+            return Err(SteerError::BadCanaryWeight {
+                scenario: scenario.to_string(),
+                weight,
+            });
+        }
+        self.scenarios[idx].update(|s| s.canary_weight = Some(weight));
         Ok(())
     }
 

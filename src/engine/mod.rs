@@ -145,11 +145,34 @@ impl EngineHandle {
 
 /// Resolve the target URL.
 pub fn resolve_target(spec: &RunSpec) -> Result<Target, EngineError> {
+    resolve_url(spec, &spec.target)
+}
+
+/// The targets of the scenarios loadgate splits between two targets itself (a canary's
+/// `split.targets`): baseline and canary, resolved once.
+pub struct SplitTargets {
+    pub baseline: Arc<Target>,
+    pub canary: Arc<Target>,
+}
+
+/// Resolve a canary's split targets, if the run has them.
+pub fn resolve_split(spec: &RunSpec) -> Result<Option<SplitTargets>, EngineError> {
+    let Some(t) = spec.canary.as_ref().and_then(|c| c.split.targets()) else {
+        return Ok(None);
+    };
+    Ok(Some(SplitTargets {
+        baseline: Arc::new(resolve_url(spec, &t.baseline)?),
+        canary: Arc::new(resolve_url(spec, &t.canary)?),
+    }))
+}
+
+/// Resolve a base URL with the run's client options.
+pub fn resolve_url(spec: &RunSpec, target: &str) -> Result<Target, EngineError> {
     let bad = |reason: &str| EngineError::Target {
-        url: spec.target.clone(),
+        url: target.to_string(),
         reason: reason.to_string(),
     };
-    let url = url::Url::parse(&spec.target).map_err(|e| bad(&e.to_string()))?;
+    let url = url::Url::parse(target).map_err(|e| bad(&e.to_string()))?;
     let scheme = match url.scheme() {
         "http" => "http",
         "https" => "https",
@@ -270,9 +293,14 @@ pub fn start(
         );
     }
     let target = Arc::new(resolve_target(&spec)?);
+    let split = resolve_split(&spec)?.map(Arc::new);
     // Bind every scenario's templates once up front, so feeder errors surface before the run.
     for sc in &spec.scenarios {
         RequestSource::new(&spec, sc, &target)?;
+        if let (Some(t), Some(_)) = (&split, spec.target_split_for(&sc.name)) {
+            RequestSource::new(&spec, sc, &t.baseline)?;
+            RequestSource::new(&spec, sc, &t.canary)?;
+        }
     }
     let threads = opts.threads.max(1);
     let origin = Instant::now();
@@ -296,13 +324,14 @@ pub fn start(
     for k in 0..threads {
         let spec = spec.clone();
         let target = target.clone();
+        let split = split.clone();
         let agg = aggregator.clone();
         let stop = stop.child_token();
         let control = control.clone();
         let lane = Lane::new(k, threads, opts.segment);
         let h = std::thread::Builder::new()
             .name(format!("loadgate-worker-{k}"))
-            .spawn(move || worker(k, lane, spec, target, agg, control, stop, origin))
+            .spawn(move || worker(k, lane, spec, target, split, agg, control, stop, origin))
             .map_err(EngineError::Thread)?;
         handles.push(h);
     }
@@ -322,6 +351,7 @@ fn worker(
     lane: Lane,
     spec: Arc<RunSpec>,
     target: Arc<Target>,
+    split: Option<Arc<SplitTargets>>,
     agg: Arc<Aggregator>,
     control: Arc<EngineControl>,
     stop: CancellationToken,
@@ -370,10 +400,19 @@ fn worker(
         };
         let mut scenarios = Vec::new();
         for (i, sc) in spec.scenarios.iter().enumerate() {
-            let source = match RequestSource::new(&spec, sc, &target) {
+            // A scenario split between two targets sends to the baseline's by default.
+            let split = split
+                .as_ref()
+                .filter(|_| spec.target_split_for(&sc.name).is_some());
+            let target = match split {
+                Some(t) => t.baseline.clone(),
+                None => target.clone(),
+            };
+            let bind = |t: &Target| match RequestSource::new(&spec, sc, t) {
                 Ok(s) => s,
                 Err(_) => unreachable!("checked in start()"),
             };
+            let source = bind(&target);
             let schedule = executor::schedule_for(&sc.executor, lane, spec.http.max_connections);
             let mut ctx = ScenarioCtx::new(
                 i,
@@ -390,6 +429,11 @@ fn worker(
                 control.scenario(i),
             );
             ctx.split = spec.split_for(&sc.name).map(Arc::new);
+            ctx.alt = split.map(|t| executor::AltTarget {
+                target: t.canary.clone(),
+                source: bind(&t.canary),
+            });
+            ctx.take_values(spec.values_for(&sc.name));
             let ctx = Rc::new(ctx);
             scenarios.push(tokio::task::spawn_local(executor::run_scenario(ctx)));
         }

@@ -77,6 +77,29 @@ impl SeriesKey {
     }
 }
 
+/// The sum and count of a number taken from responses.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ValueSum {
+    pub sum: f64,
+    pub n: u64,
+}
+
+impl ValueSum {
+    pub fn add(&mut self, v: f64) {
+        self.sum += v;
+        self.n += 1;
+    }
+
+    pub fn merge(&mut self, o: &ValueSum) {
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
 /// Samples of one series.
 #[derive(Debug, Clone)]
 pub struct SeriesStats {
@@ -89,6 +112,9 @@ pub struct SeriesStats {
     pub failed: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
+    /// Numbers taken from the responses (a canary's `compare.values`, in its order); empty
+    /// when none are taken.
+    pub values: Vec<ValueSum>,
 }
 
 impl Default for SeriesStats {
@@ -100,6 +126,7 @@ impl Default for SeriesStats {
             failed: 0,
             checks_passed: 0,
             checks_failed: 0,
+            values: Vec::new(),
         }
     }
 }
@@ -117,6 +144,12 @@ impl SeriesStats {
         self.failed += other.failed;
         self.checks_passed += other.checks_passed;
         self.checks_failed += other.checks_failed;
+        if self.values.len() < other.values.len() {
+            self.values.resize(other.values.len(), ValueSum::default());
+        }
+        for (into, v) in self.values.iter_mut().zip(&other.values) {
+            into.merge(v);
+        }
     }
 }
 

@@ -158,6 +158,18 @@ impl Recorder {
         self.dirty = true;
     }
 
+    /// Add number `slot` taken from the response just recorded with [`Recorder::record`] (a
+    /// canary's `compare.values`) to that response's series.
+    #[inline]
+    pub fn value(&mut self, slot: usize, v: f64) {
+        if let Some((_, s)) = self.current.get_mut(self.last) {
+            if s.values.len() <= slot {
+                s.values.resize(slot + 1, super::ValueSum::default());
+            }
+            s.values[slot].add(v);
+        }
+    }
+
     /// Count one dropped iteration of scenario `scenario`.
     pub fn dropped(&mut self, scenario: usize) {
         self.dropped[scenario] += 1;
@@ -193,6 +205,9 @@ impl Recorder {
                 s.failed = 0;
                 s.checks_passed = 0;
                 s.checks_failed = 0;
+                s.values
+                    .iter_mut()
+                    .for_each(|v| *v = super::ValueSum::default());
             }
             self.dropped.iter_mut().for_each(|d| *d = 0);
             self.dirty = false;

@@ -107,6 +107,9 @@ struct Series {
     failed: u64,
     checks_passed: u64,
     checks_failed: u64,
+    /// Numbers taken from responses (a canary's `compare.values`), in order: `[sum, count]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    values: Vec<(f64, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -252,6 +255,7 @@ pub fn write(dir: &Path, m: &RunMetrics, started: SystemTime) -> Result<Vec<Path
                 failed: s.failed,
                 checks_passed: s.checks_passed,
                 checks_failed: s.checks_failed,
+                values: s.values.iter().map(|v| (v.sum, v.n)).collect(),
             })
             .collect(),
         check_counts: m.check_counts.0.clone(),
@@ -377,6 +381,11 @@ pub fn read(dir: &Path) -> Result<RunMetrics, StoreError> {
                 failed: s.failed,
                 checks_passed: s.checks_passed,
                 checks_failed: s.checks_failed,
+                values: s
+                    .values
+                    .iter()
+                    .map(|&(sum, n)| super::ValueSum { sum, n })
+                    .collect(),
             },
         );
     }

@@ -9,9 +9,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::grammar::extract::Extractor;
 use crate::spec::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
-    OnNoData,
+    OnNoData, Split, TargetSplit, ValueCompare,
 };
 
 use super::model::{self, BlueGreen, Canary, Objective};
@@ -48,8 +49,53 @@ pub(crate) fn canary(
     let before = issues.0.len();
     let split = match &c.split {
         None => {
-            issues.at(at(&["split"]), "required: how baseline and canary responses are told apart, e.g. `split: { header: x-model-version, baseline: v1, canary: v2 }`");
+            issues.at(at(&["split"]), "required: how baseline and canary responses are told apart, e.g. `split: { header: x-model-version, baseline: v1, canary: v2 }` or `split: { targets: { baseline: URL, canary: URL } }`");
             None
+        }
+        Some(s) if s.targets.is_some() => {
+            let t = s.targets.as_ref().expect("checked");
+            if s.header.is_some() || s.baseline.is_some() || s.canary.is_some() {
+                issues.at(
+                    at(&["split", "targets"]),
+                    "give either `targets` or `header` with `baseline` and `canary`, not both",
+                );
+            }
+            let mut url = |v: &Option<String>, name: &str, example: &str| match v {
+                Some(u)
+                    if u.starts_with("http://")
+                        || u.starts_with("https://")
+                        || u.starts_with("${") =>
+                {
+                    Some(u.trim().trim_end_matches('/').to_string())
+                }
+                _ => {
+                    issues.at(
+                        at(&["split", "targets", name]),
+                        format!("required: an absolute http(s) base URL, e.g. `{name}: {example}` (got {v:?})"),
+                    );
+                    None
+                }
+            };
+            let baseline = url(&t.baseline, "baseline", "http://127.0.0.1:8081");
+            let canary = url(&t.canary, "canary", "http://127.0.0.1:8082");
+            if baseline.is_some() && baseline == canary {
+                issues.at(
+                    at(&["split", "targets", "canary"]),
+                    "must differ from `baseline` (each request goes to one or the other)",
+                );
+            }
+            if c.apply.is_some() {
+                issues.at(
+                    at(&["apply"]),
+                    "not with `split.targets`: loadgate applies each step's weight itself; leave `apply` out",
+                );
+            }
+            match (baseline, canary) {
+                (Some(baseline), Some(canary)) => {
+                    Some(Split::Targets(TargetSplit { baseline, canary }))
+                }
+                _ => None,
+            }
         }
         Some(s) => {
             let mut field = |v: &Option<String>, name: &str, example: &str| match v {
@@ -57,7 +103,7 @@ pub(crate) fn canary(
                 _ => {
                     issues.at(
                         at(&["split", name]),
-                        format!("required: a non-empty value, e.g. `{name}: {example}`"),
+                        format!("required: a non-empty value, e.g. `{name}: {example}` (or `targets: {{ baseline: URL, canary: URL }}`)"),
                     );
                     None
                 }
@@ -82,15 +128,16 @@ pub(crate) fn canary(
                 }
             }
             match (header, baseline, canary) {
-                (Some(header), Some(baseline), Some(canary)) => Some(HeaderSplit {
+                (Some(header), Some(baseline), Some(canary)) => Some(Split::Header(HeaderSplit {
                     header: header.to_ascii_lowercase(),
                     baseline,
                     canary,
-                }),
+                })),
                 _ => None,
             }
         }
     };
+    let by_targets = matches!(split, Some(Split::Targets(_)));
     let scenarios = c.scenarios.clone().unwrap_or_default();
     check_scenarios(&scenarios, "canary", scenario_names, issues);
     let steps = c.steps.clone().unwrap_or_else(|| DEFAULT_STEPS.to_vec());
@@ -144,6 +191,12 @@ pub(crate) fn canary(
         );
     }
 
+    let values = c
+        .compare
+        .as_ref()
+        .and_then(|cmp| cmp.values.as_ref())
+        .map(|v| values(v, issues))
+        .unwrap_or_default();
     let (latency, max_error_rate) = match &c.compare {
         None => (
             Some(LatencyCompare {
@@ -153,10 +206,10 @@ pub(crate) fn canary(
             Some(DEFAULT_MAX_ERROR_RATE),
         ),
         Some(cmp) => {
-            if cmp.latency.is_none() && cmp.error_rate.is_none() {
+            if cmp.latency.is_none() && cmp.error_rate.is_none() && cmp.values.is_none() {
                 issues.at(
                     at(&["compare"]),
-                    "compares nothing: give `latency:`, `error_rate:` or both (or leave `compare:` out for both with their defaults)",
+                    "compares nothing: give `latency:`, `error_rate:`, `values:` or several (or leave `compare:` out for latency and errors with their defaults)",
                 );
             }
             let latency = cmp.latency.as_ref().map(|l| {
@@ -203,14 +256,18 @@ pub(crate) fn canary(
         }
     };
 
-    let apply = lower_apply(
-        c.apply.as_ref(),
-        "canary",
-        target,
-        ApplyWeight::reference,
-        "weight",
-        issues,
-    );
+    let apply = if by_targets {
+        None
+    } else {
+        lower_apply(
+            c.apply.as_ref(),
+            "canary",
+            target,
+            ApplyWeight::reference,
+            "weight",
+            issues,
+        )
+    };
     let runbook = super::common::runbook(c.runbook.as_ref(), at(&["runbook"]), issues);
 
     if issues.0.len() != before {
@@ -226,6 +283,7 @@ pub(crate) fn canary(
         min_samples,
         latency,
         max_error_rate,
+        values,
         on_no_data: match c.on_no_data {
             Some(model::OnNoDataDef::Fail) => OnNoData::Fail,
             Some(model::OnNoDataDef::Wait) | None => OnNoData::Wait,
@@ -239,8 +297,85 @@ pub(crate) fn canary(
             model::ExpectDef::Promote => Expect::Promote,
             model::ExpectDef::Rollback => Expect::Rollback,
         }),
-        apply: apply?,
+        apply: if by_targets { None } else { Some(apply?) },
     })
+}
+
+/// `compare.values:`: each needs `from` and at least one bound.
+fn values(
+    defs: &std::collections::BTreeMap<String, model::ValueCompareDef>,
+    issues: &mut Issues,
+) -> Vec<ValueCompare> {
+    let mut out = Vec::new();
+    for (name, d) in defs {
+        let here = |f: &str| {
+            let mut p = at(&["compare", "values", name.as_str()]);
+            if !f.is_empty() {
+                p.push(PathSeg::Key(f.into()));
+            }
+            p
+        };
+        let from = match d.from.as_deref().map(Extractor::parse) {
+            None => {
+                issues.at(
+                    here("from"),
+                    "required: where the number is, e.g. `from: json /cost_usd` or `from: header x-quality-score`",
+                );
+                None
+            }
+            Some(Err(e)) => {
+                issues.at(here("from"), e.to_string());
+                None
+            }
+            Some(Ok(x)) => Some(x),
+        };
+        if d.max.is_none()
+            && d.min.is_none()
+            && d.max_increase.is_none()
+            && d.max_decrease.is_none()
+        {
+            issues.at(
+                here(""),
+                "compares nothing: give `max`, `min`, `max_increase` or `max_decrease`",
+            );
+        }
+        for (f, v) in [("max", d.max), ("min", d.min)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                issues.at(here(f), "must be a finite number");
+            }
+        }
+        let share = |o: Option<Objective>, f: &str, issues: &mut Issues| {
+            let v = o.map(fraction);
+            if v.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                issues.at(
+                    here(f),
+                    format!(
+                        "must be a non-negative share of the baseline's mean, e.g. 10% (got {})",
+                        v.unwrap_or_default()
+                    ),
+                );
+            }
+            v
+        };
+        let max_increase = share(d.max_increase, "max_increase", issues);
+        let max_decrease = share(d.max_decrease, "max_decrease", issues);
+        if let (Some(lo), Some(hi)) = (d.min, d.max) {
+            if lo > hi {
+                issues.at(here("min"), format!("{lo} is above `max` {hi}"));
+            }
+        }
+        if let Some(from) = from {
+            out.push(ValueCompare {
+                name: name.clone(),
+                from,
+                max: d.max,
+                min: d.min,
+                max_increase,
+                max_decrease,
+            });
+        }
+    }
+    out
 }
 
 /// `apply:` (canary) or `blue_green.apply:`: exactly one of `reference`, `http`, `command`.

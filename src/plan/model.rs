@@ -679,8 +679,7 @@ pub struct Canary {
     pub on_inconclusive: Option<OnInconclusiveDef>,
     /// What the drill must see: `promote` or `rollback`. Without it a rollback fails the run.
     pub expect: Option<ExpectDef>,
-    /// How a weight is applied.
-    #[schemars(required)]
+    /// How a weight is applied (not with `split.targets`: loadgate splits the load itself).
     pub apply: Option<CanaryApply>,
     /// What to do when this check fails: text or a link (`docs/runbooks/errors.md: check
     /// /ready first`), printed beside the failed check in the terminal, junit.xml and
@@ -734,17 +733,30 @@ pub struct BlueGreenSplit {
     pub green: Option<String>,
 }
 
-/// `canary.split:` — a response header and its two values.
+/// `canary.split:` — a response header and its two values, or two targets that loadgate
+/// splits the load between itself.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanarySplit {
     /// Response header naming the version, e.g. `x-model-version`.
-    #[schemars(required)]
     pub header: Option<String>,
     /// The baseline's value, e.g. `v1`.
-    #[schemars(required)]
     pub baseline: Option<String>,
     /// The canary's value, e.g. `v2`.
+    pub canary: Option<String>,
+    /// Two base URLs instead of a header: loadgate sends each iteration to one of them by the
+    /// step's weight (no `apply`).
+    pub targets: Option<CanaryTargets>,
+}
+
+/// `canary.split.targets:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryTargets {
+    /// The baseline's base URL, e.g. `http://127.0.0.1:8081`.
+    #[schemars(required)]
+    pub baseline: Option<String>,
+    /// The canary's base URL, e.g. `http://127.0.0.1:8082`.
     #[schemars(required)]
     pub canary: Option<String>,
 }
@@ -757,6 +769,26 @@ pub struct CanaryCompare {
     pub latency: Option<LatencyCompareDef>,
     /// The canary's error-rate ceiling.
     pub error_rate: Option<ErrorRateDef>,
+    /// Numbers taken from responses (a cost per request, a quality score), by name.
+    pub values: Option<BTreeMap<String, ValueCompareDef>>,
+}
+
+/// `canary.compare.values.NAME:` — a number from each response and its bounds per step.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueCompareDef {
+    /// Where the number is: `json /cost_usd` (an RFC 6901 pointer into the JSON body) or
+    /// `header x-quality-score`.
+    #[schemars(required)]
+    pub from: Option<String>,
+    /// The canary's mean per step must not exceed this (a ceiling: cost per request).
+    pub max: Option<f64>,
+    /// The canary's mean per step must not fall below this (a floor: a quality score).
+    pub min: Option<f64>,
+    /// The canary's mean may exceed the baseline's by at most this: `10%` or 0.1.
+    pub max_increase: Option<Objective>,
+    /// The canary's mean may fall below the baseline's by at most this: `5%` or 0.05.
+    pub max_decrease: Option<Objective>,
 }
 
 /// `canary.compare.latency:`.

@@ -262,7 +262,18 @@ pub fn render(summary: &Summary) -> String {
 /// with its interval, the class per metric and the decision.
 fn canary_table(c: &CanaryReport) -> String {
     let mut b = Builder::default();
-    b.push_record([
+    // One column per number taken from responses: "NAME base / canary" means and the class.
+    let value_names: Vec<String> = c
+        .steps
+        .iter()
+        .flat_map(|s| s.values.iter().map(|v| v.name.clone()))
+        .fold(Vec::new(), |mut acc, n| {
+            if !acc.contains(&n) {
+                acc.push(n);
+            }
+            acc
+        });
+    let mut head: Vec<String> = [
         "step",
         "weight",
         "n base",
@@ -276,8 +287,13 @@ fn canary_table(c: &CanaryReport) -> String {
         "effect [CI]",
         "latency",
         "errors",
-        "decision",
-    ]);
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    head.extend(value_names.iter().map(|n| format!("{n} base/canary")));
+    head.push("decision".into());
+    b.push_record(head);
     let opt = |v: Option<f64>| v.map(format_number).unwrap_or_else(|| "-".into());
     for s in &c.steps {
         let (u, p, effect, lclass) = match &s.latency {
@@ -313,7 +329,7 @@ fn canary_table(c: &CanaryReport) -> String {
         } else {
             s.step.to_string()
         };
-        b.push_record([
+        let mut row = vec![
             step,
             format!("{}%", s.weight),
             s.baseline.requests.to_string(),
@@ -327,15 +343,33 @@ fn canary_table(c: &CanaryReport) -> String {
             effect,
             lclass,
             eclass,
-            s.decision.as_str().to_string(),
-        ]);
+        ];
+        for n in &value_names {
+            row.push(match s.values.iter().find(|v| &v.name == n) {
+                Some(v) => format!(
+                    "{} / {} {}",
+                    opt(v.baseline_mean),
+                    opt(v.canary_mean),
+                    v.class.as_str()
+                ),
+                None => "-".into(),
+            });
+        }
+        row.push(s.decision.as_str().to_string());
+        b.push_record(row);
     }
     let mut t = b.build();
     t.with(Style::rounded());
-    let mut out = format!(
-        "canary split: {} = {} (baseline) vs {} (canary)\n",
-        c.header, c.baseline, c.canary
-    );
+    let mut out = match &c.header {
+        Some(h) => format!(
+            "canary split: {h} = {} (baseline) vs {} (canary)\n",
+            c.baseline, c.canary
+        ),
+        None => format!(
+            "canary split by loadgate: {} (baseline) vs {} (canary)\n",
+            c.baseline, c.canary
+        ),
+    };
     out.push_str(&t.to_string());
     out.push('\n');
     out.push_str(&format!(

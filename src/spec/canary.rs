@@ -2,11 +2,14 @@
 //! itself, on traffic it sends (so a canary is never judged on no traffic, the standing
 //! complaint against Argo Rollouts (#2071) and Flagger (#931)).
 //!
-//! Baseline and canary responses are told apart by a response header (the reference
-//! gateway's `x-model-version: v1 | v2`): every response of the split's scenarios is tagged
-//! with its side ([`Variant`]) by the worker that received it, and the side is part of the
-//! series key, so the per-side samples of a step come out of the per-second slices the run
-//! clock already has (no per-request lock or channel).
+//! Baseline and canary responses are told apart ([`Split`]) by a response header (the
+//! reference gateway's `x-model-version: v1 | v2`), or by where loadgate sent the request
+//! (two target URLs: the workers pick the side of each iteration by the step's weight, so no
+//! admin call applies a weight). Every response of the split's scenarios is tagged with its
+//! side ([`Variant`]) by the worker that received it, and the side is part of the series key,
+//! so the per-side samples of a step come out of the per-second slices the run clock already
+//! has (no per-request lock or channel). Numbers taken from the responses
+//! ([`ValueCompare`]: a cost per request, a quality score) are summed per series the same way.
 //!
 //! Each step sets the canary weight, runs `step_duration` (longer when `on_no_data: wait`
 //! and a side is short of `min_samples`, or once more when `on_inconclusive: extend`), and is
@@ -69,6 +72,83 @@ fn trim_ascii(v: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &v[start..end]
+}
+
+/// Two targets that loadgate splits the split's scenarios between itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSplit {
+    /// Base URLs, e.g. `http://127.0.0.1:8081`.
+    pub baseline: String,
+    pub canary: String,
+}
+
+/// How baseline and canary responses are told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// By a response header's value; the system under test routes by the applied weight.
+    Header(HeaderSplit),
+    /// By where the request went; loadgate applies each step's weight itself.
+    Targets(TargetSplit),
+}
+
+impl Split {
+    /// The header split, if responses are told apart by a header.
+    pub fn header(&self) -> Option<&HeaderSplit> {
+        match self {
+            Split::Header(h) => Some(h),
+            Split::Targets(_) => None,
+        }
+    }
+
+    /// The target split, if loadgate splits the load itself.
+    pub fn targets(&self) -> Option<&TargetSplit> {
+        match self {
+            Split::Targets(t) => Some(t),
+            Split::Header(_) => None,
+        }
+    }
+
+    /// What names the baseline (a header value or a URL).
+    pub fn baseline(&self) -> &str {
+        match self {
+            Split::Header(h) => &h.baseline,
+            Split::Targets(t) => &t.baseline,
+        }
+    }
+
+    /// What names the canary (a header value or a URL).
+    pub fn canary(&self) -> &str {
+        match self {
+            Split::Header(h) => &h.canary,
+            Split::Targets(t) => &t.canary,
+        }
+    }
+}
+
+/// A number taken from every response of the split's scenarios (a cost per request, a
+/// quality score), compared per step: the canary's mean against absolute bounds and against
+/// the baseline's mean. Responses without the value (or not a number) do not count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueCompare {
+    /// The name in reports (`cost`, `quality`).
+    pub name: String,
+    /// Where the number is: `json /cost_usd`, `header x-quality-score`.
+    pub from: crate::grammar::extract::Extractor,
+    /// The canary's mean must not exceed this (a ceiling, e.g. a cost per request).
+    pub max: Option<f64>,
+    /// The canary's mean must not fall below this (a floor, e.g. a quality score).
+    pub min: Option<f64>,
+    /// The canary's mean must not exceed the baseline's by more than this fraction.
+    pub max_increase: Option<f64>,
+    /// The canary's mean must not fall below the baseline's by more than this fraction.
+    pub max_decrease: Option<f64>,
+}
+
+impl ValueCompare {
+    /// Whether the baseline's mean is needed (a relative bound).
+    pub fn relative(&self) -> bool {
+        self.max_increase.is_some() || self.max_decrease.is_some()
+    }
 }
 
 /// How a weight is applied to the system under test.
@@ -146,7 +226,7 @@ pub struct LatencyCompare {
 /// The lowered `canary:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CanarySpec {
-    pub split: HeaderSplit,
+    pub split: Split,
     /// Scenarios whose responses are tagged and judged (all scenarios when the plan names
     /// none).
     pub scenarios: Vec<String>,
@@ -161,12 +241,16 @@ pub struct CanarySpec {
     pub latency: Option<LatencyCompare>,
     /// The canary's error-rate ceiling per step (fraction); None: not judged.
     pub max_error_rate: Option<f64>,
+    /// Numbers taken from responses, compared per step (in the plan's order).
+    pub values: Vec<ValueCompare>,
     pub on_no_data: OnNoData,
     /// How much longer a step may wait for samples under `on_no_data: wait`.
     pub max_wait: Duration,
     pub on_inconclusive: OnInconclusive,
     pub expect: Option<Expect>,
-    pub apply: ApplyWeight,
+    /// How a weight is applied; None with a [`Split::Targets`] split (loadgate splits the
+    /// load itself).
+    pub apply: Option<ApplyWeight>,
     /// What to do when this check fails (`runbook:` in the plan): text or a link, shown
     /// beside a failed check in the terminal, junit.xml and report.html.
     pub runbook: Option<String>,

@@ -26,7 +26,7 @@ use crate::grammar::threshold::ThresholdExpr;
 
 pub use canary::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
-    OnNoData, Variant,
+    OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
@@ -64,11 +64,15 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// Every host this run sends requests to (the target, for now).
+    /// Every host this run sends requests to (the target, and a canary's split targets).
     pub fn hosts(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(h) = host_of(&self.target) {
             out.push(h);
+        }
+        if let Some(t) = self.canary.as_ref().and_then(|c| c.split.targets()) {
+            out.extend(host_of(&t.baseline));
+            out.extend(host_of(&t.canary));
         }
         out
     }
@@ -76,12 +80,31 @@ impl RunSpec {
     /// The header split that tags scenario `name`'s responses (canary or blue/green), if any.
     pub fn split_for(&self, name: &str) -> Option<HeaderSplit> {
         if let Some(c) = self.canary.as_ref().filter(|c| c.covers(name)) {
-            return Some(c.split.clone());
+            if let Some(h) = c.split.header() {
+                return Some(h.clone());
+            }
         }
         self.blue_green
             .as_ref()
             .filter(|b| b.covers(name))
             .map(|b| b.split.clone())
+    }
+
+    /// The two targets loadgate splits scenario `name`'s load between, if it does.
+    pub fn target_split_for(&self, name: &str) -> Option<&TargetSplit> {
+        self.canary
+            .as_ref()
+            .filter(|c| c.covers(name))
+            .and_then(|c| c.split.targets())
+    }
+
+    /// The numbers a canary takes from scenario `name`'s responses (empty: none).
+    pub fn values_for(&self, name: &str) -> Vec<crate::grammar::extract::Extractor> {
+        self.canary
+            .as_ref()
+            .filter(|c| c.covers(name))
+            .map(|c| c.values.iter().map(|v| v.from.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The highest arrival rate any scenario reaches (requests per second; the closed model

@@ -11,6 +11,15 @@
 //! `active = v2` every request goes to `v2`. A request can pin a version with the request
 //! header `x-model-version` or body field `model`.
 //!
+//! Faults (`PUT /admin/faults/{version}`, drill knobs applied to every chat request the
+//! version serves, cached or not): `latency_ms` and `latency_us` add latency (they add up;
+//! `latency_us` is microseconds, for delays finer than a millisecond, e.g. +20% of a 2.4 ms
+//! p95 = 480 µs: the whole milliseconds wait on the tokio timer, the last 1.5 ms by yielding
+//! to the runtime until the deadline (no thread wake-up in the delay), so it is exact to tens
+//! of microseconds where a 1 ms timer tick would add 1-2 ms); `error_rate` answers that share
+//! with 500; `cost_factor` multiplies the reported `cost_usd` (a cache hit still costs 0);
+//! `quality_drop` is subtracted from the reported quality score (floored at 0).
+//!
 //! `GET /admin/state` answers:
 //! ```json
 //! {"routing": {"active": "v1", "canary_weight": 10},
@@ -78,9 +87,35 @@ pub struct Fault {
     /// Added before the model runs, milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
+    /// Added before the model runs, microseconds (on top of `latency_ms`); exact to tens of
+    /// microseconds (see the module doc).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub latency_us: u64,
     /// Fraction of requests answered 500, 0.0-1.0.
     #[serde(default)]
     pub error_rate: f64,
+    /// Multiplies the reported `cost_usd` (None: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_factor: Option<f64>,
+    /// Subtracted from the reported quality score (0.0-1.0).
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub quality_drop: f64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Fault {
+    /// The added latency (`latency_ms` + `latency_us`).
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.latency_ms)
+            + std::time::Duration::from_micros(self.latency_us)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -219,6 +254,20 @@ pub async fn set_fault(
             fault.error_rate
         )));
     }
+    if !(0.0..=1.0).contains(&fault.quality_drop) {
+        return Err(ApiError::BadRequest(format!(
+            "quality_drop {} is out of range: use 0.0-1.0",
+            fault.quality_drop
+        )));
+    }
+    if let Some(f) = fault.cost_factor {
+        if !(f.is_finite() && f >= 0.0) {
+            return Err(ApiError::BadRequest(format!(
+                "cost_factor {f} is out of range: use a number >= 0 (1 = unchanged)"
+            )));
+        }
+    }
+
     update(&st, |s| {
         if fault == Fault::default() {
             s.faults.remove(&v);
@@ -341,6 +390,7 @@ mod tests {
             Fault {
                 latency_ms: 5,
                 error_rate: 0.5,
+                ..Fault::default()
             },
         );
         a.workers = Some(WorkerBounds { min: 1, max: 3 });
@@ -350,5 +400,10 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<AdminState>(&json).unwrap(), a);
+        let fine: Fault =
+            serde_json::from_str(r#"{"latency_ms": 1, "latency_us": 480, "cost_factor": 2}"#)
+                .unwrap();
+        assert_eq!(fine.delay(), std::time::Duration::from_micros(1480));
+        assert_eq!(fine.cost_factor, Some(2.0));
     }
 }

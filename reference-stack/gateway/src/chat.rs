@@ -4,13 +4,17 @@
 //! Request: `{"prompt": "...", "prompt_version"?: "p1", "max_tokens"?: n, "model"?: "v1"|"v2"}`
 //! (a request header `x-model-version: v1|v2` also pins the version).
 //!
-//! Response 200 (headers `x-model-version`, `x-cache: hit|miss`):
+//! Response 200 (headers `x-model-version`, `x-cache: hit|miss`, `x-quality-score`):
 //! ```json
 //! {"id": "<uuid>", "model_version": "v1", "prompt_version": "p1", "output": "...",
 //!  "usage": {"prompt_tokens": 3, "completion_tokens": 17, "total_tokens": 20},
-//!  "cost_usd": 0.00004, "cached": false, "instance": "gw-a"}
+//!  "cost_usd": 0.00004, "quality": 0.91, "cached": false, "instance": "gw-a"}
 //! ```
-//! A cache hit costs nothing (`cost_usd: 0`) and is not counted in the token metrics.
+//! Tokens and cost are reported per request in the body only (`/usage/total_tokens`,
+//! `/cost_usd`). A cache hit costs nothing (`cost_usd: 0`) and is not counted in the token
+//! metrics. `quality` (also the header `x-quality-score`) is a simulated answer-quality score
+//! in 0.80-0.99, deterministic per (version, prompt version, prompt), minus the version's
+//! `quality_drop` fault; the `cost_factor` fault multiplies `cost_usd`.
 //!
 //! The model is deterministic: output and completion length derive from
 //! sha256(version, prompt_version, prompt); latency = base + per_token × completion tokens
@@ -136,6 +140,32 @@ pub fn simulate(
     }
 }
 
+/// The simulated quality score of an answer: 0.80-0.99, deterministic per input.
+pub fn quality_score(version: Version, prompt_version: &str, prompt: &str) -> f64 {
+    use sha2::{Digest, Sha256};
+    let seed = Sha256::digest(format!(
+        "quality\u{0}{}\u{0}{prompt_version}\u{0}{prompt}",
+        version.as_str()
+    ));
+    0.80 + (seed[0] % 20) as f64 / 100.0
+}
+
+/// Wait `d` exactly (to tens of microseconds): the whole milliseconds but the last 1.5 on
+/// the tokio timer (which fires up to ~1 ms late), the rest by yielding to the runtime until
+/// the deadline. Yielding keeps the worker serving other tasks and never parks it, so no
+/// thread wake-up (the slow, jittery part of a sleep on a busy machine) sits in the delay;
+/// the cost is that one worker stays busy for at most ~1.5 ms per delayed request.
+pub async fn precise_delay(d: Duration) {
+    let until = std::time::Instant::now() + d;
+    let coarse = Duration::from_micros(1500);
+    if d > coarse {
+        tokio::time::sleep(d - coarse).await;
+    }
+    while std::time::Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Simulated model latency for a completion.
 pub fn model_latency(cfg: &crate::config::ModelConfig, completion_tokens: u32) -> Duration {
     Duration::from_secs_f64(
@@ -202,8 +232,10 @@ pub async fn chat(
     }
 
     // Drill faults apply to every request served by the version, cached or not.
-    if let Some(f) = st.admin_snapshot().faults.get(&version).cloned() {
-        if f.latency_ms > 0 {
+    let fault = st.admin_snapshot().faults.get(&version).cloned();
+    if let Some(f) = &fault {
+        let delay = f.delay();
+        if !delay.is_zero() {
             st.metrics
                 .faults_injected
                 .get_or_create(&VersionKindLabels {
@@ -211,7 +243,11 @@ pub async fn chat(
                     kind: "latency",
                 })
                 .inc();
-            tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+            if f.latency_us == 0 {
+                tokio::time::sleep(delay).await;
+            } else {
+                precise_delay(delay).await;
+            }
         }
         if f.error_rate > 0.0 && rand::random::<f64>() < f.error_rate {
             st.metrics
@@ -227,7 +263,7 @@ pub async fn chat(
 
     let cached = cached.and_then(|s| serde_json::from_str::<Completion>(&s).ok());
     let hit = cached.is_some();
-    let completion = match cached {
+    let mut completion = match cached {
         Some(c) => {
             st.metrics.cache_hits.inc();
             Completion { cost_usd: 0.0, ..c }
@@ -273,6 +309,12 @@ pub async fn chat(
             c
         }
     };
+    let mut quality = quality_score(version, &prompt_version, &req.prompt);
+    if let Some(f) = &fault {
+        completion.cost_usd *= f.cost_factor.unwrap_or(1.0);
+        quality = (quality - f.quality_drop).max(0.0);
+    }
+    let quality = (quality * 100.0).round() / 100.0;
     let id = uuid::Uuid::new_v4();
     let row = Conversation {
         id,
@@ -297,6 +339,7 @@ pub async fn chat(
         "output": completion.output,
         "usage": completion.usage,
         "cost_usd": completion.cost_usd,
+        "quality": quality,
         "cached": hit,
         "instance": st.cfg.instance,
     });
@@ -307,6 +350,9 @@ pub async fn chat(
         "x-cache",
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
+    if let Ok(q) = HeaderValue::from_str(&format!("{quality:.2}")) {
+        h.insert("x-quality-score", q);
+    }
     Ok(resp)
 }
 
@@ -379,6 +425,29 @@ mod tests {
         let capped = simulate(Version::V1, "p1", "hello there", Some(3), 0.002);
         assert_eq!(capped.usage.completion_tokens, 3);
         assert!((a.cost_usd - a.usage.total_tokens as f64 * 0.002 / 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn quality_is_deterministic_in_range() {
+        let q = quality_score(Version::V1, "p1", "hello");
+        assert_eq!(q, quality_score(Version::V1, "p1", "hello"));
+        assert!((0.80..=0.99).contains(&q), "{q}");
+    }
+
+    #[tokio::test]
+    async fn precise_delay_is_finer_than_a_timer_tick() {
+        // 300 µs: a 1 ms timer tick would take 1-2 ms.
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            precise_delay(Duration::from_micros(300)).await;
+            took.push(t0.elapsed());
+        }
+        took.sort();
+        assert!(took[0] >= Duration::from_micros(300), "{took:?}");
+        // A quarter of them within 0.9 ms (generous for a busy machine), where the timer's
+        // tick would make every one take a millisecond or more.
+        assert!(took[5] < Duration::from_micros(900), "{took:?}");
     }
 
     #[test]

@@ -17,14 +17,14 @@
 //! | `GET /ready` | - | | 200 `{"status":"ready"}`; 503 `{"status":"unready","failed":"redis"\|"postgres","error":..}` |
 //! | `GET /metrics` | - | | Prometheus text ([`metrics`]) |
 //! | `GET /auth/me` | key | | 200 `{"key_id":..,"role":"user"\|"admin"}` |
-//! | `POST /v1/chat` | key | `{"prompt":"..","prompt_version"?:"p1","max_tokens"?:n,"model"?:"v1"\|"v2"}` | 200, see [`chat`]; headers `x-model-version`, `x-cache: hit\|miss` |
+//! | `POST /v1/chat` | key | `{"prompt":"..","prompt_version"?:"p1","max_tokens"?:n,"model"?:"v1"\|"v2"}` | 200, see [`chat`]; headers `x-model-version`, `x-cache: hit\|miss`, `x-quality-score` |
 //! | `POST /v1/jobs` | key | `{"kind":"..","fail_times"?:n,"work_ms"?:n,..}` | 202 `{"id":..,"state":"queued","status":"pending"}` |
 //! | `GET /v1/jobs/{id}` | key | | 200 job ([`jobs`]); 404 (also for another user key's job) |
 //! | `POST /v1/notes` | key | `{"id":"<uuid>","text":".."}` | 201 after the Postgres commit; 409 when another key owns the id |
 //! | `GET /v1/notes/{id}` | key | | 200 `{"id","text"}`; 404 (also for another user key's note) |
 //! | `GET /admin/state` | admin | | 200 admin state ([`admin`]) |
 //! | `PUT\|POST /admin/routing` | admin | `{"canary_weight"?:0-100,"active"?:"v1"\|"v2"}` | 200 admin state |
-//! | `PUT\|POST /admin/faults/{version}` | admin | `{"latency_ms"?:n,"error_rate"?:0.0-1.0}` | 200 admin state |
+//! | `PUT\|POST /admin/faults/{version}` | admin | `{"latency_ms"?:n,"latency_us"?:n,"error_rate"?:0.0-1.0,"cost_factor"?:x,"quality_drop"?:0.0-1.0}` ([`admin`]) | 200 admin state |
 //! | `DELETE /admin/faults/{version}` | admin | | 200 admin state |
 //! | `PUT\|POST /admin/workers` | admin | `{"min":n,"max":n}` | 200 admin state |
 //! | `GET /admin/dlq` | admin | | 200 `{"depth":n,"ids":[..]}` |

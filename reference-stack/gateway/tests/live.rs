@@ -257,6 +257,57 @@ async fn admin_routing_and_faults(t: &T) {
         .post("/v1/chat", Some(USER_KEY), json!({"prompt": "blue"}))
         .await;
     assert_eq!(r.headers()["x-model-version"], "v1");
+
+    // Cost, quality and sub-millisecond latency knobs on v2. A cache hit costs nothing, so
+    // the second ask of the same prompt differs only in `max_tokens` (another cache key, the
+    // same completion): its cost is the first's times the factor.
+    let ask = |body: Value| async move {
+        let r = t.post("/v1/chat", Some(USER_KEY), body).await;
+        let q: f64 = r.headers()["x-quality-score"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["quality"].as_f64().unwrap(), q, "{body}");
+        (body["cost_usd"].as_f64().unwrap(), q)
+    };
+    let (cost, quality) = ask(json!({"prompt": "knobs", "model": "v2"})).await;
+    assert!(
+        cost > 0.0 && (0.8..=0.99).contains(&quality),
+        "{cost} {quality}"
+    );
+    let s = t
+        .put(
+            "/admin/faults/v2",
+            json!({"latency_us": 400, "cost_factor": 3.0, "quality_drop": 0.5}),
+        )
+        .await;
+    assert_eq!(s["faults"]["v2"]["latency_us"], 400, "{s}");
+    let (cost3, low) = ask(json!({"prompt": "knobs", "model": "v2", "max_tokens": 1000})).await;
+    assert!((cost3 - 3.0 * cost).abs() < 1e-12, "{cost3} vs 3 x {cost}");
+    assert!(
+        (low - (quality - 0.5)).abs() < 0.011,
+        "{low} vs {quality} - 0.5"
+    );
+    let (hit, _) = ask(json!({"prompt": "knobs", "model": "v2"})).await;
+    assert_eq!(hit, 0.0, "a cache hit costs nothing, whatever the factor");
+    let r = t
+        .req(
+            reqwest::Method::PUT,
+            "/admin/faults/v2",
+            Some(ADMIN_KEY),
+            Some(json!({"quality_drop": 2.0})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    t.req(
+        reqwest::Method::DELETE,
+        "/admin/faults/v2",
+        Some(ADMIN_KEY),
+        None,
+    )
+    .await;
 }
 
 async fn autoscaler(t: &T) {

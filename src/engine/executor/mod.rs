@@ -48,12 +48,13 @@ use tokio_util::task::TaskTracker;
 /// missed schedule: such an iteration's `duration` starts at its actual start.
 pub const ON_TIME_TOLERANCE: Duration = Duration::from_millis(1);
 
-use super::http::{Client, ResponseData, Target};
+use super::http::{Capture, Client, ResponseData, Target};
 use super::request::{IterVars, RequestSource, Scratch};
 use crate::engine::control::ScenarioSteer;
+use crate::grammar::extract::Extractor;
 use crate::metrics::recorder::{Aggregator, Recorder};
 use crate::metrics::{ErrorKind, SeriesKey};
-use crate::spec::{ExecutorSpec, HeaderSplit, ScenarioSpec};
+use crate::spec::{ExecutorSpec, HeaderSplit, ScenarioSpec, Variant};
 
 /// The slice of an index space one worker owns: `offset, offset + stride, offset + 2*stride...`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +246,21 @@ pub struct ScenarioCtx {
     vus: RefCell<Vec<AbortHandle>>,
     /// The canary split's header, when this scenario's responses are tagged.
     pub split: Option<Arc<HeaderSplit>>,
+    /// The canary's target when loadgate splits this scenario between two targets itself
+    /// (`target` and `source` are then the baseline's): each iteration goes to the canary
+    /// with probability `canary_weight` / 100 and is tagged by where it went.
+    pub alt: Option<AltTarget>,
+    /// The canary's share of iterations in percent (steered by the canary gate).
+    canary_weight: Cell<u32>,
+    /// Numbers taken from every response (a canary's `compare.values`), and what they read.
+    pub values: Vec<Extractor>,
+    pub value_capture: Capture,
+}
+
+/// The second target of a split scenario.
+pub struct AltTarget {
+    pub target: Arc<Target>,
+    pub source: RequestSource,
 }
 
 impl ScenarioCtx {
@@ -283,7 +299,20 @@ impl ScenarioCtx {
             tracker: TaskTracker::new(),
             vus: RefCell::new(Vec::new()),
             split: None,
+            alt: None,
+            canary_weight: Cell::new(0),
+            values: Vec::new(),
+            value_capture: Capture::default(),
         }
+    }
+
+    /// Take `values` from every response of this scenario.
+    pub fn take_values(&mut self, values: Vec<Extractor>) {
+        self.value_capture = Capture {
+            headers: values.iter().any(|v| v.needs_headers()),
+            body: values.iter().any(|v| v.needs_body()),
+        };
+        self.values = values;
     }
 
     /// Apply steering changes made since the last call (one relaxed load when none).
@@ -297,6 +326,12 @@ impl ScenarioCtx {
         self.schedule.steer(&steering);
         if let Some(w) = &steering.weights {
             self.source.set_weights(w);
+            if let Some(alt) = &self.alt {
+                alt.source.set_weights(w);
+            }
+        }
+        if let Some(w) = steering.canary_weight {
+            self.canary_weight.set(w.min(100));
         }
     }
 }
@@ -341,8 +376,14 @@ pub async fn run_scenario(ctx: Rc<ScenarioCtx>) {
 struct Vu {
     state: VuState,
     client: Client,
+    /// The connection to the canary's target (a split between two targets).
+    alt_client: Option<Client>,
+    /// Where this iteration's requests go (a split between two targets), else `None`.
+    side: Variant,
     scratch: Scratch,
     resp: ResponseData,
+    /// Reused buffer for the numbers taken from responses.
+    value_buf: Vec<u8>,
     rng: SmallRng,
 }
 
@@ -362,11 +403,14 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
     let mut vu = Vu {
         state: VuState { id, iter: 0 },
         client: Client::new(ctx.target.clone()),
+        alt_client: ctx.alt.as_ref().map(|a| Client::new(a.target.clone())),
+        side: Variant::None,
         scratch: Scratch::default(),
         resp: ResponseData {
             split: ctx.split.clone(),
             ..ResponseData::default()
         },
+        value_buf: Vec::new(),
         rng: SmallRng::from_rng(&mut rand::rng()),
     };
     loop {
@@ -419,6 +463,15 @@ async fn iteration(ctx: &ScenarioCtx, vu: &mut Vu, seq: u64, intended: Option<In
         vu: vu.state.id,
         iter: vu.state.iter,
     };
+    if ctx.alt.is_some() {
+        // A whole iteration (every step of a flow) goes to one side.
+        use rand::Rng;
+        vu.side = if vu.rng.random_range(0..100u32) < ctx.canary_weight.get() {
+            Variant::Canary
+        } else {
+            Variant::Baseline
+        };
+    }
     let Some(flow) = &ctx.flow else {
         vu.scratch.begin_iteration(0);
         let idx = ctx.source.pick(&mut vu.rng);
@@ -561,17 +614,25 @@ async fn send(
     intended: Option<Instant>,
 ) -> u16 {
     let req = &ctx.source.requests()[idx];
-    let bytes = ctx.source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
+    let (source, client, target) = match (&ctx.alt, vu.side, vu.alt_client.as_mut()) {
+        (Some(alt), Variant::Canary, Some(c)) => (&alt.source, c, &alt.target),
+        _ => (&ctx.source, &mut vu.client, &ctx.target),
+    };
+    let bytes = source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
+    let capture = Capture {
+        headers: req.capture.headers || ctx.value_capture.headers,
+        body: req.capture.body || ctx.value_capture.body,
+    };
     let started = Instant::now();
     let begin = match intended {
         Some(t) if started.saturating_duration_since(t) > ON_TIME_TOLERANCE => t,
         _ => started,
     };
-    let out = vu
-        .client
-        .send(bytes, req.meta, req.capture, &mut vu.resp)
-        .await;
+    let out = client.send(bytes, req.meta, capture, &mut vu.resp).await;
     let end = Instant::now();
+    if ctx.alt.is_some() {
+        vu.resp.variant = vu.side;
+    }
     let duration = end.saturating_duration_since(begin);
     let service = out
         .sent_at
@@ -594,7 +655,7 @@ async fn send(
             rec.first_error(
                 ctx.index,
                 kind,
-                first_error_message(kind, out.status, &req.name, &ctx.target, &vu.resp.body),
+                first_error_message(kind, out.status, &req.name, target, &vu.resp.body),
             );
         }
     }
@@ -615,6 +676,19 @@ async fn send(
         passed,
         failed,
     );
+    if error.is_none() {
+        for (slot, x) in ctx.values.iter().enumerate() {
+            if x.extract(&vu.resp.headers, &vu.resp.body, &mut vu.value_buf) {
+                let v = std::str::from_utf8(&vu.value_buf)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite());
+                if let Some(v) = v {
+                    rec.value(slot, v);
+                }
+            }
+        }
+    }
     out.status
 }
 

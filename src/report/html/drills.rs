@@ -190,13 +190,16 @@ impl Section for Canary {
         let Some(c) = &page.run.summary.canary else {
             return Ok(None);
         };
+        let split = match &c.header {
+            Some(h) => format!("split by header {}", esc(h)),
+            None => "split by loadgate between two targets".to_string(),
+        };
         let mut o = format!(
-            "<p>{} decision <b>{}</b> (expected {}): {}</p><p class=\"note\">split {} = {} (baseline) vs {} (canary); at least {} samples per side and step</p>",
+            "<p>{} decision <b>{}</b> (expected {}): {}</p><p class=\"note\">{split}: {} (baseline) vs {} (canary); at least {} samples per side and step</p>",
             verdict_cell(c.passed),
             esc(c.decision.as_str()),
             esc(&c.expected),
             esc(&c.reason),
-            esc(&c.header),
             esc(&c.baseline),
             esc(&c.canary),
             c.min_samples
