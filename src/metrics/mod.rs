@@ -153,8 +153,9 @@ impl SeriesStats {
     }
 }
 
-/// Who sends a series' requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Who sends a series' requests (`scenario` / `probe` in stored results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// A scenario of the plan (tag `scenario:NAME`).
     #[default]

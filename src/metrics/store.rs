@@ -82,8 +82,7 @@ struct Measurements {
 #[derive(Serialize, Deserialize)]
 struct Source {
     name: String,
-    /// `scenario` or `probe`.
-    kind: String,
+    kind: SourceKind,
     executor: String,
     requests: Vec<String>,
     methods: Vec<String>,
@@ -228,10 +227,7 @@ pub fn write(dir: &Path, m: &RunMetrics, started: SystemTime) -> Result<Vec<Path
             .iter()
             .map(|s| Source {
                 name: s.name.clone(),
-                kind: match s.kind {
-                    SourceKind::Scenario => "scenario".into(),
-                    SourceKind::Probe => "probe".into(),
-                },
+                kind: s.kind,
                 executor: s.executor.clone(),
                 requests: s.requests.clone(),
                 methods: s.methods.clone(),
@@ -421,11 +417,7 @@ pub fn read(dir: &Path) -> Result<RunMetrics, StoreError> {
             .into_iter()
             .map(|s| ScenarioInfo {
                 name: s.name,
-                kind: if s.kind == "probe" {
-                    SourceKind::Probe
-                } else {
-                    SourceKind::Scenario
-                },
+                kind: s.kind,
                 executor: s.executor,
                 requests: s.requests,
                 methods: s.methods,

@@ -273,7 +273,7 @@ pub struct ScenarioDelta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckDelta {
     pub name: String,
-    pub kind: String,
+    pub kind: crate::checks::CheckKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<CheckSide>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -503,7 +503,7 @@ pub fn compare(
     for c in &current.checks {
         checks.push(CheckDelta {
             name: c.name.clone(),
-            kind: c.kind.as_str().into(),
+            kind: c.kind,
             baseline: baseline.checks.iter().find(|b| b.name == c.name).map(side),
             current: Some(side(c)),
         });
@@ -512,7 +512,7 @@ pub fn compare(
         if !current.checks.iter().any(|c| c.name == b.name) {
             checks.push(CheckDelta {
                 name: b.name.clone(),
-                kind: b.kind.as_str().into(),
+                kind: b.kind,
                 baseline: Some(side(b)),
                 current: None,
             });
@@ -700,7 +700,7 @@ pub fn html(c: &Comparison) -> String {
             };
             vec![
                 esc(&ch.name),
-                esc(&ch.kind),
+                esc(ch.kind.as_str()),
                 show(&ch.baseline),
                 show(&ch.current),
             ]

@@ -258,11 +258,11 @@ pub fn render(summary: &Summary) -> String {
     out
 }
 
-/// The canary gate's steps: weight, samples and p50 / p95 per side, U, p-value, effect size
-/// with its interval, the class per metric and the decision.
-fn canary_table(c: &CanaryReport) -> String {
-    let mut b = Builder::default();
-    // One column per number taken from responses: "NAME base / canary" means and the class.
+/// The canary gate's steps as a header and rows of text cells (terminal and report.html share
+/// them): step, weight, window, samples and p50 / p95 per side, U, p-value, effect size with its
+/// interval, the class per metric, one column per number taken from responses ("NAME
+/// base/canary": both means and the class) and the decision.
+pub(crate) fn canary_step_rows(c: &CanaryReport) -> (Vec<String>, Vec<Vec<String>>) {
     let value_names: Vec<String> = c
         .steps
         .iter()
@@ -276,6 +276,7 @@ fn canary_table(c: &CanaryReport) -> String {
     let mut head: Vec<String> = [
         "step",
         "weight",
+        "window s",
         "n base",
         "n canary",
         "p50 base",
@@ -293,8 +294,8 @@ fn canary_table(c: &CanaryReport) -> String {
     .collect();
     head.extend(value_names.iter().map(|n| format!("{n} base/canary")));
     head.push("decision".into());
-    b.push_record(head);
     let opt = |v: Option<f64>| v.map(format_number).unwrap_or_else(|| "-".into());
+    let mut rows = Vec::with_capacity(c.steps.len());
     for s in &c.steps {
         let (u, p, effect, lclass) = match &s.latency {
             Some(l) => (
@@ -332,6 +333,7 @@ fn canary_table(c: &CanaryReport) -> String {
         let mut row = vec![
             step,
             format!("{}%", s.weight),
+            format!("{}-{}", s.from_s, s.to_s),
             s.baseline.requests.to_string(),
             s.canary.requests.to_string(),
             ms(s.baseline.p50_ms),
@@ -356,6 +358,17 @@ fn canary_table(c: &CanaryReport) -> String {
             });
         }
         row.push(s.decision.as_str().to_string());
+        rows.push(row);
+    }
+    (head, rows)
+}
+
+/// The canary gate's steps as a terminal table ([`canary_step_rows`]).
+fn canary_table(c: &CanaryReport) -> String {
+    let mut b = Builder::default();
+    let (head, rows) = canary_step_rows(c);
+    b.push_record(head);
+    for row in rows {
         b.push_record(row);
     }
     let mut t = b.build();

@@ -204,82 +204,14 @@ impl Section for Canary {
             esc(&c.canary),
             c.min_samples
         );
-        let rows: Vec<Vec<String>> = c
-            .steps
-            .iter()
-            .map(|s| {
-                let (u, p, effect, lclass) = match &s.latency {
-                    Some(l) => (
-                        opt(l.u),
-                        opt(l.p_value),
-                        match l.ratio {
-                            Some(r) => format!(
-                                "x{} [{}, {}]",
-                                format_number(r),
-                                opt(l.ratio_lower),
-                                opt(l.ratio_upper)
-                            ),
-                            None => "-".into(),
-                        },
-                        l.class.as_str().to_string(),
-                    ),
-                    None => ("-".into(), "-".into(), "-".into(), "-".into()),
-                };
-                let eclass = s
-                    .errors
-                    .as_ref()
-                    .map(|e| {
-                        format!(
-                            "{} {}%",
-                            e.class.as_str(),
-                            format_number(e.canary_rate * 100.0)
-                        )
-                    })
-                    .unwrap_or_else(|| "-".into());
-                vec![
-                    if s.attempt > 1 {
-                        format!("{} (again)", s.step)
-                    } else {
-                        s.step.to_string()
-                    },
-                    format!("{}%", s.weight),
-                    format!("{}-{}", s.from_s, s.to_s),
-                    s.baseline.requests.to_string(),
-                    s.canary.requests.to_string(),
-                    ms(s.baseline.p50_ms),
-                    ms(s.canary.p50_ms),
-                    ms(s.baseline.p95_ms),
-                    ms(s.canary.p95_ms),
-                    u,
-                    p,
-                    esc(&effect),
-                    esc(&lclass),
-                    esc(&eclass),
-                    esc(s.decision.as_str()),
-                ]
-            })
+        let (head, rows) = crate::report::table::canary_step_rows(c);
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|r| r.into_iter().map(|cell| esc(&cell)).collect())
             .collect();
-        o.push_str(&table(
-            &[
-                "step",
-                "weight",
-                "window s",
-                "n base",
-                "n canary",
-                "p50 base",
-                "p50 canary",
-                "p95 base",
-                "p95 canary",
-                "U",
-                "p-value",
-                "effect [CI]",
-                "latency",
-                "errors",
-                "decision",
-            ],
-            &rows,
-            &[1, 3, 4, 5, 6, 7, 8, 9, 10],
-        ));
+        // Numeric columns: weight .. p-value (text from the effect on).
+        o.push_str(&table(&head, &rows, &[1, 3, 4, 5, 6, 7, 8, 9, 10]));
         if let Some(a) = &c.after_rollback {
             let _ = write!(
                 o,
