@@ -18,6 +18,7 @@
 //! - [`stack`]: the reference stack's backends (process, containers, external).
 //! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
 //! - [`run`]: the run clock that drives the engine and the controllers.
+//! - [`drills`]: drills that run several runs and conclude from them (the capacity search).
 //! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`.
 //! - [`plan`]: the YAML plan model, validation and lowering into `spec`.
 //! - [`session`]: one run's life (plan → stack → run → reports → stack down).
@@ -25,6 +26,7 @@
 pub mod checks;
 pub mod cli;
 pub mod control;
+pub mod drills;
 pub mod engine;
 pub mod grammar;
 pub mod metrics;

@@ -25,6 +25,8 @@ use crate::run::{self, RunError, RunOptions};
 use crate::spec::{ReportFormat, RunSpec, StackBackend};
 use crate::stack::{self, StackError, StackHandle, StackOptions};
 
+pub mod capacity;
+
 /// Where a session's run comes from.
 // One per session, moved once: the size of a RunSpec inline costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
@@ -139,6 +141,10 @@ pub enum SessionError {
     /// A safety rule refused the run; nothing was sent.
     #[error("{0}; nothing was sent")]
     Refused(String),
+    /// The capacity search cannot run (no such scenario, no threshold to judge it), or a
+    /// step's run failed.
+    #[error(transparent)]
+    Capacity(#[from] crate::drills::capacity::CapacityError),
     /// `--metrics-addr` cannot be listened on; nothing was sent.
     #[error("--metrics-addr {addr}: cannot listen: {source}; nothing was sent")]
     MetricsAddr {
@@ -200,6 +206,61 @@ pub async fn run(
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
+    let opened = open(source, opts, interrupt).await?;
+    let handle = opened.handle();
+    let Opened {
+        spec,
+        dir,
+        info,
+        stack,
+        ..
+    } = opened;
+    let result = judge(spec, dir, handle, info, opts, interrupt).await;
+    close(stack, opts).await;
+    result
+}
+
+/// A session ready to send load: the lowered run, its report directory (created and
+/// writable), the reference stack when the plan has one, and what runs (for the reports).
+/// [`close`] its stack when done.
+pub struct Opened {
+    pub spec: RunSpec,
+    pub dir: Option<PathBuf>,
+    pub info: RunInfo,
+    /// The plan's `capacity:` section, lowered (plans only).
+    pub capacity: Option<crate::spec::CapacitySpec>,
+    stack: Option<stack::RunningStack>,
+}
+
+impl Opened {
+    /// The reference stack's control handle, when the session started one.
+    pub fn handle(&self) -> Option<StackHandle> {
+        self.stack.as_ref().map(|s| s.handle())
+    }
+
+    /// Stop the reference stack, if the session started one.
+    pub async fn close(self, opts: &SessionOptions) {
+        close(self.stack, opts).await
+    }
+}
+
+async fn close(stack: Option<stack::RunningStack>, _opts: &SessionOptions) {
+    if let Some(stack) = stack {
+        if let Err(e) = stack.shutdown().await {
+            tracing::error!(error = %e, "stopping the reference stack");
+            eprintln!("loadgate: stopping the reference stack: {e}");
+        }
+    }
+}
+
+/// Everything before the load: validate the plan, create the report directory, start the
+/// stack, lower the run against it, check the safety rules. On an error the stack is
+/// already stopped.
+pub async fn open(
+    source: Source,
+    opts: &SessionOptions,
+    interrupt: &CancellationToken,
+) -> Result<Opened, SessionError> {
     match source {
         Source::Spec(spec) => {
             check_safety(&spec, opts)?;
@@ -214,7 +275,13 @@ pub async fn run(
                 target: spec.target.clone(),
                 stack: None,
             };
-            judge(spec, dir, None, info, opts, interrupt).await
+            Ok(Opened {
+                spec,
+                dir,
+                info,
+                capacity: None,
+                stack: None,
+            })
         }
         Source::Plan {
             path,
@@ -250,39 +317,41 @@ pub async fn run(
                 extra_env = started.env();
                 running = Some(started);
             }
-            let handle = running.as_ref().map(|s| s.handle());
-            let result = match validated.lower(&extra_env) {
-                Err(errs) => Err(SessionError::Invalid(errs)),
-                Ok(spec) => match check_safety(&spec, opts) {
-                    Err(e) => Err(e),
-                    Ok(()) => {
-                        let info = RunInfo {
-                            loadgate_version: env!("CARGO_PKG_VERSION").into(),
-                            plan_path: Some(validated.file().to_string()),
-                            plan_sha256: Some(validated.digest().to_string()),
-                            environment: validated.options().env_profile.clone(),
-                            overrides: validated
-                                .options()
-                                .sets
-                                .iter()
-                                .map(|(k, v)| format!("{k}={v}"))
-                                .collect(),
-                            target: spec.target.clone(),
-                            stack: running
-                                .as_ref()
-                                .map(|s| backend_name(s.backend()).to_string()),
-                        };
-                        judge(spec, dir, handle, info, opts, interrupt).await
-                    }
-                },
-            };
-            if let Some(stack) = running {
-                if let Err(e) = stack.shutdown().await {
-                    tracing::error!(error = %e, "stopping the reference stack");
-                    eprintln!("loadgate: stopping the reference stack: {e}");
+            let lowered = validated
+                .lower(&extra_env)
+                .map_err(SessionError::Invalid)
+                .and_then(|spec| check_safety(&spec, opts).map(|()| spec));
+            match lowered {
+                Err(e) => {
+                    close(running, opts).await;
+                    Err(e)
+                }
+                Ok(spec) => {
+                    let info = RunInfo {
+                        loadgate_version: env!("CARGO_PKG_VERSION").into(),
+                        plan_path: Some(validated.file().to_string()),
+                        plan_sha256: Some(validated.digest().to_string()),
+                        environment: validated.options().env_profile.clone(),
+                        overrides: validated
+                            .options()
+                            .sets
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect(),
+                        target: spec.target.clone(),
+                        stack: running
+                            .as_ref()
+                            .map(|s| backend_name(s.backend()).to_string()),
+                    };
+                    Ok(Opened {
+                        spec,
+                        dir,
+                        info,
+                        capacity: validated.capacity().cloned(),
+                        stack: running,
+                    })
                 }
             }
-            result
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The command-line surface (clap derive). The commands and their meanings are part of the
-//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`; and `report`.
+//! contract in design.md: `run`, `attack`, `capacity`, `validate`, `schema`, `stack`; and
+//! `report`.
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,6 +17,12 @@ const RUN_EXAMPLES: &str = "Examples:
   loadgate run plans/smoke.yaml
   loadgate run plans/smoke.yaml --set scenarios.chat.rate=100/s --set scenarios.chat.duration=1m
   loadgate run plans/flow-jobs.yaml --out reports/flow --json";
+
+/// Examples of `loadgate capacity --help`.
+const CAPACITY_EXAMPLES: &str = "Examples:
+  loadgate capacity plans/capacity.yaml
+  loadgate capacity plans/capacity.yaml --set capacity.expected=200/s --json
+  loadgate capacity --url http://127.0.0.1:8080/health --slo 'p(95)<100' --min 100/s --max 5000/s";
 
 /// Examples of `loadgate attack --help` (tests/help_examples.rs runs each one).
 const ATTACK_EXAMPLES: &str = "Examples:
@@ -38,6 +45,10 @@ pub enum Command {
     /// Ad-hoc single-scenario run without a plan file (like wrk / oha).
     #[command(after_help = ATTACK_EXAMPLES)]
     Attack(AttackArgs),
+    /// Search the highest arrival rate at which the thresholds still hold (a plan's
+    /// `capacity:` section, or ad hoc with --url and --slo).
+    #[command(after_help = CAPACITY_EXAMPLES)]
+    Capacity(CapacityArgs),
     /// Check a plan and print every problem with its line and column.
     Validate(ValidateArgs),
     /// Print the JSON Schema of the plan format (or of summary.json with --summary).
@@ -187,6 +198,84 @@ pub struct AttackArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub safety: SafetyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The plan file (YAML) with the scenario to search and its thresholds.
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub plan: Option<PathBuf>,
+    /// Ad hoc: search the rate of GET (or -m) requests to this URL, without a plan.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Ad hoc: what must hold at every step, repeatable: 'p(95)<100' (latency, ms),
+    /// 'rate<0.01' (failed share), or 'METRIC: EXPR'.
+    #[arg(long = "slo", value_name = "EXPR", requires = "url")]
+    pub slos: Vec<String>,
+    /// The scenario whose rate is searched (plans with several scenarios).
+    #[arg(long, value_name = "NAME", conflicts_with = "url")]
+    pub scenario: Option<String>,
+    /// The first rate tried; the search doubles from here (default 10/s).
+    #[arg(long, value_name = "N/s")]
+    pub min: Option<String>,
+    /// The highest rate tried (default 100000/s).
+    #[arg(long, value_name = "N/s")]
+    pub max: Option<String>,
+    /// The expected production rate: the capacity must reach 2x this.
+    #[arg(long, value_name = "N/s")]
+    pub expected: Option<String>,
+    /// Bisect to this precision (default 5%).
+    #[arg(long, value_name = "PERCENT")]
+    pub precision: Option<String>,
+    /// Load before each step's judged part (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// The judged part of each step (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+    /// Pause between steps (default 2s).
+    #[arg(long, value_name = "DURATION")]
+    pub cooldown: Option<String>,
+    /// Trials of each rate around the knee (default 3).
+    #[arg(long, value_name = "N")]
+    pub repeats: Option<u32>,
+    /// In-flight requests (VUs) a step may have (default: rate x request timeout).
+    #[arg(long, value_name = "N")]
+    pub max_vus: Option<u32>,
+    /// Ad hoc: per-request timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "url")]
+    pub timeout: String,
+    /// Ad hoc: HTTP method.
+    #[arg(short = 'm', long, default_value = "GET", requires = "url")]
+    pub method: String,
+    /// Ad hoc: extra header, repeatable: -H 'authorization: Bearer x'.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "NAME: VALUE",
+        requires = "url"
+    )]
+    pub headers: Vec<String>,
+    /// Ad hoc: request body.
+    #[arg(short = 'b', long, requires = "url")]
+    pub body: Option<String>,
+    /// Worker threads generating load (default: the CPUs this process may run on).
+    #[arg(long, value_name = "N", env = "LOADGATE_THREADS")]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub plan_args: PlanArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    /// Override the plan's stack backend (auto, containers, process, external).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub stack: Option<BackendArg>,
+    /// Output directory for the reports (plans: default reports/<plan-name>-<timestamp>/;
+    /// ad hoc: none unless given).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print summary.json (with its `capacity` section) to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@
 //! are written; a second one returns at once (the reference stack is still torn down by Drop).
 mod args;
 mod attack;
+mod capacity;
 mod report_cmd;
 mod signals;
 
@@ -113,6 +114,7 @@ async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
         match command {
             Command::Run(a) => run_plan(a, &interrupts).await,
             Command::Attack(a) => attack::attack(a, &interrupts).await,
+            Command::Capacity(a) => capacity::capacity(a, &interrupts).await,
             Command::Stack(a) => stack_command(a, &interrupts).await,
             Command::Validate(_) | Command::Schema(_) | Command::Report(_) => {
                 unreachable!("handled synchronously")
@@ -268,7 +270,16 @@ pub(crate) async fn finish(
     interrupts: &Arc<Interrupts>,
 ) -> anyhow::Result<ExitCode> {
     let interrupt = first_interrupt(interrupts);
-    match session::run(source, opts, &interrupt).await {
+    report_session(session::run(source, opts, &interrupt).await, json)
+}
+
+/// Print a session's outcome (the table, or JSON) and map it to the exit code.
+pub(crate) fn report_session(
+    res: Result<Finished, SessionError>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::drills::capacity::CapacityError;
+    match res {
         Ok(done) => {
             print_outcome(&done, json)?;
             if let Some(e) = &done.report_error {
@@ -299,6 +310,11 @@ pub(crate) async fn finish(
         }
         Err(e @ (SessionError::Refused(_) | SessionError::MetricsAddr { .. })) => {
             eprintln!("loadgate: {e}");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(SessionError::Capacity(e @ CapacityError::Run(_))) => Err(anyhow::Error::new(e)),
+        Err(SessionError::Capacity(e)) => {
+            eprintln!("loadgate: {e}; nothing was sent");
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(SessionError::InterruptedAtStart) => {

@@ -145,6 +145,18 @@ pub enum EventKind {
         passed: bool,
         detail: String,
     },
+    /// A step of the capacity search was judged (on the search's clock).
+    CapacityStep {
+        step: u32,
+        /// bracket | bisect | confirm | retry
+        phase: String,
+        rate: f64,
+        achieved_rps: f64,
+        p95_ms: f64,
+        /// pass | fail | invalid
+        verdict: String,
+        detail: String,
+    },
     /// The canary gate's final decision (promote | rollback | nodata | inconclusive).
     CanaryDecision {
         decision: String,
@@ -175,6 +187,7 @@ impl EventKind {
             EventKind::CanaryWeight { .. } => "canary_weight",
             EventKind::CanaryStep { .. } => "canary_step",
             EventKind::CanaryDecision { .. } => "canary_decision",
+            EventKind::CapacityStep { .. } => "capacity_step",
             EventKind::Cutover { .. } => "cutover",
             EventKind::CutoverJudged { .. } => "cutover_judged",
         }
@@ -293,6 +306,25 @@ impl EventKind {
             EventKind::CutoverJudged { to, passed, detail } => format!(
                 "cutover window to {to}: {} ({detail})",
                 if *passed { "pass" } else { "fail" }
+            ),
+            EventKind::CapacityStep {
+                step,
+                phase,
+                rate,
+                achieved_rps,
+                p95_ms,
+                verdict,
+                detail,
+            } => format!(
+                "capacity step {step} ({phase}) at {}/s: achieved {}/s, p95 {} ms: {verdict}{}",
+                n(*rate),
+                n(*achieved_rps),
+                n(*p95_ms),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
             ),
             EventKind::CanaryDecision {
                 decision,

@@ -21,6 +21,7 @@ use std::sync::Arc;
 #[macro_use]
 mod tree;
 mod canary;
+mod capacity;
 mod common;
 mod de;
 mod flow;
@@ -35,7 +36,7 @@ mod validate;
 
 pub use problem::{PlanErrors, Problem};
 
-use crate::spec::{RunSpec, StackSpec};
+use crate::spec::{CapacitySpec, RunSpec, StackSpec};
 use interp::Lookup;
 use model::PlanFile;
 use problem::{Issue, Issues, Placer};
@@ -110,6 +111,8 @@ pub struct ValidatedPlan {
     layered: Node,
     model: PlanFile,
     stack: Option<StackSpec>,
+    /// The `capacity:` section, lowered (absent when the plan has none).
+    capacity: Option<CapacitySpec>,
     /// The run as validated (feeder rows not loaded; stack variables unresolved).
     spec: RunSpec,
     /// SHA-256 of the plan text, hex.
@@ -156,6 +159,12 @@ impl ValidatedPlan {
         self.stack.clone()
     }
 
+    /// The plan's `capacity:` search, if it has the section (`loadgate capacity` uses the
+    /// defaults of [`CapacitySpec::new`] for a one-scenario plan without it).
+    pub fn capacity(&self) -> Option<&CapacitySpec> {
+        self.capacity.as_ref()
+    }
+
     /// The decoded plan file after layering and interpolation (for sections other modules read).
     pub fn model(&self) -> &PlanFile {
         &self.model
@@ -195,6 +204,31 @@ impl ValidatedPlan {
                 checked.issues.iter().map(|i| placer.place(i)).collect(),
             ))
         }
+    }
+}
+
+/// Lower a `capacity:` section given whole (the ad-hoc `loadgate capacity --url` form builds
+/// one from its flags) for a run whose scenarios are `scenarios`: the same checks a plan's
+/// section gets. Errors are `(field, message)`, the field as in the plan (`min`, `max_vus`).
+pub fn lower_capacity(
+    c: &model::Capacity,
+    scenarios: &[String],
+) -> Result<CapacitySpec, Vec<(String, String)>> {
+    let mut issues = Issues::default();
+    let spec = capacity::capacity(c, scenarios, &mut issues);
+    match spec {
+        Some(s) if issues.0.is_empty() => Ok(s),
+        _ => Err(issues
+            .0
+            .into_iter()
+            .map(|i| {
+                let field = match i.path.last() {
+                    Some(PathSeg::Key(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                (field, i.message)
+            })
+            .collect()),
     }
 }
 
@@ -289,6 +323,7 @@ pub fn parse(
         layered: tree,
         model: checked.model.unwrap_or_default(),
         stack: checked.stack,
+        capacity: checked.capacity,
         spec: checked.spec.expect("no issues"),
         digest: {
             use sha2::Digest;
@@ -442,6 +477,7 @@ struct Checked {
     tree: Node,
     model: Option<PlanFile>,
     stack: Option<StackSpec>,
+    capacity: Option<CapacitySpec>,
     spec: Option<RunSpec>,
     issues: Vec<Issue>,
 }
@@ -464,6 +500,7 @@ fn check(
             tree,
             model: None,
             stack: None,
+            capacity: None,
             spec: None,
             issues: vec![issue],
         };
@@ -491,6 +528,7 @@ fn check(
             tree,
             model: None,
             stack: None,
+            capacity: None,
             spec: None,
             issues,
         };
@@ -505,6 +543,16 @@ fn check(
     };
     let stack = validate::stack_spec(&model, &mut semantic);
     let spec = validate::build(&model, &ctx, &mut semantic);
+    let scenario_names: Vec<String> = model
+        .scenarios
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let capacity = model
+        .capacity
+        .as_ref()
+        .and_then(|c| capacity::capacity(c, &scenario_names, &mut semantic));
     // A field that failed to decode was removed; do not also report it as missing or wrong.
     issues.extend(semantic.0.into_iter().filter(|i| {
         !removed
@@ -516,6 +564,7 @@ fn check(
         tree,
         model: Some(model),
         stack,
+        capacity,
         spec,
         issues,
     }

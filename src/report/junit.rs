@@ -119,6 +119,11 @@ pub fn render(summary: &Summary) -> io::Result<String> {
             suite.add_test_case(case);
         }
     }
+    if let Some(c) = &summary.capacity {
+        for case in super::capacity::junit_cases(c) {
+            suite.add_test_case(case);
+        }
+    }
     let mut report = Report::new("loadgate");
     report.set_time(time);
     report.add_test_suite(suite);

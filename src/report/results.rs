@@ -23,6 +23,7 @@ use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
 use crate::control::canary::CanaryReport;
 use crate::control::{ProbeReport, Section, Stopped};
+use crate::drills::capacity::CapacityReport;
 use crate::metrics::store::{self, StoreError};
 use crate::metrics::RunMetrics;
 use crate::spec::ReportFormat;
@@ -50,6 +51,8 @@ pub struct Judgement {
     pub canary: Option<CanaryReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityReport>,
     /// `interrupted`, or the abort's check and observed value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<StoppedRecord>,
@@ -101,6 +104,7 @@ impl Judgement {
             slos: summary.slos.clone(),
             canary: summary.canary.clone(),
             blue_green: summary.blue_green.clone(),
+            capacity: summary.capacity.clone(),
             stopped: stopped.map(|s| match s {
                 Stopped::Interrupted => StoppedRecord::Interrupted,
                 Stopped::Aborted { check, observed } => StoppedRecord::Aborted {
@@ -152,6 +156,7 @@ impl Judgement {
             stopped.as_ref(),
         );
         summary.run = self.run.clone();
+        summary.capacity = self.capacity.clone();
         summary
     }
 }

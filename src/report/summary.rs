@@ -31,6 +31,7 @@ use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
 use crate::control::canary::CanaryReport;
 use crate::control::{ProbeReport, Section, Stopped};
+use crate::drills::capacity::CapacityReport;
 pub use crate::metrics::{round3, LatencySummary};
 use crate::metrics::{EventKind, RunMetrics, SeriesStats, SourceKind};
 
@@ -87,6 +88,10 @@ pub struct Summary {
     /// the worst second and the cutover time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenReport>,
+    /// The capacity search (`loadgate capacity`): `max_rate` with its interval, the knee,
+    /// the headroom over the expected rate, and every step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityReport>,
     /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
@@ -396,6 +401,7 @@ impl Summary {
             slos,
             canary,
             blue_green,
+            capacity: None,
             warnings,
             run: None,
         }

@@ -213,6 +213,10 @@ pub fn render(summary: &Summary) -> String {
         }
     }
 
+    if let Some(c) = &summary.capacity {
+        out.push_str(&super::capacity::table(c));
+    }
+
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
         b.push_record(["result", "kind", "criterion", "expected", "observed"]);

@@ -9,8 +9,9 @@
 //!
 //! This module is a leaf: it imports nothing of the crate but the parsed grammars
 //! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`canary`],
-//! [`flow`], [`probe`], [`slo`], [`stack`]).
+//! [`capacity`], [`flow`], [`probe`], [`slo`], [`stack`]).
 pub mod canary;
+pub mod capacity;
 pub mod flow;
 pub mod probe;
 pub mod slo;
@@ -28,6 +29,7 @@ pub use canary::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
+pub use capacity::CapacitySpec;
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};

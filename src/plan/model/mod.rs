@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::grammar::units::{Duration, Rate, Size};
 
 mod canary;
+mod capacity;
 mod probes;
 
 pub use canary::*;
+pub use capacity::*;
 pub use probes::*;
 
 /// A loadgate load plan.
@@ -55,6 +57,9 @@ pub struct PlanFile {
     pub canary: Option<Canary>,
     /// A blue/green cutover (and switch back) verified under load.
     pub blue_green: Option<BlueGreen>,
+    /// The capacity search of `loadgate capacity PLAN`: which scenario, the expected rate
+    /// and the precision (ignored by `loadgate run`).
+    pub capacity: Option<Capacity>,
     /// Report output.
     pub report: Option<ReportSection>,
     /// Hosts besides loopback this plan may send load to (`staging.example.internal`,
