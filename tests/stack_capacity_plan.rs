@@ -69,7 +69,10 @@ fn capacity_plan_runs_against_the_reference_stack() {
         assert_eq!(c["passed"], true, "{c:#}");
     }
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("capacity search of scenario chat"), "{stdout}");
+    assert!(
+        stdout.contains("capacity search of scenario chat"),
+        "{stdout}"
+    );
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
     assert_eq!(junit.matches("classname=\"capacity.step\"").count(), 3);
     // The run says which plan and stack it judged.
