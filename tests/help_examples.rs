@@ -1,8 +1,9 @@
 //! Help texts say only what is true: every example under "Examples:" in `loadgate --help`,
-//! `loadgate run --help` and `loadgate attack --help` is run. `attack` examples run for real
+//! `loadgate run --help`, `loadgate attack --help` and `loadgate capacity --help` is run. `attack` examples run for real
 //! against a local server standing in for `http://127.0.0.1:8080` (exit 0); `run` examples
 //! (which need the reference stack) are checked with `validate` on the same plan and `--set`
-//! overrides (exit 0), and their other flags are checked to exist in `run --help`.
+//! overrides (exit 0), and their other flags are checked to exist in `run --help`; so are
+//! `capacity` examples with a plan (an ad-hoc search takes minutes: its flags must exist).
 mod common;
 
 use std::process::{Command, Stdio};
@@ -80,8 +81,14 @@ fn examples(help_args: &[&str]) -> (String, Vec<Vec<String>>) {
 fn every_help_example_runs_or_validates() {
     let server = common::TestServer::axum(axum::Router::new().fallback(|| async { "ok" }));
     let (run_help, _) = examples(&["run", "--help"]);
+    let (capacity_help, _) = examples(&["capacity", "--help"]);
     let mut all = Vec::new();
-    for help in [&["--help"][..], &["run", "--help"], &["attack", "--help"]] {
+    for help in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["attack", "--help"],
+        &["capacity", "--help"],
+    ] {
         all.extend(examples(help).1);
     }
     let mut ran = 0;
@@ -107,15 +114,30 @@ fn every_help_example_runs_or_validates() {
                     assert_eq!(v["verdict"], "pass", "{shown}");
                 }
             }
-            "run" => {
+            "capacity" if args[1] == "--url" => {
+                // A search takes minutes: its flags must exist.
+                for flag in args.iter().filter(|a| a.starts_with("--")) {
+                    assert!(
+                        capacity_help.contains(flag.as_str()),
+                        "{shown}: {flag} is not a capacity flag"
+                    );
+                }
+            }
+            "run" | "capacity" => {
                 // The plan and its --set overrides must validate; the other flags must exist.
+                let help = if args[0] == "run" {
+                    &run_help
+                } else {
+                    &capacity_help
+                };
                 let mut validate = vec!["validate".to_string(), args[1].clone()];
                 let mut i = 2;
                 while i < args.len() {
                     let flag = &args[i];
                     assert!(
-                        run_help.contains(flag.as_str()),
-                        "{shown}: {flag} is not a run flag"
+                        help.contains(flag.as_str()),
+                        "{shown}: {flag} is not a {} flag",
+                        args[0]
                     );
                     match flag.as_str() {
                         "--set" => {

@@ -18,7 +18,7 @@ const RUN_EXAMPLES: &str = "Examples:
   loadgate run plans/smoke.yaml --set scenarios.chat.rate=100/s --set scenarios.chat.duration=1m
   loadgate run plans/flow-jobs.yaml --out reports/flow --json";
 
-/// Examples of `loadgate capacity --help`.
+/// Examples of `loadgate capacity --help` (tests/help_examples.rs validates each one).
 const CAPACITY_EXAMPLES: &str = "Examples:
   loadgate capacity plans/capacity.yaml
   loadgate capacity plans/capacity.yaml --set capacity.expected=200/s --json

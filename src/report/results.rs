@@ -156,7 +156,9 @@ impl Judgement {
             stopped.as_ref(),
         );
         summary.run = self.run.clone();
-        summary.capacity = self.capacity.clone();
+        if let Some(c) = &self.capacity {
+            summary.set_capacity(c.clone());
+        }
         summary
     }
 }

@@ -423,6 +423,15 @@ impl Summary {
         };
     }
 
+    /// Attach a capacity search's section. The scenario row of a search is every step's
+    /// traffic together, overloaded steps included, so the warnings about its drops and
+    /// failures say nothing the step table does not (each step reports its own): they go.
+    pub fn set_capacity(&mut self, c: CapacityReport) {
+        self.warnings
+            .retain(|w| !matches!(w, Warning::Dropped { .. } | Warning::MostlyFailed { .. }));
+        self.capacity = Some(c);
+    }
+
     /// True when the verdict is `pass`.
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Pass

@@ -56,6 +56,13 @@ async fn judge(
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
     let spec = &opened.spec;
+    if let Some(m) = opts.max_rate.filter(|m| cap.max > *m) {
+        return Err(SessionError::Refused(format!(
+            "the capacity search may go up to max {}/s, above --max-rate {}/s: lower `capacity.max` (--max)",
+            crate::metrics::format_number(cap.max),
+            crate::metrics::format_number(m)
+        )));
+    }
     if opts.announce {
         eprintln!(
             "loadgate: capacity search of scenario {}: from {}/s, {} s warm-up + {} s per step, precision {}%",
@@ -86,7 +93,7 @@ async fn judge(
         found.started_wall,
         stopped.as_ref(),
     );
-    summary.capacity = Some(found.report);
+    summary.set_capacity(found.report);
     summary.run = Some(opened.info.clone());
     let latency = found.metrics.scenario_latency();
     let run_report = RunReport {

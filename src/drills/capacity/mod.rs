@@ -70,7 +70,8 @@ pub struct StepReport {
     /// Why it failed (the broken thresholds) or is invalid (how the generator ran out).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
-    /// When the step started, seconds since the search started.
+    /// When the step started on the search's clock (whole seconds; its seconds in the
+    /// timeline start here).
     pub at_s: f64,
     pub duration_s: f64,
 }

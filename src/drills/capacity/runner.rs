@@ -76,8 +76,9 @@ pub async fn search(
         let max_vus = vu_budget(&spec);
         let measured = Arc::new(Mutex::new(None));
         let judge = StepJudge::new(&spec, cap.warmup, cap.step, measured.clone());
+        // Where the step's seconds go on the search's clock (whole seconds, after the last
+        // step's): its start as every report shows it.
         let offset = next_second.max(t0.elapsed().as_secs_f64().ceil() as u64);
-        let at = t0.elapsed();
         let cpu0 = process_cpu();
         let w0 = Instant::now();
         let controllers: Vec<Box<dyn Controller>> = vec![Box::new(judge)];
@@ -135,7 +136,7 @@ pub async fn search(
             generator_cpu: round3(cpu),
             verdict,
             detail,
-            at_s: round3(at.as_secs_f64()),
+            at_s: offset as f64,
             duration_s: round3(wall.as_secs_f64()),
         };
         let mut step_metrics = outcome.metrics;

@@ -18,7 +18,8 @@
 //!   timeline    charts over the run clock: throughput, error rate by kind, latency p50/p95/p99
 //!               per scenario; numbered event markers on every chart
 //!   events      the numbered events (the markers' legend) and every other event
-//!   probes, slos, canary, blue_green    one per drill, present when the run had it
+//!   probes, slos, canary, blue_green,   one per drill, present when the run had it
+//!   capacity
 //!   spectrum    latency as an HDR percentile spectrum per scenario (log x: 90%, 99%, 99.9%...)
 //!   compare     `loadgate report --compare`: deltas against a baseline run, curves overlaid
 //! ```
@@ -32,6 +33,7 @@
 //! by the browser: no font files), made responsive by their `viewBox` and CSS. Long runs are
 //! downsampled **for display only** (at most [`chart::MAX_POINTS`] points per line; see
 //! [`chart`]): every number in a table comes from the exact histograms and counters.
+mod capacity;
 mod chart;
 mod drills;
 mod sections;
@@ -180,6 +182,20 @@ fn bands(s: &crate::report::Summary) -> Vec<Band> {
             });
         }
     }
+    if let Some(c) = &s.capacity {
+        for st in &c.steps {
+            out.push(Band {
+                from_s: st.at_s,
+                to_s: st.at_s + st.duration_s,
+                tone: match st.verdict {
+                    crate::drills::capacity::StepVerdict::Pass => Tone::Drill,
+                    crate::drills::capacity::StepVerdict::Fail => Tone::Bad,
+                    crate::drills::capacity::StepVerdict::Invalid => Tone::Info,
+                },
+                label: format!("{}/s", format_number(st.rate)),
+            });
+        }
+    }
     for e in &s.events {
         if let EventKind::ThresholdBreach {
             window_start_s,
@@ -238,6 +254,7 @@ pub fn sections() -> Vec<Box<dyn Section>> {
         Box::new(drills::Slos),
         Box::new(drills::Canary),
         Box::new(drills::BlueGreen),
+        Box::new(capacity::Capacity),
         Box::new(sections::Spectrum),
         Box::new(sections::Events),
         Box::new(sections::Compare),
