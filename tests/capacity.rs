@@ -281,4 +281,60 @@ fn bad_arguments_exit_2_before_anything_is_sent() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // A plan whose steps nothing would judge, or whose scenario is not named: exit 2 (the
+    // plan's stack would not even start).
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        "{ executor: constant-vus, vus: 1, duration: 1s, request: { method: GET, path: / } }";
+    let plan = dir.path().join("p.yaml");
+    std::fs::write(
+        &plan,
+        format!("target: http://127.0.0.1:1\nscenarios:\n  a: {scenario}\n"),
+    )
+    .unwrap();
+    let o = loadgate(&[plan.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no threshold judges scenario `a`"), "{err}");
+    std::fs::write(
+        &plan,
+        format!("target: http://127.0.0.1:1\nscenarios:\n  a: {scenario}\n  b: {scenario}\nthresholds: {{ http_req_failed: [\"rate<0.01\"] }}\n"),
+    )
+    .unwrap();
+    let o = loadgate(&[plan.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("several scenarios (a, b)"), "{err}");
+}
+
+#[test]
+fn the_capacity_section_lowers_with_its_defaults_and_names_its_scenario() {
+    use loadgate::plan::{self, PlanOptions};
+    let text = |section: &str| {
+        format!(
+            "target: http://127.0.0.1:8080\nscenarios:\n  a: {{ executor: constant-vus, vus: 1, duration: 1s, request: {{ method: GET, path: / }} }}\n  b: {{ executor: constant-vus, vus: 1, duration: 1s, request: {{ method: GET, path: / }} }}\n{section}"
+        )
+    };
+    let parse = |t: &str, sets: &[(&str, &str)]| {
+        let mut o = PlanOptions::empty_env();
+        o.sets = sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        plan::parse(t, "p.yaml", std::path::Path::new("."), &o)
+    };
+    let p = parse(&text("capacity: { scenario: b, expected: 150/s }\n"), &[]).unwrap();
+    let c = p.capacity().unwrap();
+    assert_eq!(c.scenario, "b");
+    assert_eq!(c.expected, Some(150.0));
+    assert_eq!((c.precision, c.min, c.max), (0.05, 10.0, 100_000.0));
+    assert_eq!((c.headroom, c.repeats), (2.0, 3));
+    assert_eq!(c.step, Duration::from_secs(10));
+    // Two scenarios and no name: the problem says how to name one.
+    let e = parse(&text("capacity: { expected: 150/s }\n"), &[]).unwrap_err();
+    assert!(e.to_string().contains("--scenario NAME"), "{e}");
+    // `--scenario a` is `--set capacity.scenario=a`; a plan without the section gets one.
+    let p = parse(&text(""), &[("capacity.scenario", "a")]).unwrap();
+    assert_eq!(p.capacity().unwrap().scenario, "a");
+    assert!(parse(&text(""), &[]).unwrap().capacity().is_none());
 }

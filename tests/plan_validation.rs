@@ -102,6 +102,14 @@ fn fixtures_report_every_problem_at_its_position() {
             "syntax.yaml:6:13: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
         ]),
         ("valid_full.yaml", vec![]),
+        ("bad_capacity.yaml", vec![
+            "bad_capacity.yaml:11:13: capacity.scenario: no scenario named \"caht\" (did you mean `chat`?); the plan's scenarios: chat",
+            "bad_capacity.yaml:12:13: capacity.expected: must be a positive rate, e.g. 150/s",
+            "bad_capacity.yaml:13:14: capacity.precision: must be a share above 0% and at most 50%, e.g. `precision: 5%`",
+            "bad_capacity.yaml:15:8: capacity.max: must be above `min` (100/s): the search doubles from min up to max",
+            "bad_capacity.yaml:16:9: capacity.step: must be at least 1s: a step is judged on whole seconds of the run clock",
+            "bad_capacity.yaml:17:12: capacity.repeats: must be at least 1",
+        ]),
         ("failing_checks.yaml", vec![]),
     ];
     let mut failures = Vec::new();

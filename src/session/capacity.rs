@@ -11,7 +11,7 @@ use super::{
     open, write_all, write_fallback, Finished, Opened, SessionError, SessionOptions, Source,
 };
 use crate::control::Stopped;
-use crate::drills::capacity::{runner, CapacityError};
+use crate::drills::capacity::{runner, step, CapacityError};
 use crate::report::results::Judgement;
 use crate::report::{RunReport, Summary};
 use crate::spec::CapacitySpec;
@@ -23,6 +23,25 @@ pub enum Search {
     Given(Box<CapacitySpec>),
 }
 
+/// The search to run: given whole, the plan's section, or the defaults for a one-scenario
+/// plan.
+fn choose(
+    search: &Search,
+    section: Option<&CapacitySpec>,
+    spec: &crate::spec::RunSpec,
+) -> Result<CapacitySpec, SessionError> {
+    match (search, section) {
+        (Search::Given(c), _) => Ok((**c).clone()),
+        (Search::FromPlan, Some(c)) => Ok(c.clone()),
+        (Search::FromPlan, None) => match spec.scenarios.as_slice() {
+            [only] => Ok(CapacitySpec::new(&only.name)),
+            all => Err(SessionError::Capacity(CapacityError::WhichScenario {
+                known: all.iter().map(|s| s.name.clone()).collect(),
+            })),
+        },
+    }
+}
+
 /// Run a capacity search session to its judged end.
 pub async fn run(
     source: Source,
@@ -30,17 +49,14 @@ pub async fn run(
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
+    // Which search, and whether its steps can be judged, before any stack starts.
+    if let (Source::Plan { path, options, .. }, Search::FromPlan) = (&source, &search) {
+        let validated = crate::plan::load(path, options).map_err(SessionError::Invalid)?;
+        let cap = choose(&search, validated.capacity(), validated.preview())?;
+        step::step_spec(validated.preview(), &cap, cap.min)?;
+    }
     let opened = open(source, opts, interrupt).await?;
-    let cap = match (search, &opened.capacity) {
-        (Search::Given(c), _) => Ok(*c),
-        (Search::FromPlan, Some(c)) => Ok(c.clone()),
-        (Search::FromPlan, None) => match opened.spec.scenarios.as_slice() {
-            [only] => Ok(CapacitySpec::new(&only.name)),
-            all => Err(SessionError::Capacity(CapacityError::WhichScenario {
-                known: all.iter().map(|s| s.name.clone()).collect(),
-            })),
-        },
-    };
+    let cap = choose(&search, opened.capacity.as_ref(), &opened.spec);
     let result = match cap {
         Ok(cap) => judge(&opened, &cap, opts, interrupt).await,
         Err(e) => Err(e),
