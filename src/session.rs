@@ -2,8 +2,10 @@
 //! run (engine and controllers on the run clock) → reports → stack down.
 //!
 //! `loadgate run` starts from a plan file, `loadgate attack` from a spec it lowered from its
-//! flags; later `capacity` and `merge` start here too. The CLI only parses arguments, calls
-//! [`run`] and maps the [`Outcome`] (or the [`SessionError`]) to an exit code.
+//! flags; [`capacity`] runs a capacity search in place of the single run (through [`open`],
+//! the same reports, [`Opened::close`]); later `merge` starts here too. The CLI only parses
+//! arguments, calls [`run`] and maps the [`Outcome`] (or the [`SessionError`]) to an exit
+//! code.
 //!
 //! Order matters for what a user sees: every plan problem is reported before anything starts;
 //! the report directory is created (and so proven writable) before the stack starts and any
@@ -216,7 +218,7 @@ pub async fn run(
         ..
     } = opened;
     let result = judge(spec, dir, handle, info, opts, interrupt).await;
-    close(stack, opts).await;
+    close(stack).await;
     result
 }
 
@@ -239,12 +241,12 @@ impl Opened {
     }
 
     /// Stop the reference stack, if the session started one.
-    pub async fn close(self, opts: &SessionOptions) {
-        close(self.stack, opts).await
+    pub async fn close(self) {
+        close(self.stack).await
     }
 }
 
-async fn close(stack: Option<stack::RunningStack>, _opts: &SessionOptions) {
+async fn close(stack: Option<stack::RunningStack>) {
     if let Some(stack) = stack {
         if let Err(e) = stack.shutdown().await {
             tracing::error!(error = %e, "stopping the reference stack");
@@ -323,7 +325,7 @@ pub async fn open(
                 .and_then(|spec| check_safety(&spec, opts).map(|()| spec));
             match lowered {
                 Err(e) => {
-                    close(running, opts).await;
+                    close(running).await;
                     Err(e)
                 }
                 Ok(spec) => {

@@ -61,7 +61,7 @@ pub async fn run(
         Ok(cap) => judge(&opened, &cap, opts, interrupt).await,
         Err(e) => Err(e),
     };
-    opened.close(opts).await;
+    opened.close().await;
     result
 }
 
