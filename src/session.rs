@@ -9,6 +9,11 @@
 //! the report directory is created (and so proven writable) before the stack starts and any
 //! request is sent; the stack is always shut down, also when lowering or the run fails; an
 //! interrupt while the stack starts stops there.
+//!
+//! A segment of a distributed run (`--segment i/N`, [`segment`]) runs its share of the plan
+//! and stores what a merge needs besides the usual results.
+mod segment;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,9 +21,12 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
+use crate::control::segment::SliceRecorder;
+use crate::metrics::slices::EncodedSlice;
 use crate::metrics::RunMetrics;
 use crate::plan::{self, PlanErrors, PlanOptions};
 use crate::report::results::Judgement;
+use crate::report::segment::SegmentManifest;
 use crate::report::summary::RunInfo;
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
@@ -64,6 +72,9 @@ pub struct SessionOptions {
     pub max_rate: Option<f64>,
     /// Serve the run's metrics in Prometheus text here while it runs (`--metrics-addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Start the load at this wall-clock time (`--start-at`: the segments of a distributed
+    /// run share it, so their seconds align).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for SessionOptions {
@@ -76,6 +87,7 @@ impl Default for SessionOptions {
             allow_hosts: Vec::new(),
             max_rate: None,
             metrics_addr: None,
+            start_at: None,
         }
     }
 }
@@ -126,9 +138,13 @@ pub enum SessionError {
     /// The reference stack did not start.
     #[error("starting the reference stack: {0}")]
     Stack(#[from] StackError),
-    /// Ctrl-C while the stack was starting: nothing was sent.
-    #[error("interrupted while starting the reference stack; nothing was sent")]
+    /// Ctrl-C while the stack was starting (or while waiting for `--start-at`): nothing was
+    /// sent.
+    #[error("interrupted before the load started; nothing was sent")]
     InterruptedAtStart,
+    /// `--start-at` had passed when the run was ready to start.
+    #[error("--start-at passed {:.1} s ago (more than the {} s a segment may be late): choose a start further ahead, so every segment is ready before it; nothing was sent", late.as_secs_f64(), segment::START_TOLERANCE.as_secs())]
+    StartPassed { late: std::time::Duration },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error("writing reports: {0}")]
@@ -233,6 +249,9 @@ pub async fn run(
             prepare_dir(dir.as_deref())?;
             let mut running = None;
             let mut extra_env = Vec::new();
+            if let (Some(_), Some(seg)) = (validated.stack(), opts.run.segment) {
+                return Err(segment::refuse_stack(seg));
+            }
             if let Some(ss) = validated.stack() {
                 if opts.announce {
                     eprintln!(
@@ -296,6 +315,10 @@ async fn judge(
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
+    let mut spec = spec;
+    if let Some(seg) = opts.run.segment {
+        segment::prepare(&mut spec, seg)?;
+    }
     if let Some(d) = &dir {
         let series = spec.scenarios.len() + spec.probes.len() + 1;
         let needed = report::space_needed(spec.planned_duration().as_secs() + 1, series);
@@ -312,6 +335,15 @@ async fn judge(
             }
         }
         controllers.push(Box::new(endpoint));
+    }
+    let kept = opts.run.segment.map(|_| {
+        let recorder = SliceRecorder::new();
+        let kept = recorder.kept();
+        controllers.push(Box::new(recorder));
+        kept
+    });
+    if let Some(at) = opts.start_at {
+        segment::wait_until(at, interrupt).await?;
     }
     let outcome = run::execute(
         spec.clone(),
@@ -343,14 +375,33 @@ async fn judge(
         outcome.stopped.as_ref(),
         &spec.report_formats,
     );
-    let results = (&outcome.metrics, &judgement);
+    let slices = kept.map(|k| {
+        let kept = std::mem::replace(
+            &mut *k.lock().unwrap_or_else(|p| p.into_inner()),
+            Ok(Vec::new()),
+        );
+        let seg = opts.run.segment.unwrap_or((0, 1));
+        let manifest = SegmentManifest::new(
+            &spec,
+            summary.run.as_ref().unwrap_or(&info_of(&spec)),
+            seg,
+            outcome.started_wall,
+            opts.start_at,
+        );
+        (manifest, kept)
+    });
+    let results = Results {
+        metrics: &outcome.metrics,
+        judgement: &judgement,
+        segment: slices.as_ref(),
+    };
     let (written, dir, report_error) = match dir {
         None => (Vec::new(), None, None),
-        Some(d) => match write_all(&d, &run_report, results, &spec.report_formats) {
+        Some(d) => match write_all(&d, &run_report, &results, &spec.report_formats) {
             Ok(w) => (w, Some(d), None),
             Err(e) => {
                 tracing::error!(error = %e, "writing the reports");
-                let (w, fallback) = write_fallback(&run_report, results, &spec.report_formats);
+                let (w, fallback) = write_fallback(&run_report, &results, &spec.report_formats);
                 (w, fallback, Some(e))
             }
         },
@@ -367,7 +418,7 @@ async fn judge(
 /// to a fresh directory under the system temp dir instead, so the run is not lost.
 fn write_fallback(
     run: &RunReport<'_>,
-    results: (&RunMetrics, &Judgement),
+    results: &Results<'_>,
     formats: &[ReportFormat],
 ) -> (Vec<PathBuf>, Option<PathBuf>) {
     let dir = match tempfile::Builder::new()
@@ -392,16 +443,50 @@ fn write_fallback(
     }
 }
 
+/// What a run stores in `results/`: its measurements and judgement, and for a segment its
+/// manifest and slices (or why they could not be kept).
+struct Results<'a> {
+    metrics: &'a RunMetrics,
+    judgement: &'a Judgement,
+    segment: Option<&'a (SegmentManifest, Result<Vec<EncodedSlice>, String>)>,
+}
+
 /// The report files, then the stored results they can be regenerated from (`results/`).
 fn write_all(
     dir: &Path,
     run: &RunReport<'_>,
-    (metrics, judgement): (&RunMetrics, &Judgement),
+    results: &Results<'_>,
     formats: &[ReportFormat],
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = report::write_reports(dir, run, formats)?;
-    written.extend(report::results::store(dir, metrics, judgement)?);
+    written.extend(report::results::store(
+        dir,
+        results.metrics,
+        results.judgement,
+    )?);
+    if let Some((manifest, slices)) = results.segment {
+        let slices = slices.as_ref().map_err(|e| {
+            ReportError::Results(format!(
+                "segment {}/{}: its seconds could not be kept for the merge: {e}",
+                manifest.index, manifest.count
+            ))
+        })?;
+        written.extend(report::segment::store(dir, manifest, slices)?);
+    }
     Ok(written)
+}
+
+/// A run's identity when it has no [`RunInfo`] (never for a session's runs).
+fn info_of(spec: &RunSpec) -> RunInfo {
+    RunInfo {
+        loadgate_version: env!("CARGO_PKG_VERSION").into(),
+        plan_path: None,
+        plan_sha256: None,
+        environment: None,
+        overrides: Vec::new(),
+        target: spec.target.clone(),
+        stack: None,
+    }
 }
 
 fn backend_name(b: StackBackend) -> &'static str {
