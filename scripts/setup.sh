@@ -5,7 +5,8 @@
 #   - the web servers of the conformance matrix (tests/conformance_servers.rs): nginx, apache2,
 #     caddy and python3 (its http.server); the tests start their own instances, so the
 #     packages' services are stopped should they have started
-#   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers
+#   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers,
+#     and loadgate's own image loadgate/loadgate:local (deploy/k8s/image/build.sh)
 #   - chromium (tests render report.html headless) and python3-prometheus-client (tests parse
 #     --metrics-addr output with Python's standard text parser, /usr/bin/python3)
 #   - Python's hdrhistogram package from PyPI for the `python3` on PATH (tests decode the
@@ -71,6 +72,15 @@ fi
 
 if [ "$docker_ok" = 1 ]; then
   bash reference-stack/images/build.sh
+  # loadgate's own image (deploy/k8s/), from a debug build: the very build `make test` makes
+  # next, so it costs no extra compile (tests/stack_k8s_job.rs rebuilds the image from the
+  # binary it tests).
+  if command -v cargo >/dev/null 2>&1; then
+    cargo build --quiet --workspace --bins
+    bash deploy/k8s/image/build.sh --binary target/debug/loadgate
+  else
+    echo "setup: no cargo: loadgate/loadgate:local not built (deploy/k8s/image/build.sh)"
+  fi
 else
   echo "setup: no Docker engine answers; the containers backend is unavailable (process backend only)"
 fi

@@ -194,7 +194,13 @@ fn segments_merge_exactly_and_judge_globally() {
     // The union is the plan: every arrival once, at the plan's rate.
     let total = (rate * secs) as f64;
     let got = m["scenarios"]["steady"]["requests"].as_u64().unwrap();
+    let dropped = m["scenarios"]["steady"]["dropped"].as_u64().unwrap();
     assert_eq!(got, requests);
+    assert_eq!(
+        got + dropped,
+        total as u64,
+        "every arrival of the plan exactly once"
+    );
     assert!(
         (got as f64 - total).abs() <= total * 0.01,
         "union sent {got} of {total}"
