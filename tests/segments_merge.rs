@@ -205,10 +205,17 @@ fn segments_merge_exactly_and_judge_globally() {
         (got as f64 - total).abs() <= total * 0.01,
         "union sent {got} of {total}"
     );
+    // The rate over the plan's duration is the total's; the summary's rps divides by the
+    // active time (to the last response, a few ms past the plan on a loaded machine).
+    let union_rate = got as f64 / secs as f64;
+    assert!(
+        (union_rate - rate as f64).abs() <= rate as f64 * 0.01,
+        "union rate {union_rate}/s, plan {rate}/s"
+    );
     let rps = m["scenarios"]["steady"]["rps"].as_f64().unwrap();
     assert!(
-        (rps - rate as f64).abs() <= rate as f64 * 0.01,
-        "union rate {rps}/s, plan {rate}/s"
+        (rps - rate as f64).abs() <= rate as f64 * 0.05,
+        "summary rps {rps}/s, plan {rate}/s"
     );
     let rows: u64 = back
         .metrics

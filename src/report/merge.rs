@@ -23,32 +23,25 @@
 //!
 //! Seconds align across segments when they shared a start (`--start-at`); the spread of the
 //! segments' actual starts is reported ([`Merged::start_spread`]).
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+mod replay;
+mod union;
 
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
-use hdrhistogram::Histogram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
 use thiserror::Error;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::results::{self, Judgement, StoppedRecord, Stored};
 use super::segment::{self, JudgeError, SegmentManifest};
 use super::summary::Summary;
 use super::{write_reports, ReportError, RunReport};
-use crate::checks::{CheckKind, CheckResult};
-use crate::control::slo::Slos;
-use crate::control::threshold::Thresholds;
-use crate::control::{Action, Controller, End, Section, StartCtx, Stopped, Tick};
-use crate::metrics::recorder::{row_name, Aggregator};
+use crate::checks::CheckKind;
+use crate::control::{Section, Stopped};
 use crate::metrics::slices::EncodedSlice;
-use crate::metrics::{
-    new_histogram, Event, EventKind, RunMetrics, SecondHistogram, SecondRow, SecondSlice,
-    SeriesKey, SeriesStats,
-};
+use crate::metrics::RunMetrics;
 use crate::spec::{HttpOptions, RunSpec};
+use replay::replay;
+use union::merge_metrics;
 
 /// Why segments cannot be merged. Every one names the directory (or the index) at fault.
 #[derive(Debug, Error)]
@@ -355,323 +348,200 @@ fn stopped_of(segs: &[Segment]) -> Option<Stopped> {
     out
 }
 
-fn histogram_ms(h: &Histogram<u64>, q: f64) -> f64 {
-    if h.is_empty() {
-        0.0
-    } else {
-        h.value_at_quantile(q) as f64 / 1000.0
-    }
-}
-
-/// The exact union of the segments' measurements, and the union's slices second by second.
-fn merge_metrics(segs: &[Segment]) -> Result<(RunMetrics, Vec<SecondSlice>), MergeError> {
-    // The segment that ran the probes has the most sources; the others' are a prefix of it.
-    let base = segs
-        .iter()
-        .max_by_key(|s| s.stored.metrics.scenarios.len())
-        .ok_or(MergeError::NoInputs)?;
-    let mut m = RunMetrics {
-        scenarios: base.stored.metrics.scenarios.clone(),
-        ..RunMetrics::default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{
+        new_histogram, Event, EventKind, ScenarioInfo, SecondRow, SecondSlice, SeriesKey,
+        SeriesStats,
     };
-    for s in &mut m.scenarios {
-        s.dropped = 0;
-        s.active = Duration::ZERO;
-    }
-    let decode_err = |dir: &Path| {
-        let dir = dir.to_path_buf();
-        move |reason: String| MergeError::Unreadable {
-            dir: dir.clone(),
-            reason: format!("results/slices.hlog: {reason}"),
-        }
-    };
-    let mut by_second: BTreeMap<u64, (BTreeMap<SeriesKey, SeriesStats>, Vec<u64>)> =
-        BTreeMap::new();
-    for seg in segs {
-        let sm = &seg.stored.metrics;
-        for (i, info) in sm.scenarios.iter().enumerate() {
-            let Some(ours) = m
-                .scenarios
-                .get_mut(i)
-                .filter(|o| o.name == info.name && o.kind == info.kind)
-            else {
-                return Err(MergeError::Sources {
-                    dir: seg.dir.clone(),
-                    first: base.dir.clone(),
-                    reason: format!("source {i} is {:?}", info.name),
-                });
-            };
-            ours.dropped += info.dropped;
-            ours.active = ours.active.max(info.active);
-        }
-        for (k, s) in &sm.series {
-            m.series.entry(*k).or_default().merge(s);
-        }
-        m.check_counts.merge(&sm.check_counts);
-        if m.iterations.len() < sm.iterations.len() {
-            m.iterations.resize_with(sm.iterations.len(), new_histogram);
-        }
-        for (into, h) in m.iterations.iter_mut().zip(&sm.iterations) {
-            into.add(h).expect("auto-resizing histograms merge");
-        }
-        for (k, msg) in &sm.first_errors {
-            m.first_errors.entry(*k).or_insert_with(|| msg.clone());
-        }
-        m.elapsed = m.elapsed.max(sm.elapsed);
-        for e in &sm.events {
-            if keep_event(&e.kind) {
-                m.events.push(e.clone());
-            }
-        }
-        for enc in &seg.slices {
-            let slice = enc.decode().map_err(decode_err(&seg.dir))?;
-            let (series, dropped) = by_second.entry(slice.second).or_default();
-            for (k, s) in slice.series {
-                series.entry(k).or_default().merge(&s);
-            }
-            if dropped.len() < slice.dropped.len() {
-                dropped.resize(slice.dropped.len(), 0);
-            }
-            for (into, d) in dropped.iter_mut().zip(&slice.dropped) {
-                *into += d;
-            }
-        }
-    }
-    m.events = dedupe_lifecycle(std::mem::take(&mut m.events));
-    let n = m.scenarios.len();
-    let slices: Vec<SecondSlice> = by_second
-        .into_iter()
-        .map(|(second, (series, mut dropped))| {
-            dropped.resize(n.max(dropped.len()), 0);
-            SecondSlice {
-                second,
-                series: series.into_iter().collect(),
-                dropped,
-            }
-        })
-        .collect();
-    m.timeline = merge_rows(segs, &m, &slices);
-    m.second_latency = second_latency(&slices, n);
-    Ok((m, slices))
-}
+    use crate::report::segment::StoredThreshold;
+    use crate::spec::Variant;
 
-/// Events a merge keeps from the segments: not the judges' (the union is judged again).
-fn keep_event(k: &EventKind) -> bool {
-    !matches!(
-        k,
-        EventKind::ThresholdBreach { .. }
-            | EventKind::BurnAlert { .. }
-            | EventKind::BurnResolved { .. }
-    )
-}
-
-/// One start per scenario (the earliest) and one end (the latest), as one run records them.
-fn dedupe_lifecycle(mut events: Vec<Event>) -> Vec<Event> {
-    events.sort_by_key(|e| e.at);
-    let mut started = std::collections::BTreeSet::new();
-    let mut last_end: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<Option<Event>> = Vec::with_capacity(events.len());
-    for e in events {
-        match &e.kind {
-            EventKind::ScenarioStart { scenario, .. } => {
-                if started.insert(scenario.clone()) {
-                    out.push(Some(e));
-                }
-            }
-            EventKind::ScenarioEnd { scenario } => {
-                if let Some(i) = last_end.insert(scenario.clone(), out.len()) {
-                    out[i] = None;
-                }
-                out.push(Some(e));
-            }
-            _ => out.push(Some(e)),
+    fn key(status: u16) -> SeriesKey {
+        SeriesKey {
+            scenario: 0,
+            request: 0,
+            status,
+            error: None,
+            variant: Variant::None,
         }
     }
-    out.into_iter().flatten().collect()
-}
 
-/// The per-second rows of the union: a row wherever a segment had one, counts added, the
-/// percentiles those of the merged slice (the union's samples of that second).
-fn merge_rows(segs: &[Segment], m: &RunMetrics, slices: &[SecondSlice]) -> Vec<SecondRow> {
-    let names: BTreeMap<String, usize> = m
-        .scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, info)| (row_name(info), i))
-        .collect();
-    // (second, source, 0 for the source's row or 1 + request for a flow step's row)
-    let mut rows: BTreeMap<(u64, usize, usize), SecondRow> = BTreeMap::new();
-    for seg in segs {
-        for r in &seg.stored.metrics.timeline {
-            let Some(&src) = names.get(&r.scenario) else {
-                tracing::warn!(row = %r.scenario, "a segment's row names no source; left out");
-                continue;
-            };
-            let sub = if r.step.is_empty() {
-                0
-            } else {
-                match m.scenarios[src].requests.iter().position(|q| *q == r.step) {
-                    Some(i) => i + 1,
-                    None => continue,
-                }
-            };
-            match rows.entry((r.second, src, sub)) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(r.clone());
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => {
-                    let into = o.get_mut();
-                    into.requests += r.requests;
-                    into.errors += r.errors;
-                    for (k, n) in &r.errors_by_kind {
-                        match into.errors_by_kind.binary_search_by_key(k, |(k, _)| *k) {
-                            Ok(i) => into.errors_by_kind[i].1 += n,
-                            Err(i) => into.errors_by_kind.insert(i, (*k, *n)),
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let by_second: BTreeMap<u64, &SecondSlice> = slices.iter().map(|s| (s.second, s)).collect();
-    rows.into_iter()
-        .map(|((second, src, sub), mut row)| {
-            let mut h = new_histogram();
-            if let Some(slice) = by_second.get(&second) {
-                for (k, s) in &slice.series {
-                    if k.scenario as usize == src && (sub == 0 || k.request as usize + 1 == sub) {
-                        h.add(&s.duration).expect("auto-resizing histograms merge");
-                    }
-                }
-            }
-            row.p50_ms = histogram_ms(&h, 0.50);
-            row.p95_ms = histogram_ms(&h, 0.95);
-            row.p99_ms = histogram_ms(&h, 0.99);
-            row
-        })
-        .collect()
-}
-
-/// Each second's latency per source, encoded, as a run's aggregator keeps it.
-fn second_latency(slices: &[SecondSlice], sources: usize) -> Vec<SecondHistogram> {
-    let mut out = Vec::new();
-    for slice in slices {
-        for src in 0..sources {
-            let mut h: Option<Histogram<u64>> = None;
-            for (_, s) in slice
-                .series
-                .iter()
-                .filter(|(k, _)| k.scenario as usize == src)
-            {
-                h.get_or_insert_with(new_histogram)
-                    .add(&s.duration)
-                    .expect("auto-resizing histograms merge");
-            }
-            let Some(h) = h else { continue };
-            let mut v2_deflate = Vec::new();
-            match V2DeflateSerializer::new().serialize(&h, &mut v2_deflate) {
-                Ok(_) => out.push(SecondHistogram {
-                    second: slice.second,
-                    source: src as u16,
-                    v2_deflate,
-                }),
-                Err(e) => tracing::warn!(error = ?e, second = slice.second, "encoding a second"),
-            }
-        }
-    }
-    out
-}
-
-/// Judge the union: the run's threshold and SLO controllers, fed the merged slices second by
-/// second (their events land at the end of the second that caused them), then the final
-/// metrics. A windowed `abort_on_fail` that fires marks its check as a run would; the load
-/// has already ended, so nothing is stopped.
-fn replay(
-    spec: &RunSpec,
-    merged: &RunMetrics,
-    slices: &[SecondSlice],
-    stopped: Option<&Stopped>,
-) -> (Vec<CheckResult>, Vec<Section>, Vec<Event>) {
-    let spec = Arc::new(spec.clone());
-    let mut controllers: Vec<Box<dyn Controller>> = vec![Box::new(Thresholds::new(&spec))];
-    if !spec.slos.is_empty() {
-        controllers.push(Box::new(Slos::new(&spec)));
-    }
-    let infos = merged.scenarios.clone();
-    let aggregator = Arc::new(Aggregator::new(
-        Instant::now(),
-        infos.clone(),
-        vec![Duration::ZERO; infos.len()],
-        0,
-    ));
-    let tasks = TaskTracker::new();
-    let stop = CancellationToken::new();
-    let ctx = StartCtx {
-        spec: &spec,
-        origin: Instant::now(),
-        aggregator: &aggregator,
-        engine_threads: 0,
-        infos: &infos,
-        tasks: &tasks,
-        stop: &stop,
-    };
-    for c in controllers.iter_mut() {
-        let _ = c.on_start(&ctx);
-    }
-    // Between seconds the judges see no cumulative data: whole-run thresholds are judged once,
-    // on the final metrics (a merge cannot abort a load that has already ended).
-    let empty = RunMetrics {
-        scenarios: infos.clone(),
-        ..RunMetrics::default()
-    };
-    let mut events = Vec::new();
-    let record = |at: Duration, actions: Vec<Action>, events: &mut Vec<Event>| {
-        for a in actions {
-            if let Action::Record(kind) = a {
-                let at = match &kind {
-                    EventKind::ThresholdBreach { window_end_s, .. } => {
-                        Duration::from_secs_f64(*window_end_s)
-                    }
-                    _ => at,
-                };
-                events.push(Event::new(at, kind));
-            }
-        }
-    };
-    for slice in slices {
-        let at = Duration::from_secs(slice.second + 1);
-        let tick = Tick {
-            at,
-            snapshot: &empty,
-            seconds: std::slice::from_ref(slice),
-            events: &[],
-            last: false,
+    /// Segment `index` of `count`: one scenario, `per_second[s]` requests in second `s`,
+    /// each of latency `latency_us` (a distinct latency per segment).
+    fn seg(index: u32, count: u32, per_second: &[u64], latency_us: u64) -> Segment {
+        let mut m = RunMetrics {
+            scenarios: vec![ScenarioInfo {
+                name: "s".into(),
+                executor: "constant-arrival-rate".into(),
+                requests: vec!["GET /".into()],
+                methods: vec!["GET".into()],
+                checks: vec![Vec::new()],
+                dropped: index as u64,
+                active: Duration::from_millis(2900 + index as u64),
+                ..ScenarioInfo::default()
+            }],
+            elapsed: Duration::from_secs(per_second.len() as u64),
+            ..RunMetrics::default()
         };
-        for c in controllers.iter_mut() {
-            let actions = c.on_tick(&tick);
-            record(at, actions, &mut events);
+        let mut slices = Vec::new();
+        for (second, &n) in per_second.iter().enumerate() {
+            let mut s = SeriesStats::default();
+            s.duration.record_n(latency_us, n).unwrap();
+            s.service.record_n(latency_us / 2, n).unwrap();
+            s.requests = n;
+            m.series.entry(key(200)).or_default().merge(&s);
+            m.timeline.push(SecondRow {
+                second: second as u64,
+                scenario: "s".into(),
+                step: String::new(),
+                requests: n,
+                errors: 0,
+                errors_by_kind: Vec::new(),
+                p50_ms: latency_us as f64 / 1000.0,
+                p95_ms: latency_us as f64 / 1000.0,
+                p99_ms: latency_us as f64 / 1000.0,
+            });
+            slices.push(
+                EncodedSlice::encode(&SecondSlice {
+                    second: second as u64,
+                    series: vec![(key(200), s)],
+                    dropped: vec![0],
+                })
+                .unwrap(),
+            );
+        }
+        for e in [
+            EventKind::ScenarioStart {
+                scenario: "s".into(),
+                executor: "constant-arrival-rate".into(),
+            },
+            EventKind::ScenarioEnd {
+                scenario: "s".into(),
+            },
+        ] {
+            let at = match e {
+                EventKind::ScenarioStart { .. } => Duration::from_millis(index as u64),
+                _ => Duration::from_millis(2900 + index as u64),
+            };
+            m.events.push(Event::new(at, e));
+        }
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let summary = Summary::build("p", &m, Vec::new(), Vec::new(), started, None);
+        let judgement = Judgement::of(&summary, started, None, &[]);
+        let threshold = |expr: &str| StoredThreshold {
+            key: "http_reqs".into(),
+            expr: expr.into(),
+            abort_on_fail: false,
+            delay_ns: 0,
+            min_samples: 1,
+            runbook: None,
+        };
+        Segment {
+            dir: PathBuf::from(format!("seg-{index}")),
+            manifest: SegmentManifest {
+                format: segment::FORMAT,
+                index,
+                count,
+                plan: "p".into(),
+                plan_sha256: Some("abc".into()),
+                environment: None,
+                overrides: Vec::new(),
+                started_at_unix_ns: 1_800_000_000_000_000_000 + index as u64 * 1000,
+                start_at_unix_ns: None,
+                probes: false,
+                thresholds: vec![threshold("count<25"), threshold("count<12 over 1s")],
+                slos: Vec::new(),
+            },
+            stored: Stored {
+                metrics: m,
+                judgement,
+                summary,
+            },
+            slices,
         }
     }
-    let last = Tick {
-        at: merged.elapsed,
-        snapshot: merged,
-        seconds: &[],
-        events: &[],
-        last: true,
-    };
-    for c in controllers.iter_mut() {
-        let actions = c.on_tick(&last);
-        record(merged.elapsed, actions, &mut events);
+
+    #[test]
+    fn the_union_is_exact_and_judged_globally() {
+        let mut segs = vec![seg(2, 2, &[8, 9], 2000), seg(1, 2, &[10, 0, 5], 1000)];
+        check(&mut segs).unwrap();
+        assert_eq!(segs[0].manifest.index, 1, "sorted by index");
+        let m = merge(&segs).unwrap();
+        let mut want = new_histogram();
+        for s in &segs {
+            want.add(&s.stored.metrics.scenario_latency()["s"]).unwrap();
+        }
+        assert_eq!(m.metrics.scenario_latency()["s"], want);
+        assert_eq!(m.metrics.total_requests(), 32);
+        assert_eq!(m.metrics.scenarios[0].dropped, 3, "dropped add up");
+        assert_eq!(m.metrics.scenarios[0].active, Duration::from_millis(2902));
+        assert_eq!(m.metrics.elapsed, Duration::from_secs(3));
+        assert_eq!(m.start_spread, Duration::from_nanos(1000));
+        // Per second: counts add, percentiles are the union's (18 requests, 10 at 1 ms).
+        let rows: Vec<(u64, u64, f64)> = m
+            .metrics
+            .timeline
+            .iter()
+            .map(|r| (r.second, r.requests, r.p50_ms))
+            .collect();
+        assert_eq!(rows, vec![(0, 18, 1.0), (1, 9, 2.0), (2, 5, 1.0)]);
+        assert_eq!(m.metrics.second_latency.len(), 3);
+        // One start and one end per scenario.
+        let kinds: Vec<&str> = m.metrics.events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "scenario_start").count(),
+            1,
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.iter().filter(|k| **k == "scenario_end").count(), 1);
+        // Each segment alone passes both; the union (32 requests, 18 in second 0) fails both.
+        let checks: Vec<(String, bool)> = m
+            .summary
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), c.passed))
+            .collect();
+        assert_eq!(
+            checks,
+            vec![
+                ("http_reqs count<25".to_string(), false),
+                ("http_reqs count<12 over 1s".to_string(), false)
+            ]
+        );
+        assert!(kinds.contains(&"threshold_breach"), "{kinds:?}");
     }
-    let mut checks = Vec::new();
-    let mut sections = Vec::new();
-    for c in controllers.iter_mut() {
-        let done = c.finish(&End {
-            metrics: merged,
-            stopped,
-        });
-        checks.extend(done.checks);
-        sections.extend(done.sections);
+
+    #[test]
+    fn missing_duplicate_and_foreign_segments_are_named() {
+        let err = |mut segs: Vec<Segment>| check(&mut segs).unwrap_err().to_string();
+        let e = err(vec![seg(1, 3, &[1], 1), seg(3, 3, &[1], 1)]);
+        assert!(e.contains("missing segment(s) 2 of 3"), "{e}");
+        let e = err(vec![
+            seg(1, 2, &[1], 1),
+            seg(1, 2, &[1], 1),
+            seg(2, 2, &[1], 1),
+        ]);
+        assert!(
+            e.contains("segment 1/2 given twice: seg-1 and seg-1"),
+            "{e}"
+        );
+        let e = err(vec![seg(1, 2, &[1], 1), seg(2, 3, &[1], 1)]);
+        assert!(
+            e.contains("seg-2: segment 2 of 3, but seg-1 is a segment of 2"),
+            "{e}"
+        );
+        let mut other = seg(2, 2, &[1], 1);
+        other.manifest.plan_sha256 = Some("def".into());
+        let e = err(vec![seg(1, 2, &[1], 1), other]);
+        assert!(
+            e.contains("seg-2: segment 2/2 ran the plan text with SHA-256 def"),
+            "{e}"
+        );
+        let mut sets = seg(2, 2, &[1], 1);
+        sets.manifest.overrides = vec!["a=b".into()];
+        assert!(err(vec![seg(1, 2, &[1], 1), sets]).contains("--set"));
+        assert!(matches!(check(&mut []), Err(MergeError::NoInputs)));
     }
-    (checks, sections, events)
 }
