@@ -245,13 +245,13 @@ pub async fn run(
                 ));
             }
             let validated = plan::load(&path, &options).map_err(SessionError::Invalid)?;
+            if let (Some(_), Some(seg)) = (validated.stack(), opts.run.segment) {
+                return Err(segment::refuse_stack(seg));
+            }
             let dir = out_dir(&opts.out, validated.name());
             prepare_dir(dir.as_deref())?;
             let mut running = None;
             let mut extra_env = Vec::new();
-            if let (Some(_), Some(seg)) = (validated.stack(), opts.run.segment) {
-                return Err(segment::refuse_stack(seg));
-            }
             if let Some(ss) = validated.stack() {
                 if opts.announce {
                     eprintln!(
@@ -343,7 +343,7 @@ async fn judge(
         kept
     });
     if let Some(at) = opts.start_at {
-        segment::wait_until(at, interrupt).await?;
+        segment::wait_until(at, opts.announce, interrupt).await?;
     }
     let outcome = run::execute(
         spec.clone(),

@@ -456,3 +456,168 @@ fn segment_logs_decode_with_another_hdrhistogram_implementation() {
         }
     }
 }
+
+/// Probes run in segment 1 only and their judgement carries into the union; a flow's step
+/// rows and iteration durations merge as well.
+#[test]
+fn probes_and_flows_merge_as_one_run() {
+    let srv = server();
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"name: flows
+target: {}
+scenarios:
+  flow:
+    executor: constant-arrival-rate
+    rate: 40/s
+    duration: 2s
+    steps:
+      - {{ name: first, method: GET, path: /a, checks: ["status == 200"] }}
+      - {{ name: second, method: GET, path: /b }}
+probes:
+  ping: {{ request: GET /ping, every: 250ms }}
+thresholds:
+  http_req_duration{{step:second}}: ["p(99)<2000"]
+  iteration_duration: ["p(99)<4000"]
+"#,
+            srv.url()
+        ),
+    )
+    .unwrap();
+    let start = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        + Duration::from_secs(3);
+    let start_at = format!("@{:.3}", start.as_secs_f64());
+    let dirs: Vec<PathBuf> = (1..=2).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    let mut procs = Procs(Vec::new());
+    for (i, d) in dirs.iter().enumerate() {
+        procs.0.push(
+            loadgate()
+                .arg("run")
+                .arg(&plan)
+                .args([
+                    "--segment",
+                    &format!("{}/2", i + 1),
+                    "--start-at",
+                    &start_at,
+                ])
+                .args(["--threads", "1", "--json", "--out"])
+                .arg(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    assert_eq!(procs.wait_all(Duration::from_secs(60)), vec![0, 0]);
+    let one = summary(&dirs[0]);
+    let two = summary(&dirs[1]);
+    assert_eq!(check(&one, "probe ping")["passed"], true, "{one:#}");
+    assert!(
+        two["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] != "probe"),
+        "segment 2 runs no probe: {two:#}"
+    );
+    let out = tmp.path().join("merged");
+    let merged = merge(&dirs, &out);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m = summary(&out);
+    let names: Vec<&str> = m["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "http_req_duration{step:second} p(99)<2000",
+            "iteration_duration p(99)<4000",
+            "probe ping"
+        ],
+        "thresholds, then probes, as a run reports them"
+    );
+    assert_eq!(
+        m["probes"], one["probes"],
+        "the probe's report is segment 1's"
+    );
+    // 80 iterations of two steps.
+    assert_eq!(
+        m["scenarios"]["flow"]["requests"], 160,
+        "{:#}",
+        m["scenarios"]
+    );
+    let back = results::load(&out).unwrap();
+    let steps: u64 = back
+        .metrics
+        .timeline
+        .iter()
+        .filter(|r| r.step == "second")
+        .map(|r| r.requests)
+        .sum();
+    assert_eq!(steps, 80, "the step's own rows add up");
+    let iterations: u64 = (0..2)
+        .map(|i| results::load(&dirs[i]).unwrap().metrics.iterations[0].len())
+        .sum();
+    assert_eq!(back.metrics.iterations[0].len(), iterations);
+    assert_eq!(iterations, 80);
+}
+
+/// What a segment cannot do is refused before anything is sent (exit 2, nothing written).
+#[test]
+fn segments_refuse_what_they_cannot_do_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], needle: &str| {
+        let out = tmp.path().join("out");
+        let o = loadgate()
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(!out.join("summary.json").exists(), "{args:?} wrote reports");
+    };
+    refused(
+        &["run", "plans/smoke.yaml", "--segment", "1/2"],
+        "segments of one run must load one shared target",
+    );
+    let plan = write_plan(tmp.path(), "http://127.0.0.1:9", 10, 1);
+    let plan = plan.to_str().unwrap();
+    let past = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    refused(
+        &[
+            "run",
+            plan,
+            "--segment",
+            "1/2",
+            "--start-at",
+            &format!("@{past}"),
+        ],
+        "--start-at passed",
+    );
+    refused(
+        &["run", plan, "--segment", "1/2", "--start-at", "noon"],
+        "--start-at \"noon\": expected an RFC 3339 time",
+    );
+    refused(&["run", plan, "--segment", "3/2"], "--segment \"3/2\"");
+}

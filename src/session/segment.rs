@@ -55,11 +55,18 @@ pub(super) fn refuse_stack((index, count): (u32, u32)) -> SessionError {
 /// [`START_TOLERANCE`] ago (the seconds would not align), or when interrupted.
 pub(super) async fn wait_until(
     at: SystemTime,
+    announce: bool,
     interrupt: &CancellationToken,
 ) -> Result<(), SessionError> {
     let now = SystemTime::now();
     match at.duration_since(now) {
         Ok(wait) => {
+            if announce && wait >= Duration::from_secs(1) {
+                eprintln!(
+                    "loadgate: waiting {:.1} s for --start-at",
+                    wait.as_secs_f64()
+                );
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => Ok(()),
                 _ = interrupt.cancelled() => Err(SessionError::InterruptedAtStart),
