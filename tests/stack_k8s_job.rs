@@ -27,7 +27,10 @@ fn docker(args: &[&str]) -> Output {
         .expect("docker runs")
 }
 
+/// Docker answers and the local base image exists (scripts/setup.sh builds it); with
+/// LOADGATE_REQUIRE_DOCKER=1 Docker must answer, and a missing base image is built.
 fn docker_available() -> bool {
+    let required = std::env::var("LOADGATE_REQUIRE_DOCKER").as_deref() == Ok("1");
     let ok = Command::new("docker")
         .arg("info")
         .stdout(Stdio::null())
@@ -36,12 +39,20 @@ fn docker_available() -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         assert!(
-            std::env::var("LOADGATE_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            !required,
             "LOADGATE_REQUIRE_DOCKER=1 but no Docker engine answers"
         );
         eprintln!("SKIP: no Docker engine answers (docker info failed)");
+        return false;
     }
-    ok
+    let base = docker(&["image", "inspect", "loadgate/debian-base:bookworm"]);
+    if !base.status.success() && !required {
+        eprintln!(
+            "SKIP: no local base image loadgate/debian-base:bookworm (bash scripts/setup.sh builds it)"
+        );
+        return false;
+    }
+    true
 }
 
 /// Containers removed (and a shared directory made removable) on drop, even on failure.
