@@ -361,6 +361,15 @@ async fn judge(
         outcome.started_wall,
         outcome.stopped.as_ref(),
     );
+    // A segment's manifest and slices, for the merge.
+    let slices = kept.zip(opts.run.segment).map(|(k, seg)| {
+        let kept = std::mem::replace(
+            &mut *k.lock().unwrap_or_else(|p| p.into_inner()),
+            Ok(Vec::new()),
+        );
+        let manifest = SegmentManifest::new(&spec, &info, seg, outcome.started_wall, opts.start_at);
+        (manifest, kept)
+    });
     summary.run = Some(info);
     let latency = outcome.metrics.scenario_latency();
     let run_report = RunReport {
@@ -375,21 +384,6 @@ async fn judge(
         outcome.stopped.as_ref(),
         &spec.report_formats,
     );
-    let slices = kept.map(|k| {
-        let kept = std::mem::replace(
-            &mut *k.lock().unwrap_or_else(|p| p.into_inner()),
-            Ok(Vec::new()),
-        );
-        let seg = opts.run.segment.unwrap_or((0, 1));
-        let manifest = SegmentManifest::new(
-            &spec,
-            summary.run.as_ref().unwrap_or(&info_of(&spec)),
-            seg,
-            outcome.started_wall,
-            opts.start_at,
-        );
-        (manifest, kept)
-    });
     let results = Results {
         metrics: &outcome.metrics,
         judgement: &judgement,
@@ -474,19 +468,6 @@ fn write_all(
         written.extend(report::segment::store(dir, manifest, slices)?);
     }
     Ok(written)
-}
-
-/// A run's identity when it has no [`RunInfo`] (never for a session's runs).
-fn info_of(spec: &RunSpec) -> RunInfo {
-    RunInfo {
-        loadgate_version: env!("CARGO_PKG_VERSION").into(),
-        plan_path: None,
-        plan_sha256: None,
-        environment: None,
-        overrides: Vec::new(),
-        target: spec.target.clone(),
-        stack: None,
-    }
 }
 
 fn backend_name(b: StackBackend) -> &'static str {

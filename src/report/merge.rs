@@ -57,7 +57,7 @@ pub enum MergeError {
         dir: PathBuf,
         index: u32,
         count: u32,
-        what: &'static str,
+        what: Identity,
         theirs: String,
         ours: String,
         first: PathBuf,
@@ -69,6 +69,12 @@ pub enum MergeError {
         count: u32,
         expected: u32,
         first: PathBuf,
+    },
+    #[error("{}: segment {index} of {count} is out of range (1 to {count})", dir.display())]
+    OutOfRange {
+        dir: PathBuf,
+        index: u32,
+        count: u32,
     },
     #[error("segment {index}/{count} given twice: {} and {}", a.display(), b.display())]
     Duplicate {
@@ -87,6 +93,33 @@ pub enum MergeError {
         first: PathBuf,
         reason: String,
     },
+}
+
+/// What makes segments parts of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The plan's name.
+    Plan,
+    /// The SHA-256 of the plan's text.
+    PlanText,
+    /// The `--env` profile.
+    Environment,
+    /// The `--set` overrides.
+    Overrides,
+    /// The thresholds and SLOs the union is judged with.
+    Judges,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Identity::Plan => "the plan",
+            Identity::PlanText => "the plan text with SHA-256",
+            Identity::Environment => "--env",
+            Identity::Overrides => "--set",
+            Identity::Judges => "thresholds / SLOs",
+        })
+    }
 }
 
 fn list(v: &[u32]) -> String {
@@ -131,15 +164,15 @@ pub fn check(segs: &mut [Segment]) -> Result<(), MergeError> {
         return Err(MergeError::NoInputs);
     };
     let (f, fdir) = (&first.manifest, first.dir.clone());
-    let identity = |m: &SegmentManifest| -> [(&'static str, String); 4] {
+    let identity = |m: &SegmentManifest| -> [(Identity, String); 4] {
         [
-            ("the plan", format!("{:?}", m.plan)),
+            (Identity::Plan, format!("{:?}", m.plan)),
             (
-                "the plan text with SHA-256",
+                Identity::PlanText,
                 m.plan_sha256.clone().unwrap_or_else(|| "(none)".into()),
             ),
-            ("--env", format!("{:?}", m.environment)),
-            ("--set", format!("{:?}", m.overrides)),
+            (Identity::Environment, format!("{:?}", m.environment)),
+            (Identity::Overrides, format!("{:?}", m.overrides)),
         ]
     };
     let ours = identity(f);
@@ -168,12 +201,19 @@ pub fn check(segs: &mut [Segment]) -> Result<(), MergeError> {
                 first: fdir.clone(),
             });
         }
+        if m.index == 0 || m.index > m.count {
+            return Err(MergeError::OutOfRange {
+                dir: s.dir.clone(),
+                index: m.index,
+                count: m.count,
+            });
+        }
         if m.thresholds != f.thresholds || m.slos != f.slos {
             return Err(MergeError::Mismatch {
                 dir: s.dir.clone(),
                 index: m.index,
                 count: m.count,
-                what: "thresholds / SLOs",
+                what: Identity::Judges,
                 theirs: format!("{} / {}", m.thresholds.len(), m.slos.len()),
                 ours: format!(
                     "{} / {} (not the same ones)",
@@ -542,6 +582,8 @@ mod tests {
         let mut sets = seg(2, 2, &[1], 1);
         sets.manifest.overrides = vec!["a=b".into()];
         assert!(err(vec![seg(1, 2, &[1], 1), sets]).contains("--set"));
+        let e = err(vec![seg(1, 2, &[1], 1), seg(3, 2, &[1], 1)]);
+        assert!(e.contains("seg-3: segment 3 of 2 is out of range"), "{e}");
         assert!(matches!(check(&mut []), Err(MergeError::NoInputs)));
     }
 }
