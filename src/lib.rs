@@ -18,8 +18,7 @@
 //! - [`stack`]: the reference stack's backends (process, containers, external).
 //! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
 //! - [`run`]: the run clock that drives the engine and the controllers.
-//! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`,
-//!   the merge of a distributed run's segments.
+//! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`.
 //! - [`plan`]: the YAML plan model, validation and lowering into `spec`.
 //! - [`session`]: one run's life (plan → stack → run → reports → stack down).
 //! - [`cli`]: clap commands and exit codes.

@@ -1,6 +1,5 @@
 //! The command-line surface (clap derive). The commands and their meanings are part of the
-//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`, `merge`; and
-//! `report`.
+//! contract in design.md: `run`, `attack`, `validate`, `schema`, `stack`; and `report`.
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
