@@ -384,18 +384,21 @@ async fn judge(
         outcome.stopped.as_ref(),
         &spec.report_formats,
     );
-    let results = Results {
-        metrics: &outcome.metrics,
-        judgement: &judgement,
-        segment: slices.as_ref(),
-    };
+    let results = (&outcome.metrics, &judgement);
     let (written, dir, report_error) = match dir {
         None => (Vec::new(), None, None),
-        Some(d) => match write_all(&d, &run_report, &results, &spec.report_formats) {
-            Ok(w) => (w, Some(d), None),
+        Some(d) => match write_all(&d, &run_report, results, &spec.report_formats) {
+            Ok(mut w) => match write_segment(&d, slices.as_ref()) {
+                Ok(seg) => {
+                    w.extend(seg);
+                    (w, Some(d), None)
+                }
+                // The reports are there; the segment cannot be merged: the harness failed.
+                Err(e) => (w, Some(d), Some(e)),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "writing the reports");
-                let (w, fallback) = write_fallback(&run_report, &results, &spec.report_formats);
+                let (w, fallback) = write_fallback(&run_report, results, &spec.report_formats);
                 (w, fallback, Some(e))
             }
         },
@@ -412,7 +415,7 @@ async fn judge(
 /// to a fresh directory under the system temp dir instead, so the run is not lost.
 fn write_fallback(
     run: &RunReport<'_>,
-    results: &Results<'_>,
+    results: (&RunMetrics, &Judgement),
     formats: &[ReportFormat],
 ) -> (Vec<PathBuf>, Option<PathBuf>) {
     let dir = match tempfile::Builder::new()
@@ -437,37 +440,34 @@ fn write_fallback(
     }
 }
 
-/// What a run stores in `results/`: its measurements and judgement, and for a segment its
-/// manifest and slices (or why they could not be kept).
-struct Results<'a> {
-    metrics: &'a RunMetrics,
-    judgement: &'a Judgement,
-    segment: Option<&'a (SegmentManifest, Result<Vec<EncodedSlice>, String>)>,
-}
-
 /// The report files, then the stored results they can be regenerated from (`results/`).
 fn write_all(
     dir: &Path,
     run: &RunReport<'_>,
-    results: &Results<'_>,
+    (metrics, judgement): (&RunMetrics, &Judgement),
     formats: &[ReportFormat],
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = report::write_reports(dir, run, formats)?;
-    written.extend(report::results::store(
-        dir,
-        results.metrics,
-        results.judgement,
-    )?);
-    if let Some((manifest, slices)) = results.segment {
-        let slices = slices.as_ref().map_err(|e| {
-            ReportError::Results(format!(
-                "segment {}/{}: its seconds could not be kept for the merge: {e}",
-                manifest.index, manifest.count
-            ))
-        })?;
-        written.extend(report::segment::store(dir, manifest, slices)?);
-    }
+    written.extend(report::results::store(dir, metrics, judgement)?);
     Ok(written)
+}
+
+/// A segment's manifest and slices beside its results (`results/`), for the merge; nothing
+/// for a whole run.
+fn write_segment(
+    dir: &Path,
+    segment: Option<&(SegmentManifest, Result<Vec<EncodedSlice>, String>)>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let Some((manifest, slices)) = segment else {
+        return Ok(Vec::new());
+    };
+    let slices = slices.as_ref().map_err(|e| {
+        ReportError::Results(format!(
+            "segment {}/{}: its seconds could not be kept for the merge: {e}",
+            manifest.index, manifest.count
+        ))
+    })?;
+    report::segment::store(dir, manifest, slices)
 }
 
 fn backend_name(b: StackBackend) -> &'static str {
