@@ -11,13 +11,15 @@
 //! One file per controller: [`threshold`] (whole-run and windowed thresholds,
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
 //! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`]
-//! (cutover windows), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers),
-//! [`segment`] (a segment run's seconds, kept for `loadgate merge`). Later drills (canary, faults, autoscaling, scrapers)
+//! (cutover windows), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers). Later drills (canary, faults, autoscaling, scrapers)
 //! add files here and a line to [`standard`]; the loop does not change.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
 //! [`StartCtx::tasks`] tracker and stopped with [`StartCtx::stop`] when the load ends.
+//!
+//! A segment of a distributed run adds [`segment`]: it keeps every second's slice for
+//! `loadgate merge`, which replays the union through the same threshold and SLO controllers.
 pub mod blue_green;
 pub mod canary;
 pub mod probe;
