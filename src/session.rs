@@ -10,7 +10,7 @@
 //! request is sent; the stack is always shut down, also when lowering or the run fails; an
 //! interrupt while the stack starts stops there.
 //!
-//! A segment of a distributed run (`--segment i/N`, [`segment`]) runs its share of the plan
+//! A segment of a distributed run (`--segment i/N`, session/segment.rs) runs its share of the plan
 //! and stores what a merge needs besides the usual results.
 mod segment;
 
