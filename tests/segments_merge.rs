@@ -253,6 +253,19 @@ fn segments_merge_exactly_and_judge_globally() {
     ] {
         assert!(out.join(f).is_file(), "{f} written");
     }
+    let inputs: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results/merged.json")).unwrap()).unwrap();
+    let inputs = inputs.as_array().unwrap();
+    let indices: Vec<u64> = inputs
+        .iter()
+        .map(|i| i["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [1, 2, 3], "{inputs:#?}");
+    let sent: u64 = inputs.iter().map(|i| i["requests"].as_u64().unwrap()).sum();
+    assert_eq!(
+        sent, got,
+        "results/merged.json lists what each segment sent"
+    );
 
     // A missing, duplicate or foreign segment: exit 2, naming it, nothing written.
     let bad = |args: &[PathBuf], needle: &str| {

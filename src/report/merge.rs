@@ -19,7 +19,8 @@
 //!    merged verdict is the one a single machine sending the same requests would reach;
 //!    probes ran in segment 1 only, and their judgement is taken from it;
 //! 4. the reports are written as a run writes them (summary.json, junit.xml, timeseries.csv,
-//!    report.html, results/), so `loadgate report OUT` and `--compare` work on a merged run.
+//!    report.html, results/), so `loadgate report OUT` and `--compare` work on a merged run;
+//!    `results/merged.json` lists the segments merged (directory, index, start, requests).
 //!
 //! Seconds align across segments when they shared a start (`--start-at`); the spread of the
 //! segments' actual starts is reported ([`Merged::start_spread`]).
@@ -257,7 +258,24 @@ pub struct Merged {
     pub start_spread: Duration,
     /// The segments merged.
     pub segments: u32,
+    /// What was merged, for `results/merged.json`.
+    pub inputs: Vec<MergedInput>,
 }
+
+/// The merged run's record of its inputs (`results/merged.json`): which directories, which
+/// segment each was, when it started and what it sent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergedInput {
+    pub dir: String,
+    pub index: u32,
+    pub count: u32,
+    pub started_at_unix_ns: u64,
+    pub requests: u64,
+    pub dropped: u64,
+}
+
+/// The file in the merged run's results directory that lists its inputs.
+pub const MERGED_FILE: &str = "merged.json";
 
 /// Merge checked segments (see [`check`]) and judge the union.
 pub fn merge(segs: &[Segment]) -> Result<Merged, MergeError> {
@@ -348,6 +366,17 @@ pub fn merge(segs: &[Segment]) -> Result<Merged, MergeError> {
         judgement,
         start_spread: Duration::from_nanos(latest - started),
         segments: first.manifest.count,
+        inputs: segs
+            .iter()
+            .map(|s| MergedInput {
+                dir: s.dir.display().to_string(),
+                index: s.manifest.index,
+                count: s.manifest.count,
+                started_at_unix_ns: s.manifest.started_at_unix_ns,
+                requests: s.stored.metrics.total_requests(),
+                dropped: s.stored.metrics.total_dropped(),
+            })
+            .collect(),
     })
 }
 
@@ -365,6 +394,15 @@ pub fn write(out: &Path, merged: &Merged) -> Result<Vec<PathBuf>, ReportError> {
         &merged.judgement.report_formats(),
     )?;
     written.extend(results::store(out, &merged.metrics, &merged.judgement)?);
+    let path = out.join(results::RESULTS_DIR).join(MERGED_FILE);
+    let mut json =
+        serde_json::to_string_pretty(&merged.inputs).map_err(|e| ReportError::Render {
+            format: "results",
+            reason: e.to_string(),
+        })?;
+    json.push('\n');
+    super::write_atomic(&path, json.as_bytes())?;
+    written.push(path);
     Ok(written)
 }
 
