@@ -15,6 +15,8 @@
 //! - [`checks`]: judgements over measurements: whole-run and windowed thresholds, SLO
 //!   arithmetic, the `CheckResult` every judgement reports.
 //! - [`engine`]: pacers, one file per executor, HTTP clients, steering (rate, weights).
+//! - [`fault`]: the TCP fault proxy (toxiproxy's toxics on tokio) the stack puts in front of
+//!   its dependencies.
 //! - [`stack`]: the reference stack's backends (process, containers, external).
 //! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
 //! - [`run`]: the run clock that drives the engine and the controllers.
@@ -26,6 +28,7 @@ pub mod checks;
 pub mod cli;
 pub mod control;
 pub mod engine;
+pub mod fault;
 pub mod grammar;
 pub mod metrics;
 pub mod plan;

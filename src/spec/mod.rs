@@ -11,6 +11,7 @@
 //! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`canary`],
 //! [`flow`], [`probe`], [`slo`], [`stack`]).
 pub mod canary;
+pub mod fault;
 pub mod flow;
 pub mod probe;
 pub mod slo;
@@ -28,6 +29,7 @@ pub use canary::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
+pub use fault::{NetworkFault, Toxic, ToxicKind, ToxicStream};
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};

@@ -1,0 +1,143 @@
+//! Network faults, lowered: the toxics a TCP proxy applies to the traffic between the
+//! reference stack's gateways and a dependency (toxiproxy's set, with its semantics).
+//!
+//! They live here because plans name them (a fault's `toxic:`) and the lowered spec must not
+//! import the proxy (`crate::fault::proxy`) that carries them out.
+use std::fmt;
+use std::time::Duration;
+
+/// Which way the bytes a toxic acts on flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ToxicStream {
+    /// Client (the gateway) -> dependency.
+    Upstream,
+    /// Dependency -> client; toxiproxy's default.
+    #[default]
+    Downstream,
+}
+
+impl ToxicStream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ToxicStream::Upstream => "upstream",
+            ToxicStream::Downstream => "downstream",
+        }
+    }
+}
+
+impl fmt::Display for ToxicStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a toxic does to the bytes of its stream (toxiproxy's toxics; units as toxiproxy's,
+/// durations typed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ToxicKind {
+    /// Each chunk is delivered `latency` ± a uniform `jitter` after it was read.
+    Latency { latency: Duration, jitter: Duration },
+    /// At most `rate_kbps` KB/s (1 KB = 1000 bytes, as toxiproxy's arithmetic).
+    Bandwidth { rate_kbps: u64 },
+    /// The stream's end (FIN) is held back `delay` after the source closed.
+    SlowClose { delay: Duration },
+    /// Data is dropped; the connection is closed after `timeout` (zero: held open forever,
+    /// until the toxic is removed).
+    Timeout { timeout: Duration },
+    /// On the first data after the toxic is active, wait `timeout`, then reset the
+    /// connection (TCP RST to both ends, unsent data discarded).
+    ResetPeer { timeout: Duration },
+    /// Chunks are cut into pieces of about `average_size` ± `size_variation` bytes, `delay`
+    /// apart.
+    Slicer {
+        average_size: usize,
+        size_variation: usize,
+        delay: Duration,
+    },
+    /// The connection is closed once `bytes` have passed in this stream.
+    LimitData { bytes: u64 },
+}
+
+impl ToxicKind {
+    /// The toxic's name, as toxiproxy and plans spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToxicKind::Latency { .. } => "latency",
+            ToxicKind::Bandwidth { .. } => "bandwidth",
+            ToxicKind::SlowClose { .. } => "slow_close",
+            ToxicKind::Timeout { .. } => "timeout",
+            ToxicKind::ResetPeer { .. } => "reset_peer",
+            ToxicKind::Slicer { .. } => "slicer",
+            ToxicKind::LimitData { .. } => "limit_data",
+        }
+    }
+}
+
+/// One toxic: what, on which stream, on which share of the connections.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Toxic {
+    pub kind: ToxicKind,
+    pub stream: ToxicStream,
+    /// Probability (0..=1) that the toxic applies to a given connection (decided once per
+    /// connection, as toxiproxy does).
+    pub toxicity: f64,
+}
+
+impl Toxic {
+    /// A toxic on the downstream, applying to every connection (toxiproxy's defaults).
+    pub fn new(kind: ToxicKind) -> Toxic {
+        Toxic {
+            kind,
+            stream: ToxicStream::Downstream,
+            toxicity: 1.0,
+        }
+    }
+
+    pub fn on(mut self, stream: ToxicStream) -> Toxic {
+        self.stream = stream;
+        self
+    }
+
+    pub fn toxicity(mut self, toxicity: f64) -> Toxic {
+        self.toxicity = toxicity;
+        self
+    }
+}
+
+impl fmt::Display for Toxic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: &Duration| d.as_millis();
+        match &self.kind {
+            ToxicKind::Latency { latency, jitter } => {
+                write!(f, "latency {}ms ±{}ms", ms(latency), ms(jitter))?
+            }
+            ToxicKind::Bandwidth { rate_kbps } => write!(f, "bandwidth {rate_kbps}KB/s")?,
+            ToxicKind::SlowClose { delay } => write!(f, "slow_close {}ms", ms(delay))?,
+            ToxicKind::Timeout { timeout } => write!(f, "timeout {}ms", ms(timeout))?,
+            ToxicKind::ResetPeer { timeout } => write!(f, "reset_peer {}ms", ms(timeout))?,
+            ToxicKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => write!(
+                f,
+                "slicer {average_size}±{size_variation}B {}us",
+                delay.as_micros()
+            )?,
+            ToxicKind::LimitData { bytes } => write!(f, "limit_data {bytes}B")?,
+        }
+        write!(f, " {}", self.stream)?;
+        if self.toxicity < 1.0 {
+            write!(f, " toxicity {}", self.toxicity)?;
+        }
+        Ok(())
+    }
+}
+
+/// A network fault on a proxied dependency: toxics, or the proxy down (connections refused,
+/// open ones reset), toxiproxy's `enabled: false`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetworkFault {
+    Toxics(Vec<Toxic>),
+    Down,
+}
