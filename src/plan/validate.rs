@@ -229,6 +229,7 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
         redis_image: r.redis_image.clone(),
         postgres_image: r.postgres_image.clone(),
         gateway_env: r.env.clone().unwrap_or_default(),
+        fault_proxy: r.fault_proxy.unwrap_or(false),
     })
 }
 

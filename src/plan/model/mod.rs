@@ -88,6 +88,9 @@ pub struct ReferenceStack {
     pub postgres_image: Option<String>,
     /// Extra environment for the gateways.
     pub env: Option<BTreeMap<String, String>>,
+    /// Put a fault proxy between the gateways and Redis / PostgreSQL (default: only when a
+    /// fault has `action: toxic`).
+    pub fault_proxy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
