@@ -14,6 +14,8 @@
 //! - [`metrics`]: recorders, histograms, the per-second series and slices, typed events.
 //! - [`checks`]: judgements over measurements: whole-run and windowed thresholds, SLO
 //!   arithmetic, the `CheckResult` every judgement reports.
+//! - [`drills`]: what drills conclude, as pure functions of the series and events (failover
+//!   RTO as users saw it).
 //! - [`engine`]: pacers, one file per executor, HTTP clients, steering (rate, weights).
 //! - [`fault`]: the TCP fault proxy (toxiproxy's toxics on tokio) the stack puts in front of
 //!   its dependencies.
@@ -27,6 +29,7 @@
 pub mod checks;
 pub mod cli;
 pub mod control;
+pub mod drills;
 pub mod engine;
 pub mod fault;
 pub mod grammar;

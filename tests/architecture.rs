@@ -7,8 +7,8 @@ use std::path::Path;
 
 /// Top-level modules, lowest first: each may import only modules listed before it.
 const LAYERS: &[&str] = &[
-    "grammar", "spec", "metrics", "checks", "engine", "fault", "stack", "control", "run", "report",
-    "plan", "session", "cli",
+    "grammar", "spec", "metrics", "checks", "drills", "engine", "fault", "stack", "control", "run",
+    "report", "plan", "session", "cli",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

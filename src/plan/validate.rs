@@ -178,6 +178,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         blue_green: blue_green_spec.map(Box::new),
         report_formats,
         allow_hosts: allow_hosts(plan, issues),
+        faults: Vec::new(),
     }
 }
 

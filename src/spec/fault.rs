@@ -1,10 +1,12 @@
-//! Network faults, lowered: the toxics a TCP proxy applies to the traffic between the
+//! Faults, lowered (`faults:` of a plan), and the network faults: the toxics a TCP proxy applies to the traffic between the
 //! reference stack's gateways and a dependency (toxiproxy's set, with its semantics).
 //!
 //! They live here because plans name them (a fault's `toxic:`) and the lowered spec must not
 //! import the proxy (`crate::fault::proxy`) that carries them out.
 use std::fmt;
 use std::time::Duration;
+
+use super::stack::{Component, StackOp};
 
 /// Which way the bytes a toxic acts on flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -140,4 +142,112 @@ impl fmt::Display for Toxic {
 pub enum NetworkFault {
     Toxics(Vec<Toxic>),
     Down,
+}
+
+/// What a fault does, lowered. Later drills add their actions here (a database failover, a
+/// backup / restore, a region): the controller and the failover report take any action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultAction {
+    /// A stack operation on a component: kill, stop or pause (its recovery is start, start
+    /// or resume).
+    Stack { component: Component, op: StackOp },
+    /// A network fault on the connections from the gateways to a dependency.
+    Network {
+        component: Component,
+        fault: NetworkFault,
+    },
+    /// A command run with `sh -c` (real environments: `kubectl delete pod ...`), confirmed
+    /// by `check` (exit 0 = the fault took effect) and undone by `recover`.
+    Exec(ExecFault),
+}
+
+impl FaultAction {
+    /// `kill`, `stop`, `pause`, `toxic`, `exec`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultAction::Stack { op, .. } => op.as_str(),
+            FaultAction::Network { .. } => "toxic",
+            FaultAction::Exec(_) => "exec",
+        }
+    }
+
+    /// The component acted on, when the stack's.
+    pub fn component(&self) -> Option<Component> {
+        match self {
+            FaultAction::Stack { component, .. } | FaultAction::Network { component, .. } => {
+                Some(*component)
+            }
+            FaultAction::Exec(_) => None,
+        }
+    }
+
+    /// The stack operation that undoes a stack fault (kill / stop -> start, pause -> resume).
+    pub fn recovery_op(&self) -> Option<StackOp> {
+        match self {
+            FaultAction::Stack { op, .. } => Some(match op {
+                StackOp::Pause => StackOp::Resume,
+                _ => StackOp::Start,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// An exec fault's commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecFault {
+    pub command: String,
+    /// Each command is killed (its process group) past this.
+    pub timeout: Duration,
+    /// Confirms the fault took effect (exit 0); retried until `check_within` has passed.
+    /// An unconfirmed fault fails the drill instead of reporting a false recovery.
+    pub check: Option<String>,
+    pub check_within: Duration,
+    /// Undoes the fault after the fault's `hold` (and when the run ends first).
+    pub recover: Option<String>,
+}
+
+/// When the users count as served again after a fault: `sustain` consecutive seconds in
+/// which requests were answered and at most `max_error_rate` of them failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecoveryRule {
+    pub sustain: Duration,
+    pub max_error_rate: f64,
+}
+
+impl Default for RecoveryRule {
+    fn default() -> Self {
+        RecoveryRule {
+            sustain: Duration::from_secs(3),
+            max_error_rate: 0.01,
+        }
+    }
+}
+
+/// One entry of the plan's `faults:`, lowered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub name: String,
+    /// Run-clock time of the first injection.
+    pub at: Duration,
+    /// Time between injections (with `times` > 1).
+    pub every: Option<Duration>,
+    /// Number of injections (>= 1).
+    pub times: u32,
+    pub action: FaultAction,
+    /// How long the fault is held before its recovery (restart_after / resume_after /
+    /// duration); None: until the run ends.
+    pub hold: Option<Duration>,
+    /// The RTO (as users saw it) each repetition must stay under (strictly).
+    pub max_rto: Duration,
+    pub recovery: RecoveryRule,
+    /// Scenarios whose requests measure the failover (empty: every scenario).
+    pub scenarios: Vec<String>,
+}
+
+impl FaultSpec {
+    /// Run-clock time of repetition `rep` (0-based).
+    pub fn at_of(&self, rep: u32) -> Duration {
+        self.at + self.every.unwrap_or_default() * rep
+    }
 }

@@ -29,7 +29,9 @@ pub use canary::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
-pub use fault::{NetworkFault, Toxic, ToxicKind, ToxicStream};
+pub use fault::{
+    ExecFault, FaultAction, FaultSpec, NetworkFault, RecoveryRule, Toxic, ToxicKind, ToxicStream,
+};
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
@@ -63,6 +65,8 @@ pub struct RunSpec {
     /// Hosts besides loopback the run may send load to (the plan's `allow_hosts`, plus
     /// `--allow-host`); see [`RunSpec::hosts`] and the session's safety check.
     pub allow_hosts: Vec<String>,
+    /// Faults injected while the load runs (`faults:`), each measured for its failover.
+    pub faults: Vec<FaultSpec>,
 }
 
 impl RunSpec {
@@ -142,6 +146,7 @@ impl RunSpec {
             blue_green: None,
             report_formats: ReportFormat::ALL.to_vec(),
             allow_hosts: Vec::new(),
+            faults: Vec::new(),
         }
     }
 
