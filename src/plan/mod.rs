@@ -23,6 +23,7 @@ mod tree;
 mod canary;
 mod common;
 mod de;
+mod faults;
 mod flow;
 mod interp;
 mod layers;

@@ -30,6 +30,7 @@ use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
 use crate::control::canary::CanaryReport;
+use crate::control::faults::FailoverReport;
 use crate::control::{ProbeReport, Section, Stopped};
 pub use crate::metrics::{round3, LatencySummary};
 use crate::metrics::{EventKind, RunMetrics, SeriesStats, SourceKind};
@@ -87,6 +88,11 @@ pub struct Summary {
     /// the worst second and the cutover time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenReport>,
+    /// One entry per fault of the plan: RTO as users saw it (worst repetition, and min /
+    /// median / max), every repetition's injection and window, and the write ledger's
+    /// `acknowledged_writes` / `lost_writes` (null: the run kept no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Vec<FailoverReport>>,
     /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
@@ -359,12 +365,14 @@ impl Summary {
         };
         let warnings = warnings(&scenarios, &checks);
         let (mut probes, mut slos, mut canary, mut blue_green) = (None, None, None, None);
+        let mut failover = None;
         for s in sections {
             match s {
                 Section::Probes(p) => probes = Some(p),
                 Section::Slos(s) => slos = Some(s),
                 Section::Canary(c) => canary = Some(*c),
                 Section::BlueGreen(b) => blue_green = Some(*b),
+                Section::Failover(f) => failover = Some(f),
             }
         }
         Summary {
@@ -396,6 +404,7 @@ impl Summary {
             slos,
             canary,
             blue_green,
+            failover,
             warnings,
             run: None,
         }

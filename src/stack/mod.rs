@@ -49,7 +49,8 @@ use crate::spec::{StackBackend, StackSpec};
 
 use child::ChildProc;
 pub use control::{
-    Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport, StackHandle, StackOp,
+    exec_hook, Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport,
+    StackHandle, StackOp,
 };
 use registry::{Entry, SharedEntry};
 

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::grammar::units::{Duration, Rate, Size};
 
 mod canary;
+mod faults;
 mod probes;
 
 pub use canary::*;
+pub use faults::*;
 pub use probes::*;
 
 /// A loadgate load plan.
@@ -55,6 +57,8 @@ pub struct PlanFile {
     pub canary: Option<Canary>,
     /// A blue/green cutover (and switch back) verified under load.
     pub blue_green: Option<BlueGreen>,
+    /// Faults injected while the load runs, each judged on the failover users saw.
+    pub faults: Option<BTreeMap<String, Fault>>,
     /// Report output.
     pub report: Option<ReportSection>,
     /// Hosts besides loopback this plan may send load to (`staging.example.internal`,

@@ -789,6 +789,12 @@ impl StackHandle {
     }
 }
 
+/// Runs an exec hook without a stack (a run against an environment loadgate did not
+/// start): as [`StackHandle::exec`] with only the hook's own environment added to loadgate's.
+pub async fn exec_hook(hook: &ExecHook) -> Result<ExecOutput, ControlError> {
+    run_exec(&[], hook).await
+}
+
 /// Drills spawn operations as tasks and share handles across threads.
 #[allow(dead_code)]
 fn _handle_and_its_futures_are_send(h: StackHandle, hook: ExecHook) {
