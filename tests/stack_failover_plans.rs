@@ -165,3 +165,82 @@ fn a_fault_that_never_recovers_fails_its_rto_check_within_the_deadline() {
         true
     );
 }
+
+#[test]
+fn failover_gateway_one_of_two_behind_the_edge_exit_0() {
+    if stack_support::skip_without_gateway() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = loadgate(
+        "plans/failover-gateway.yaml",
+        &out,
+        &[
+            "scenarios.chat.duration=14s",
+            "scenarios.notes.duration=14s",
+            "faults.gateway-kill.at=4s",
+            "faults.gateway-kill.times=1",
+            "faults.gateway-kill.restart_after=3s",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = summary(&out);
+    print_rto("failover-gateway", &s);
+    let f = &s["failover"][0];
+    assert_eq!(f["component"], "gateway[1]");
+    assert!(f["rto_ms"].as_f64().unwrap() < 15_000.0, "{f:#}");
+    // The edge took gateway[1] back: its restart finished within the run.
+    assert!(
+        f["repetitions"][0]["fault_recovered_s"].as_f64().is_some(),
+        "{f:#}"
+    );
+}
+
+/// Latency, reset_peer and timeout toxics on Redis and PostgreSQL through the stack's fault
+/// proxies: every injection takes effect, the gateway sheds (errors, no hang: no request
+/// reaches the 5 s timeout) and users are served again within the RTO bound.
+#[test]
+fn network_chaos_the_gateway_degrades_never_hangs_exit_0() {
+    if stack_support::skip_without_gateway() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = loadgate(
+        "plans/network-chaos.yaml",
+        &out,
+        &[
+            "scenarios.chat.duration=27s",
+            "scenarios.notes.duration=27s",
+            "faults.pg-latency.at=2s",
+            "faults.pg-latency.duration=4s",
+            "faults.redis-reset.at=8s",
+            "faults.redis-reset.duration=3s",
+            "faults.pg-timeout.at=17s",
+            "faults.pg-timeout.duration=3s",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = summary(&out);
+    print_rto("network-chaos", &s);
+    let f = s["failover"].as_array().unwrap();
+    assert_eq!(f.len(), 3);
+    // 200 ms ± 50 ms on PostgreSQL: notes slow down, nobody fails.
+    let lat = &f[0]["repetitions"][0]["measured"];
+    assert_eq!(f[0]["rto_ms"], 0.0, "{lat:#}");
+    assert!(lat["worst_p99_ms"].as_f64().unwrap() >= 150.0, "{lat:#}");
+    // Resets and cut connections: errors the users saw, and a recovery.
+    for i in [1, 2] {
+        assert!(
+            f[i]["repetitions"][0]["measured"]["errors"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{:#}",
+            f[i]
+        );
+        assert!(f[i]["rto_ms"].as_f64().unwrap() < 15_000.0, "{:#}", f[i]);
+    }
+    assert_eq!(check(&s, "http_req_duration max<5000")["passed"], true);
+}

@@ -141,14 +141,25 @@ impl Faults {
                     });
                     continue;
                 };
-                // The window ends where the next repetition starts, or with the run.
+                // The window ends where the next injection (of this fault or any other)
+                // starts, or with the run: what follows belongs to that fault.
+                // Faults injected in the same second share it; failed injections are
+                // no fault.
                 let next = outcomes
                     .iter()
-                    .find(|n| n.fault == fi && n.rep == rep + 1)
-                    .map(|n| n.injected_at);
+                    .filter(|n| n.ok && n.injected_at.as_secs() > o.injected_at.as_secs())
+                    .map(|n| n.injected_at)
+                    .min();
                 let window_end = next.unwrap_or(metrics.elapsed).max(o.injected_at);
                 let measured = o.ok.then(|| {
-                    failover::measure(&seconds, rep + 1, o.injected_at, window_end, spec.recovery)
+                    failover::measure(
+                        &seconds,
+                        rep + 1,
+                        o.injected_at,
+                        o.recovered_at,
+                        window_end,
+                        spec.recovery,
+                    )
                 });
                 reps.push(RepetitionReport {
                     repetition: rep + 1,

@@ -8,9 +8,10 @@
 //! repetition (or the end of the run) has none, which fails its check: the run's own end is
 //! the deadline, so a fault that never recovers can never hang the drill.
 //!
-//! Resolution: whole seconds of the run clock (the series' granularity); the injection's
-//! own time is kept to the millisecond, and a first failure in the injection's second is
-//! counted from the injection.
+//! Resolution: whole seconds of the run clock (the series' granularity): the RTO is a whole
+//! number of seconds, from the start of the first bad second to the start of the first good
+//! one; the injection's own time is kept to the millisecond (and the outage, injection to
+//! recovery, with it).
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -69,7 +70,7 @@ pub struct Repetition {
     /// Recovery minus injection; None: not recovered.
     pub outage_ms: Option<f64>,
     /// Requests and failed requests from the injection's second to the recovery (or the
-    /// window's end).
+    /// window's end), or to the fault's own end when that is later.
     pub requests: u64,
     pub errors: u64,
     /// The worst per-second p99 latency in that window, ms.
@@ -79,17 +80,21 @@ pub struct Repetition {
 }
 
 /// Measures one repetition: `injected` and `window_end` on the run clock.
+/// `held_until`: when the fault itself was undone (its requests and latency count to there
+/// at least, so a slowdown without errors shows too).
 pub fn measure(
     seconds: &[Second],
     repetition: u32,
     injected: Duration,
+    held_until: Option<Duration>,
     window_end: Duration,
     rule: RecoveryRule,
 ) -> Repetition {
     let inj = injected.as_secs_f64();
     let start = injected.as_secs() as usize;
-    // Seconds wholly or partly before the window's end.
-    let end = (window_end.as_secs_f64().ceil() as usize).max(start);
+    // Seconds that start before the window's end and end by it: the second in which the
+    // next injection falls is shared, and left to the next fault.
+    let end = (window_end.as_secs() as usize).max(start);
     let at = |i: usize| seconds.get(i).copied().unwrap_or_default();
     let sustain = (rule.sustain.as_secs_f64().ceil() as usize).max(1);
     let good =
@@ -105,15 +110,21 @@ pub fn measure(
         (from..end).find(|&i| i + sustain <= end && (i..i + sustain).all(|j| good(at(j))));
     let stop = recovered.unwrap_or(end);
     let last_error = (start..stop).rev().find(|&i| at(i).errors > 0);
+    // The window's figures: from the injection to the recovery, or to the fault's own end
+    // when later (a slowdown without errors recovers at once, but lasts while held).
+    let held = held_until.map_or(0, |h| h.as_secs_f64().ceil() as usize);
+    let stats_stop = stop.max(held.min(end));
     let (mut requests, mut errors, mut worst) = (0, 0, 0.0f64);
-    for i in start..stop {
+    for i in start..stats_stop {
         let s = at(i);
         requests += s.requests;
         errors += s.errors;
         worst = worst.max(s.p99_ms);
     }
-    let first_error_s = first_error.map(|i| (i as f64).max(inj));
-    let first_bad_s = first_bad.map(|i| (i as f64).max(inj));
+    // Second boundaries (the series' resolution): an outage that starts in the injection's
+    // own second counts from that second's start.
+    let first_error_s = first_error.map(|i| i as f64);
+    let first_bad_s = first_bad.map(|i| i as f64);
     let recovered_s = recovered.map(|i| (i as f64).max(inj));
     let rto_ms = recovered_s.map(|r| match first_bad_s {
         Some(f) if r > f => ((r - f) * 1000.0).round(),
@@ -124,7 +135,7 @@ pub fn measure(
         repetition,
         injected_s: round3(inj),
         first_error_s: first_error_s.map(round3),
-        last_error_s: last_error.map(|i| round3((i as f64).max(inj))),
+        last_error_s: last_error.map(|i| i as f64),
         recovered_s: recovered_s.map(round3),
         rto_ms,
         outage_ms,
@@ -199,6 +210,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_millis(10_400),
+            None,
             Duration::from_secs(25),
             rule(),
         );
@@ -218,12 +230,29 @@ mod tests {
             &secs(&vec![(100, 0); 20]),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(20),
             rule(),
         );
         assert_eq!(r.first_error_s, None);
         assert_eq!(r.rto_ms, Some(0.0));
         assert_eq!(r.recovered_s, Some(5.0));
+        assert_eq!(r.requests, 0);
+        // A slowdown held 3 s: no outage, but its requests and latency are the window's.
+        let mut p = secs(&vec![(100, 0); 20]);
+        for s in &mut p[5..8] {
+            s.p99_ms = 250.0;
+        }
+        let r = measure(
+            &p,
+            1,
+            Duration::from_secs(5),
+            Some(Duration::from_millis(7_900)),
+            Duration::from_secs(20),
+            rule(),
+        );
+        assert_eq!(r.rto_ms, Some(0.0));
+        assert_eq!((r.requests, r.worst_p99_ms), (300, 250.0));
     }
 
     #[test]
@@ -234,6 +263,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(15),
             rule(),
         );
@@ -247,6 +277,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(11),
             rule(),
         );
@@ -263,6 +294,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(14),
             rule(),
         );
@@ -286,6 +318,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(10),
             rule(),
         );
@@ -294,6 +327,7 @@ mod tests {
             &secs(&p),
             1,
             Duration::from_secs(5),
+            None,
             Duration::from_secs(19),
             rule(),
         );
