@@ -269,3 +269,81 @@ faults:
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("fault unconfirmed: injected and confirmed"));
 }
+
+/// `when: { error_rate_above: 50% }`: the fault waits for the condition (scenario `bad`
+/// starts failing at 2 s), then fires; `when: { probe_failing: P }` with an unknown probe is
+/// a plan problem.
+#[test]
+fn a_conditional_fault_fires_when_its_condition_holds() {
+    let problems = load(&format!(
+        "{HEAD}faults:
+  p:
+    when: {{ probe_failing: login }}
+    action: kill
+    component: redis
+"
+    ))
+    .unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("faults.p.when.probe_failing: no probe named `login`")),
+        "{problems:?}"
+    );
+
+    let server = common::TestServer::axum(
+        axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/bad",
+                axum::routing::get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+            ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("when.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "target: {}
+scenarios:
+  good: {{ executor: constant-arrival-rate, rate: 20/s, duration: 5s, request: {{ path: / }} }}
+  bad: {{ executor: constant-arrival-rate, rate: 20/s, duration: 3s, start_after: 2s, request: {{ path: /bad }} }}
+faults:
+  on-errors:
+    when: {{ error_rate_above: 30% }}
+    action: exec
+    exec: {{ command: \"true\" }}
+",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_loadgate"))
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let f = &s["failover"][0];
+    let rep = &f["repetitions"][0];
+    assert_eq!(
+        rep["injected"],
+        true,
+        "{f:#}\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let at = rep["measured"]["injected_s"].as_f64().unwrap();
+    assert!(
+        (2.0..5.0).contains(&at),
+        "fired at {at} s, after the errors began at 2 s"
+    );
+}

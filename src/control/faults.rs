@@ -13,10 +13,12 @@
 //! a pause, an exec fault's `recover`) and returns; the stack's shutdown stops the rest.
 //! Outcomes are shared with the controller through a mutex taken once per injection and
 //! once when judging: nothing per request.
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Action, Conclusion, Controller, End, Section, StartCtx, Tick};
@@ -24,8 +26,8 @@ use crate::checks::{CheckKind, CheckResult};
 use crate::drills::failover::{self, Repetition, RtoDistribution};
 use crate::fault::proxy::Applied;
 use crate::metrics::recorder::Aggregator;
-use crate::metrics::{round3, EventKind, RunMetrics};
-use crate::spec::fault::{ExecFault, FaultAction, FaultSpec};
+use crate::metrics::{round3, EventKind, RunMetrics, SourceKind};
+use crate::spec::fault::{ExecFault, FaultAction, FaultCondition, FaultSpec};
 use crate::spec::RunSpec;
 use crate::stack::{ControlError, ExecHook, ExecOutput, StackHandle};
 
@@ -102,6 +104,12 @@ pub struct Faults {
     outcomes: Outcomes,
     agg: Option<Arc<Aggregator>>,
     reports: Option<Vec<FailoverReport>>,
+    /// Per fault with a `when:` condition: bumped at every tick the condition holds.
+    triggers: Vec<Option<watch::Sender<u64>>>,
+    /// The run's series sources: (name, is a scenario), indexed like `SeriesKey::scenario`.
+    sources: Vec<(String, bool)>,
+    /// Probes whose latest sample failed.
+    failing_probes: BTreeSet<String>,
 }
 
 impl Faults {
@@ -110,11 +118,42 @@ impl Faults {
             return None;
         }
         Some(Faults {
+            triggers: spec
+                .faults
+                .iter()
+                .map(|f| f.when.as_ref().map(|_| watch::Sender::new(0)))
+                .collect(),
             specs: spec.faults.clone(),
             outcomes: Arc::default(),
             agg: None,
             reports: None,
+            sources: Vec::new(),
+            failing_probes: BTreeSet::new(),
         })
+    }
+
+    /// Whether fault `i`'s condition holds at this tick.
+    fn holds(&self, spec: &FaultSpec, tick: &Tick<'_>) -> bool {
+        match &spec.when {
+            None => false,
+            Some(FaultCondition::ProbeFailing(p)) => self.failing_probes.contains(p),
+            Some(FaultCondition::ErrorRateAbove(bound)) => {
+                let Some(last) = tick.seconds.last() else {
+                    return false;
+                };
+                let (mut requests, mut failed) = (0u64, 0u64);
+                for (key, stats) in &last.series {
+                    let Some((name, scenario)) = self.sources.get(key.scenario as usize) else {
+                        continue;
+                    };
+                    if *scenario && (spec.scenarios.is_empty() || spec.scenarios.contains(name)) {
+                        requests += stats.requests;
+                        failed += stats.failed;
+                    }
+                }
+                requests > 0 && failed as f64 > bound * requests as f64
+            }
+        }
     }
 
     /// Measures every repetition over the final metrics.
@@ -132,10 +171,16 @@ impl Faults {
                         repetition: rep + 1,
                         planned_s: round3(planned.as_secs_f64()),
                         injected: false,
-                        detail: format!(
-                            "never injected: the load ended at {} s, before its time",
-                            round3(metrics.elapsed.as_secs_f64())
-                        ),
+                        detail: match &spec.when {
+                            Some(c) => format!(
+                                "never injected: its condition ({c}) did not hold before the load ended at {} s",
+                                round3(metrics.elapsed.as_secs_f64())
+                            ),
+                            None => format!(
+                                "never injected: the load ended at {} s, before its time",
+                                round3(metrics.elapsed.as_secs_f64())
+                            ),
+                        },
                         fault_recovered_s: None,
                         measured: None,
                     });
@@ -203,9 +248,15 @@ impl Controller for Faults {
     fn on_start(&mut self, ctx: &StartCtx<'_>) -> Vec<Action> {
         let agg = ctx.aggregator.clone();
         self.agg = Some(agg.clone());
+        self.sources = ctx
+            .infos
+            .iter()
+            .map(|i| (i.name.clone(), i.kind == SourceKind::Scenario))
+            .collect();
         for (i, spec) in self.specs.iter().enumerate() {
             let task = FaultTask {
                 index: i,
+                trigger: self.triggers[i].as_ref().map(|t| t.subscribe()),
                 spec: spec.clone(),
                 stack: ctx.stack.cloned(),
                 agg: agg.clone(),
@@ -219,7 +270,28 @@ impl Controller for Faults {
     }
 
     fn on_tick(&mut self, tick: &Tick<'_>) -> Vec<Action> {
-        if !tick.last || self.reports.is_some() {
+        for e in tick.events {
+            match &e.kind {
+                EventKind::ProbeFailure { probe, .. } => {
+                    self.failing_probes.insert(probe.clone());
+                }
+                EventKind::ProbeRecovered { probe, .. } => {
+                    self.failing_probes.remove(probe);
+                }
+                _ => {}
+            }
+        }
+        if !tick.last {
+            for (spec, trigger) in self.specs.iter().zip(&self.triggers) {
+                if let Some(t) = trigger {
+                    if tick.at >= spec.at && self.holds(spec, tick) {
+                        t.send_modify(|n| *n += 1);
+                    }
+                }
+            }
+            return Vec::new();
+        }
+        if self.reports.is_some() {
             return Vec::new();
         }
         // The final metrics: measure now, so the users' recoveries land on the timeline
@@ -332,6 +404,8 @@ fn injection_check(r: &FailoverReport) -> CheckResult {
 /// One fault's schedule, run in its own task.
 struct FaultTask {
     index: usize,
+    /// Bumped while the fault's `when:` condition holds (None: a timed fault).
+    trigger: Option<watch::Receiver<u64>>,
     spec: FaultSpec,
     stack: Option<StackHandle>,
     agg: Arc<Aggregator>,
@@ -349,14 +423,29 @@ enum Undo {
 }
 
 impl FaultTask {
-    async fn run(self) {
+    async fn run(mut self) {
+        let mut last: Option<Duration> = None;
         for rep in 0..self.spec.times {
-            let at = self.origin + self.spec.at_of(rep);
+            // Timed: at `at_of(rep)`. Conditional: from `at` (and `every` after the last
+            // injection) on, at the next tick the condition holds.
+            let earliest = match (&self.trigger, last) {
+                (Some(_), Some(l)) => l + self.spec.every.unwrap_or_default(),
+                (Some(_), None) => self.spec.at,
+                (None, _) => self.spec.at_of(rep),
+            };
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = tokio::time::sleep_until((self.origin + earliest).into()) => {}
+            }
+            if let Some(rx) = &mut self.trigger {
+                rx.borrow_and_update();
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    r = rx.changed() => if r.is_err() { return },
+                }
             }
             let injected_at = self.origin.elapsed();
+            last = Some(injected_at);
             let t0 = Instant::now();
             let (result, confirmed) = self.inject().await;
             let (ok, detail, undo) = match result {

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::spec::fault::{
-    ExecFault, FaultAction, FaultSpec, NetworkFault, RecoveryRule, Toxic, ToxicKind, ToxicStream,
+    ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
+    ToxicKind, ToxicStream,
 };
 use crate::spec::{Component, StackOp};
 
 use super::model::{
-    ExecDef, Fault, FaultActionDef, Objective, ToxicDef, ToxicKindDef, ToxicStreamDef,
+    ExecDef, Fault, FaultActionDef, Objective, ToxicDef, ToxicKindDef, ToxicStreamDef, WhenDef,
 };
 use super::problem::Issues;
 use super::tree::PathSeg;
@@ -34,20 +35,26 @@ pub(crate) fn fault(
     f: &Fault,
     has_stack: bool,
     scenario_names: &BTreeSet<String>,
+    probe_names: &BTreeSet<String>,
     issues: &mut Issues,
 ) -> Option<FaultSpec> {
     let base = path!["faults", name];
     let before = issues.0.len();
-    let first = match f.at {
-        Some(d) => d.as_std(),
-        None => {
+    let first = match (f.at, &f.when) {
+        (Some(d), _) => d.as_std(),
+        (None, Some(_)) => Duration::ZERO,
+        (None, None) => {
             issues.at(
                 at(&base, &["at"]),
-                "required: when the fault is injected on the run clock, e.g. `at: 20s`",
+                "required: when the fault is injected on the run clock, e.g. `at: 20s` (or a condition: `when: { probe_failing: NAME }` / `when: { error_rate_above: 5% }`)",
             );
             Duration::ZERO
         }
     };
+    let when = f
+        .when
+        .as_ref()
+        .and_then(|w| condition(&at(&base, &["when"]), w, probe_names, issues));
     let times = f.times.unwrap_or(1);
     if times == 0 {
         issues.at(at(&base, &["times"]), "must be at least 1");
@@ -331,6 +338,7 @@ pub(crate) fn fault(
     Some(FaultSpec {
         name: name.to_string(),
         at: first,
+        when,
         every: every.filter(|_| times > 1),
         times: times.max(1),
         action: action?,
@@ -339,6 +347,53 @@ pub(crate) fn fault(
         recovery,
         scenarios,
     })
+}
+
+fn condition(
+    base: &[PathSeg],
+    w: &WhenDef,
+    probe_names: &BTreeSet<String>,
+    issues: &mut Issues,
+) -> Option<FaultCondition> {
+    match (&w.probe_failing, w.error_rate_above) {
+        (Some(_), Some(_)) | (None, None) => {
+            issues.at(
+                base,
+                "give exactly one condition: `probe_failing: NAME` or `error_rate_above: 5%`",
+            );
+            None
+        }
+        (Some(p), None) => {
+            if probe_names.contains(p) {
+                Some(FaultCondition::ProbeFailing(p.clone()))
+            } else {
+                issues.at(
+                    at(base, &["probe_failing"]),
+                    format!(
+                        "no probe named `{p}`; probes: {}",
+                        if probe_names.is_empty() {
+                            "none (add one under `probes:`)".to_string()
+                        } else {
+                            probe_names.iter().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        }
+        (None, Some(o)) => {
+            let v = o.fraction();
+            if v.is_finite() && (0.0..1.0).contains(&v) {
+                Some(FaultCondition::ErrorRateAbove(v))
+            } else {
+                issues.at(
+                    at(base, &["error_rate_above"]),
+                    "must be from 0% up to (not including) 100%, e.g. 5% or 0.05",
+                );
+                None
+            }
+        }
+    }
 }
 
 /// `<15s` (or `<=15s`, treated alike at millisecond resolution) -> 15 s.

@@ -149,9 +149,14 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
     if let Some(map) = &plan.faults {
         for name in tree_keys(ctx.tree, "faults") {
             if let Some(f) = map.get(&name) {
-                if let Some(spec) =
-                    faults::fault(&name, f, plan.stack.is_some(), &scenario_names, issues)
-                {
+                if let Some(spec) = faults::fault(
+                    &name,
+                    f,
+                    plan.stack.is_some(),
+                    &scenario_names,
+                    &probe_names,
+                    issues,
+                ) {
                     fault_specs.push(spec);
                 }
             }

@@ -224,13 +224,36 @@ impl Default for RecoveryRule {
     }
 }
 
+/// A condition that injects a fault when it holds (checked once a second, from the
+/// fault's `at` on), instead of at a fixed time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultCondition {
+    /// The probe is failing (a `probe_failure` event without a recovery since).
+    ProbeFailing(String),
+    /// The judged scenarios' error rate over the last finalized second is above this
+    /// fraction (with at least one request in it).
+    ErrorRateAbove(f64),
+}
+
+impl fmt::Display for FaultCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultCondition::ProbeFailing(p) => write!(f, "probe {p} failing"),
+            FaultCondition::ErrorRateAbove(r) => write!(f, "error rate above {}%", r * 100.0),
+        }
+    }
+}
+
 /// One entry of the plan's `faults:`, lowered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultSpec {
     pub name: String,
-    /// Run-clock time of the first injection.
+    /// Run-clock time of the first injection; with `when`, the earliest time it may fire.
     pub at: Duration,
-    /// Time between injections (with `times` > 1).
+    /// Inject when this holds (from `at` on) rather than at `at`.
+    pub when: Option<FaultCondition>,
+    /// Time between injections (with `times` > 1); with `when`, the least time between
+    /// them.
     pub every: Option<Duration>,
     /// Number of injections (>= 1).
     pub times: u32,

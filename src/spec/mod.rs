@@ -30,7 +30,8 @@ pub use canary::{
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
 pub use fault::{
-    ExecFault, FaultAction, FaultSpec, NetworkFault, RecoveryRule, Toxic, ToxicKind, ToxicStream,
+    ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
+    ToxicKind, ToxicStream,
 };
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};

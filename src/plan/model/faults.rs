@@ -7,9 +7,11 @@ use super::*;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    /// Run-clock time of the (first) injection, e.g. `20s`.
-    #[schemars(required)]
+    /// Run-clock time of the (first) injection, e.g. `20s`; with `when`, the earliest time
+    /// the condition is looked at (default 0s). One of `at` and `when` is required.
     pub at: Option<Duration>,
+    /// Inject when a condition holds instead of at a fixed time (checked once a second).
+    pub when: Option<WhenDef>,
     /// Time between repetitions (required with `times` > 1).
     pub every: Option<Duration>,
     /// Number of injections (default 1).
@@ -39,6 +41,16 @@ pub struct Fault {
     pub recovery: Option<RecoveryDef>,
     /// Scenarios whose requests measure the failover (default: every scenario).
     pub scenarios: Option<Vec<String>>,
+}
+
+/// `when:` — exactly one condition.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhenDef {
+    /// A probe of the plan is failing (its latest sample failed).
+    pub probe_failing: Option<String>,
+    /// The judged scenarios' error rate over the last second is above this, e.g. `5%`.
+    pub error_rate_above: Option<Objective>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
