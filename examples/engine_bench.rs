@@ -65,6 +65,7 @@ fn main() {
         blue_green: None,
         report_formats: vec![],
         allow_hosts: vec![],
+        faults: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,10 +13,12 @@
 //! - [`spec`]: the lowered, validated description of a run; a leaf above `grammar`.
 //! - [`metrics`]: recorders, histograms, the per-second series and slices, typed events.
 //! - [`checks`]: judgements over measurements: whole-run and windowed thresholds, SLO
-//!   arithmetic, the `CheckResult` every judgement reports.
+//!   arithmetic, failover RTO as users saw it, the `CheckResult` every judgement reports.
 //! - [`engine`]: pacers, one file per executor, HTTP clients, steering (rate, weights).
+//! - [`fault`]: the TCP fault proxy (toxiproxy's toxics on tokio) the stack puts in front of
+//!   its dependencies.
 //! - [`stack`]: the reference stack's backends (process, containers, external).
-//! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, later drills).
+//! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, canary, faults, ...).
 //! - [`run`]: the run clock that drives the engine and the controllers.
 //! - [`drills`]: drills that run several runs and conclude from them (the capacity search).
 //! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`.
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod control;
 pub mod drills;
 pub mod engine;
+pub mod fault;
 pub mod grammar;
 pub mod metrics;
 pub mod plan;

@@ -100,6 +100,7 @@ pub async fn execute(
     let tasks = TaskTracker::new();
     let tasks_stop = CancellationToken::new();
 
+    let stack_for_start = stack.clone();
     let mut clock = Clock {
         agg: agg.clone(),
         steer,
@@ -117,6 +118,7 @@ pub async fn execute(
         infos: &infos,
         tasks: &tasks,
         stop: &tasks_stop,
+        stack: stack_for_start.as_ref(),
     };
     for c in controllers.iter_mut() {
         let actions = c.on_start(&ctx);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Top-level modules, lowest first: each may import only modules listed before it.
 const LAYERS: &[&str] = &[
-    "grammar", "spec", "metrics", "checks", "engine", "stack", "control", "run", "drills",
+    "grammar", "spec", "metrics", "checks", "engine", "fault", "stack", "control", "run", "drills",
     "report", "plan", "session", "cli",
 ];
 

@@ -131,6 +131,7 @@ impl Script {
             infos: &self.infos,
             tasks: &tasks,
             stop: &stop,
+            stack: None,
         });
         assert!(actions.is_empty());
     }

@@ -3,7 +3,9 @@
 //!
 //! - [`threshold_eval`]: k6's threshold expressions over the whole run's merged metrics;
 //! - [`window`]: the same expressions over every sliding window of a run (`over 30s`);
-//! - [`slo`]: error budgets and multi-window burn rates over per-second good / total counts.
+//! - [`slo`]: error budgets and multi-window burn rates over per-second good / total counts;
+//! - [`failover`]: RTO as users saw it, per fault and repetition, and its distribution over
+//!   repetitions, from the per-second series (the faults controller feeds it).
 //!
 //! Everything here is a pure function of measurements (or a fold over per-second slices),
 //! so a run, a merge of segments and a re-judged report reach the same verdict. The
@@ -12,6 +14,7 @@
 //! The verdict of a run is the conjunction of its `CheckResult`s: reports and the exit code
 //! are computed from them and nothing else, so each drill only has to push its own results.
 pub mod canary;
+pub mod failover;
 pub mod mannwhitney;
 pub mod slo;
 pub mod threshold_eval;

@@ -11,7 +11,7 @@
 //! One file per controller: [`threshold`] (whole-run and windowed thresholds,
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
 //! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`]
-//! (cutover windows), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers). Later drills (canary, faults, autoscaling, scrapers)
+//! (cutover windows), [`faults`] (faults injected on the run clock, failover judged), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers). Later drills (canary, faults, autoscaling, scrapers)
 //! add files here and a line to [`standard`]; the loop does not change.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
@@ -22,6 +22,7 @@
 //! `loadgate merge`, which replays the union through the same threshold and SLO controllers.
 pub mod blue_green;
 pub mod canary;
+pub mod faults;
 pub mod probe;
 pub mod prometheus;
 pub mod segment;
@@ -39,6 +40,7 @@ use crate::checks::CheckResult;
 use crate::metrics::recorder::Aggregator;
 use crate::metrics::{Event, EventKind, RunMetrics, ScenarioInfo, SecondSlice};
 use crate::spec::{Component, RunSpec, StackOp};
+use crate::stack::StackHandle;
 
 pub use probe::ProbeReport;
 
@@ -57,6 +59,9 @@ pub struct StartCtx<'a> {
     pub tasks: &'a TaskTracker,
     /// Cancelled when the load ends: tasks stop, flush and return.
     pub stop: &'a CancellationToken,
+    /// The reference stack's control handle, when the session started one (faults act
+    /// through it).
+    pub stack: Option<&'a StackHandle>,
 }
 
 /// One tick of the run clock.
@@ -108,6 +113,7 @@ pub enum Section {
     Slos(Vec<SloReport>),
     Canary(Box<canary::CanaryReport>),
     BlueGreen(Box<blue_green::BlueGreenReport>),
+    Failover(Vec<faults::FailoverReport>),
 }
 
 /// What a controller concludes when the run is over.
@@ -153,6 +159,9 @@ pub fn standard(spec: &RunSpec) -> Vec<Box<dyn Controller>> {
     }
     if let Some(b) = blue_green::BlueGreen::new(spec) {
         out.push(Box::new(b));
+    }
+    if let Some(f) = faults::Faults::new(spec) {
+        out.push(Box::new(f));
     }
     out
 }

@@ -164,6 +164,39 @@ pub enum EventKind {
         passed: bool,
         reason: String,
     },
+    /// A fault was injected (`ok`), or its injection failed or was not confirmed by its
+    /// check. At the time the injection was started.
+    FaultInjected {
+        fault: String,
+        /// 1-based.
+        repetition: u32,
+        /// kill | stop | pause | toxic | exec
+        action: String,
+        /// The component acted on (none for exec faults).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        component: Option<String>,
+        ok: bool,
+        /// Whether a check confirmed the fault took effect (exec faults with a `check`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirmed: Option<bool>,
+        elapsed_ms: f64,
+        detail: String,
+    },
+    /// A fault's own recovery (restart, resume, toxics removed, `recover` command) finished.
+    FaultRecovered {
+        fault: String,
+        repetition: u32,
+        ok: bool,
+        elapsed_ms: f64,
+        detail: String,
+    },
+    /// The users were served again after a fault (the first second of sustained success),
+    /// with the RTO as they saw it. At the recovery's time.
+    UsersRecovered {
+        fault: String,
+        repetition: u32,
+        rto_ms: f64,
+    },
 }
 
 impl EventKind {
@@ -190,6 +223,9 @@ impl EventKind {
             EventKind::CapacityStep { .. } => "capacity_step",
             EventKind::Cutover { .. } => "cutover",
             EventKind::CutoverJudged { .. } => "cutover_judged",
+            EventKind::FaultInjected { .. } => "fault_injected",
+            EventKind::FaultRecovered { .. } => "fault_recovered",
+            EventKind::UsersRecovered { .. } => "users_recovered",
         }
     }
 
@@ -338,6 +374,58 @@ impl EventKind {
                     .map(|e| format!(", expected {e}"))
                     .unwrap_or_default(),
                 if *passed { "pass" } else { "fail" }
+            ),
+            EventKind::FaultInjected {
+                fault,
+                repetition,
+                action,
+                component,
+                ok,
+                confirmed,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "fault {fault} #{repetition}: {action}{} {} in {} ms{}{}",
+                component
+                    .as_ref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default(),
+                if *ok { "injected" } else { "FAILED" },
+                n(*elapsed_ms),
+                match confirmed {
+                    Some(true) => ", confirmed",
+                    Some(false) => ", NOT confirmed",
+                    None => "",
+                },
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+            EventKind::FaultRecovered {
+                fault,
+                repetition,
+                ok,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "fault {fault} #{repetition}: recovery {} in {} ms{}",
+                if *ok { "done" } else { "FAILED" },
+                n(*elapsed_ms),
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({detail})")
+                }
+            ),
+            EventKind::UsersRecovered {
+                fault,
+                repetition,
+                rto_ms,
+            } => format!(
+                "fault {fault} #{repetition}: users served again, RTO {} s",
+                n(*rto_ms / 1000.0)
             ),
         }
     }

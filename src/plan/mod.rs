@@ -24,6 +24,7 @@ mod canary;
 mod capacity;
 mod common;
 mod de;
+mod faults;
 mod flow;
 mod interp;
 mod layers;

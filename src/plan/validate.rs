@@ -22,7 +22,7 @@ use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
-use super::{canary, probes, slos};
+use super::{canary, faults, probes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -145,6 +145,24 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         );
     }
 
+    let mut fault_specs = Vec::new();
+    if let Some(map) = &plan.faults {
+        for name in tree_keys(ctx.tree, "faults") {
+            if let Some(f) = map.get(&name) {
+                if let Some(spec) = faults::fault(
+                    &name,
+                    f,
+                    plan.stack.is_some(),
+                    &scenario_names,
+                    &probe_names,
+                    issues,
+                ) {
+                    fault_specs.push(spec);
+                }
+            }
+        }
+    }
+
     let report_formats = match plan.report.as_ref().and_then(|r| r.formats.as_ref()) {
         None => ReportFormat::ALL.to_vec(),
         Some(list) => {
@@ -178,6 +196,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         blue_green: blue_green_spec.map(Box::new),
         report_formats,
         allow_hosts: allow_hosts(plan, issues),
+        faults: fault_specs,
     }
 }
 
@@ -229,6 +248,13 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
         redis_image: r.redis_image.clone(),
         postgres_image: r.postgres_image.clone(),
         gateway_env: r.env.clone().unwrap_or_default(),
+        // Toxics need the proxy; without one the stack runs as before.
+        fault_proxy: r.fault_proxy.unwrap_or_else(|| {
+            plan.faults
+                .iter()
+                .flatten()
+                .any(|(_, f)| f.action == Some(model::FaultActionDef::Toxic))
+        }),
     })
 }
 

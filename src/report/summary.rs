@@ -30,6 +30,7 @@ use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
 use crate::control::canary::CanaryReport;
+use crate::control::faults::FailoverReport;
 use crate::control::{ProbeReport, Section, Stopped};
 use crate::drills::capacity::CapacityReport;
 pub use crate::metrics::{round3, LatencySummary};
@@ -88,6 +89,11 @@ pub struct Summary {
     /// the worst second and the cutover time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenReport>,
+    /// One entry per fault of the plan: RTO as users saw it (worst repetition, and min /
+    /// median / max), every repetition's injection and window, and the write ledger's
+    /// `acknowledged_writes` / `lost_writes` (null: the run kept no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<Vec<FailoverReport>>,
     /// The capacity search (`loadgate capacity`): `max_rate` with its interval, the knee,
     /// the headroom over the expected rate, and every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -364,12 +370,14 @@ impl Summary {
         };
         let warnings = warnings(&scenarios, &checks);
         let (mut probes, mut slos, mut canary, mut blue_green) = (None, None, None, None);
+        let mut failover = None;
         for s in sections {
             match s {
                 Section::Probes(p) => probes = Some(p),
                 Section::Slos(s) => slos = Some(s),
                 Section::Canary(c) => canary = Some(*c),
                 Section::BlueGreen(b) => blue_green = Some(*b),
+                Section::Failover(f) => failover = Some(f),
             }
         }
         Summary {
@@ -401,6 +409,7 @@ impl Summary {
             slos,
             canary,
             blue_green,
+            failover,
             capacity: None,
             warnings,
             run: None,

@@ -213,6 +213,10 @@ pub fn render(summary: &Summary) -> String {
         }
     }
 
+    if let Some(f) = &summary.failover {
+        out.push_str(&failover_table(f));
+    }
+
     if let Some(c) = &summary.capacity {
         out.push_str(&super::capacity::table(c));
     }
@@ -407,4 +411,80 @@ fn canary_table(c: &CanaryReport) -> String {
 /// Milliseconds with two decimals: one width for every latency cell.
 fn ms(v: f64) -> String {
     format!("{v:.2}")
+}
+
+/// The failover table: one row per fault repetition (fault, when, first error, users
+/// recovered, RTO, errors in the window, writes), then each fault's RTO distribution.
+fn failover_table(reports: &[crate::control::faults::FailoverReport]) -> String {
+    let opt = |v: Option<f64>| v.map(format_number).unwrap_or_else(|| "-".into());
+    let writes = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+    let mut b = Builder::default();
+    b.push_record([
+        "fault",
+        "#",
+        "at s",
+        "first error s",
+        "recovered s",
+        "RTO s",
+        "errors / requests",
+        "worst p99 ms",
+        "acked writes",
+        "lost writes",
+    ]);
+    for r in reports {
+        let name = match &r.component {
+            Some(c) => format!("{} ({} {c})", r.fault, r.action),
+            None => format!("{} ({})", r.fault, r.action),
+        };
+        for rep in &r.repetitions {
+            match &rep.measured {
+                Some(m) => b.push_record([
+                    name.clone(),
+                    rep.repetition.to_string(),
+                    format_number(m.injected_s),
+                    opt(m.first_error_s),
+                    m.recovered_s
+                        .map(format_number)
+                        .unwrap_or_else(|| "never".into()),
+                    opt(m.rto_ms.map(|v| v / 1000.0)),
+                    format!("{} / {}", m.errors, m.requests),
+                    format_number(m.worst_p99_ms),
+                    writes(r.acknowledged_writes),
+                    writes(r.lost_writes),
+                ]),
+                None => b.push_record([
+                    name.clone(),
+                    rep.repetition.to_string(),
+                    format_number(rep.planned_s),
+                    "-".into(),
+                    format!("not injected: {}", rep.detail),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]),
+            }
+        }
+    }
+    let mut t = b.build();
+    t.with(Style::rounded());
+    let mut out = format!("failover (RTO as users saw it)\n{t}\n");
+    for r in reports {
+        out.push_str(&format!(
+            "fault {}: RTO min {} / median {} / max {} s over {} repetition(s){}: {}\n",
+            r.fault,
+            opt(r.rto.min_ms.map(|v| v / 1000.0)),
+            opt(r.rto.median_ms.map(|v| v / 1000.0)),
+            opt(r.rto.max_ms.map(|v| v / 1000.0)),
+            r.repetitions.len(),
+            if r.rto.not_recovered > 0 {
+                format!(", {} not recovered", r.rto.not_recovered)
+            } else {
+                String::new()
+            },
+            if r.passed { "PASS" } else { "FAIL" }
+        ));
+    }
+    out
 }

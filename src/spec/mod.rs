@@ -12,6 +12,7 @@
 //! [`capacity`], [`flow`], [`probe`], [`slo`], [`stack`]).
 pub mod canary;
 pub mod capacity;
+pub mod fault;
 pub mod flow;
 pub mod probe;
 pub mod slo;
@@ -30,6 +31,10 @@ pub use canary::{
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
 pub use capacity::CapacitySpec;
+pub use fault::{
+    ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
+    ToxicKind, ToxicStream,
+};
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
@@ -63,6 +68,8 @@ pub struct RunSpec {
     /// Hosts besides loopback the run may send load to (the plan's `allow_hosts`, plus
     /// `--allow-host`); see [`RunSpec::hosts`] and the session's safety check.
     pub allow_hosts: Vec<String>,
+    /// Faults injected while the load runs (`faults:`), each measured for its failover.
+    pub faults: Vec<FaultSpec>,
 }
 
 impl RunSpec {
@@ -142,6 +149,7 @@ impl RunSpec {
             blue_green: None,
             report_formats: ReportFormat::ALL.to_vec(),
             allow_hosts: Vec::new(),
+            faults: Vec::new(),
         }
     }
 

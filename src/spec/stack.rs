@@ -20,6 +20,10 @@ pub struct StackSpec {
     pub postgres_image: Option<String>,
     /// Extra environment for the gateways (e.g. GATEWAY_PROFILE=staging).
     pub gateway_env: BTreeMap<String, String>,
+    /// Put a fault proxy (toxiproxy's toxics) between the gateways and redis / postgres, so
+    /// network faults can act on them; set when the plan has a `toxic` fault, or by
+    /// `stack.reference.fault_proxy: true`.
+    pub fault_proxy: bool,
 }
 
 impl Default for StackSpec {
@@ -31,6 +35,7 @@ impl Default for StackSpec {
             redis_image: None,
             postgres_image: None,
             gateway_env: BTreeMap::new(),
+            fault_proxy: false,
         }
     }
 }

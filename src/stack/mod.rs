@@ -23,7 +23,10 @@
 //! The environment a stack exports ([`RunningStack::env`]): `TARGET_URL` (the edge when
 //! there is one, else gw-1), `GATEWAY_URLS` (comma list), `REDIS_URL`, `DATABASE_URL`,
 //! `ADMIN_KEY`, `USER_KEY`, `BACKEND`, `STACK_ID`, and `EDGE_URL` with an edge.
-//! `gateways: 0` starts only Redis and PostgreSQL (no TARGET_URL then).
+//! `gateways: 0` starts only Redis and PostgreSQL (no TARGET_URL then). With
+//! `fault_proxy` the gateways reach Redis and PostgreSQL through fault proxies
+//! ([`crate::fault::proxy`]); `REDIS_URL` / `DATABASE_URL` still name the servers themselves
+//! and `REDIS_PROXY_URL` / `DATABASE_PROXY_URL` the proxies.
 
 pub mod child;
 pub mod cli;
@@ -41,11 +44,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fault::proxy::Proxy;
 use crate::spec::{StackBackend, StackSpec};
 
 use child::ChildProc;
 pub use control::{
-    Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport, StackHandle, StackOp,
+    exec_hook, Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport,
+    StackHandle, StackOp,
 };
 use registry::{Entry, SharedEntry};
 
@@ -334,12 +339,22 @@ impl RunningStack {
         };
 
         let mut env: Vec<(String, String)> = Vec::new();
+        // The gateways reach redis / postgres through fault proxies when asked for.
+        let (gw_redis_url, gw_database_url) = if spec.fault_proxy {
+            let r = self.start_proxy(Component::Redis, &redis_url)?;
+            let d = self.start_proxy(Component::Postgres, &database_url)?;
+            env.push(("REDIS_PROXY_URL".into(), r.clone()));
+            env.push(("DATABASE_PROXY_URL".into(), d.clone()));
+            (r, d)
+        } else {
+            (redis_url.clone(), database_url.clone())
+        };
         if spec.gateways > 0 {
             let binary = gateway::find_binary()?;
             let cfg = gateway::GatewayConfig {
                 binary: &binary,
-                redis_url: &redis_url,
-                database_url: &database_url,
+                redis_url: &gw_redis_url,
+                database_url: &gw_database_url,
                 admin_key: &admin_key,
                 user_key: &user_key,
                 extra_env: &spec.gateway_env,
@@ -397,6 +412,28 @@ impl RunningStack {
         entry.set_env(&env)?;
         shared.set_env(env);
         Ok(())
+    }
+
+    /// Starts a fault proxy in front of `c`, whose URL is `url`; returns the URL through the
+    /// proxy (same credentials and path, the proxy's port).
+    fn start_proxy(&self, c: Component, url: &str) -> Result<String, StackError> {
+        let bad = |why: String| StackError::Io {
+            what: format!("starting the fault proxy for {c}"),
+            source: std::io::Error::other(why),
+        };
+        let mut parsed = url::Url::parse(url).map_err(|e| bad(format!("bad URL: {e}")))?;
+        let upstream = self
+            .shared
+            .addr_of(c)
+            .ok_or_else(|| bad(format!("{c} is not running")))?;
+        let proxy = Proxy::start(&c.to_string(), ([127, 0, 0, 1], 0).into(), upstream)
+            .map_err(|e| bad(e.to_string()))?;
+        parsed
+            .set_port(Some(proxy.listen_addr().port()))
+            .map_err(|_| bad(format!("cannot set a port in {url}")))?;
+        tracing::info!(component = %c, proxy = %proxy.listen_addr(), %upstream, "fault proxy in front of the dependency");
+        self.shared.add_proxy(c, proxy);
+        Ok(parsed.to_string())
     }
 
     /// A handle that acts on this stack's components (kill, stop / start, restart, pause /

@@ -133,6 +133,7 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         blue_green: None,
         report_formats: Vec::new(),
         allow_hosts: Vec::new(),
+        faults: Vec::new(),
     }
 }
 

@@ -18,10 +18,12 @@ use crate::grammar::units::{Duration, Rate, Size};
 
 mod canary;
 mod capacity;
+mod faults;
 mod probes;
 
 pub use canary::*;
 pub use capacity::*;
+pub use faults::*;
 pub use probes::*;
 
 /// A loadgate load plan.
@@ -57,6 +59,8 @@ pub struct PlanFile {
     pub canary: Option<Canary>,
     /// A blue/green cutover (and switch back) verified under load.
     pub blue_green: Option<BlueGreen>,
+    /// Faults injected while the load runs, each judged on the failover users saw.
+    pub faults: Option<BTreeMap<String, Fault>>,
     /// The capacity search of `loadgate capacity PLAN`: which scenario, the expected rate
     /// and the precision (ignored by `loadgate run`).
     pub capacity: Option<Capacity>,
@@ -93,6 +97,9 @@ pub struct ReferenceStack {
     pub postgres_image: Option<String>,
     /// Extra environment for the gateways.
     pub env: Option<BTreeMap<String, String>>,
+    /// Put a fault proxy between the gateways and Redis / PostgreSQL (default: only when a
+    /// fault has `action: toxic`).
+    pub fault_proxy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

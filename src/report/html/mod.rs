@@ -112,14 +112,20 @@ pub fn tone(e: &EventKind) -> Option<Tone> {
         | EventKind::CanaryWeight { ok: false, .. }
         | EventKind::Cutover { ok: false, .. }
         | EventKind::CutoverJudged { passed: false, .. }
-        | EventKind::CanaryDecision { passed: false, .. } => Tone::Bad,
-        EventKind::ProbeRecovered { .. } | EventKind::BurnResolved { .. } => Tone::Good,
+        | EventKind::CanaryDecision { passed: false, .. }
+        | EventKind::FaultInjected { ok: false, .. }
+        | EventKind::FaultRecovered { ok: false, .. } => Tone::Bad,
+        EventKind::ProbeRecovered { .. }
+        | EventKind::BurnResolved { .. }
+        | EventKind::UsersRecovered { .. } => Tone::Good,
         EventKind::StackAction { .. }
         | EventKind::CanaryWeight { .. }
         | EventKind::CanaryStep { .. }
         | EventKind::CanaryDecision { .. }
         | EventKind::Cutover { .. }
-        | EventKind::CutoverJudged { .. } => Tone::Drill,
+        | EventKind::CutoverJudged { .. }
+        | EventKind::FaultInjected { .. }
+        | EventKind::FaultRecovered { .. } => Tone::Drill,
         #[allow(unreachable_patterns)]
         _ => Tone::Info,
     })

@@ -46,6 +46,7 @@ pub(super) fn replay(
         infos: &infos,
         tasks: &tasks,
         stop: &stop,
+        stack: None,
     };
     for c in controllers.iter_mut() {
         let _ = c.on_start(&ctx);

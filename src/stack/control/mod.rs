@@ -22,6 +22,12 @@
 //! | `pause` | SIGSTOP to the process group; returns once the leader shows as stopped | `docker pause` (cgroup freezer) |
 //! | `resume` | SIGCONT to the process group, then the readiness probe (bounded) | `docker unpause`, then the probe |
 //!
+//! Network faults: with [`StackSpec::fault_proxy`](crate::spec::StackSpec::fault_proxy) the
+//! stack starts a fault proxy ([`crate::fault::proxy`]) in front of redis and postgres and
+//! points the gateways at it; [`StackHandle::network_fault`] puts toxics on it (or takes it
+//! down) and [`StackHandle::heal`] undoes that. A kill / restart of the dependency behind a
+//! proxy keeps its address, so the proxy keeps forwarding to it.
+//!
 //! Readiness probes ([`super::health`]): Redis `AUTH` + `PING`, PostgreSQL accepting a
 //! startup message, gateways and the edge `GET /ready` == 200 (and, after a start, the
 //! address file written by the new process naming the same address, so a foreign server on
@@ -85,6 +91,8 @@ use super::containers::ContainerServices;
 use super::process::ProcessServices;
 use super::registry::SharedEntry;
 use super::{backend_name, gateway, health};
+use crate::fault::proxy::{Applied, Proxy, ProxyError, ProxyHandle};
+use crate::spec::fault::NetworkFault;
 use crate::spec::StackBackend;
 use container_slot::ContainerSlot;
 use exec::run_exec;
@@ -209,6 +217,17 @@ pub enum ControlError {
     },
     #[error("exec hook `{command}` did not finish within {timeout:?}; its process group was killed (SIGKILL). Raise the hook's timeout or make the command finish sooner")]
     ExecTimeout { command: String, timeout: Duration },
+    #[error("cannot put a network fault on {component}: the stack runs no fault proxy in front of it (proxies: {available}); network faults act on redis and postgres of a reference stack started with its fault proxy (a plan with a `toxic` fault gets it)")]
+    NoProxy {
+        component: Component,
+        available: String,
+    },
+    #[error("network fault on {component}: {source}")]
+    Proxy {
+        component: Component,
+        #[source]
+        source: ProxyError,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -298,6 +317,8 @@ struct StackState {
     edge: Option<Arc<ProcSlot>>,
     /// Owns the containers (removing them on shutdown / drop).
     containers: Option<ContainerServices>,
+    /// Fault proxies between the gateways and a dependency (redis, postgres).
+    proxies: Vec<(Component, Proxy)>,
 }
 
 /// Everything a [`RunningStack`](super::RunningStack) and its [`StackHandle`]s share.
@@ -347,6 +368,7 @@ impl Shared {
                 gateways: Vec::new(),
                 edge: None,
                 containers: None,
+                proxies: Vec::new(),
             }),
             closed: AtomicBool::new(false),
             cancel: CancellationToken::new(),
@@ -474,6 +496,31 @@ impl Shared {
             Some(inst.addr_file),
         );
         self.state().edge = Some(slot);
+    }
+
+    /// Puts a fault proxy in front of `c` (the gateways connect to it).
+    pub(super) fn add_proxy(&self, c: Component, p: Proxy) {
+        self.state().proxies.push((c, p));
+    }
+
+    fn proxy(&self, c: Component) -> Option<ProxyHandle> {
+        self.state()
+            .proxies
+            .iter()
+            .find(|(pc, _)| *pc == c)
+            .map(|(_, p)| p.handle())
+    }
+
+    /// Where `c` listens, as reached from this host.
+    pub(super) fn addr_of(&self, c: Component) -> Option<SocketAddr> {
+        match self.target(c)? {
+            Target::Proc(p) => Some(p.addr),
+            Target::Container(k) => Some(k.addr()),
+        }
+    }
+
+    fn proxied(&self) -> Vec<Component> {
+        self.state().proxies.iter().map(|(c, _)| *c).collect()
     }
 
     pub(super) fn gateway_pids(&self) -> Vec<u32> {
@@ -679,10 +726,73 @@ impl StackHandle {
         run_exec(&self.shared.env(), hook).await
     }
 
+    /// The fault proxy in front of `c` (redis, postgres), when the stack runs one.
+    pub fn proxy(&self, c: Component) -> Option<ProxyHandle> {
+        self.shared.proxy(c)
+    }
+
+    /// Puts a network fault (toxics, or the proxy down) on the connections between the
+    /// gateways and `c`; undo it with [`StackHandle::heal`].
+    pub async fn network_fault(
+        &self,
+        c: Component,
+        fault: &NetworkFault,
+    ) -> Result<Applied, ControlError> {
+        let proxy = self.proxy_of(c)?;
+        let applied = proxy
+            .apply(fault)
+            .await
+            .map_err(|source| ControlError::Proxy {
+                component: c,
+                source,
+            })?;
+        tracing::info!(component = %c, ?fault, "network fault on");
+        Ok(applied)
+    }
+
+    /// Undoes a [`StackHandle::network_fault`].
+    pub async fn heal(&self, c: Component, applied: &Applied) -> Result<(), ControlError> {
+        let proxy = self.proxy_of(c)?;
+        proxy
+            .revert(applied)
+            .await
+            .map_err(|source| ControlError::Proxy {
+                component: c,
+                source,
+            })?;
+        tracing::info!(component = %c, "network fault off");
+        Ok(())
+    }
+
+    fn proxy_of(&self, c: Component) -> Result<ProxyHandle, ControlError> {
+        self.shared.proxy(c).ok_or_else(|| ControlError::NoProxy {
+            component: c,
+            available: {
+                let all: Vec<String> = self
+                    .shared
+                    .proxied()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if all.is_empty() {
+                    "none".into()
+                } else {
+                    all.join(", ")
+                }
+            },
+        })
+    }
+
     /// `TARGET_URL` etc., as [`RunningStack::env`](super::RunningStack::env).
     pub fn env(&self) -> Vec<(String, String)> {
         self.shared.env()
     }
+}
+
+/// Runs an exec hook without a stack (a run against an environment loadgate did not
+/// start): as [`StackHandle::exec`] with only the hook's own environment added to loadgate's.
+pub async fn exec_hook(hook: &ExecHook) -> Result<ExecOutput, ControlError> {
+    run_exec(&[], hook).await
 }
 
 /// Drills spawn operations as tasks and share handles across threads.

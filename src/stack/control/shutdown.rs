@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ComponentState, ServiceSlot, Shared, Target};
+use crate::fault::proxy::Proxy;
 use crate::stack::child::{self, ChildProc};
 use crate::stack::containers::ContainerServices;
 use crate::stack::docker::{self, ContainerOp};
@@ -25,6 +26,7 @@ struct Taken {
     postgres: Option<ChildProc>,
     containers: Option<ContainerServices>,
     paused_containers: Vec<String>,
+    proxies: Vec<Proxy>,
 }
 
 impl Taken {
@@ -53,6 +55,10 @@ impl Taken {
         }
         for mut g in std::mem::take(&mut self.gateways) {
             g.stop(Duration::from_secs(5));
+        }
+        // No client left: the fault proxies go (their threads are joined).
+        for p in std::mem::take(&mut self.proxies) {
+            p.shutdown();
         }
         if let Some(mut r) = self.redis.take() {
             r.stop(Duration::from_secs(3));
@@ -106,6 +112,10 @@ impl Shared {
             postgres: proc_of(&st.postgres),
             containers: st.containers.take(),
             paused_containers,
+            proxies: std::mem::take(&mut st.proxies)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect(),
         }
     }
 

@@ -1,0 +1,670 @@
+//! The `faults` controller: injects the plan's faults on the run clock, through the stack
+//! control handle (kill / stop / pause a component, network toxics on a dependency's fault
+//! proxy) or exec hooks (any command, confirmed by a check), holds each for its time, undoes
+//! it, and records every step as an event. When the load has ended it measures each
+//! repetition's failover as users saw it ([`crate::checks::failover`], a pure function of the
+//! per-second series) and judges it: one `failover` check per fault on the RTO, and one on
+//! the injections themselves (a failed or unconfirmed injection fails the drill instead of
+//! passing for a quick recovery).
+//!
+//! Each fault runs in its own task (spawned on the run's task tracker): injections and
+//! recoveries wait for the component (a restart waits for readiness) without holding up the
+//! ticks. When the load ends first, the task undoes what it can still undo at once (toxics,
+//! a pause, an exec fault's `recover`) and returns; the stack's shutdown stops the rest.
+//! Outcomes are shared with the controller through a mutex taken once per injection and
+//! once when judging: nothing per request.
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Action, Conclusion, Controller, End, Section, StartCtx, Tick};
+use crate::checks::failover::{self, Repetition, RtoDistribution};
+use crate::checks::{CheckKind, CheckResult};
+use crate::fault::proxy::Applied;
+use crate::metrics::recorder::Aggregator;
+use crate::metrics::{round3, EventKind, RunMetrics, SourceKind};
+use crate::spec::fault::{ExecFault, FaultAction, FaultCondition, FaultSpec};
+use crate::spec::RunSpec;
+use crate::stack::{ControlError, ExecHook, ExecOutput, StackHandle};
+
+/// How often an exec fault's check is retried until its `check_within` has passed.
+const CHECK_RETRY: Duration = Duration::from_millis(500);
+
+/// One fault's report: summary.json's `failover` entry (the contract's `fault`, `rto_ms`,
+/// `acknowledged_writes`, `lost_writes`, and the rest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FailoverReport {
+    /// The fault's name in the plan.
+    pub fault: String,
+    /// kill | stop | pause | toxic | exec
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The worst repetition's RTO as users saw it (ms); null when a repetition never
+    /// recovered (or was never injected).
+    pub rto_ms: Option<f64>,
+    /// The RTO bound each repetition must stay under (ms).
+    pub max_rto_ms: f64,
+    /// Writes the service acknowledged during the drill. Null: this run kept no write
+    /// ledger (a plan's `ledger:` requests fill it; none here).
+    pub acknowledged_writes: Option<u64>,
+    /// Acknowledged writes missing when read back. Null: no write ledger in this run.
+    pub lost_writes: Option<u64>,
+    /// RTO over the repetitions that recovered.
+    pub rto: RtoDistribution,
+    /// Every planned repetition, in order.
+    pub repetitions: Vec<RepetitionReport>,
+    pub passed: bool,
+}
+
+/// One repetition: how the injection went and what the users saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RepetitionReport {
+    /// 1-based.
+    pub repetition: u32,
+    /// Planned injection time (run clock, s).
+    pub planned_s: f64,
+    /// Whether the fault was injected (and, with a check, confirmed).
+    pub injected: bool,
+    /// Why not, or what the injection reported.
+    pub detail: String,
+    /// When the fault's own recovery (restart, resume, heal) finished (run clock, s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_recovered_s: Option<f64>,
+    /// What users saw (absent when the fault was not injected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Repetition>,
+}
+
+/// What a fault task recorded for one repetition.
+#[derive(Debug, Clone)]
+struct Outcome {
+    fault: usize,
+    /// 0-based.
+    rep: u32,
+    injected_at: Duration,
+    ok: bool,
+    detail: String,
+    recovered_at: Option<Duration>,
+}
+
+type Outcomes = Arc<Mutex<Vec<Outcome>>>;
+
+fn lock(o: &Outcomes) -> std::sync::MutexGuard<'_, Vec<Outcome>> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `faults` controller; see the module doc.
+pub struct Faults {
+    specs: Vec<FaultSpec>,
+    outcomes: Outcomes,
+    agg: Option<Arc<Aggregator>>,
+    reports: Option<Vec<FailoverReport>>,
+    /// Per fault with a `when:` condition: bumped at every tick the condition holds.
+    triggers: Vec<Option<watch::Sender<u64>>>,
+    /// The run's series sources: (name, is a scenario), indexed like `SeriesKey::scenario`.
+    sources: Vec<(String, bool)>,
+    /// Probes whose latest sample failed.
+    failing_probes: BTreeSet<String>,
+}
+
+impl Faults {
+    pub fn new(spec: &RunSpec) -> Option<Faults> {
+        if spec.faults.is_empty() {
+            return None;
+        }
+        Some(Faults {
+            triggers: spec
+                .faults
+                .iter()
+                .map(|f| f.when.as_ref().map(|_| watch::Sender::new(0)))
+                .collect(),
+            specs: spec.faults.clone(),
+            outcomes: Arc::default(),
+            agg: None,
+            reports: None,
+            sources: Vec::new(),
+            failing_probes: BTreeSet::new(),
+        })
+    }
+
+    /// Whether fault `i`'s condition holds at this tick.
+    fn holds(&self, spec: &FaultSpec, tick: &Tick<'_>) -> bool {
+        match &spec.when {
+            None => false,
+            Some(FaultCondition::ProbeFailing(p)) => self.failing_probes.contains(p),
+            Some(FaultCondition::ErrorRateAbove(bound)) => {
+                let Some(last) = tick.seconds.last() else {
+                    return false;
+                };
+                let (mut requests, mut failed) = (0u64, 0u64);
+                for (key, stats) in &last.series {
+                    let Some((name, scenario)) = self.sources.get(key.scenario as usize) else {
+                        continue;
+                    };
+                    if *scenario && (spec.scenarios.is_empty() || spec.scenarios.contains(name)) {
+                        requests += stats.requests;
+                        failed += stats.failed;
+                    }
+                }
+                requests > 0 && failed as f64 > bound * requests as f64
+            }
+        }
+    }
+
+    /// Measures every repetition over the final metrics.
+    fn judge(&self, metrics: &RunMetrics) -> Vec<FailoverReport> {
+        let outcomes = lock(&self.outcomes).clone();
+        let mut reports = Vec::new();
+        for (fi, spec) in self.specs.iter().enumerate() {
+            let seconds = failover::seconds_of(&metrics.timeline, &spec.scenarios);
+            let mut reps = Vec::new();
+            for rep in 0..spec.times {
+                let planned = spec.at_of(rep);
+                let outcome = outcomes.iter().find(|o| o.fault == fi && o.rep == rep);
+                let Some(o) = outcome else {
+                    reps.push(RepetitionReport {
+                        repetition: rep + 1,
+                        planned_s: round3(planned.as_secs_f64()),
+                        injected: false,
+                        detail: match &spec.when {
+                            Some(c) => format!(
+                                "never injected: its condition ({c}) did not hold before the load ended at {} s",
+                                round3(metrics.elapsed.as_secs_f64())
+                            ),
+                            None => format!(
+                                "never injected: the load ended at {} s, before its time",
+                                round3(metrics.elapsed.as_secs_f64())
+                            ),
+                        },
+                        fault_recovered_s: None,
+                        measured: None,
+                    });
+                    continue;
+                };
+                // The window ends where the next injection (of this fault or any other)
+                // starts, or with the run: what follows belongs to that fault.
+                // Faults injected in the same second share it; failed injections are
+                // no fault.
+                let next = outcomes
+                    .iter()
+                    .filter(|n| n.ok && n.injected_at.as_secs() > o.injected_at.as_secs())
+                    .map(|n| n.injected_at)
+                    .min();
+                let window_end = next.unwrap_or(metrics.elapsed).max(o.injected_at);
+                let measured = o.ok.then(|| {
+                    failover::measure(
+                        &seconds,
+                        rep + 1,
+                        o.injected_at,
+                        o.recovered_at,
+                        window_end,
+                        spec.recovery,
+                    )
+                });
+                reps.push(RepetitionReport {
+                    repetition: rep + 1,
+                    planned_s: round3(planned.as_secs_f64()),
+                    injected: o.ok,
+                    detail: o.detail.clone(),
+                    fault_recovered_s: o.recovered_at.map(|d| round3(d.as_secs_f64())),
+                    measured,
+                });
+            }
+            let measured: Vec<Repetition> =
+                reps.iter().filter_map(|r| r.measured.clone()).collect();
+            let rto = failover::distribution(&measured);
+            let max_rto_ms = spec.max_rto.as_secs_f64() * 1000.0;
+            let all_recovered = reps
+                .iter()
+                .all(|r| r.measured.as_ref().is_some_and(|m| m.rto_ms.is_some()));
+            let worst = if all_recovered { rto.max_ms } else { None };
+            reports.push(FailoverReport {
+                fault: spec.name.clone(),
+                action: spec.action.name().to_string(),
+                component: spec.action.component().map(|c| c.to_string()),
+                rto_ms: worst,
+                max_rto_ms,
+                acknowledged_writes: None,
+                lost_writes: None,
+                passed: worst.is_some_and(|w| w < max_rto_ms),
+                rto,
+                repetitions: reps,
+            });
+        }
+        reports
+    }
+}
+
+impl Controller for Faults {
+    fn name(&self) -> &'static str {
+        "faults"
+    }
+
+    fn on_start(&mut self, ctx: &StartCtx<'_>) -> Vec<Action> {
+        let agg = ctx.aggregator.clone();
+        self.agg = Some(agg.clone());
+        self.sources = ctx
+            .infos
+            .iter()
+            .map(|i| (i.name.clone(), i.kind == SourceKind::Scenario))
+            .collect();
+        for (i, spec) in self.specs.iter().enumerate() {
+            let task = FaultTask {
+                index: i,
+                trigger: self.triggers[i].as_ref().map(|t| t.subscribe()),
+                spec: spec.clone(),
+                stack: ctx.stack.cloned(),
+                agg: agg.clone(),
+                origin: ctx.origin,
+                stop: ctx.stop.clone(),
+                outcomes: self.outcomes.clone(),
+            };
+            ctx.tasks.spawn(task.run());
+        }
+        Vec::new()
+    }
+
+    fn on_tick(&mut self, tick: &Tick<'_>) -> Vec<Action> {
+        for e in tick.events {
+            match &e.kind {
+                EventKind::ProbeFailure { probe, .. } => {
+                    self.failing_probes.insert(probe.clone());
+                }
+                EventKind::ProbeRecovered { probe, .. } => {
+                    self.failing_probes.remove(probe);
+                }
+                _ => {}
+            }
+        }
+        if !tick.last {
+            for (spec, trigger) in self.specs.iter().zip(&self.triggers) {
+                if let Some(t) = trigger {
+                    if tick.at >= spec.at && self.holds(spec, tick) {
+                        t.send_modify(|n| *n += 1);
+                    }
+                }
+            }
+            return Vec::new();
+        }
+        if self.reports.is_some() {
+            return Vec::new();
+        }
+        // The final metrics: measure now, so the users' recoveries land on the timeline
+        // (at their own time) before the reports are written.
+        let reports = self.judge(tick.snapshot);
+        if let Some(agg) = &self.agg {
+            for r in &reports {
+                for rep in &r.repetitions {
+                    let Some(m) = &rep.measured else { continue };
+                    if let (Some(at), Some(rto_ms)) = (m.recovered_s, m.rto_ms) {
+                        agg.push_event_at(
+                            Duration::from_secs_f64(at),
+                            EventKind::UsersRecovered {
+                                fault: r.fault.clone(),
+                                repetition: rep.repetition,
+                                rto_ms,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        self.reports = Some(reports);
+        Vec::new()
+    }
+
+    fn finish(&mut self, end: &End<'_>) -> Conclusion {
+        let reports = match self.reports.take() {
+            Some(r) => r,
+            None => self.judge(end.metrics),
+        };
+        let mut checks = Vec::new();
+        for (r, spec) in reports.iter().zip(&self.specs) {
+            checks.push(injection_check(r));
+            checks.push(rto_check(r, spec));
+        }
+        Conclusion {
+            checks,
+            sections: vec![Section::Failover(reports)],
+        }
+    }
+}
+
+fn secs(ms: f64) -> String {
+    format!("{}s", crate::metrics::format_number(ms / 1000.0))
+}
+
+fn rto_check(r: &FailoverReport, spec: &FaultSpec) -> CheckResult {
+    let n = r.repetitions.len();
+    let observed = match r.rto_ms {
+        Some(worst) if n == 1 => format!("rto={}", secs(worst)),
+        Some(worst) => format!(
+            "rto={} (worst of {n}; min {}, median {})",
+            secs(worst),
+            secs(r.rto.min_ms.unwrap_or(worst)),
+            secs(r.rto.median_ms.unwrap_or(worst))
+        ),
+        None => {
+            let why: Vec<String> = r
+                .repetitions
+                .iter()
+                .filter_map(|rep| match &rep.measured {
+                    None => Some(format!("#{} not injected", rep.repetition)),
+                    Some(m) if m.rto_ms.is_none() => Some(format!(
+                        "#{} not recovered by {} s ({} of {} requests failed from {} s)",
+                        rep.repetition, m.window_end_s, m.errors, m.requests, m.injected_s
+                    )),
+                    _ => None,
+                })
+                .collect();
+            format!("no rto: {}", why.join("; "))
+        }
+    };
+    CheckResult {
+        name: format!("fault {}: rto < {}", r.fault, secs(r.max_rto_ms)),
+        kind: CheckKind::Failover,
+        passed: r.passed,
+        expected: format!("rto<{}", secs(spec.max_rto.as_secs_f64() * 1000.0)),
+        observed,
+        runbook: None,
+    }
+}
+
+fn injection_check(r: &FailoverReport) -> CheckResult {
+    let failed: Vec<String> = r
+        .repetitions
+        .iter()
+        .filter(|rep| !rep.injected)
+        .map(|rep| format!("#{}: {}", rep.repetition, rep.detail))
+        .collect();
+    let n = r.repetitions.len();
+    CheckResult {
+        name: format!("fault {}: injected and confirmed", r.fault),
+        kind: CheckKind::Failover,
+        passed: failed.is_empty(),
+        expected: format!("{n} of {n} injected"),
+        observed: if failed.is_empty() {
+            format!("{n} of {n} injected")
+        } else {
+            format!(
+                "{} of {n} injected; {}",
+                n - failed.len(),
+                failed.join("; ")
+            )
+        },
+        runbook: None,
+    }
+}
+
+/// One fault's schedule, run in its own task.
+struct FaultTask {
+    index: usize,
+    /// Bumped while the fault's `when:` condition holds (None: a timed fault).
+    trigger: Option<watch::Receiver<u64>>,
+    spec: FaultSpec,
+    stack: Option<StackHandle>,
+    agg: Arc<Aggregator>,
+    origin: Instant,
+    stop: CancellationToken,
+    outcomes: Outcomes,
+}
+
+/// What an injection left to undo.
+enum Undo {
+    Stack,
+    Network(Applied),
+    Exec,
+    Nothing,
+}
+
+impl FaultTask {
+    async fn run(mut self) {
+        let mut last: Option<Duration> = None;
+        for rep in 0..self.spec.times {
+            // Timed: at `at_of(rep)`. Conditional: from `at` (and `every` after the last
+            // injection) on, at the next tick the condition holds.
+            let earliest = match (&self.trigger, last) {
+                (Some(_), Some(l)) => l + self.spec.every.unwrap_or_default(),
+                (Some(_), None) => self.spec.at,
+                (None, _) => self.spec.at_of(rep),
+            };
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep_until((self.origin + earliest).into()) => {}
+            }
+            if let Some(rx) = &mut self.trigger {
+                rx.borrow_and_update();
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    r = rx.changed() => if r.is_err() { return },
+                }
+            }
+            let injected_at = self.origin.elapsed();
+            last = Some(injected_at);
+            let t0 = Instant::now();
+            let (result, confirmed) = self.inject().await;
+            let (ok, detail, undo) = match result {
+                Ok((detail, undo)) => (true, detail, undo),
+                Err(detail) => (false, detail, Undo::Nothing),
+            };
+            let ok = ok && confirmed != Some(false);
+            self.agg.push_event_at(
+                injected_at,
+                EventKind::FaultInjected {
+                    fault: self.spec.name.clone(),
+                    repetition: rep + 1,
+                    action: self.spec.action.name().to_string(),
+                    component: self.spec.action.component().map(|c| c.to_string()),
+                    ok,
+                    confirmed,
+                    elapsed_ms: round3(t0.elapsed().as_secs_f64() * 1000.0),
+                    detail: detail.clone(),
+                },
+            );
+            lock(&self.outcomes).push(Outcome {
+                fault: self.index,
+                rep,
+                injected_at,
+                ok,
+                detail,
+                recovered_at: None,
+            });
+            // Hold the fault, then undo it (at once when the load ends first).
+            let stopped = match self.spec.hold {
+                Some(hold) => tokio::select! {
+                    _ = self.stop.cancelled() => true,
+                    _ = tokio::time::sleep_until((self.origin + injected_at + hold).into()) => false,
+                },
+                None => {
+                    self.stop.cancelled().await;
+                    true
+                }
+            };
+            self.recover(rep, undo, stopped).await;
+            if stopped {
+                return;
+            }
+        }
+    }
+
+    /// Injects the fault: Ok(detail, what to undo) or Err(why); and whether a check
+    /// confirmed it (exec faults with a check).
+    async fn inject(&self) -> (Result<(String, Undo), String>, Option<bool>) {
+        match &self.spec.action {
+            FaultAction::Stack { component, op } => {
+                let Some(stack) = &self.stack else {
+                    return (Err(no_stack(*op)), None);
+                };
+                match stack.act(*component, *op).await {
+                    Ok(r) => (Ok((r.detail, Undo::Stack)), None),
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            }
+            FaultAction::Network { component, fault } => {
+                let Some(stack) = &self.stack else {
+                    return (Err(no_stack("put toxics on")), None);
+                };
+                match stack.network_fault(*component, fault).await {
+                    Ok(applied) => {
+                        let detail = match fault {
+                            crate::spec::fault::NetworkFault::Down => "proxy down".to_string(),
+                            crate::spec::fault::NetworkFault::Toxics(t) => t
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        };
+                        (Ok((detail, Undo::Network(applied))), None)
+                    }
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            }
+            FaultAction::Exec(x) => self.inject_exec(x).await,
+        }
+    }
+
+    async fn inject_exec(&self, x: &ExecFault) -> (Result<(String, Undo), String>, Option<bool>) {
+        let out = match self.exec(&x.command, x.timeout).await {
+            Ok(o) if o.success() => o,
+            Ok(o) => return (Err(format!("`{}` {}", x.command, exit_text(&o))), None),
+            Err(e) => return (Err(e.to_string()), None),
+        };
+        let done = format!("`{}` exited 0 in {} ms", x.command, out.elapsed.as_millis());
+        let Some(check) = &x.check else {
+            return (Ok((done, Undo::Exec)), None);
+        };
+        // The check confirms the fault took effect; retried until check_within.
+        let deadline = Instant::now() + x.check_within;
+        let mut last;
+        loop {
+            last = match self.exec(check, x.timeout).await {
+                Ok(o) if o.success() => {
+                    return (
+                        Ok((format!("{done}; check `{check}` passed"), Undo::Exec)),
+                        Some(true),
+                    )
+                }
+                Ok(o) => exit_text(&o),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() + CHECK_RETRY > deadline || self.stop.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(CHECK_RETRY).await;
+        }
+        // Not confirmed: the fault counts as not injected, and its recovery still runs.
+        if let Some(r) = &x.recover {
+            if let Err(e) = self.exec(r, x.timeout).await {
+                tracing::warn!(fault = %self.spec.name, error = %e, "recover command of an unconfirmed fault failed");
+            }
+        }
+        (
+            Err(format!(
+                "{done}, but not confirmed: check `{check}` {last} for {} s",
+                x.check_within.as_secs_f64()
+            )),
+            Some(false),
+        )
+    }
+
+    async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ControlError> {
+        let hook = ExecHook::new(command, timeout);
+        match &self.stack {
+            Some(s) => s.exec(&hook).await,
+            None => crate::stack::exec_hook(&hook).await,
+        }
+    }
+
+    async fn recover(&self, rep: u32, undo: Undo, stopped: bool) {
+        let t0 = Instant::now();
+        let result: Option<Result<String, String>> = match (undo, &self.spec.action) {
+            (Undo::Nothing, _) => None,
+            // A component killed or stopped stays down when the load has ended: the
+            // stack's shutdown is next. A paused one is resumed (shutdown would too).
+            (Undo::Stack, FaultAction::Stack { component, .. }) => {
+                match (self.spec.action.recovery_op(), &self.stack) {
+                    (Some(op), Some(stack)) if !stopped || op == crate::spec::StackOp::Resume => {
+                        Some(
+                            stack
+                                .act(*component, op)
+                                .await
+                                .map(|r| format!("{op}: {}", r.detail))
+                                .map_err(|e| e.to_string()),
+                        )
+                    }
+                    _ => None,
+                }
+            }
+            (Undo::Network(applied), FaultAction::Network { component, .. }) => match &self.stack {
+                Some(stack) => Some(
+                    stack
+                        .heal(*component, &applied)
+                        .await
+                        .map(|_| "healed".to_string())
+                        .map_err(|e| e.to_string()),
+                ),
+                None => None,
+            },
+            (Undo::Exec, FaultAction::Exec(x)) => match &x.recover {
+                Some(cmd) => Some(match self.exec(cmd, x.timeout).await {
+                    Ok(o) if o.success() => Ok(format!("`{cmd}` exited 0")),
+                    Ok(o) => Err(format!("`{cmd}` {}", exit_text(&o))),
+                    Err(e) => Err(e.to_string()),
+                }),
+                None => None,
+            },
+            _ => None,
+        };
+        let Some(result) = result else { return };
+        let at = self.origin.elapsed();
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        self.agg.push_event(EventKind::FaultRecovered {
+            fault: self.spec.name.clone(),
+            repetition: rep + 1,
+            ok,
+            elapsed_ms: round3(t0.elapsed().as_secs_f64() * 1000.0),
+            detail,
+        });
+        if ok {
+            if let Some(o) = lock(&self.outcomes)
+                .iter_mut()
+                .find(|o| o.fault == self.index && o.rep == rep)
+            {
+                o.recovered_at = Some(at);
+            }
+        }
+    }
+}
+
+fn no_stack(what: impl std::fmt::Display) -> String {
+    format!("cannot {what}: this run started no reference stack (use `action: exec` with a command for an environment loadgate does not run)")
+}
+
+fn exit_text(o: &ExecOutput) -> String {
+    let code = match o.status {
+        Some(c) => format!("exited {c}"),
+        None => "was killed by a signal".to_string(),
+    };
+    let err = o.stderr_tail.trim();
+    if err.is_empty() {
+        code
+    } else {
+        let tail: String = err
+            .chars()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("{code}: {tail}")
+    }
+}
