@@ -5,9 +5,12 @@
 #   - the web servers of the conformance matrix (tests/conformance_servers.rs): nginx, apache2,
 #     caddy and python3 (its http.server); the tests start their own instances, so the
 #     packages' services are stopped should they have started
-#   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers
+#   - debootstrap, then reference-stack/images/build.sh (containers backend), when Docker answers,
+#     and loadgate's own image loadgate/loadgate:local (deploy/k8s/image/build.sh)
 #   - chromium (tests render report.html headless) and python3-prometheus-client (tests parse
 #     --metrics-addr output with Python's standard text parser, /usr/bin/python3)
+#   - Python's hdrhistogram package from PyPI for the `python3` on PATH (tests decode the
+#     segments' HdrHistogram logs with another implementation; tests/segments_merge.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,8 +57,30 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Python's HdrHistogram (import name hdrh), for the python3 the tests run.
+if ! python3 -c 'import hdrh.log' >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    [ "$(id -u)" -eq 0 ] || { echo "setup: python3 has no pip; install python3-pip" >&2; exit 1; }
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  echo "setup: installing Python's hdrhistogram package"
+  # A Debian python3 is "externally managed" (PEP 668): then install beside its packages.
+  python3 -m pip install --quiet --disable-pip-version-check hdrhistogram 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages hdrhistogram
+fi
+
 if [ "$docker_ok" = 1 ]; then
   bash reference-stack/images/build.sh
+  # loadgate's own image (deploy/k8s/), from a debug build: the very build `make test` makes
+  # next, so it costs no extra compile (tests/stack_k8s_job.rs rebuilds the image from the
+  # binary it tests).
+  if command -v cargo >/dev/null 2>&1; then
+    cargo build --quiet --workspace --bins
+    bash deploy/k8s/image/build.sh --binary target/debug/loadgate
+  else
+    echo "setup: no cargo: loadgate/loadgate:local not built (deploy/k8s/image/build.sh)"
+  fi
 else
   echo "setup: no Docker engine answers; the containers backend is unavailable (process backend only)"
 fi

@@ -11,6 +11,11 @@
 //! the report directory is created (and so proven writable) before the stack starts and any
 //! request is sent; the stack is always shut down, also when lowering or the run fails; an
 //! interrupt while the stack starts stops there.
+//!
+//! A segment of a distributed run (`--segment i/N`, session/segment.rs) runs its share of the plan
+//! and stores what a merge needs besides the usual results.
+mod segment;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +23,12 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
+use crate::control::segment::SliceRecorder;
+use crate::metrics::slices::EncodedSlice;
 use crate::metrics::RunMetrics;
 use crate::plan::{self, PlanErrors, PlanOptions};
 use crate::report::results::Judgement;
+use crate::report::segment::SegmentManifest;
 use crate::report::summary::RunInfo;
 use crate::report::{self, ReportError, RunReport, Summary};
 use crate::run::{self, RunError, RunOptions};
@@ -68,6 +76,9 @@ pub struct SessionOptions {
     pub max_rate: Option<f64>,
     /// Serve the run's metrics in Prometheus text here while it runs (`--metrics-addr`).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Start the load at this wall-clock time (`--start-at`: the segments of a distributed
+    /// run share it, so their seconds align).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for SessionOptions {
@@ -80,6 +91,7 @@ impl Default for SessionOptions {
             allow_hosts: Vec::new(),
             max_rate: None,
             metrics_addr: None,
+            start_at: None,
         }
     }
 }
@@ -130,9 +142,13 @@ pub enum SessionError {
     /// The reference stack did not start.
     #[error("starting the reference stack: {0}")]
     Stack(#[from] StackError),
-    /// Ctrl-C while the stack was starting: nothing was sent.
-    #[error("interrupted while starting the reference stack; nothing was sent")]
+    /// Ctrl-C while the stack was starting (or while waiting for `--start-at`): nothing was
+    /// sent.
+    #[error("interrupted before the load started; nothing was sent")]
     InterruptedAtStart,
+    /// `--start-at` had passed when the run was ready to start.
+    #[error("--start-at passed {:.1} s ago (more than the {} s a segment may be late): choose a start further ahead, so every segment is ready before it; nothing was sent", late.as_secs_f64(), segment::START_TOLERANCE.as_secs())]
+    StartPassed { late: std::time::Duration },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error("writing reports: {0}")]
@@ -298,6 +314,9 @@ pub async fn open(
                 ));
             }
             let validated = plan::load(&path, &options).map_err(SessionError::Invalid)?;
+            if let (Some(_), Some(seg)) = (validated.stack(), opts.run.segment) {
+                return Err(segment::refuse_stack(seg));
+            }
             let dir = out_dir(&opts.out, validated.name());
             prepare_dir(dir.as_deref())?;
             let mut running = None;
@@ -367,6 +386,10 @@ async fn judge(
     opts: &SessionOptions,
     interrupt: &CancellationToken,
 ) -> Result<Finished, SessionError> {
+    let mut spec = spec;
+    if let Some(seg) = opts.run.segment {
+        segment::prepare(&mut spec, seg)?;
+    }
     if let Some(d) = &dir {
         let series = spec.scenarios.len() + spec.probes.len() + 1;
         let needed = report::space_needed(spec.planned_duration().as_secs() + 1, series);
@@ -384,6 +407,15 @@ async fn judge(
         }
         controllers.push(Box::new(endpoint));
     }
+    let kept = opts.run.segment.map(|_| {
+        let recorder = SliceRecorder::new();
+        let kept = recorder.kept();
+        controllers.push(Box::new(recorder));
+        kept
+    });
+    if let Some(at) = opts.start_at {
+        segment::wait_until(at, opts.announce, interrupt).await?;
+    }
     let outcome = run::execute(
         spec.clone(),
         controllers,
@@ -400,6 +432,15 @@ async fn judge(
         outcome.started_wall,
         outcome.stopped.as_ref(),
     );
+    // A segment's manifest and slices, for the merge.
+    let slices = kept.zip(opts.run.segment).map(|(k, seg)| {
+        let kept = std::mem::replace(
+            &mut *k.lock().unwrap_or_else(|p| p.into_inner()),
+            Ok(Vec::new()),
+        );
+        let manifest = SegmentManifest::new(&spec, &info, seg, outcome.started_wall, opts.start_at);
+        (manifest, kept)
+    });
     summary.run = Some(info);
     let latency = outcome.metrics.scenario_latency();
     let run_report = RunReport {
@@ -418,7 +459,14 @@ async fn judge(
     let (written, dir, report_error) = match dir {
         None => (Vec::new(), None, None),
         Some(d) => match write_all(&d, &run_report, results, &spec.report_formats) {
-            Ok(w) => (w, Some(d), None),
+            Ok(mut w) => match write_segment(&d, slices.as_ref()) {
+                Ok(seg) => {
+                    w.extend(seg);
+                    (w, Some(d), None)
+                }
+                // The reports are there; the segment cannot be merged: the harness failed.
+                Err(e) => (w, Some(d), Some(e)),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "writing the reports");
                 let (w, fallback) = write_fallback(&run_report, results, &spec.report_formats);
@@ -473,6 +521,24 @@ fn write_all(
     let mut written = report::write_reports(dir, run, formats)?;
     written.extend(report::results::store(dir, metrics, judgement)?);
     Ok(written)
+}
+
+/// A segment's manifest and slices beside its results (`results/`), for the merge; nothing
+/// for a whole run.
+fn write_segment(
+    dir: &Path,
+    segment: Option<&(SegmentManifest, Result<Vec<EncodedSlice>, String>)>,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let Some((manifest, slices)) = segment else {
+        return Ok(Vec::new());
+    };
+    let slices = slices.as_ref().map_err(|e| {
+        ReportError::Results(format!(
+            "segment {}/{}: its seconds could not be kept for the merge: {e}",
+            manifest.index, manifest.count
+        ))
+    })?;
+    report::segment::store(dir, manifest, slices)
 }
 
 fn backend_name(b: StackBackend) -> &'static str {

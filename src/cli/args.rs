@@ -16,7 +16,13 @@ const EXAMPLES: &str = "Examples:
 const RUN_EXAMPLES: &str = "Examples:
   loadgate run plans/smoke.yaml
   loadgate run plans/smoke.yaml --set scenarios.chat.rate=100/s --set scenarios.chat.duration=1m
-  loadgate run plans/flow-jobs.yaml --out reports/flow --json";
+  loadgate run plans/flow-jobs.yaml --out reports/flow --json
+  loadgate run plans/basic.yaml --set target=http://127.0.0.1:8080 --segment 2/3 --start-at 2026-11-30T14:05:00Z --out reports/seg-2";
+
+/// Examples of `loadgate merge --help`.
+const MERGE_EXAMPLES: &str = "Examples:
+  loadgate merge reports/seg-1 reports/seg-2 reports/seg-3 --out reports/merged
+  loadgate merge reports/seg-* --out reports/merged --json";
 
 /// Examples of `loadgate capacity --help` (tests/help_examples.rs validates each one).
 const CAPACITY_EXAMPLES: &str = "Examples:
@@ -58,6 +64,25 @@ pub enum Command {
     /// Write a run's report files again from its stored results (DIR/results/), or compare
     /// it with a baseline run (--compare BASELINE_DIR).
     Report(ReportArgs),
+    /// Merge the results of a distributed run's segments (`run --segment I/N`) exactly and
+    /// judge every threshold, windowed threshold and SLO over their union; writes the
+    /// reports one machine would (exit 0 pass, 99 a check failed, 2 a segment is missing or
+    /// does not belong).
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The segments' output directories (each with results/segment.json), one per segment.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged run's reports go.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the merged summary.json to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -131,9 +156,15 @@ pub struct EngineArgs {
     /// Worker threads generating load (default: the CPUs this process may run on).
     #[arg(long, value_name = "N", env = "LOADGATE_THREADS")]
     pub threads: Option<usize>,
-    /// Run only segment I of N of the load (for distributed runs), e.g. 1/3 (1-based).
+    /// Run only segment I of N of the load (for distributed runs), e.g. 1/3 (1-based); its
+    /// results can be merged with the other segments' by `loadgate merge`.
     #[arg(long, value_name = "I/N")]
     pub segment: Option<String>,
+    /// Start the load at this wall-clock time, RFC 3339 (2026-11-30T14:05:00Z) or Unix
+    /// seconds (@1796047500): the segments of a distributed run share it so their seconds
+    /// align. More than 1 s late is an error.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
 }
 
 #[derive(Debug, Args)]

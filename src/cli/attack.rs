@@ -42,9 +42,14 @@ pub(super) async fn attack(
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
+    let start_at = match super::start_at_option(&a.engine) {
+        Ok(v) => v,
+        Err(e) => return invalid(e),
+    };
     let opts = SessionOptions {
         out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Nowhere),
         run,
+        start_at,
         allow_hosts: a.safety.allow_hosts.clone(),
         max_rate,
         metrics_addr: a.metrics_addr,

@@ -13,6 +13,7 @@
 mod args;
 mod attack;
 mod capacity;
+mod merge_cmd;
 mod report_cmd;
 mod signals;
 
@@ -75,6 +76,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match cli.command {
         Command::Validate(a) => Ok(validate(&a)),
         Command::Report(a) => Ok(report_cmd::report(&a)),
+        Command::Merge(a) => Ok(merge_cmd::merge(&a)),
         Command::Schema(a) => {
             let schema = if a.summary {
                 report::summary::json_schema()
@@ -116,7 +118,7 @@ async fn async_main(command: Command) -> anyhow::Result<ExitCode> {
             Command::Attack(a) => attack::attack(a, &interrupts).await,
             Command::Capacity(a) => capacity::capacity(a, &interrupts).await,
             Command::Stack(a) => stack_command(a, &interrupts).await,
-            Command::Validate(_) | Command::Schema(_) | Command::Report(_) => {
+            Command::Validate(_) | Command::Schema(_) | Command::Report(_) | Command::Merge(_) => {
                 unreachable!("handled synchronously")
             }
         }
@@ -197,6 +199,33 @@ fn engine_options(e: &EngineArgs) -> Result<RunOptions, UsageError> {
     })
 }
 
+/// `--start-at`, parsed: RFC 3339 (`2026-11-30T14:05:00Z`) or Unix seconds (`@1796047500`).
+fn start_at_option(e: &EngineArgs) -> Result<Option<std::time::SystemTime>, UsageError> {
+    let Some(s) = e.start_at.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    let err = || {
+        UsageError(format!(
+            "--start-at {s:?}: expected an RFC 3339 time such as 2026-11-30T14:05:00Z, or Unix seconds such as @1796047500"
+        ))
+    };
+    if let Some(secs) = s.strip_prefix('@') {
+        let secs: f64 = secs.parse().map_err(|_| err())?;
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(err());
+        }
+        return Ok(Some(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs),
+        ));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| err())?;
+    let ns = u64::try_from(t.unix_timestamp_nanos()).map_err(|_| err())?;
+    Ok(Some(
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns),
+    ))
+}
+
 /// `--max-rate`, parsed (the host list needs no parsing).
 fn safety_options(s: &SafetyArgs) -> Result<Option<f64>, UsageError> {
     s.max_rate
@@ -245,6 +274,10 @@ async fn run_plan(a: RunArgs, interrupts: &Arc<Interrupts>) -> anyhow::Result<Ex
         Ok(v) => v,
         Err(e) => return invalid(e),
     };
+    let start_at = match start_at_option(&a.engine) {
+        Ok(v) => v,
+        Err(e) => return invalid(e),
+    };
     let opts = SessionOptions {
         out: a.out.clone().map(OutDir::At).unwrap_or(OutDir::Default),
         run,
@@ -253,6 +286,7 @@ async fn run_plan(a: RunArgs, interrupts: &Arc<Interrupts>) -> anyhow::Result<Ex
         allow_hosts: a.safety.allow_hosts.clone(),
         max_rate,
         metrics_addr: a.metrics_addr,
+        start_at,
     };
     let source = Source::Plan {
         path: a.plan.clone(),
@@ -308,7 +342,11 @@ pub(crate) fn report_session(
             eprintln!("loadgate: {e}");
             Ok(ExitCode::from(EXIT_HARNESS))
         }
-        Err(e @ (SessionError::Refused(_) | SessionError::MetricsAddr { .. })) => {
+        Err(
+            e @ (SessionError::Refused(_)
+            | SessionError::MetricsAddr { .. }
+            | SessionError::StartPassed { .. }),
+        ) => {
             eprintln!("loadgate: {e}");
             Ok(ExitCode::from(EXIT_INVALID))
         }
@@ -378,5 +416,27 @@ mod tests {
         assert!(parse_segment("0/3").is_err());
         assert!(parse_segment("4/3").is_err());
         assert!(parse_segment("x").is_err());
+    }
+
+    #[test]
+    fn start_at_reads_rfc3339_and_unix_seconds() {
+        let at = |s: &str| {
+            start_at_option(&EngineArgs {
+                start_at: Some(s.into()),
+                ..EngineArgs::default()
+            })
+        };
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_047_500);
+        assert_eq!(at("@1796047500"), Ok(Some(t)));
+        assert_eq!(
+            at("2026-11-30T14:05:00Z").unwrap(),
+            at("@1796047500").unwrap()
+        );
+        assert_eq!(
+            at("2026-11-30T15:05:00.5+01:00").unwrap(),
+            Some(t + std::time::Duration::from_millis(500))
+        );
+        assert!(at("tomorrow").is_err());
+        assert!(at("@-5").is_err());
     }
 }

@@ -17,10 +17,14 @@
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
 //! [`StartCtx::tasks`] tracker and stopped with [`StartCtx::stop`] when the load ends.
+//!
+//! A segment of a distributed run adds [`segment`]: it keeps every second's slice for
+//! `loadgate merge`, which replays the union through the same threshold and SLO controllers.
 pub mod blue_green;
 pub mod canary;
 pub mod probe;
 pub mod prometheus;
+pub mod segment;
 pub mod slo;
 pub mod threshold;
 

@@ -16,6 +16,7 @@
 //!   the last byte of the response.
 pub mod error;
 pub mod recorder;
+pub mod slices;
 pub mod store;
 pub mod timeline;
 

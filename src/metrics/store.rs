@@ -143,7 +143,7 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn variant_name(v: Variant) -> &'static str {
+pub(super) fn variant_name(v: Variant) -> &'static str {
     match v {
         Variant::None => "none",
         Variant::Baseline => "baseline",
@@ -152,7 +152,7 @@ fn variant_name(v: Variant) -> &'static str {
     }
 }
 
-fn variant_of(s: &str) -> Option<Variant> {
+pub(super) fn variant_of(s: &str) -> Option<Variant> {
     Some(match s {
         "none" => Variant::None,
         "baseline" => Variant::Baseline,

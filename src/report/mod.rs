@@ -1,7 +1,10 @@
 //! Report writers behind one trait, one file per format: [`summary`] (summary.json, the
 //! contract), [`junit`] (junit.xml), [`csv`] (timeseries.csv), [`table`] (the terminal
 //! table, also written as summary.txt) and [`html`] (report.html: charts, events, drills).
-//! [`compare`] puts two runs side by side (`loadgate report --compare`).
+//! [`compare`] puts two runs side by side (`loadgate report --compare`). [`results`] stores
+//! what a run measured and concluded; [`segment`] adds what a segment of a distributed run
+//! stores for [`merge`], which merges the segments exactly and judges their union
+//! (`loadgate merge`).
 //!
 //! Each format is an [`Exporter`] (hyperfine's design): it renders a [`RunReport`] to bytes
 //! and names its file; [`write_reports`] writes the exporters a plan asks for, summary.json
@@ -13,7 +16,9 @@ pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod junit;
+pub mod merge;
 pub mod results;
+pub mod segment;
 pub mod summary;
 pub mod table;
 pub mod warnings;
