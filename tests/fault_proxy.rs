@@ -295,7 +295,8 @@ async fn an_unreachable_upstream_closes_the_client_and_dropping_the_proxy_frees_
     };
     let p = proxy_to(dead);
     let addr = p.listen_addr();
-    let mut s = connect(&p).await;
+    // Not `connect`: the proxy may reset it before set_nodelay.
+    let mut s = TcpStream::connect(addr).await.unwrap();
     let mut buf = [0u8; 4];
     let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await
