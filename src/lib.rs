@@ -21,7 +21,8 @@
 //! - [`control`]: controllers on the run clock (thresholds, probes, SLOs, canary, faults, ...).
 //! - [`run`]: the run clock that drives the engine and the controllers.
 //! - [`drills`]: drills that run several runs and conclude from them (the capacity search).
-//! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`.
+//! - [`report`]: report formats behind the `Exporter` trait, stored results, `--compare`, and
+//!   the exact merge of segment results (`loadgate merge`).
 //! - [`plan`]: the YAML plan model, validation and lowering into `spec`.
 //! - [`session`]: one run's life (plan → stack → run → reports → stack down).
 //! - [`cli`]: clap commands and exit codes.

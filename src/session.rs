@@ -3,7 +3,8 @@
 //!
 //! `loadgate run` starts from a plan file, `loadgate attack` from a spec it lowered from its
 //! flags; [`capacity`] runs a capacity search in place of the single run (through [`open`],
-//! the same reports, [`Opened::close`]); later `merge` starts here too. The CLI only parses
+//! the same reports, [`Opened::close`]). `loadgate merge` does not run anything: it adds stored
+//! segment results and re-judges them (`report::merge`). The CLI only parses
 //! arguments, calls [`run`] and maps the [`Outcome`] (or the [`SessionError`]) to an exit
 //! code.
 //!

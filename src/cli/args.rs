@@ -1,6 +1,6 @@
 //! The command-line surface (clap derive). The commands and their meanings are part of the
-//! contract in design.md: `run`, `attack`, `capacity`, `validate`, `schema`, `stack`; and
-//! `report`.
+//! contract in design.md: `run`, `attack`, `capacity`, `merge`, `validate`, `schema`, `stack`;
+//! and `report`.
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
