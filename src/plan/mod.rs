@@ -32,6 +32,7 @@ pub mod model;
 mod probes;
 mod problem;
 mod scenario;
+mod scrapes;
 mod slos;
 mod validate;
 

@@ -15,6 +15,7 @@ pub mod capacity;
 pub mod fault;
 pub mod flow;
 pub mod probe;
+pub mod scrape;
 pub mod slo;
 pub mod stack;
 
@@ -37,6 +38,7 @@ pub use fault::{
 };
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
+pub use scrape::{ScrapeSource, ScrapeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
 pub use stack::{Component, EdgeStrategy, StackBackend, StackOp, StackSpec};
 
@@ -70,6 +72,8 @@ pub struct RunSpec {
     pub allow_hosts: Vec<String>,
     /// Faults injected while the load runs (`faults:`), each measured for its failover.
     pub faults: Vec<FaultSpec>,
+    /// Endpoints and commands read on an interval during the run (`scrapes:`).
+    pub scrapes: Vec<ScrapeSpec>,
 }
 
 impl RunSpec {
@@ -82,6 +86,11 @@ impl RunSpec {
         if let Some(t) = self.canary.as_ref().and_then(|c| c.split.targets()) {
             out.extend(host_of(&t.baseline));
             out.extend(host_of(&t.canary));
+        }
+        for s in &self.scrapes {
+            if let ScrapeSource::Url(u) = &s.source {
+                out.extend(host_of(u));
+            }
         }
         out
     }
@@ -150,6 +159,7 @@ impl RunSpec {
             report_formats: ReportFormat::ALL.to_vec(),
             allow_hosts: Vec::new(),
             faults: Vec::new(),
+            scrapes: Vec::new(),
         }
     }
 

@@ -20,11 +20,13 @@ mod canary;
 mod capacity;
 mod faults;
 mod probes;
+mod scrapes;
 
 pub use canary::*;
 pub use capacity::*;
 pub use faults::*;
 pub use probes::*;
+pub use scrapes::*;
 
 /// A loadgate load plan.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -64,6 +66,9 @@ pub struct PlanFile {
     /// The capacity search of `loadgate capacity PLAN`: which scenario, the expected rate
     /// and the precision (ignored by `loadgate run`).
     pub capacity: Option<Capacity>,
+    /// Endpoints (Prometheus text) or commands (a number) read on an interval during the
+    /// run; every series goes on the timeline and into timeseries.csv.
+    pub scrapes: Option<BTreeMap<String, Scrape>>,
     /// Report output.
     pub report: Option<ReportSection>,
     /// Hosts besides loopback this plan may send load to (`staging.example.internal`,
