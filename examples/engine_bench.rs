@@ -67,6 +67,7 @@ fn main() {
         allow_hosts: vec![],
         faults: Vec::new(),
         scrapes: Vec::new(),
+        dependencies: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

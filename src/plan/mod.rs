@@ -24,6 +24,7 @@ mod canary;
 mod capacity;
 mod common;
 mod de;
+mod dependencies;
 mod faults;
 mod flow;
 mod interp;

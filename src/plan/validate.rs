@@ -22,7 +22,7 @@ use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
-use super::{canary, faults, probes, scrapes, slos};
+use super::{canary, dependencies, faults, probes, scrapes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -207,6 +207,10 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         allow_hosts: allow_hosts(plan, issues),
         faults: fault_specs,
         scrapes: scrape_specs,
+        dependencies: plan
+            .dependencies
+            .as_ref()
+            .and_then(|d| dependencies::dependencies(d, issues)),
     }
 }
 

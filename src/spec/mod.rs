@@ -12,6 +12,7 @@
 //! [`capacity`], [`flow`], [`probe`], [`slo`], [`stack`]).
 pub mod canary;
 pub mod capacity;
+pub mod dependency;
 pub mod fault;
 pub mod flow;
 pub mod probe;
@@ -32,6 +33,7 @@ pub use canary::{
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
 pub use capacity::CapacitySpec;
+pub use dependency::{DependencySpec, PostgresHealth, RedisHealth};
 pub use fault::{
     ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
     ToxicKind, ToxicStream,
@@ -74,6 +76,8 @@ pub struct RunSpec {
     pub faults: Vec<FaultSpec>,
     /// Endpoints and commands read on an interval during the run (`scrapes:`).
     pub scrapes: Vec<ScrapeSpec>,
+    /// Redis / PostgreSQL health read during the run (`dependencies:`).
+    pub dependencies: Option<DependencySpec>,
 }
 
 impl RunSpec {
@@ -160,6 +164,7 @@ impl RunSpec {
             allow_hosts: Vec::new(),
             faults: Vec::new(),
             scrapes: Vec::new(),
+            dependencies: None,
         }
     }
 

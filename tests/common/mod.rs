@@ -135,6 +135,7 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         allow_hosts: Vec::new(),
         faults: Vec::new(),
         scrapes: Vec::new(),
+        dependencies: None,
     }
 }
 
