@@ -183,9 +183,23 @@ fn failed(o: &Mutex<Observed>, e: DependencyError) {
     o.last_error = Some(reason);
 }
 
-async fn read_redis(client: &redis::Client, o: &Mutex<Observed>) -> Result<(), DependencyError> {
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let info: String = redis::cmd("INFO").query_async(&mut conn).await?;
+async fn read_redis(
+    client: &redis::Client,
+    conn: &mut Option<redis::aio::MultiplexedConnection>,
+    o: &Mutex<Observed>,
+) -> Result<(), DependencyError> {
+    // One connection for the run, opened again after a failure.
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(client.get_multiplexed_async_connection().await?),
+    };
+    let info: String = match redis::cmd("INFO").query_async(c).await {
+        Ok(i) => i,
+        Err(e) => {
+            *conn = None;
+            return Err(e.into());
+        }
+    };
     let evicted =
         info_field(&info, "evicted_keys").ok_or(DependencyError::MissingInfo("evicted_keys"))?;
     let memory =
@@ -243,6 +257,7 @@ async fn run_task(
         }
         None => None,
     };
+    let mut redis_conn = None;
     let mut pg: Option<tokio_postgres::Client> = None;
     let mut every = tokio::time::interval(spec.every);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -252,10 +267,15 @@ async fn run_task(
             _ = every.tick() => {}
         }
         if let Some(c) = &redis_client {
-            match tokio::time::timeout(READ_TIMEOUT, read_redis(c, &redis_obs)).await {
+            match tokio::time::timeout(READ_TIMEOUT, read_redis(c, &mut redis_conn, &redis_obs))
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failed(&redis_obs, e),
-                Err(_) => failed(&redis_obs, DependencyError::Timeout("redis")),
+                Err(_) => {
+                    redis_conn = None;
+                    failed(&redis_obs, DependencyError::Timeout("redis"))
+                }
             }
         }
         if let Some(p) = &spec.postgres {
