@@ -66,6 +66,8 @@ fn main() {
         report_formats: vec![],
         allow_hosts: vec![],
         faults: Vec::new(),
+        scrapes: Vec::new(),
+        dependencies: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

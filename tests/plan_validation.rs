@@ -39,7 +39,7 @@ fn fixtures_report_every_problem_at_its_position() {
         ("unknown_field.yaml", vec![
             &unknown_scenario_field,
             "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
-            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `report`, `allow_hosts` (did you mean `thresholds`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `report`, `allow_hosts` (did you mean `thresholds`?)",
         ]),
         ("bad_units.yaml", vec![
             "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
@@ -220,7 +220,7 @@ fn structure_problems() {
     );
     assert_eq!(
         p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
-        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
     );
 }
 

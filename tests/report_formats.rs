@@ -674,13 +674,18 @@ fn timeseries_csv_has_header_and_a_row_per_second() {
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
-        ["second", "scenario", "step", "requests", "errors", "p50_ms", "p95_ms", "p99_ms"]
+        [
+            "second", "scenario", "step", "requests", "errors", "p50_ms", "p95_ms", "p99_ms",
+            "value"
+        ]
     );
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(
         &rows[0],
-        &csv::StringRecord::from(vec!["0", "chat", "", "199", "1", "9.8", "41.235", "88.0"])
+        &csv::StringRecord::from(vec![
+            "0", "chat", "", "199", "1", "9.8", "41.235", "88.0", ""
+        ])
     );
     assert_eq!(&rows[1][1], "notes");
     assert_eq!(&rows[2][0], "1");
@@ -689,10 +694,10 @@ fn timeseries_csv_has_header_and_a_row_per_second() {
 
     // No rows: still a header.
     let mut buf = Vec::new();
-    loadgate::report::csv::write(&mut buf, &[]).unwrap();
+    loadgate::report::csv::write(&mut buf, &[], &[]).unwrap();
     assert_eq!(
         String::from_utf8(buf).unwrap(),
-        "second,scenario,step,requests,errors,p50_ms,p95_ms,p99_ms\n"
+        "second,scenario,step,requests,errors,p50_ms,p95_ms,p99_ms,value\n"
     );
 }
 

@@ -11,7 +11,7 @@
 //! One file per controller: [`threshold`] (whole-run and windowed thresholds,
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
 //! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`]
-//! (cutover windows), [`faults`] (faults injected on the run clock, failover judged), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers). Later drills (canary, faults, autoscaling, scrapers)
+//! (cutover windows), [`faults`] (faults injected on the run clock, failover judged), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers), [`scrape`] (the target's own series, read on an interval), [`dependency`] (Redis / PostgreSQL health during the load). Later drills (canary, faults, autoscaling, scrapers)
 //! add files here and a line to [`standard`]; the loop does not change.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
@@ -22,9 +22,11 @@
 //! `loadgate merge`, which replays the union through the same threshold and SLO controllers.
 pub mod blue_green;
 pub mod canary;
+pub mod dependency;
 pub mod faults;
 pub mod probe;
 pub mod prometheus;
+pub mod scrape;
 pub mod segment;
 pub mod slo;
 pub mod threshold;
@@ -114,6 +116,7 @@ pub enum Section {
     Canary(Box<canary::CanaryReport>),
     BlueGreen(Box<blue_green::BlueGreenReport>),
     Failover(Vec<faults::FailoverReport>),
+    Scrapes(Vec<scrape::ScrapeReport>),
 }
 
 /// What a controller concludes when the run is over.
@@ -162,6 +165,12 @@ pub fn standard(spec: &RunSpec) -> Vec<Box<dyn Controller>> {
     }
     if let Some(f) = faults::Faults::new(spec) {
         out.push(Box::new(f));
+    }
+    if let Some(s) = scrape::Scrapers::new(spec) {
+        out.push(Box::new(s));
+    }
+    if let Some(d) = dependency::DependencyHealth::new(spec) {
+        out.push(Box::new(d));
     }
     out
 }

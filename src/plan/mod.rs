@@ -24,6 +24,7 @@ mod canary;
 mod capacity;
 mod common;
 mod de;
+mod dependencies;
 mod faults;
 mod flow;
 mod interp;
@@ -32,6 +33,7 @@ pub mod model;
 mod probes;
 mod problem;
 mod scenario;
+mod scrapes;
 mod slos;
 mod validate;
 

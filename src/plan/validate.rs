@@ -22,7 +22,7 @@ use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
-use super::{canary, faults, probes, slos};
+use super::{canary, dependencies, faults, probes, scrapes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -163,6 +163,15 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         }
     }
 
+    let mut scrape_specs = Vec::new();
+    if let Some(map) = &plan.scrapes {
+        for name in tree_keys(ctx.tree, "scrapes") {
+            if let Some(s) = map.get(&name) {
+                scrape_specs.extend(scrapes::scrape(&name, s, &target, issues));
+            }
+        }
+    }
+
     let report_formats = match plan.report.as_ref().and_then(|r| r.formats.as_ref()) {
         None => ReportFormat::ALL.to_vec(),
         Some(list) => {
@@ -197,6 +206,11 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
         report_formats,
         allow_hosts: allow_hosts(plan, issues),
         faults: fault_specs,
+        scrapes: scrape_specs,
+        dependencies: plan
+            .dependencies
+            .as_ref()
+            .and_then(|d| dependencies::dependencies(d, issues)),
     }
 }
 

@@ -31,6 +31,7 @@ use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
 use crate::control::canary::CanaryReport;
 use crate::control::faults::FailoverReport;
+use crate::control::scrape::ScrapeReport;
 use crate::control::{ProbeReport, Section, Stopped};
 use crate::drills::capacity::CapacityReport;
 pub use crate::metrics::{round3, LatencySummary};
@@ -98,6 +99,10 @@ pub struct Summary {
     /// the headroom over the expected rate, and every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityReport>,
+    /// One entry per scraper (`scrapes:`): its source, scrapes and errors, and every
+    /// scraped point (`at_s`, `series`, `value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrapes: Option<Vec<ScrapeReport>>,
     /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
@@ -370,7 +375,7 @@ impl Summary {
         };
         let warnings = warnings(&scenarios, &checks);
         let (mut probes, mut slos, mut canary, mut blue_green) = (None, None, None, None);
-        let mut failover = None;
+        let (mut failover, mut scrapes) = (None, None);
         for s in sections {
             match s {
                 Section::Probes(p) => probes = Some(p),
@@ -378,6 +383,7 @@ impl Summary {
                 Section::Canary(c) => canary = Some(*c),
                 Section::BlueGreen(b) => blue_green = Some(*b),
                 Section::Failover(f) => failover = Some(f),
+                Section::Scrapes(s) => scrapes = Some(s),
             }
         }
         Summary {
@@ -411,6 +417,7 @@ impl Summary {
             blue_green,
             failover,
             capacity: None,
+            scrapes,
             warnings,
             run: None,
         }

@@ -12,9 +12,11 @@
 //! [`capacity`], [`flow`], [`probe`], [`slo`], [`stack`]).
 pub mod canary;
 pub mod capacity;
+pub mod dependency;
 pub mod fault;
 pub mod flow;
 pub mod probe;
+pub mod scrape;
 pub mod slo;
 pub mod stack;
 
@@ -31,12 +33,14 @@ pub use canary::{
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
 };
 pub use capacity::CapacitySpec;
+pub use dependency::{DependencySpec, PostgresHealth, RedisHealth};
 pub use fault::{
     ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
     ToxicKind, ToxicStream,
 };
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
+pub use scrape::{ScrapeSource, ScrapeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
 pub use stack::{Component, EdgeStrategy, StackBackend, StackOp, StackSpec};
 
@@ -70,6 +74,10 @@ pub struct RunSpec {
     pub allow_hosts: Vec<String>,
     /// Faults injected while the load runs (`faults:`), each measured for its failover.
     pub faults: Vec<FaultSpec>,
+    /// Endpoints and commands read on an interval during the run (`scrapes:`).
+    pub scrapes: Vec<ScrapeSpec>,
+    /// Redis / PostgreSQL health read during the run (`dependencies:`).
+    pub dependencies: Option<DependencySpec>,
 }
 
 impl RunSpec {
@@ -82,6 +90,11 @@ impl RunSpec {
         if let Some(t) = self.canary.as_ref().and_then(|c| c.split.targets()) {
             out.extend(host_of(&t.baseline));
             out.extend(host_of(&t.canary));
+        }
+        for s in &self.scrapes {
+            if let ScrapeSource::Url(u) = &s.source {
+                out.extend(host_of(u));
+            }
         }
         out
     }
@@ -150,6 +163,8 @@ impl RunSpec {
             report_formats: ReportFormat::ALL.to_vec(),
             allow_hosts: Vec::new(),
             faults: Vec::new(),
+            scrapes: Vec::new(),
+            dependencies: None,
         }
     }
 

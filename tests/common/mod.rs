@@ -134,6 +134,8 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         report_formats: Vec::new(),
         allow_hosts: Vec::new(),
         faults: Vec::new(),
+        scrapes: Vec::new(),
+        dependencies: None,
     }
 }
 

@@ -18,13 +18,17 @@ use crate::grammar::units::{Duration, Rate, Size};
 
 mod canary;
 mod capacity;
+mod dependencies;
 mod faults;
 mod probes;
+mod scrapes;
 
 pub use canary::*;
 pub use capacity::*;
+pub use dependencies::*;
 pub use faults::*;
 pub use probes::*;
+pub use scrapes::*;
 
 /// A loadgate load plan.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -64,6 +68,12 @@ pub struct PlanFile {
     /// The capacity search of `loadgate capacity PLAN`: which scenario, the expected rate
     /// and the precision (ignored by `loadgate run`).
     pub capacity: Option<Capacity>,
+    /// Endpoints (Prometheus text) or commands (a number) read on an interval during the
+    /// run; every series goes on the timeline and into timeseries.csv.
+    pub scrapes: Option<BTreeMap<String, Scrape>>,
+    /// Health of Redis and PostgreSQL during the run (evictions, memory, clients,
+    /// connections, deadlocks), judged as `dependency` checks.
+    pub dependencies: Option<Dependencies>,
     /// Report output.
     pub report: Option<ReportSection>,
     /// Hosts besides loopback this plan may send load to (`staging.example.internal`,

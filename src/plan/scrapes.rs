@@ -1,0 +1,103 @@
+//! Checks and lowering of `scrapes:` (see [`crate::spec::scrape`]).
+use std::time::Duration;
+
+use crate::spec::{ScrapeSource, ScrapeSpec};
+
+use super::model::Scrape;
+use super::problem::Issues;
+use super::tree::PathSeg;
+
+/// Default interval between scrapes.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(1);
+/// Default timeout of one scrape.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn at(base: &[PathSeg], field: &str) -> Vec<PathSeg> {
+    let mut p = base.to_vec();
+    p.push(PathSeg::Key(field.to_string()));
+    p
+}
+
+pub(crate) fn scrape(
+    name: &str,
+    s: &Scrape,
+    target: &str,
+    issues: &mut Issues,
+) -> Option<ScrapeSpec> {
+    let base = path!["scrapes", name];
+    let before = issues.0.len();
+    let source = match (&s.url, &s.command) {
+        (Some(_), Some(_)) => {
+            issues.at_key(
+                &base,
+                "give either `url:` (Prometheus text) or `command:` (prints a number), not both",
+            );
+            None
+        }
+        (Some(u), None) => {
+            let u = u.trim();
+            if u.starts_with("http://") || u.starts_with("https://") {
+                Some(ScrapeSource::Url(u.to_string()))
+            } else if u.starts_with('/') {
+                Some(ScrapeSource::Url(format!(
+                    "{}{u}",
+                    target.trim_end_matches('/')
+                )))
+            } else {
+                issues.at(
+                    at(&base, "url"),
+                    "must be an http(s):// URL or a path on the target, e.g. `${TARGET_URL}/metrics` or `/metrics`",
+                );
+                None
+            }
+        }
+        (None, Some(c)) => {
+            if c.first().is_none_or(|p| p.trim().is_empty()) {
+                issues.at(
+                    at(&base, "command"),
+                    "must name a program, e.g. `[redis-cli, llen, jobs]`",
+                );
+                None
+            } else {
+                Some(ScrapeSource::Command(c.clone()))
+            }
+        }
+        (None, None) => {
+            issues.at(
+                at(&base, "url"),
+                "required: `url: ${TARGET_URL}/metrics` (or `command: [program, args]`)",
+            );
+            None
+        }
+    };
+    let every =
+        positive(s.every.map(|d| d.0), &at(&base, "every"), issues).unwrap_or(DEFAULT_EVERY);
+    let timeout =
+        positive(s.timeout.map(|d| d.0), &at(&base, "timeout"), issues).unwrap_or(DEFAULT_TIMEOUT);
+    let series = s.series.clone().unwrap_or_default();
+    if let Some(i) = series.iter().position(|n| n.trim().is_empty()) {
+        let mut p = at(&base, "series");
+        p.push(PathSeg::Index(i));
+        issues.at(p, "a metric name, e.g. `queue_depth`");
+    }
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(ScrapeSpec {
+        name: name.to_string(),
+        source: source?,
+        every,
+        timeout,
+        series,
+    })
+}
+
+fn positive(d: Option<Duration>, path: &[PathSeg], issues: &mut Issues) -> Option<Duration> {
+    match d {
+        Some(d) if d.is_zero() => {
+            issues.at(path, "must be longer than 0s");
+            None
+        }
+        other => other,
+    }
+}
