@@ -194,6 +194,20 @@ pub async fn execute(
         checks.extend(done.checks);
         sections.extend(done.sections);
     }
+    // The write ledger: read every recorded write back, now that the load has ended.
+    if let Some(ledger) = crate::control::ledger::read_back(&spec, agg.take_ledger()).await {
+        checks.extend(crate::checks::ledger::checks("ledger", &ledger, 0, 0.0));
+        for s in sections.iter_mut() {
+            if let Section::Failover(reports) = s {
+                reports.iter_mut().for_each(|r| r.set_ledger(&ledger));
+            }
+        }
+        tracing::info!(
+            acknowledged = ledger.acknowledged,
+            lost = ledger.lost,
+            "write ledger read back"
+        );
+    }
     Ok(RunOutcome {
         metrics,
         checks,

@@ -12,7 +12,8 @@
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
 //! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`]
 //! (cutover windows), [`faults`] (faults injected on the run clock, failover judged), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers). Later drills (canary, faults, autoscaling, scrapers)
-//! add files here and a line to [`standard`]; the loop does not change.
+//! add files here and a line to [`standard`]; the loop does not change. [`ledger`] is no
+//! controller: the run reads the write ledger back once the load has ended.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
@@ -23,6 +24,7 @@
 pub mod blue_green;
 pub mod canary;
 pub mod faults;
+pub mod ledger;
 pub mod probe;
 pub mod prometheus;
 pub mod segment;
