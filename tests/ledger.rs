@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -44,7 +44,11 @@ fn notes_server(lose_every: Option<u64>) -> common::TestServer {
         .route(
             "/v1/notes/{id}",
             get(
-                |State(n): State<Notes>, Path(id): Path<String>| async move {
+                |State(n): State<Notes>, h: HeaderMap, Path(id): Path<String>| async move {
+                    // The read-back must carry the write's API key.
+                    if h.get("authorization").is_none_or(|v| v != "Bearer k1") {
+                        return Err(StatusCode::UNAUTHORIZED);
+                    }
                     match n.lock().unwrap().1.get(&id) {
                         Some(v) => Ok(Json(v.clone())),
                         None => Err(StatusCode::NOT_FOUND),
@@ -68,7 +72,7 @@ scenarios:
     executor: shared-iterations
     vus: 2
     iterations: 40
-    request: {{ method: POST, path: /v1/notes, body: {{ id: \"{{{{uuid}}}}\", text: \"{{{{seq}}}}\" }} }}
+    request: {{ method: POST, path: /v1/notes, headers: {{ authorization: Bearer k1 }}, body: {{ id: \"{{{{uuid}}}}\", text: \"{{{{seq}}}}\" }} }}
     ledger: {{ id: \"{{{{uuid}}}}\", read_back: \"GET /v1/notes/{{{{id}}}}\" }}
 "
         ),
@@ -138,7 +142,7 @@ fn a_service_that_keeps_every_write_passes_the_ledger_checks() {
         lost["observed"]
             .as_str()
             .unwrap()
-            .starts_with("lost_writes=0 of 40 acknowledged; changed=0"),
+            .starts_with("lost_writes=0 of 40 acknowledged; changed=0, recovered=0, unreadable=0"),
         "{lost}"
     );
     assert_eq!(check(&s, "ledger: rpo")["passed"], true);

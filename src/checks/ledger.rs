@@ -36,7 +36,7 @@ pub struct LedgerReport {
     pub lost: u64,
     pub changed: u64,
     pub recovered: u64,
-    /// Writes whose read-back failed (not judged).
+    /// Writes whose read-back failed (not judged; any fails the lost-writes check).
     pub unreadable: u64,
     /// Writes sent but not kept (the ledger's memory bound).
     pub overflow: u64,
@@ -99,11 +99,13 @@ pub fn checks(what: &str, r: &LedgerReport, max_lost: u64, max_rpo_ms: f64) -> V
         CheckResult {
             name: format!("{what}: lost_writes <= {max_lost}"),
             kind: CheckKind::Failover,
-            passed: r.lost <= max_lost,
+            // A write that could not be read back is not known to be kept: it fails the
+            // check rather than pass it unverified.
+            passed: r.lost <= max_lost && r.unreadable == 0,
             expected: format!("lost_writes<={max_lost}"),
             observed: format!(
-                "lost_writes={} of {} acknowledged; changed={}, recovered={}{ids}",
-                r.lost, r.acknowledged, r.changed, r.recovered
+                "lost_writes={} of {} acknowledged; changed={}, recovered={}, unreadable={}{ids}",
+                r.lost, r.acknowledged, r.changed, r.recovered, r.unreadable
             ),
             runbook: None,
         },

@@ -39,17 +39,32 @@ pub async fn read_back(spec: &RunSpec, log: WriteLog) -> Option<LedgerReport> {
 }
 
 async fn read_one(spec: &RunSpec, client: &reqwest::Client, w: &LedgerWrite) -> ReadBack {
-    let Some(l) = spec
+    let Some((sc, l)) = spec
         .scenarios
         .get(w.scenario as usize)
-        .and_then(|s| s.ledger.as_ref())
+        .and_then(|s| s.ledger.as_ref().map(|l| (s, l)))
     else {
         return ReadBack::Unreadable;
     };
     let url = format!("{}{}", spec.target.trim_end_matches('/'), l.path_for(&w.id));
     let method =
         reqwest::Method::from_bytes(l.read_method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let resp = match client.request(method, &url).send().await {
+    // The write's static headers (the API key) go along; templated ones (a per-request id)
+    // and the body's headers do not.
+    let mut req = client.request(method, &url);
+    for (name, value) in sc
+        .requests
+        .first()
+        .map(|r| r.headers.as_slice())
+        .unwrap_or_default()
+    {
+        let skip = name.eq_ignore_ascii_case("content-type")
+            || name.eq_ignore_ascii_case("content-length");
+        if value.is_static() && !skip {
+            req = req.header(name.as_str(), value.render_string(Default::default()));
+        }
+    }
+    let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("ledger: reading back {url}: {e}");
