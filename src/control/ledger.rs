@@ -49,15 +49,20 @@ async fn read_one(spec: &RunSpec, client: &reqwest::Client, w: &LedgerWrite) -> 
     let url = format!("{}{}", spec.target.trim_end_matches('/'), l.path_for(&w.id));
     let method =
         reqwest::Method::from_bytes(l.read_method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    // The write's static headers (the API key) go along; templated ones (a per-request id)
+    // The write's static headers and the plan's default ones (the API key) go along; templated ones (a per-request id)
     // and the body's headers do not.
     let mut req = client.request(method, &url);
-    for (name, value) in sc
+    let own = sc
         .requests
         .first()
         .map(|r| r.headers.as_slice())
-        .unwrap_or_default()
-    {
+        .unwrap_or_default();
+    let defaults = spec
+        .http
+        .headers
+        .iter()
+        .filter(|(n, _)| !own.iter().any(|(o, _)| o.eq_ignore_ascii_case(n)));
+    for (name, value) in own.iter().chain(defaults) {
         let skip = name.eq_ignore_ascii_case("content-type")
             || name.eq_ignore_ascii_case("content-length");
         if value.is_static() && !skip {
