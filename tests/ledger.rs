@@ -60,7 +60,7 @@ fn notes_server(lose_every: Option<u64>) -> common::TestServer {
     common::TestServer::axum(app)
 }
 
-fn run(target: &str) -> (Option<i32>, Value, String) {
+fn run(target: &str, expect: &str) -> (Option<i32>, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.yaml");
     std::fs::write(
@@ -73,7 +73,7 @@ scenarios:
     vus: 2
     iterations: 40
     request: {{ method: POST, path: /v1/notes, headers: {{ authorization: Bearer k1 }}, body: {{ id: \"{{{{uuid}}}}\", text: \"{{{{seq}}}}\" }} }}
-    ledger: {{ id: \"{{{{uuid}}}}\", read_back: \"GET /v1/notes/{{{{id}}}}\" }}
+    ledger: {{ id: \"{{{{uuid}}}}\", read_back: \"GET /v1/notes/{{{{id}}}}\"{expect} }}
 "
         ),
     )
@@ -117,7 +117,7 @@ fn check(s: &Value, prefix: &str) -> Value {
 #[test]
 fn a_service_that_loses_acknowledged_writes_fails_the_ledger_checks() {
     let server = notes_server(Some(4));
-    let (code, s, text) = run(&server.url());
+    let (code, s, text) = run(&server.url(), "");
     assert_eq!(code, Some(99), "{text}");
     let lost = check(&s, "ledger: lost_writes");
     assert_eq!(lost["passed"], false);
@@ -129,12 +129,21 @@ fn a_service_that_loses_acknowledged_writes_fails_the_ledger_checks() {
     );
     assert!(observed.contains("lost ids: "), "{observed}");
     assert_eq!(check(&s, "ledger: rpo")["passed"], false);
+    // The same loss within a documented expectation passes.
+    let (code, s, text) = run(&server.url(), ", expect: { lost_writes: 10, rpo: 60s }");
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        check(&s, "ledger: lost_writes <= 10")["passed"],
+        true,
+        "{text}"
+    );
+    assert_eq!(check(&s, "ledger: rpo <= 60s")["passed"], true, "{text}");
 }
 
 #[test]
 fn a_service_that_keeps_every_write_passes_the_ledger_checks() {
     let server = notes_server(None);
-    let (code, s, text) = run(&server.url());
+    let (code, s, text) = run(&server.url(), "");
     assert_eq!(code, Some(0), "{text}");
     let lost = check(&s, "ledger: lost_writes");
     assert_eq!(lost["passed"], true);

@@ -486,5 +486,12 @@ fn ledger(name: &str, l: &model::Ledger, s: &Scenario, issues: &mut Issues) -> O
             body.map(|b| b.keys().cloned().collect())
                 .unwrap_or_default()
         }),
+        max_lost: l.expect.as_ref().and_then(|e| e.lost_writes).unwrap_or(0),
+        max_rpo: l
+            .expect
+            .as_ref()
+            .and_then(|e| e.rpo)
+            .map(|d| d.0)
+            .unwrap_or_default(),
     })
 }

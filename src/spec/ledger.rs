@@ -15,6 +15,10 @@ pub struct LedgerSpec {
     /// The top-level body keys compared between the write and its read-back (the plan's
     /// `compare`, by default every key of the written body).
     pub compare: Vec<String>,
+    /// Lost acknowledged writes the `lost_writes` check allows.
+    pub max_lost: u64,
+    /// The lost writes' time span the `rpo` check allows.
+    pub max_rpo: std::time::Duration,
 }
 
 impl LedgerSpec {

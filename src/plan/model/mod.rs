@@ -263,6 +263,18 @@ pub struct Ledger {
     /// The body fields compared between the write and its read-back (default: all the
     /// written body's fields).
     pub compare: Option<Vec<String>>,
+    /// What the checks allow (default: nothing lost, `rpo: 0s`).
+    pub expect: Option<LedgerExpect>,
+}
+
+/// `expect: { lost_writes: 0, rpo: 0s }` of a `ledger:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerExpect {
+    /// Lost acknowledged writes allowed (default 0).
+    pub lost_writes: Option<u64>,
+    /// The longest time span of lost writes allowed (default 0s).
+    pub rpo: Option<Duration>,
 }
 
 /// One step of a flow: a request, what to take from its response, and a pause after it.
