@@ -57,6 +57,7 @@ fn main() {
             }],
             tags: BTreeMap::new(),
             flow: None,
+            ledger: None,
         }],
         thresholds: vec![],
         probes: vec![],

@@ -194,6 +194,28 @@ pub async fn execute(
         checks.extend(done.checks);
         sections.extend(done.sections);
     }
+    // The write ledger: read every recorded write back, now that the load has ended.
+    if let Some(ledger) = crate::control::ledger::read_back(&spec, agg.take_ledger()).await {
+        // The bounds of the first ledger scenario (the run keeps one ledger).
+        let (max_lost, max_rpo_ms) = spec
+            .scenarios
+            .iter()
+            .find_map(|s| s.ledger.as_ref())
+            .map_or((0, 0.0), |l| (l.max_lost, l.max_rpo.as_secs_f64() * 1000.0));
+        checks.extend(crate::checks::ledger::checks(
+            "ledger", &ledger, max_lost, max_rpo_ms,
+        ));
+        for s in sections.iter_mut() {
+            if let Section::Failover(reports) = s {
+                reports.iter_mut().for_each(|r| r.set_ledger(&ledger));
+            }
+        }
+        tracing::info!(
+            acknowledged = ledger.acknowledged,
+            lost = ledger.lost,
+            "write ledger read back"
+        );
+    }
     Ok(RunOutcome {
         metrics,
         checks,

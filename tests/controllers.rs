@@ -46,6 +46,7 @@ fn run_spec(thresholds: Vec<ThresholdSpec>, slos: Vec<SloSpec>) -> RunSpec {
             graceful_stop: Duration::ZERO,
             requests: vec![],
             tags: Default::default(),
+            ledger: None,
             flow: None,
         }],
     );

@@ -29,7 +29,7 @@ fn problems(file: &str) -> Vec<String> {
     }
 }
 
-const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vus`, `stages`, `pre_allocated_vus`, `max_vus`, `vus`, `iterations`, `max_duration`, `start_after`, `graceful_stop`, `tags`, `request`, `requests`, `steps`";
+const EXECUTORS: &str = "`executor`, `rate`, `duration`, `start_rate`, `start_vus`, `stages`, `pre_allocated_vus`, `max_vus`, `vus`, `iterations`, `max_duration`, `start_after`, `graceful_stop`, `tags`, `request`, `requests`, `steps`, `ledger`";
 
 #[test]
 fn fixtures_report_every_problem_at_its_position() {

@@ -6,6 +6,8 @@
 //! - [`slo`]: error budgets and multi-window burn rates over per-second good / total counts;
 //! - [`failover`]: RTO as users saw it, per fault and repetition, and its distribution over
 //!   repetitions, from the per-second series (the faults controller feeds it).
+//! - [`ledger`]: the write ledger (lost, changed, recovered writes and RPO) from every
+//!   recorded write and what reading it back found.
 //!
 //! Everything here is a pure function of measurements (or a fold over per-second slices),
 //! so a run, a merge of segments and a re-judged report reach the same verdict. The
@@ -15,6 +17,7 @@
 //! are computed from them and nothing else, so each drill only has to push its own results.
 pub mod canary;
 pub mod failover;
+pub mod ledger;
 pub mod mannwhitney;
 pub mod slo;
 pub mod threshold_eval;

@@ -214,6 +214,7 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
             graceful_stop: timeout.min(Duration::from_secs(30)),
             requests: vec![request],
             tags: Default::default(),
+            ledger: None,
             flow: None,
         }],
     );

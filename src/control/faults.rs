@@ -54,11 +54,35 @@ pub struct FailoverReport {
     pub acknowledged_writes: Option<u64>,
     /// Acknowledged writes missing when read back. Null: no write ledger in this run.
     pub lost_writes: Option<u64>,
+    /// Acknowledged writes read back different from what was written (null: no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_writes: Option<u64>,
+    /// Writes not acknowledged (timed out, failed) yet present (null: no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_writes: Option<u64>,
+    /// The time span of the lost writes, ms (null: no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_ms: Option<f64>,
+    /// The first lost ids, in time order (null: no ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_ids: Option<Vec<String>>,
     /// RTO over the repetitions that recovered.
     pub rto: RtoDistribution,
     /// Every planned repetition, in order.
     pub repetitions: Vec<RepetitionReport>,
     pub passed: bool,
+}
+
+impl FailoverReport {
+    /// Fill the write ledger's figures (the run's ledger, read back after the load).
+    pub fn set_ledger(&mut self, l: &crate::checks::ledger::LedgerReport) {
+        self.acknowledged_writes = Some(l.acknowledged);
+        self.lost_writes = Some(l.lost);
+        self.changed_writes = Some(l.changed);
+        self.recovered_writes = Some(l.recovered);
+        self.rpo_ms = Some(l.rpo_ms);
+        self.lost_ids = Some(l.lost_ids.clone());
+    }
 }
 
 /// One repetition: how the injection went and what the users saw.
@@ -231,6 +255,10 @@ impl Faults {
                 max_rto_ms,
                 acknowledged_writes: None,
                 lost_writes: None,
+                changed_writes: None,
+                recovered_writes: None,
+                rpo_ms: None,
+                lost_ids: None,
                 passed: worst.is_some_and(|w| w < max_rto_ms),
                 rto,
                 repetitions: reps,

@@ -11,8 +11,12 @@
 //! One file per controller: [`threshold`] (whole-run and windowed thresholds,
 //! `abort_on_fail`), [`probe`] (synthetic requests and chains with their SLO), [`slo`]
 //! (error budgets and burn-rate alerts), [`canary`] (the canary gate's steps), [`blue_green`]
-//! (cutover windows), [`faults`] (faults injected on the run clock, failover judged), [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers), [`scrape`] (the target's own series, read on an interval), [`dependency`] (Redis / PostgreSQL health during the load). Later drills (canary, faults, autoscaling, scrapers)
-//! add files here and a line to [`standard`]; the loop does not change.
+//! (cutover windows), [`faults`] (faults injected on the run clock, failover judged),
+//! [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers), [`scrape`] (the
+//! target's own series, read on an interval), [`dependency`] (Redis / PostgreSQL health
+//! during the load). Later drills (autoscaling) add files here and a line to [`standard`]; the
+//! loop does not change. [`ledger`] is no controller: the run reads the write ledger back
+//! once the load has ended.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
@@ -24,6 +28,7 @@ pub mod blue_green;
 pub mod canary;
 pub mod dependency;
 pub mod faults;
+pub mod ledger;
 pub mod probe;
 pub mod prometheus;
 pub mod scrape;

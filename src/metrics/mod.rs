@@ -15,6 +15,7 @@
 //! - `service` (metric `http_req_service_time`): from the actual send (first byte written) to
 //!   the last byte of the response.
 pub mod error;
+pub mod ledger;
 pub mod recorder;
 pub mod slices;
 pub mod store;

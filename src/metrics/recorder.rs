@@ -26,6 +26,9 @@ use super::{
     SecondHistogram, SecondRow, SecondSlice, SeriesKey, SeriesStats, SourceKind,
 };
 
+/// Ledger writes one worker keeps (about 80 bytes each: 20 MB at most per worker).
+const WRITES_PER_WORKER: usize = 250_000;
+
 /// One worker's recorder. Not shared between threads.
 pub struct Recorder {
     worker: usize,
@@ -49,6 +52,8 @@ pub struct Recorder {
     first_seen: Vec<[bool; ErrorKind::ALL.len()]>,
     /// First messages not yet handed to the aggregator.
     first_pending: Vec<(u16, ErrorKind, String)>,
+    /// Ledger writes of this worker, handed to the aggregator once, at [`Recorder::finish`].
+    writes: super::ledger::WriteLog,
     dirty: bool,
 }
 
@@ -68,6 +73,7 @@ impl Recorder {
             iterations: vec![None; scenarios],
             first_seen: vec![[false; ErrorKind::ALL.len()]; scenarios],
             first_pending: Vec::new(),
+            writes: super::ledger::WriteLog::with_cap(WRITES_PER_WORKER),
             dirty: false,
         }
     }
@@ -189,6 +195,15 @@ impl Recorder {
     /// Flush everything (end of the worker). After this the worker reports no more samples.
     pub fn finish(&mut self, agg: &Aggregator) {
         self.flush(agg, u64::MAX);
+        if !self.writes.writes.is_empty() || self.writes.overflow > 0 {
+            let log = std::mem::replace(&mut self.writes, super::ledger::WriteLog::with_cap(0));
+            agg.lock().ledger.merge(log);
+        }
+    }
+
+    /// Record one ledger write (kept in this worker until the end of the run).
+    pub fn ledger_write(&mut self, w: super::ledger::LedgerWrite) {
+        self.writes.push(w);
     }
 
     /// Hand the current second to the aggregator and start second `next`.
@@ -235,6 +250,8 @@ struct Inner {
     check_counts: CheckCounts,
     iterations: Vec<Histogram<u64>>,
     first_errors: BTreeMap<(u16, ErrorKind), String>,
+    /// Every worker's ledger writes, merged as each worker finishes.
+    ledger: super::ledger::WriteLog,
     timeline: Vec<SecondRow>,
     /// Finalized seconds not yet taken by [`Aggregator::take_seconds`] (when kept).
     slices: Vec<SecondSlice>,
@@ -298,6 +315,7 @@ impl Aggregator {
                 check_counts: CheckCounts::default(),
                 iterations: (0..n).map(|_| new_histogram()).collect(),
                 first_errors: BTreeMap::new(),
+                ledger: super::ledger::WriteLog::default(),
                 timeline: Vec::new(),
                 slices: Vec::new(),
                 keep_slices: false,
@@ -483,6 +501,11 @@ impl Aggregator {
     }
 
     /// Cumulative metrics so far (live view).
+    /// The run's ledger writes (in time order), taken: call after every worker finished.
+    pub fn take_ledger(&self) -> super::ledger::WriteLog {
+        std::mem::take(&mut self.lock().ledger)
+    }
+
     pub fn snapshot(&self) -> RunMetrics {
         let g = self.lock();
         build(&g, self.origin.elapsed())

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::spec::ledger::LedgerSpec;
 use crate::spec::{ExecutorSpec, Feeder, RateStage, RequestSpec, ScenarioSpec, VuStage};
 
 use super::common::{
@@ -397,6 +398,7 @@ pub(super) fn scenario(
             "the `scenario` tag is set by loadgate (it is the scenario's name)",
         );
     }
+    let ledger = s.ledger.as_ref().and_then(|l| ledger(name, l, s, issues));
     Some(ScenarioSpec {
         name: name.to_string(),
         executor: exec?,
@@ -405,5 +407,91 @@ pub(super) fn scenario(
         requests: built,
         tags,
         flow,
+        ledger,
+    })
+}
+
+/// Lower a scenario's `ledger:`: the write is its one `request:`, whose JSON body has a
+/// top-level field written with the ledger's `id` template.
+fn ledger(name: &str, l: &model::Ledger, s: &Scenario, issues: &mut Issues) -> Option<LedgerSpec> {
+    let at = |f: &str| path!["scenarios", name, "ledger", f];
+    let before = issues.0.len();
+    let Some(req) = s.request.as_ref() else {
+        issues.at_key(
+            path!["scenarios", name, "ledger"],
+            "a ledger scenario sends one write: give `request:` (not `requests:` or `steps:`)",
+        );
+        return None;
+    };
+    let body = req.body.as_ref().and_then(|b| b.as_object());
+    let id_field = match (&l.id, body) {
+        (None, _) => {
+            issues.at(
+                path!["scenarios", name, "ledger"],
+                "required: `id`, the template of the body's id field, e.g. \"{{uuid}}\"",
+            );
+            None
+        }
+        (Some(_), None) => {
+            issues.at(
+                at("id"),
+                "the ledger's request needs a JSON object `body:` holding the id field",
+            );
+            None
+        }
+        (Some(id), Some(b)) => {
+            let found = b
+                .iter()
+                .find(|(_, v)| v.as_str() == Some(id.as_str()))
+                .map(|(k, _)| k.clone());
+            if found.is_none() {
+                issues.at(
+                    at("id"),
+                    format!("no top-level field of the request's body is written as {id:?}: use the same template as the body's id field"),
+                );
+            }
+            found
+        }
+    };
+    let read = match l.read_back.as_deref().map(str::trim) {
+        None => {
+            issues.at(
+                path!["scenarios", name, "ledger"],
+                "required: `read_back`, e.g. \"GET /v1/notes/{{id}}\"",
+            );
+            None
+        }
+        Some(rb) => match rb.split_once(' ') {
+            Some((m, p)) if p.trim().starts_with('/') && p.contains("{{id}}") => {
+                Some((m.to_ascii_uppercase(), p.trim().to_string()))
+            }
+            _ => {
+                issues.at(
+                    at("read_back"),
+                    format!("{rb:?}: write `METHOD /path/{{{{id}}}}`, e.g. \"GET /v1/notes/{{{{id}}}}\""),
+                );
+                None
+            }
+        },
+    };
+    if issues.0.len() != before {
+        return None;
+    }
+    let (read_method, read_path) = read?;
+    Some(LedgerSpec {
+        id_field: id_field?,
+        read_method,
+        read_path,
+        compare: l.compare.clone().unwrap_or_else(|| {
+            body.map(|b| b.keys().cloned().collect())
+                .unwrap_or_default()
+        }),
+        max_lost: l.expect.as_ref().and_then(|e| e.lost_writes).unwrap_or(0),
+        max_rpo: l
+            .expect
+            .as_ref()
+            .and_then(|e| e.rpo)
+            .map(|d| d.0)
+            .unwrap_or_default(),
     })
 }

@@ -430,6 +430,8 @@ fn failover_table(reports: &[crate::control::faults::FailoverReport]) -> String 
         "worst p99 ms",
         "acked writes",
         "lost writes",
+        "changed writes",
+        "recovered writes",
     ]);
     for r in reports {
         let name = match &r.component {
@@ -451,6 +453,8 @@ fn failover_table(reports: &[crate::control::faults::FailoverReport]) -> String 
                     format_number(m.worst_p99_ms),
                     writes(r.acknowledged_writes),
                     writes(r.lost_writes),
+                    writes(r.changed_writes),
+                    writes(r.recovered_writes),
                 ]),
                 None => b.push_record([
                     name.clone(),
@@ -458,6 +462,8 @@ fn failover_table(reports: &[crate::control::faults::FailoverReport]) -> String 
                     format_number(rep.planned_s),
                     "-".into(),
                     format!("not injected: {}", rep.detail),
+                    "-".into(),
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     "-".into(),

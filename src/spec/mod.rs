@@ -15,6 +15,7 @@ pub mod capacity;
 pub mod dependency;
 pub mod fault;
 pub mod flow;
+pub mod ledger;
 pub mod probe;
 pub mod scrape;
 pub mod slo;
@@ -298,6 +299,8 @@ pub struct ScenarioSpec {
     pub flow: Option<FlowSpec>,
     /// Extra tags attached to every sample (the `scenario` tag is implicit).
     pub tags: BTreeMap<String, String>,
+    /// The scenario's request is a ledger write (`ledger:`).
+    pub ledger: Option<ledger::LedgerSpec>,
 }
 
 /// The executors, as in k6. Arrival-rate executors are the open model (latency measured from

@@ -111,6 +111,7 @@ pub fn scenario(name: &str, executor: ExecutorSpec, req: RequestSpec) -> Scenari
         graceful_stop: Duration::from_secs(2),
         requests: vec![req],
         tags: BTreeMap::new(),
+        ledger: None,
         flow: None,
     }
 }

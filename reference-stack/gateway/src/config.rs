@@ -33,6 +33,7 @@
 //! | `GATEWAY_CONVERSATION_BATCH` | 256 | max rows per batched conversation insert |
 //! | `GATEWAY_REDIS_FAIL_OPEN` | false | chat serves without Redis (no rate limit, cache miss) |
 //! | `GATEWAY_MAX_BODY_BYTES` | 1048576 (1 MiB) | largest request body; a larger one gets 413 |
+//! | `GATEWAY_UNSAFE_ACK_BEFORE_COMMIT` | false | TEST KNOB: `POST /v1/notes` answers 201 first and commits 2 s later, so a Postgres kill loses acknowledged notes (refused in prod) |
 //! | `GATEWAY_DEBUG_PANIC_ROUTE` | false | serve `POST /debug/panic` (admin key; for tests of panic isolation; refused in prod) |
 //!
 //! Edge role: `EDGE_UPSTREAMS` (comma-separated base URLs, required), `EDGE_STRATEGY`
@@ -135,6 +136,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Serve `POST /debug/panic`, a handler that panics while holding the shared locks.
     pub debug_panic_route: bool,
+    /// A test knob: `POST /v1/notes` answers 201 before its commit and writes later, so a
+    /// Postgres kill loses acknowledged notes (the write ledger's negative test).
+    pub unsafe_ack_before_commit: bool,
 }
 
 /// Default of `GATEWAY_MAX_BODY_BYTES`: 1 MiB, far above any request the API defines (a chat
@@ -352,6 +356,11 @@ impl Config {
                 "a whole number of bytes >= 1",
             ),
             debug_panic_route: r.parse("GATEWAY_DEBUG_PANIC_ROUTE", false, "true or false"),
+            unsafe_ack_before_commit: r.parse(
+                "GATEWAY_UNSAFE_ACK_BEFORE_COMMIT",
+                false,
+                "true or false",
+            ),
         };
         let mut bad = |var: &str, value: String, expected: &'static str| {
             r.errors.push(ConfigError::Invalid {
@@ -391,6 +400,13 @@ impl Config {
         }
         if cfg.max_body_bytes == 0 {
             bad("GATEWAY_MAX_BODY_BYTES", "0".into(), "at least 1 byte");
+        }
+        if cfg.unsafe_ack_before_commit && profile == Prod {
+            bad(
+                "GATEWAY_UNSAFE_ACK_BEFORE_COMMIT",
+                "true".into(),
+                "false in the prod profile (it loses acknowledged writes)",
+            );
         }
         if cfg.debug_panic_route && profile == Prod {
             bad(

@@ -1,7 +1,9 @@
 //! Durable notes, for failover drills that count lost acknowledged writes (RPO).
 //!
 //! `POST /v1/notes` `{"id": "<uuid>", "text": "..."}` answers 201 `{"id","text"}` only after
-//! the Postgres commit (an upsert: retrying the same id is safe). `GET /v1/notes/{id}` answers
+//! the Postgres commit (an upsert: retrying the same id is safe); with the test knob
+//! `GATEWAY_UNSAFE_ACK_BEFORE_COMMIT=true`, before it (the commit follows 2 s later, and a
+//! Postgres kill in between loses the acknowledged note). `GET /v1/notes/{id}` answers
 //! 200 `{"id","text"}` or 404.
 //!
 //! A note belongs to the key that created it: another user key gets 404 reading it (as for a
@@ -15,6 +17,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// With `GATEWAY_UNSAFE_ACK_BEFORE_COMMIT`: how long after its 201 a note is committed.
+const UNSAFE_COMMIT_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+/// ... and how long that one commit attempt may take before the note is dropped.
+const UNSAFE_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +47,29 @@ pub async fn create(
         }
     };
     crate::error::reject_nul("text", &text)?;
+    if st.cfg.unsafe_ack_before_commit {
+        // The test knob: acknowledge now, commit later; a Postgres kill in between loses
+        // the note although the client was told 201.
+        let (db, id, key, t) = (st.db.clone(), n.id, caller.key_id.clone(), text.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UNSAFE_COMMIT_DELAY).await;
+            // One short attempt, no waiting for Postgres to come back: that is the loss.
+            let commit = crate::db::upsert_note(&db, id, &key, &t);
+            match tokio::time::timeout(UNSAFE_COMMIT_TIMEOUT, commit).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("unsafe ack: note {id} acknowledged but not stored: {e}")
+                }
+                Err(_) => tracing::warn!(
+                    "unsafe ack: note {id} acknowledged but not stored: no commit within {UNSAFE_COMMIT_TIMEOUT:?}"
+                ),
+            }
+        });
+        return Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"id": n.id, "text": text})),
+        ));
+    }
     if !crate::db::upsert_note(&st.db, n.id, &caller.key_id, &text).await? {
         return Err(ApiError::Conflict(format!(
             "note {} belongs to another API key: use a new id",

@@ -231,6 +231,8 @@ pub struct ScenarioCtx {
     /// The scenario's steps when it is a user flow (each iteration sends every request in
     /// order); None: each iteration sends one request picked by weight.
     pub flow: Option<crate::spec::FlowSpec>,
+    /// The scenario's request is a ledger write: its id and digest are recorded per send.
+    pub ledger: Option<crate::spec::ledger::LedgerSpec>,
     pub target: Arc<Target>,
     pub recorder: Rc<RefCell<Recorder>>,
     pub agg: Arc<Aggregator>,
@@ -289,6 +291,7 @@ impl ScenarioCtx {
             schedule,
             source,
             flow: spec.flow.clone(),
+            ledger: spec.ledger.clone(),
             target,
             recorder,
             agg,
@@ -619,6 +622,11 @@ async fn send(
         _ => (&ctx.source, &mut vu.client, &ctx.target),
     };
     let bytes = source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
+    // A ledger write: its id and digest (one JSON parse per write, only in ledger scenarios).
+    let write = ctx.ledger.as_ref().and_then(|l| {
+        crate::metrics::ledger::body_of(bytes)
+            .and_then(|b| crate::metrics::ledger::entry_of(b, &l.id_field, &l.compare))
+    });
     let capture = Capture {
         headers: req.capture.headers || ctx.value_capture.headers,
         body: req.capture.body || ctx.value_capture.body,
@@ -666,6 +674,21 @@ async fn send(
         error,
         variant: vu.resp.variant,
     };
+    if let Some((id, digest)) = write {
+        use crate::metrics::ledger::{LedgerWrite, WriteOutcome};
+        let outcome = match out.status {
+            0 => WriteOutcome::Unknown,
+            200..=299 => WriteOutcome::Acknowledged,
+            _ => WriteOutcome::Refused,
+        };
+        rec.ledger_write(LedgerWrite {
+            scenario: ctx.index as u16,
+            id,
+            digest,
+            at_ms: end.saturating_duration_since(ctx.agg.origin()).as_millis() as u64,
+            outcome,
+        });
+    }
     rec.record(
         &ctx.agg,
         key,

@@ -255,6 +255,36 @@ pub struct Scenario {
     /// A user flow: each iteration sends every step in order (instead of `request` /
     /// `requests`); values extracted from one step's response fill later steps' `{{NAME}}`.
     pub steps: Option<Vec<Step>>,
+    /// The request is a write to account for: every acknowledged write is recorded (id and
+    /// digest) and read back after the load (lost, changed, recovered writes; RPO).
+    pub ledger: Option<Ledger>,
+}
+
+/// `ledger: { id: "{{uuid}}", read_back: "GET /v1/notes/{{id}}" }` of a scenario.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    /// The template of the write's id, exactly as the request body's id field writes it.
+    #[schemars(required)]
+    pub id: Option<String>,
+    /// `METHOD /path/{{id}}`: how to read one write back (404: missing).
+    #[schemars(required)]
+    pub read_back: Option<String>,
+    /// The body fields compared between the write and its read-back (default: all the
+    /// written body's fields).
+    pub compare: Option<Vec<String>>,
+    /// What the checks allow (default: nothing lost, `rpo: 0s`).
+    pub expect: Option<LedgerExpect>,
+}
+
+/// `expect: { lost_writes: 0, rpo: 0s }` of a `ledger:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerExpect {
+    /// Lost acknowledged writes allowed (default 0).
+    pub lost_writes: Option<u64>,
+    /// The longest time span of lost writes allowed (default 0s).
+    pub rpo: Option<Duration>,
 }
 
 /// One step of a flow: a request, what to take from its response, and a pause after it.
