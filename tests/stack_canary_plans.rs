@@ -6,37 +6,15 @@
 //! canary that never gets traffic ends NoData and fails (exit 99). Numbers taken from the
 //! responses are judged per step: a v2 that costs 5x per token and answers 0.2 worse (the
 //! gateway's `cost_factor` and `quality_drop` knobs) is rolled back on cost and quality.
+mod stack_support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use stack_support::{output_text, run_plan, summary};
 
-fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "run",
-        plan,
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd.stdin(Stdio::null()).output().expect("loadgate runs")
-}
-
-fn summary(out: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> std::process::Output {
+    run_plan(plan, out, &[], sets)
 }
 
 fn events<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -66,7 +44,7 @@ fn a_healthy_canary_is_promoted_step_by_step() {
         "canary.compare.values.cost.max=0.01",
     ]);
     let o = loadgate("plans/canary-promote.yaml", &out, &sets);
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let v = summary(&out);
     let c = &v["canary"];
     assert_eq!(c["decision"], "promote", "{c:#}");
@@ -131,7 +109,7 @@ fn a_slow_failing_canary_is_rolled_back_and_its_traffic_stops() {
     sets.push("scenarios.chat.duration=20s");
     let o = loadgate("plans/canary-rollback.yaml", &out, &sets);
     // `expect: rollback`: the gate rolled back, so the drill passes.
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let v = summary(&out);
     let c = &v["canary"];
     assert_eq!(c["decision"], "rollback", "{c:#}");
@@ -176,7 +154,7 @@ fn a_canary_given_no_traffic_ends_nodata_and_fails() {
             "scenarios.chat.duration=15s",
         ],
     );
-    assert_eq!(o.status.code(), Some(99), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(99), "{}", output_text(&o));
     let v = summary(&out);
     assert_eq!(v["verdict"], "fail");
     let c = &v["canary"];
@@ -211,7 +189,7 @@ fn blue_green_cutover_and_switch_back_are_clean() {
             "blue_green.window=4s",
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let v = summary(&out);
     let switches = v["blue_green"]["switches"].as_array().unwrap();
     assert_eq!(switches.len(), 2, "{:#}", v["blue_green"]);
@@ -261,7 +239,7 @@ fn a_canary_that_costs_more_and_answers_worse_is_rolled_back_on_those_numbers() 
         "canary.compare.values.quality.max_decrease=10%",
     ]);
     let o = loadgate("plans/canary-rollback.yaml", &out, &sets);
-    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let v = summary(&out);
     let c = &v["canary"];
     assert_eq!(c["decision"], "rollback", "{c:#}");

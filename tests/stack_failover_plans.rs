@@ -4,38 +4,17 @@
 mod stack_support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stack_support::{output_text, run_plan, summary};
 
-fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "run",
+fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> std::process::Output {
+    run_plan(
         plan,
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--set",
-        "stack.reference.backend=process",
-    ]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd.stdin(Stdio::null()).output().expect("loadgate runs")
-}
-
-fn summary(out: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        out,
+        &["--set", "stack.reference.backend=process"],
+        sets,
     )
 }
 
@@ -91,7 +70,7 @@ fn failover_redis_recovers_within_its_rto_exit_0() {
             "faults.redis-kill.times=2",
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let s = summary(&out);
     print_rto("failover-redis", &s);
     let f = &s["failover"][0];
@@ -108,7 +87,7 @@ fn failover_redis_recovers_within_its_rto_exit_0() {
     assert_eq!(events(&s, "fault_injected"), 2);
     assert_eq!(events(&s, "fault_recovered"), 2);
     assert_eq!(events(&s, "users_recovered"), 2);
-    assert!(text(&o).contains("failover (RTO as users saw it)"));
+    assert!(output_text(&o).contains("failover (RTO as users saw it)"));
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("fault redis-kill: rto &lt; 15s"), "{junit}");
 }
@@ -151,7 +130,7 @@ fn a_fault_that_never_recovers_fails_its_rto_check_within_the_deadline() {
         "took {:?}",
         t.elapsed()
     );
-    assert_eq!(o.status.code(), Some(99), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(99), "{}", output_text(&o));
     let s = summary(&out);
     let c = check(&s, "fault redis-kill: rto < 15s");
     assert_eq!(c["passed"], false);
@@ -184,7 +163,7 @@ fn failover_gateway_one_of_two_behind_the_edge_exit_0() {
             "faults.gateway-kill.restart_after=3s",
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let s = summary(&out);
     print_rto("failover-gateway", &s);
     let f = &s["failover"][0];
@@ -221,7 +200,7 @@ fn network_chaos_the_gateway_degrades_never_hangs_exit_0() {
             "faults.pg-timeout.duration=3s",
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
     let s = summary(&out);
     print_rto("network-chaos", &s);
     let f = s["failover"].as_array().unwrap();

@@ -3,29 +3,16 @@
 //! README runs): the gate passes (exit 0) with its probes and SLOs in every report; the burn
 //! plan's injected fault makes the availability SLO fail (exit 99) and the report names the
 //! window pair that broke, its burn rates and the run-clock time.
+mod stack_support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
+use stack_support::{run_plan, summary};
 
-fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "run",
-        plan,
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd.stdin(Stdio::null()).output().expect("loadgate runs")
-}
-
-fn summary(out: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+fn loadgate(plan: &str, out: &Path, sets: &[&str]) -> std::process::Output {
+    run_plan(plan, out, &[], sets)
 }
 
 fn check<'a>(v: &'a Value, name: &str) -> &'a Value {

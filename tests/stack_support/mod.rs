@@ -211,3 +211,40 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `loadgate run PLAN --out OUT --threads 1` from the crate root, with `args` (e.g. a backend
+/// override) and then each of `sets` as `--set`; stdin closed. The example-plan tests run
+/// their plans shortened this way.
+pub fn run_plan(plan: &str, out: &Path, args: &[&str], sets: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgate"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            plan,
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "1",
+        ])
+        .args(args);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .output()
+        .expect("loadgate runs")
+}
+
+/// The run's summary.json.
+pub fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
