@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::signals::Interrupts;
-use super::{first_interrupt, invalid, plan_options, report_session, AttackArgs, CapacityArgs};
+use super::{
+    first_interrupt, invalid, plan_options, report_session, AttackArgs, CapacityArgs, UsageError,
+};
 use crate::grammar::units::{Duration, Rate};
 use crate::plan::model::{self, Objective};
 use crate::run::RunOptions;
@@ -94,7 +96,7 @@ fn flag_sets(a: &CapacityArgs) -> Vec<(&'static str, String)> {
 }
 
 /// The ad-hoc run and search; errors name the flag and the fix.
-fn adhoc(a: &CapacityArgs) -> Result<(RunSpec, CapacitySpec), String> {
+fn adhoc(a: &CapacityArgs) -> Result<(RunSpec, CapacitySpec), UsageError> {
     if a.slos.is_empty() {
         return Err(
             "--slo is required with --url: what must hold at every step, e.g. --slo 'p(95)<100'"

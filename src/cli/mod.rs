@@ -52,6 +52,18 @@ pub const EXIT_INTERRUPTED_TWICE: u8 = 130;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+impl From<String> for UsageError {
+    fn from(msg: String) -> Self {
+        UsageError(msg)
+    }
+}
+
+impl From<&str> for UsageError {
+    fn from(msg: &str) -> Self {
+        UsageError(msg.to_string())
+    }
+}
+
 impl UsageError {
     fn new(msg: impl Into<String>) -> UsageError {
         UsageError(msg.into())

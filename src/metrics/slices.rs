@@ -61,25 +61,35 @@ pub struct EncodedSlice {
     pub series: Vec<EncodedSeries>,
 }
 
-fn encode(h: &Histogram<u64>) -> Result<Vec<u8>, String> {
+/// A second's histogram that could not be encoded or decoded (the hdrhistogram crate's
+/// error, as it describes itself: its error types implement neither `Display` nor `Clone`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SliceCodecError {
+    #[error("encoding a histogram (V2 + DEFLATE): {0}")]
+    Encode(String),
+    #[error("decoding a histogram (V2 + DEFLATE), the file is damaged or not loadgate's: {0}")]
+    Decode(String),
+}
+
+fn encode(h: &Histogram<u64>) -> Result<Vec<u8>, SliceCodecError> {
     let mut out = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut out)
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| SliceCodecError::Encode(format!("{e:?}")))?;
     Ok(out)
 }
 
-fn decode(de: &mut Deserializer, bytes: &[u8]) -> Result<Histogram<u64>, String> {
+fn decode(de: &mut Deserializer, bytes: &[u8]) -> Result<Histogram<u64>, SliceCodecError> {
     let mut h: Histogram<u64> = de
         .deserialize(&mut &bytes[..])
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| SliceCodecError::Decode(format!("{e:?}")))?;
     h.auto(true);
     Ok(h)
 }
 
 impl EncodedSlice {
     /// Encode a slice (exact: [`EncodedSlice::decode`] gives it back).
-    pub fn encode(slice: &SecondSlice) -> Result<EncodedSlice, String> {
+    pub fn encode(slice: &SecondSlice) -> Result<EncodedSlice, SliceCodecError> {
         let mut series = Vec::with_capacity(slice.series.len());
         for (key, s) in &slice.series {
             series.push(EncodedSeries {
@@ -101,7 +111,7 @@ impl EncodedSlice {
     }
 
     /// The slice, its histograms decoded.
-    pub fn decode(&self) -> Result<SecondSlice, String> {
+    pub fn decode(&self) -> Result<SecondSlice, SliceCodecError> {
         let mut de = Deserializer::new();
         let mut series = Vec::with_capacity(self.series.len());
         for s in &self.series {

@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use super::{MergeError, Segment};
 use crate::metrics::recorder::row_name;
+use crate::metrics::slices::SliceCodecError;
 use crate::metrics::{
     new_histogram, Event, EventKind, RunMetrics, SecondHistogram, SecondRow, SecondSlice,
     SeriesKey, SeriesStats,
@@ -42,7 +43,7 @@ pub(super) fn merge_metrics(
     }
     let decode_err = |dir: &Path| {
         let dir = dir.to_path_buf();
-        move |reason: String| MergeError::Unreadable {
+        move |reason: SliceCodecError| MergeError::Unreadable {
             dir: dir.clone(),
             reason: format!("results/slices.hlog: {reason}"),
         }
