@@ -69,6 +69,7 @@
 //!   process group, readiness after a start or resume;
 //! - `container_slot.rs`: redis / postgres of the containers backend: docker kill, stop,
 //!   start, pause, unpause, the host-port check after a start, readiness;
+//! - `network.rs`: network faults on the fault proxies (`network_fault`, `heal`, `proxy`);
 //! - `exec.rs`: exec hooks (`sh -c` in its own process group, timeout, output tails);
 //! - `shutdown.rs`: shutdown and cleanup of the slots (`Shared::shutdown` for
 //!   [`RunningStack::shutdown`](super::RunningStack::shutdown), `Shared::cleanup_sync` for
@@ -76,6 +77,7 @@
 
 mod container_slot;
 mod exec;
+mod network;
 mod proc_slot;
 mod shutdown;
 
@@ -91,8 +93,7 @@ use super::containers::ContainerServices;
 use super::process::ProcessServices;
 use super::registry::SharedEntry;
 use super::{backend_name, gateway, health};
-use crate::fault::proxy::{Applied, Proxy, ProxyError, ProxyHandle};
-use crate::spec::fault::NetworkFault;
+use crate::fault::proxy::{Proxy, ProxyError, ProxyHandle};
 use crate::spec::StackBackend;
 use container_slot::ContainerSlot;
 use exec::run_exec;
@@ -503,7 +504,7 @@ impl Shared {
         self.state().proxies.push((c, p));
     }
 
-    fn proxy(&self, c: Component) -> Option<ProxyHandle> {
+    pub(super) fn proxy(&self, c: Component) -> Option<ProxyHandle> {
         self.state()
             .proxies
             .iter()
@@ -519,7 +520,7 @@ impl Shared {
         }
     }
 
-    fn proxied(&self) -> Vec<Component> {
+    pub(super) fn proxied(&self) -> Vec<Component> {
         self.state().proxies.iter().map(|(c, _)| *c).collect()
     }
 
@@ -724,63 +725,6 @@ impl StackHandle {
     /// [`ControlError::ExecTimeout`].
     pub async fn exec(&self, hook: &ExecHook) -> Result<ExecOutput, ControlError> {
         run_exec(&self.shared.env(), hook).await
-    }
-
-    /// The fault proxy in front of `c` (redis, postgres), when the stack runs one.
-    pub fn proxy(&self, c: Component) -> Option<ProxyHandle> {
-        self.shared.proxy(c)
-    }
-
-    /// Puts a network fault (toxics, or the proxy down) on the connections between the
-    /// gateways and `c`; undo it with [`StackHandle::heal`].
-    pub async fn network_fault(
-        &self,
-        c: Component,
-        fault: &NetworkFault,
-    ) -> Result<Applied, ControlError> {
-        let proxy = self.proxy_of(c)?;
-        let applied = proxy
-            .apply(fault)
-            .await
-            .map_err(|source| ControlError::Proxy {
-                component: c,
-                source,
-            })?;
-        tracing::info!(component = %c, ?fault, "network fault on");
-        Ok(applied)
-    }
-
-    /// Undoes a [`StackHandle::network_fault`].
-    pub async fn heal(&self, c: Component, applied: &Applied) -> Result<(), ControlError> {
-        let proxy = self.proxy_of(c)?;
-        proxy
-            .revert(applied)
-            .await
-            .map_err(|source| ControlError::Proxy {
-                component: c,
-                source,
-            })?;
-        tracing::info!(component = %c, "network fault off");
-        Ok(())
-    }
-
-    fn proxy_of(&self, c: Component) -> Result<ProxyHandle, ControlError> {
-        self.shared.proxy(c).ok_or_else(|| ControlError::NoProxy {
-            component: c,
-            available: {
-                let all: Vec<String> = self
-                    .shared
-                    .proxied()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                if all.is_empty() {
-                    "none".into()
-                } else {
-                    all.join(", ")
-                }
-            },
-        })
     }
 
     /// `TARGET_URL` etc., as [`RunningStack::env`](super::RunningStack::env).
