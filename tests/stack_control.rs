@@ -48,6 +48,7 @@ async fn answers(c: Component, addr: SocketAddr, redis_pw: &str, within: Duratio
             Component::Postgres => health::postgres_accepting(addr, "loadgate", "loadgate")
                 .await
                 .is_ok(),
+            Component::Region(_) => false,
             Component::Gateway(_) | Component::Edge => http()
                 .get(format!("http://{addr}/ready"))
                 .timeout(within)

@@ -40,7 +40,8 @@ const CHECK_RETRY: Duration = Duration::from_millis(500);
 pub struct FailoverReport {
     /// The fault's name in the plan.
     pub fault: String,
-    /// kill | stop | pause | toxic | exec
+    /// The fault's `action` as the plan writes it (kill, stop, pause, toxic, exec, backup,
+    /// restore, ...).
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
@@ -502,8 +503,14 @@ impl FaultTask {
                 detail,
                 recovered_at: None,
             });
-            // Hold the fault, then undo it (at once when the load ends first).
+            // Hold the fault, then undo it (at once when the load ends first). A backup or
+            // a restore is done when it returns: nothing to hold or undo.
+            let instant = matches!(
+                self.spec.action,
+                FaultAction::Backup { .. } | FaultAction::Restore { .. }
+            );
             let stopped = match self.spec.hold {
+                _ if instant => self.stop.is_cancelled(),
                 Some(hold) => tokio::select! {
                     _ = self.stop.cancelled() => true,
                     _ = tokio::time::sleep_until((self.origin + injected_at + hold).into()) => false,
@@ -553,6 +560,21 @@ impl FaultTask {
                 }
             }
             FaultAction::Exec(x) => self.inject_exec(x).await,
+            // The event's elapsed_ms is the backup time / the restore duration.
+            FaultAction::Backup { component } | FaultAction::Restore { component } => {
+                let Some(stack) = &self.stack else {
+                    return (Err(no_stack(self.spec.action.name())), None);
+                };
+                let done = if matches!(self.spec.action, FaultAction::Backup { .. }) {
+                    stack.backup(*component).await
+                } else {
+                    stack.restore(*component).await
+                };
+                match done {
+                    Ok(r) => (Ok((r.detail, Undo::Nothing)), None),
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            }
         }
     }
 

@@ -2,6 +2,10 @@
 //! on a component, a toxic on a dependency's fault proxy, an exec command with its check),
 //! how long it is held (`restart_after`, `resume_after`, `duration`), and how its failover is
 //! judged (`expect.rto`, `recovery`). Every problem is reported at its field.
+//!
+//! `backup` / `restore` (of `postgres`) are instantaneous: nothing holds them, so
+//! `restart_after`, `resume_after` and `duration` are refused; a restore goes back to the
+//! latest backup taken before it (a `backup` fault earlier on the run clock).
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -83,7 +87,7 @@ pub(crate) fn fault(
         if f.component.is_none() {
             issues.at(
                 at(&base, &["component"]),
-                format!("required with `action: {what}`: which part of the reference stack, e.g. `component: redis` (redis, postgres, gateway[N], edge)"),
+                format!("required with `action: {what}`: which part of the reference stack, e.g. `component: redis` (redis, postgres, gateway[N], edge, region[primary])"),
             );
         }
     };
@@ -108,7 +112,7 @@ pub(crate) fn fault(
         None => {
             issues.at(
                 at(&base, &["action"]),
-                "required: `kill`, `stop`, `pause`, `toxic` or `exec`",
+                "required: `kill`, `stop`, `pause`, `toxic`, `exec`, `backup` or `restore`",
             );
             (None, None)
         }
@@ -195,6 +199,7 @@ pub(crate) fn fault(
             );
             if let Some(c) = component {
                 if !matches!(c, Component::Redis | Component::Postgres) {
+                    // (A region is a set of gateways: no dependency connection to act on.)
                     issues.at(
                         at(&base, &["component"]),
                         format!("toxics act on the connections to a dependency: `redis` or `postgres`, not {c} (kill, stop or pause it instead)"),
@@ -254,6 +259,60 @@ pub(crate) fn fault(
                 Some(x) => exec(&at(&base, &["exec"]), x, issues),
             };
             (x.map(FaultAction::Exec), f.duration.map(|d| d.as_std()))
+        }
+        Some(a @ (FaultActionDef::Backup | FaultActionDef::Restore)) => {
+            let word = if a == FaultActionDef::Backup {
+                "backup"
+            } else {
+                "restore"
+            };
+            need_stack(issues, word);
+            need_component(issues, word);
+            for (field, present) in [
+                ("restart_after", f.restart_after.is_some()),
+                ("resume_after", f.resume_after.is_some()),
+                ("duration", f.duration.is_some()),
+            ] {
+                not_with(
+                    issues,
+                    field,
+                    present,
+                    word,
+                    "a backup or restore runs to its end; nothing holds it",
+                );
+            }
+            not_with(
+                issues,
+                "toxic",
+                f.toxic.is_some(),
+                word,
+                "`toxic:` goes with `action: toxic`",
+            );
+            not_with(
+                issues,
+                "exec",
+                f.exec.is_some(),
+                word,
+                "`exec:` goes with `action: exec`",
+            );
+            if let Some(c) = component {
+                if c != Component::Postgres {
+                    issues.at(
+                        at(&base, &["component"]),
+                        format!(
+                            "`action: {word}` backs up / restores a database: `postgres`, not {c}"
+                        ),
+                    );
+                }
+            }
+            let action = component.map(|component| {
+                if a == FaultActionDef::Backup {
+                    FaultAction::Backup { component }
+                } else {
+                    FaultAction::Restore { component }
+                }
+            });
+            (action, None)
         }
     };
     if let Some(h) = hold {

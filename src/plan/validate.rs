@@ -246,6 +246,32 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
             "must be at least 1",
         );
     }
+    let regions = r.regions.unwrap_or(1);
+    if !(1..=2).contains(&regions) {
+        issues.at(
+            path!["stack", "reference", "regions"],
+            format!("must be 1 or 2 (a primary and a secondary region), got {regions}"),
+        );
+    }
+    if regions > 1 && r.edge == Some(model::Edge::None) {
+        issues.at(
+            path!["stack", "reference", "edge"],
+            "`regions: 2` routes through the edge (it prefers the primary region): use `edge: round-robin` or `least-connections`, or leave `edge` out",
+        );
+    }
+    // A region fault needs the regions.
+    for (name, f) in plan.faults.iter().flatten() {
+        if regions < 2
+            && f.component
+                .as_deref()
+                .is_some_and(|c| c.starts_with("region["))
+        {
+            issues.at(
+                path!["faults", name, "component"],
+                "acts on a region, and this stack runs one: add `regions: 2` to `stack.reference`",
+            );
+        }
+    }
     Some(StackSpec {
         backend: match r.backend.unwrap_or(model::Backend::Auto) {
             model::Backend::Auto => StackBackend::Auto,
@@ -254,7 +280,12 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
             model::Backend::External => StackBackend::External,
         },
         gateways: gateways.max(1),
-        edge: match r.edge.unwrap_or(model::Edge::None) {
+        // Two regions need the edge to route between them: round-robin unless given.
+        edge: match r.edge.unwrap_or(if regions > 1 {
+            model::Edge::RoundRobin
+        } else {
+            model::Edge::None
+        }) {
             model::Edge::RoundRobin => Some(EdgeStrategy::RoundRobin),
             model::Edge::LeastConnections => Some(EdgeStrategy::LeastConnections),
             model::Edge::None => None,
@@ -269,6 +300,7 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
                 .flatten()
                 .any(|(_, f)| f.action == Some(model::FaultActionDef::Toxic))
         }),
+        regions: regions.clamp(1, 2),
     })
 }
 

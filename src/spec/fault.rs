@@ -159,24 +159,33 @@ pub enum FaultAction {
     /// A command run with `sh -c` (real environments: `kubectl delete pod ...`), confirmed
     /// by `check` (exit 0 = the fault took effect) and undone by `recover`.
     Exec(ExecFault),
+    /// A backup of a database component (pg_dump, custom format, into the stack's work
+    /// dir): not a fault by itself, the point a later `Restore` goes back to.
+    Backup { component: Component },
+    /// Restores the component's latest backup over its live database (pg_restore): every
+    /// write acknowledged after that backup is lost, which the write ledger reports.
+    Restore { component: Component },
 }
 
 impl FaultAction {
-    /// `kill`, `stop`, `pause`, `toxic`, `exec`.
+    /// `kill`, `stop`, `pause`, `toxic`, `exec`, `backup`, `restore`.
     pub fn name(&self) -> &'static str {
         match self {
             FaultAction::Stack { op, .. } => op.as_str(),
             FaultAction::Network { .. } => "toxic",
             FaultAction::Exec(_) => "exec",
+            FaultAction::Backup { .. } => "backup",
+            FaultAction::Restore { .. } => "restore",
         }
     }
 
     /// The component acted on, when the stack's.
     pub fn component(&self) -> Option<Component> {
         match self {
-            FaultAction::Stack { component, .. } | FaultAction::Network { component, .. } => {
-                Some(*component)
-            }
+            FaultAction::Stack { component, .. }
+            | FaultAction::Network { component, .. }
+            | FaultAction::Backup { component }
+            | FaultAction::Restore { component } => Some(*component),
             FaultAction::Exec(_) => None,
         }
     }

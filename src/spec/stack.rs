@@ -24,6 +24,9 @@ pub struct StackSpec {
     /// network faults can act on them; set when the plan has a `toxic` fault, or by
     /// `stack.reference.fault_proxy: true`.
     pub fault_proxy: bool,
+    /// Regions (1 or 2): with 2, `gateways` instances run in each region (gw-1..gw-N
+    /// primary, gw-N+1..gw-2N secondary) and the edge prefers the primary's.
+    pub regions: u32,
 }
 
 impl Default for StackSpec {
@@ -36,6 +39,7 @@ impl Default for StackSpec {
             postgres_image: None,
             gateway_env: BTreeMap::new(),
             fault_proxy: false,
+            regions: 1,
         }
     }
 }
@@ -60,6 +64,39 @@ pub enum EdgeStrategy {
     LeastConnections,
 }
 
+/// A region of a stack started with `regions: 2`: a set of gateway instances behind the
+/// edge, which prefers the primary's and fails over to the secondary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Region {
+    Primary,
+    Secondary,
+}
+
+impl Region {
+    pub const ALL: [Region; 2] = [Region::Primary, Region::Secondary];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Region::Primary => "primary",
+            Region::Secondary => "secondary",
+        }
+    }
+
+    /// 0 for the primary, 1 for the secondary.
+    pub fn index(&self) -> usize {
+        match self {
+            Region::Primary => 0,
+            Region::Secondary => 1,
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A component of the reference stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
@@ -68,6 +105,8 @@ pub enum Component {
     /// Gateway instance N, 1-based (`gateway[1]` is the first, `gw-1` in the registry).
     Gateway(u32),
     Edge,
+    /// Every gateway instance of a region (`region[primary]`), acted on together.
+    Region(Region),
 }
 
 impl Component {
@@ -79,6 +118,7 @@ impl Component {
             Component::Postgres => "postgres".into(),
             Component::Gateway(n) => format!("gw-{n}"),
             Component::Edge => "edge".into(),
+            Component::Region(r) => format!("region-{r}"),
         }
     }
 }
@@ -90,6 +130,7 @@ impl fmt::Display for Component {
             Component::Postgres => f.write_str("postgres"),
             Component::Gateway(n) => write!(f, "gateway[{n}]"),
             Component::Edge => f.write_str("edge"),
+            Component::Region(r) => write!(f, "region[{r}]"),
         }
     }
 }
@@ -97,7 +138,7 @@ impl fmt::Display for Component {
 /// Why a component name did not parse; the message lists the valid forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseComponentError {
-    #[error("unknown component `{0}`; valid components: redis, postgres, gateway[N] or gw-N (N = 1 for the first gateway), edge")]
+    #[error("unknown component `{0}`; valid components: redis, postgres, gateway[N] or gw-N (N = 1 for the first gateway), edge, region[primary], region[secondary]")]
     Unknown(String),
     #[error("bad gateway number in `{0}`: write gateway[N] or gw-N with N = 1, 2, ... (gateway[1] is the first gateway)")]
     BadIndex(String),
@@ -116,7 +157,14 @@ impl FromStr for Component {
             "postgres" => Ok(Component::Postgres),
             "edge" => Ok(Component::Edge),
             _ => {
-                if let Some(n) = s.strip_prefix("gateway[").and_then(|r| r.strip_suffix(']')) {
+                if let Some(r) = s.strip_prefix("region[").and_then(|r| r.strip_suffix(']')) {
+                    Region::ALL
+                        .into_iter()
+                        .find(|x| x.as_str() == r)
+                        .map(Component::Region)
+                        .ok_or_else(|| ParseComponentError::Unknown(s.to_string()))
+                } else if let Some(n) = s.strip_prefix("gateway[").and_then(|r| r.strip_suffix(']'))
+                {
                     index(n)
                 } else if let Some(n) = s.strip_prefix("gw-") {
                     index(n)
@@ -222,12 +270,15 @@ mod tests {
             Component::Postgres,
             Component::Gateway(2),
             Component::Edge,
+            Component::Region(Region::Primary),
+            Component::Region(Region::Secondary),
         ] {
             assert_eq!(c.to_string().parse::<Component>(), Ok(c));
         }
         assert_eq!("gw-3".parse::<Component>(), Ok(Component::Gateway(3)));
         assert!("gateway[0]".parse::<Component>().is_err());
         assert!("mysql".parse::<Component>().is_err());
+        assert!("region[tertiary]".parse::<Component>().is_err());
         for o in StackOp::ALL {
             assert_eq!(o.to_string().parse::<StackOp>(), Ok(o));
         }

@@ -4,7 +4,8 @@
 //! below the ephemeral range, see [`health::free_port_on`]) and reports the address it
 //! bound in FILE; it is ready when `GET /ready` answers 200. Gateways get REDIS_URL, DATABASE_URL, GATEWAY_PROFILE, GATEWAY_ADMIN_KEY,
 //! GATEWAY_USER_KEY, GATEWAY_INSTANCE (gw-1, gw-2, ...) and the plan's `gateway_env`; the
-//! edge gets EDGE_UPSTREAMS (the gateways' base URLs) and EDGE_STRATEGY.
+//! edge gets EDGE_UPSTREAMS (the gateways' base URLs; with two regions the primary's, and
+//! EDGE_SECONDARY_UPSTREAMS the secondary's) and EDGE_STRATEGY.
 //!
 //! A restart by the stack control handle reuses the bound address (`--listen 127.0.0.1:PORT`,
 //! see [`Instance::launch`]) so the edge's upstream list and TARGET_URL stay valid.
@@ -139,6 +140,18 @@ pub fn spawn_edge(
     strategy: EdgeStrategy,
     upstreams: &[String],
 ) -> Result<Pending, StackError> {
+    spawn_edge_regions(entry, cfg, strategy, upstreams, &[])
+}
+
+/// Spawns the edge over the primary region's `upstreams`, failing over to `secondary`
+/// (EDGE_SECONDARY_UPSTREAMS; none: one region) when none of the primary's is healthy.
+pub fn spawn_edge_regions(
+    entry: &SharedEntry,
+    cfg: &GatewayConfig<'_>,
+    strategy: EdgeStrategy,
+    upstreams: &[String],
+    secondary: &[String],
+) -> Result<Pending, StackError> {
     let work = entry.work_dir();
     let addr_file = work.join("edge.addr");
     let log = work.join("edge.log");
@@ -153,6 +166,11 @@ pub fn spawn_edge(
                 EdgeStrategy::LeastConnections => "least-connections",
             },
         );
+    let launch = if secondary.is_empty() {
+        launch
+    } else {
+        launch.env("EDGE_SECONDARY_UPSTREAMS", secondary.join(","))
+    };
     spawn(entry, launch, addr_file)
 }
 

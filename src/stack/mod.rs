@@ -23,6 +23,9 @@
 //! The environment a stack exports ([`RunningStack::env`]): `TARGET_URL` (the edge when
 //! there is one, else gw-1), `GATEWAY_URLS` (comma list), `REDIS_URL`, `DATABASE_URL`,
 //! `ADMIN_KEY`, `USER_KEY`, `BACKEND`, `STACK_ID`, and `EDGE_URL` with an edge.
+//! With `regions: 2` the stack runs `gateways` instances per region (gw-1..gw-N primary,
+//! gw-N+1..gw-2N secondary), the edge prefers the primary's (EDGE_SECONDARY_UPSTREAMS holds
+//! the secondary's), and `PRIMARY_GATEWAY_URLS` / `SECONDARY_GATEWAY_URLS` are exported.
 //! `gateways: 0` starts only Redis and PostgreSQL (no TARGET_URL then). With
 //! `fault_proxy` the gateways reach Redis and PostgreSQL through fault proxies
 //! ([`crate::fault::proxy`]); `REDIS_URL` / `DATABASE_URL` still name the servers themselves
@@ -49,8 +52,8 @@ use crate::spec::{StackBackend, StackSpec};
 
 use child::ChildProc;
 pub use control::{
-    exec_hook, Component, ComponentState, ControlError, ExecHook, ExecOutput, OpReport,
-    StackHandle, StackOp,
+    exec_hook, Component, ComponentState, ControlError, DataOpReport, ExecHook, ExecOutput,
+    OpReport, StackHandle, StackOp,
 };
 use registry::{Entry, SharedEntry};
 
@@ -367,8 +370,12 @@ impl RunningStack {
                 .await?;
             let mut urls = vec![first.url.clone()];
             shared.push_gateway(1, first);
+            // With two regions, `gateways` instances per region: gw-1..gw-N are the
+            // primary's, gw-N+1..gw-2N the secondary's.
+            let instances = spec.gateways * spec.regions.max(1);
+            shared.set_regions(spec.regions.max(1));
             let mut pending = Vec::new();
-            for n in 2..=spec.gateways {
+            for n in 2..=instances {
                 pending.push((n, gateway::spawn_gateway(entry, &cfg, n)?));
             }
             let deadline = Instant::now() + opts.ready_timeout;
@@ -393,9 +400,19 @@ impl RunningStack {
             let mut target = urls[0].clone();
             if let Some(strategy) = spec.edge {
                 let deadline = Instant::now() + opts.ready_timeout;
-                let edge = gateway::spawn_edge(entry, &cfg, strategy, &urls)?
+                let per_region = (spec.gateways as usize).min(urls.len());
+                let (primary, secondary) = if spec.regions > 1 {
+                    urls.split_at(per_region)
+                } else {
+                    (&urls[..], &[][..])
+                };
+                let edge = gateway::spawn_edge_regions(entry, &cfg, strategy, primary, secondary)?
                     .ready(deadline)
                     .await?;
+                if spec.regions > 1 {
+                    env.push(("PRIMARY_GATEWAY_URLS".into(), primary.join(",")));
+                    env.push(("SECONDARY_GATEWAY_URLS".into(), secondary.join(",")));
+                }
                 target = edge.url.clone();
                 env.push(("EDGE_URL".into(), edge.url.clone()));
                 shared.set_edge(edge);

@@ -38,7 +38,9 @@
 //!
 //! Edge role: `EDGE_UPSTREAMS` (comma-separated base URLs, required), `EDGE_STRATEGY`
 //! (round-robin | least-connections, default round-robin), `EDGE_HEALTH_INTERVAL_MS` (500),
-//! `EDGE_HEALTH_TIMEOUT_MS` (500), `EDGE_HEALTH_PATH` (/health), `EDGE_PROXY_TIMEOUT_MS` (30000).
+//! `EDGE_HEALTH_TIMEOUT_MS` (500), `EDGE_HEALTH_PATH` (/health), `EDGE_PROXY_TIMEOUT_MS` (30000),
+//! `EDGE_SECONDARY_UPSTREAMS` (comma-separated base URLs of a secondary region, used only while
+//! none of `EDGE_UPSTREAMS` is healthy; default none).
 
 use std::fmt;
 use std::time::Duration;
@@ -150,6 +152,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub struct EdgeConfig {
     pub log_filter: String,
     pub upstreams: Vec<String>,
+    /// The secondary region's upstreams: used only while no primary one is healthy.
+    pub secondary_upstreams: Vec<String>,
     pub strategy: crate::edge::Strategy,
     pub health_interval: Duration,
     pub health_timeout: Duration,
@@ -431,23 +435,31 @@ impl EdgeConfig {
             errors: Vec::new(),
         };
         let profile = parse_profile(&mut r);
-        let upstreams: Vec<String> = r
-            .raw("EDGE_UPSTREAMS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().trim_end_matches('/').to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let list = |var: &str| -> Vec<String> {
+            r.raw(var)
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let upstreams = list("EDGE_UPSTREAMS");
+        let secondary_upstreams = list("EDGE_SECONDARY_UPSTREAMS");
         if upstreams.is_empty() {
             r.errors.push(ConfigError::Missing {
                 var: "EDGE_UPSTREAMS",
                 hint: "set it to comma-separated base URLs like http://127.0.0.1:8081,http://127.0.0.1:8082",
             });
         }
-        for u in &upstreams {
+        let all = upstreams.iter().map(|u| ("EDGE_UPSTREAMS", u)).chain(
+            secondary_upstreams
+                .iter()
+                .map(|u| ("EDGE_SECONDARY_UPSTREAMS", u)),
+        );
+        for (var, u) in all {
             if !u.starts_with("http://") || u.parse::<http::Uri>().is_err() {
                 r.errors.push(ConfigError::Invalid {
-                    var: "EDGE_UPSTREAMS".into(),
+                    var: var.into(),
                     value: u.clone(),
                     expected: "http://HOST:PORT base URLs",
                 });
@@ -475,6 +487,7 @@ impl EdgeConfig {
                 },
             ),
             upstreams,
+            secondary_upstreams,
             strategy,
             health_interval: r.ms("EDGE_HEALTH_INTERVAL_MS", 500),
             health_timeout: r.ms("EDGE_HEALTH_TIMEOUT_MS", 500),
@@ -605,6 +618,20 @@ mod tests {
             vec!["http://127.0.0.1:1", "http://127.0.0.1:2"]
         );
         assert_eq!(e.strategy, crate::edge::Strategy::LeastConnections);
+        assert!(e.secondary_upstreams.is_empty());
+        let e = EdgeConfig::from_lookup(&|k| match k {
+            "EDGE_UPSTREAMS" => Some("http://127.0.0.1:1".into()),
+            "EDGE_SECONDARY_UPSTREAMS" => Some("http://127.0.0.1:3/".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(e.secondary_upstreams, vec!["http://127.0.0.1:3"]);
+        assert!(EdgeConfig::from_lookup(&|k| match k {
+            "EDGE_UPSTREAMS" => Some("http://127.0.0.1:1".into()),
+            "EDGE_SECONDARY_UPSTREAMS" => Some("ftp://x".into()),
+            _ => None,
+        })
+        .is_err());
         assert!(EdgeConfig::from_lookup(&|_| None).is_err());
     }
 }

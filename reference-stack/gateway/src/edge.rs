@@ -16,6 +16,14 @@
 //! `edge_upstream_errors_total{upstream}`, `edge_no_upstream_total`), and `GET /edge/upstreams`
 //! → `{"strategy": "round-robin", "upstreams": [{"url","up","in_flight","requests","errors"}]}`.
 //! Every other path is proxied; responses carry `x-edge-upstream: <url>`.
+//!
+//! Regions: upstreams listed in `EDGE_SECONDARY_UPSTREAMS` form a secondary region. The
+//! strategy picks among the healthy primary upstreams (`EDGE_UPSTREAMS`) and falls to the
+//! secondary's only when none of the primary's can take the request (all out of rotation, or
+//! all tried for this request); it fails back as soon as a health check puts a primary one
+//! back. So a whole-region outage costs what one dead upstream costs (the requests in flight
+//! on it, and a connect error per new request until the next health check), and no request
+//! crosses regions while the primary is healthy. `/edge/upstreams` tells each one's `region`.
 
 use crate::config::EdgeConfig;
 use axum::body::{Body, Bytes};
@@ -57,6 +65,8 @@ impl Strategy {
 #[derive(Debug)]
 pub struct Upstream {
     pub url: String,
+    /// In the secondary region (used only while no primary upstream is healthy).
+    pub secondary: bool,
     pub up: AtomicBool,
     pub in_flight: AtomicUsize,
     pub requests: AtomicU64,
@@ -65,6 +75,8 @@ pub struct Upstream {
 
 pub struct EdgeInner {
     pub upstreams: Vec<Upstream>,
+    /// Indices into `upstreams`: the primary region's, then the secondary's.
+    regions: [Vec<usize>; 2],
     pub strategy: Strategy,
     rr: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -95,18 +107,24 @@ impl EdgeState {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(conn);
+        let n = cfg.upstreams.len();
+        let m = cfg.secondary_upstreams.len();
         EdgeState(Arc::new(EdgeInner {
             upstreams: cfg
                 .upstreams
                 .iter()
-                .map(|u| Upstream {
+                .chain(&cfg.secondary_upstreams)
+                .enumerate()
+                .map(|(i, u)| Upstream {
                     url: u.clone(),
+                    secondary: i >= n,
                     up: AtomicBool::new(true),
                     in_flight: AtomicUsize::new(0),
                     requests: AtomicU64::new(0),
                     errors: AtomicU64::new(0),
                 })
                 .collect(),
+            regions: [(0..n).collect(), (n..n + m).collect()],
             strategy: cfg.strategy,
             rr: AtomicUsize::new(0),
             client,
@@ -119,15 +137,23 @@ impl EdgeState {
         }))
     }
 
-    /// Index of the upstream for the next request, skipping `tried`.
+    /// Index of the upstream for the next request, skipping `tried`: from the primary
+    /// region, else from the secondary (see the module doc).
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let n = self.upstreams.len();
+        let rr = self.rr.fetch_add(1, Ordering::Relaxed);
+        self.regions
+            .iter()
+            .find_map(|region| self.pick_in(region, rr, tried))
+    }
+
+    fn pick_in(&self, region: &[usize], rr: usize, tried: &[usize]) -> Option<usize> {
+        let n = region.len();
         if n == 0 {
             return None;
         }
-        let start = self.rr.fetch_add(1, Ordering::Relaxed) % n;
+        let start = rr % n;
         let candidates = (0..n)
-            .map(|i| (start + i) % n)
+            .map(|i| region[(start + i) % n])
             .filter(|i| self.upstreams[*i].up.load(Ordering::Acquire) && !tried.contains(i));
         match self.strategy {
             Strategy::RoundRobin => candidates.into_iter().next(),
@@ -215,6 +241,7 @@ async fn upstreams(State(st): State<EdgeState>) -> Json<serde_json::Value> {
         .map(|u| {
             serde_json::json!({
                 "url": u.url,
+                "region": if u.secondary { "secondary" } else { "primary" },
                 "up": u.up.load(Ordering::Acquire),
                 "in_flight": u.in_flight.load(Ordering::Acquire),
                 "requests": u.requests.load(Ordering::Relaxed),
@@ -435,6 +462,7 @@ mod tests {
         EdgeConfig {
             log_filter: "info".into(),
             upstreams,
+            secondary_upstreams: Vec::new(),
             strategy,
             health_interval: Duration::from_millis(50),
             health_timeout: Duration::from_millis(200),
@@ -505,6 +533,38 @@ mod tests {
         let picks: Vec<_> = (0..4).map(|_| st.pick(&[]).unwrap()).collect();
         assert!(!picks.contains(&1));
         assert!(picks.contains(&0) && picks.contains(&2));
+    }
+
+    #[test]
+    fn prefers_the_primary_region_and_fails_over_and_back() {
+        let mut c = cfg(
+            vec!["http://p1:1".into(), "http://p2:1".into()],
+            Strategy::RoundRobin,
+        );
+        c.secondary_upstreams = vec!["http://s1:1".into(), "http://s2:1".into()];
+        let st = EdgeState::new(&c);
+        let picks: Vec<_> = (0..8).map(|_| st.pick(&[]).unwrap()).collect();
+        assert!(picks.iter().all(|i| *i < 2), "{picks:?}");
+        assert!(picks.contains(&0) && picks.contains(&1));
+        // One primary down: the other primary takes everything.
+        st.upstreams[0].up.store(false, Ordering::Relaxed);
+        assert!((0..4).all(|_| st.pick(&[]) == Some(1)));
+        // Tried the last primary: the request goes to the secondary region.
+        assert!(st.pick(&[1]).is_some_and(|i| i >= 2));
+        // The whole primary region down: the secondary's, rotated.
+        st.upstreams[1].up.store(false, Ordering::Relaxed);
+        let picks: Vec<_> = (0..4).map(|_| st.pick(&[]).unwrap()).collect();
+        assert!(picks.contains(&2) && picks.contains(&3), "{picks:?}");
+        // A primary back: fail back at once.
+        st.upstreams[1].up.store(true, Ordering::Relaxed);
+        assert!((0..4).all(|_| st.pick(&[]) == Some(1)));
+        // Least-connections too stays in the primary region however busy it is.
+        let mut c = c.clone();
+        c.strategy = Strategy::LeastConnections;
+        let st = EdgeState::new(&c);
+        st.upstreams[0].in_flight.store(10, Ordering::Relaxed);
+        st.upstreams[1].in_flight.store(10, Ordering::Relaxed);
+        assert!(st.pick(&[]).is_some_and(|i| i < 2));
     }
 
     #[tokio::test]

@@ -115,7 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Role::Edge => {
             let cfg = EdgeConfig::from_env().context("edge configuration")?;
             init_logs(&cfg.log_filter);
-            tracing::info!(upstreams = ?cfg.upstreams, strategy = ?cfg.strategy, "starting edge");
+            tracing::info!(upstreams = ?cfg.upstreams, secondary = ?cfg.secondary_upstreams, strategy = ?cfg.strategy, "starting edge");
             let st = loadgate_gateway::edge::EdgeState::new(&cfg);
             let checker = tokio::spawn(loadgate_gateway::edge::health_loop(
                 st.clone(),

@@ -17,12 +17,14 @@ pub struct Fault {
     /// Number of injections (default 1).
     #[schemars(range(min = 1))]
     pub times: Option<u32>,
-    /// What is done: `kill`, `stop`, `pause` (a stack component), `toxic` (the network to a
-    /// dependency), `exec` (a command).
+    /// What is done: `kill`, `stop`, `pause` (a stack component, or every gateway of a
+    /// region), `toxic` (the network to a dependency), `exec` (a command), `backup` /
+    /// `restore` (pg_dump / pg_restore of `postgres`).
     #[schemars(required)]
     pub action: Option<FaultActionDef>,
-    /// The stack component: `redis`, `postgres`, `gateway[N]`, `edge` (kill / stop / pause);
-    /// `redis` or `postgres` (toxic).
+    /// The stack component: `redis`, `postgres`, `gateway[N]`, `edge`, `region[primary]`,
+    /// `region[secondary]` (kill / stop / pause); `redis` or `postgres` (toxic); `postgres`
+    /// (backup / restore).
     pub component: Option<String>,
     /// kill / stop: start the component again this long after the injection (default: it
     /// stays down).
@@ -61,6 +63,8 @@ pub enum FaultActionDef {
     Pause,
     Toxic,
     Exec,
+    Backup,
+    Restore,
 }
 
 /// `toxic:` — one of toxiproxy's toxics (or `down`), with its parameters.

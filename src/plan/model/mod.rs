@@ -99,7 +99,7 @@ pub struct ReferenceStack {
     /// Number of gateway instances (default 1).
     #[schemars(range(min = 1))]
     pub gateways: Option<u32>,
-    /// Edge balancer in front of the gateways (default `none`).
+    /// Edge balancer in front of the gateways (default `none`; `round-robin` with `regions: 2`).
     pub edge: Option<Edge>,
     /// Redis container image (containers backend).
     pub redis_image: Option<String>,
@@ -110,6 +110,13 @@ pub struct ReferenceStack {
     /// Put a fault proxy between the gateways and Redis / PostgreSQL (default: only when a
     /// fault has `action: toxic`).
     pub fault_proxy: Option<bool>,
+    /// Regions, 1 or 2 (default 1). With 2, `gateways` instances run in each region
+    /// (gw-1..gw-N primary, gw-N+1..gw-2N secondary); the edge (round-robin unless given)
+    /// prefers the primary region and fails over to the secondary when none of the
+    /// primary's instances passes its health check. Faults name a region as
+    /// `region[primary]` / `region[secondary]`.
+    #[schemars(range(min = 1, max = 2))]
+    pub regions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -9,7 +9,10 @@
 //! `shutdown` / `Drop` finds in the slots and stops, so "nothing outlives the run" holds
 //! whatever the drill did.
 //!
-//! Components: `redis`, `postgres`, `gateway[N]` (1-based; also written `gw-N`), `edge`.
+//! Components: `redis`, `postgres`, `gateway[N]` (1-based; also written `gw-N`), `edge`, and
+//! with two regions `region[primary]` / `region[secondary]` (every gateway of the region at
+//! once, `region.rs`). [`StackHandle::backup`] / [`StackHandle::restore`] dump and restore
+//! postgres (`backup.rs`).
 //!
 //! Operations, per backend:
 //!
@@ -71,14 +74,18 @@
 //!   start, pause, unpause, the host-port check after a start, readiness;
 //! - `network.rs`: network faults on the fault proxies (`network_fault`, `heal`, `proxy`);
 //! - `exec.rs`: exec hooks (`sh -c` in its own process group, timeout, output tails);
+//! - `region.rs`: regions (which gateways are whose, an operation on all of a region's);
+//! - `backup.rs`: pg_dump / pg_restore of postgres (`backup`, `restore`);
 //! - `shutdown.rs`: shutdown and cleanup of the slots (`Shared::shutdown` for
 //!   [`RunningStack::shutdown`](super::RunningStack::shutdown), `Shared::cleanup_sync` for
 //!   `Drop`).
 
+mod backup;
 mod container_slot;
 mod exec;
 mod network;
 mod proc_slot;
+mod region;
 mod shutdown;
 
 use std::fmt;
@@ -95,6 +102,7 @@ use super::registry::SharedEntry;
 use super::{backend_name, gateway, health};
 use crate::fault::proxy::{Proxy, ProxyError, ProxyHandle};
 use crate::spec::StackBackend;
+pub use backup::{DataOpReport, DATA_OP_TIMEOUT};
 use container_slot::ContainerSlot;
 use exec::run_exec;
 use proc_slot::ProcSlot;
@@ -223,6 +231,13 @@ pub enum ControlError {
         component: Component,
         available: String,
     },
+    #[error("{what} of {component} failed: {reason}")]
+    DataOp {
+        component: Component,
+        /// `backup` or `restore`.
+        what: &'static str,
+        reason: String,
+    },
     #[error("network fault on {component}: {source}")]
     Proxy {
         component: Component,
@@ -320,6 +335,10 @@ struct StackState {
     containers: Option<ContainerServices>,
     /// Fault proxies between the gateways and a dependency (redis, postgres).
     proxies: Vec<(Component, Proxy)>,
+    /// 1, or 2: the gateways split in a primary and a secondary region (see `region.rs`).
+    regions: u32,
+    /// How many backups (`backup.rs`) were taken; the latest is the one a restore uses.
+    backups: u32,
 }
 
 /// Everything a [`RunningStack`](super::RunningStack) and its [`StackHandle`]s share.
@@ -370,6 +389,8 @@ impl Shared {
                 edge: None,
                 containers: None,
                 proxies: Vec::new(),
+                regions: 1,
+                backups: 0,
             }),
             closed: AtomicBool::new(false),
             cancel: CancellationToken::new(),
@@ -583,6 +604,9 @@ impl Shared {
         if st.edge.is_some() {
             out.push(Component::Edge);
         }
+        if st.regions > 1 {
+            out.extend(crate::spec::Region::ALL.map(Component::Region));
+        }
         out
     }
 
@@ -597,6 +621,8 @@ impl Shared {
                 .cloned()
                 .map(Target::Proc),
             Component::Edge => st.edge.clone().map(Target::Proc),
+            // A set of gateways: `region.rs` acts on each.
+            Component::Region(_) => None,
         }
     }
 }
@@ -642,6 +668,9 @@ impl StackHandle {
 
     /// The component's state; None when the stack has no such component.
     pub fn state(&self, c: Component) -> Option<ComponentState> {
+        if let Component::Region(r) = c {
+            return self.region_state(r);
+        }
         match self.shared.target(c)? {
             Target::Proc(p) => Some(p.state()),
             Target::Container(k) => Some(k.state()),
@@ -681,6 +710,9 @@ impl StackHandle {
             });
         }
         self.shared.check_open(c, op)?;
+        if let Component::Region(r) = c {
+            return self.act_region(r, op, started).await;
+        }
         let target = self
             .shared
             .target(c)
