@@ -1,5 +1,6 @@
-//! Backup and restore of the reference stack's PostgreSQL (process backend, real pg_dump /
-//! pg_restore): through the stack handle, rows written after a backup are gone after the
+//! Backup and restore of the reference stack's PostgreSQL (real pg_dump / pg_restore; process
+//! backend, and containers when a Docker engine and the local images are there): through the
+//! stack handle, rows written after a backup are gone after the
 //! restore and the ones before it are kept; and plans/restore-drill.yaml (shortened) makes the
 //! write ledger report the notes acknowledged between the backup and the restore as lost, within
 //! the plan's documented expectation, exit 0.
@@ -8,16 +9,41 @@ mod stack_support;
 use std::time::Duration;
 
 use loadgate::spec::{StackBackend, StackSpec};
-use loadgate::stack::{self, Component, ControlError};
+use loadgate::stack::{self, containers, docker, Component, ControlError};
 use stack_support::{
     env_of, options, output_text, psql, run_plan, skip_without_gateway, state_root, summary,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_goes_back_to_the_backup_and_drops_later_rows() {
+    drill(StackBackend::Process).await;
+}
+
+/// The same with the containers backend (pg_dump / pg_restore run in the postgres container
+/// through `docker exec`). Skipped, saying why, when no Docker engine answers or the local
+/// images are missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_restore_goes_back_to_the_backup_and_drops_later_rows() {
+    if let Err(why) = docker::connect(Duration::from_secs(3)).await {
+        eprintln!("SKIP: no Docker engine answers ({why})");
+        return;
+    }
+    let spec = StackSpec {
+        backend: StackBackend::Containers,
+        ..StackSpec::default()
+    };
+    if let Err(why) = containers::images(&spec).await {
+        eprintln!("SKIP: {why} (run reference-stack/images/build.sh)");
+        return;
+    }
+    drill(StackBackend::Containers).await;
+}
+
+/// Rows 1..10, a backup, rows 11..25, a restore: rows 1..10 are what is left.
+async fn drill(backend: StackBackend) {
     let root = state_root();
     let spec = StackSpec {
-        backend: StackBackend::Process,
+        backend,
         gateways: 0,
         ..StackSpec::default()
     };
@@ -56,13 +82,27 @@ async fn restore_goes_back_to_the_backup_and_drops_later_rows() {
 
     let r = h.restore(Component::Postgres).await.expect("restore");
     assert_eq!(r.backup, 1);
-    eprintln!("backup {:?}, restore {:?}", b.elapsed, r.elapsed);
+    eprintln!(
+        "{backend:?}: backup {:?}, restore {:?}",
+        b.elapsed, r.elapsed
+    );
     assert_eq!(psql(&db, "SELECT count(*), max(n) FROM drill"), "10|10");
 
     let work = stack.work_dir().unwrap();
     let pids = stack.pids();
+    let id = stack.id().to_string();
+    assert_eq!(
+        stack.container_ids().is_empty(),
+        backend == StackBackend::Process
+    );
     stack.shutdown().await.expect("shutdown");
     assert!(!work.exists(), "the work dir (and its backups) is deleted");
+    if backend == StackBackend::Containers {
+        assert!(
+            docker::containers_of_stack(&id).await.unwrap().is_empty(),
+            "containers of {id} left behind"
+        );
+    }
     for p in pids {
         assert!(stack_support::wait_gone(p, Duration::from_secs(10)), "{p}");
     }
