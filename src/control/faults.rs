@@ -1,7 +1,8 @@
 //! The `faults` controller: injects the plan's faults on the run clock, through the stack
-//! control handle (kill / stop / pause a component, network toxics on a dependency's fault
-//! proxy) or exec hooks (any command, confirmed by a check), holds each for its time, undoes
-//! it, and records every step as an event. When the load has ended it measures each
+//! control handle (kill / stop / pause a component or a whole region, network toxics on a
+//! dependency's fault proxy, a backup or restore of postgres) or exec hooks (any command,
+//! confirmed by a check), holds each for its time, undoes it, and records every step as an
+//! event (a backup's or restore's `fault_injected` event carries how long it took). When the load has ended it measures each
 //! repetition's failover as users saw it ([`crate::checks::failover`], a pure function of the
 //! per-second series) and judges it: one `failover` check per fault on the RTO, and one on
 //! the injections themselves (a failed or unconfirmed injection fails the drill instead of

@@ -144,8 +144,9 @@ pub enum NetworkFault {
     Down,
 }
 
-/// What a fault does, lowered. Later drills add their actions here (a database failover, a
-/// backup / restore, a region): the controller and the failover report take any action.
+/// What a fault does, lowered. Drills add their actions here (a region is a
+/// [`Component::Region`] of a `Stack` action): the controller and the failover report take
+/// any action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultAction {
     /// A stack operation on a component: kill, stop or pause (its recovery is start, start
