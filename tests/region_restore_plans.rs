@@ -42,6 +42,7 @@ fn regions_and_data_faults_lower_into_the_spec() {
   r: {{ at: 5s, action: kill, component: \"region[primary]\", restart_after: 3s }}
   b: {{ at: 2s, action: backup, component: postgres }}
   x: {{ at: 9s, action: restore, component: postgres }}
+  s: {{ at: 20s, action: pause, region: secondary, resume_after: 3s }}
 "
     ))
     .unwrap();
@@ -61,6 +62,13 @@ fn regions_and_data_faults_lower_into_the_spec() {
         f[1].action,
         FaultAction::Backup {
             component: Component::Postgres
+        }
+    );
+    assert_eq!(
+        f[3].action,
+        FaultAction::Stack {
+            component: Component::Region(Region::Secondary),
+            op: StackOp::Pause
         }
     );
     assert_eq!(f[2].action.name(), "restore");
@@ -93,6 +101,11 @@ fn region_and_data_fault_problems_are_reported_at_their_fields() {
     at: 4s
     action: kill
     component: region[tertiary]
+  z:
+    at: 5s
+    action: kill
+    region: primary
+    component: redis
 "
     ))
     .unwrap_err();
@@ -103,6 +116,7 @@ fn region_and_data_fault_problems_are_reported_at_their_fields() {
         ":14:20: faults.b.restart_after: not used with `action: backup`",
         ":15:3: faults.x.component: required with `action: restore`",
         ":21:16: faults.y.component: unknown component `region[tertiary]`",
+        ":25:13: faults.z.region: give `region:` or `component:`, not both",
     ];
     for w in want {
         assert!(
@@ -123,17 +137,19 @@ fn a_region_fault_needs_two_regions() {
     at: 1s
     action: kill
     component: region[secondary]
+  s: {{ at: 2s, action: kill, region: primary }}
 "
     ))
     .unwrap_err();
-    assert!(
-        problems.iter().any(|p| {
-            p.starts_with(
-            ":9:16: faults.r.component: acts on a region, and this stack runs one: add `regions: 2`"
-        )
-        }),
-        "{problems:?}"
-    );
+    for w in [
+        ":9:16: faults.r.component: acts on a region, and this stack runs one: add `regions: 2`",
+        ":10:38: faults.s.region: acts on a region, and this stack runs one",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(w)),
+            "missing {w:?} in {problems:?}"
+        );
+    }
 }
 
 #[test]

@@ -13,10 +13,11 @@ use crate::spec::fault::{
     ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
     ToxicKind, ToxicStream,
 };
-use crate::spec::{Component, StackOp};
+use crate::spec::{Component, Region, StackOp};
 
 use super::model::{
-    ExecDef, Fault, FaultActionDef, Objective, ToxicDef, ToxicKindDef, ToxicStreamDef, WhenDef,
+    ExecDef, Fault, FaultActionDef, Objective, RegionDef, ToxicDef, ToxicKindDef, ToxicStreamDef,
+    WhenDef,
 };
 use super::problem::Issues;
 use super::tree::PathSeg;
@@ -83,8 +84,21 @@ pub(crate) fn fault(
                 None
             }
         });
+    // `region: primary` is `component: region[primary]`.
+    let component = match (f.region, component) {
+        (None, c) => c,
+        (Some(_), _) if f.component.is_some() => {
+            issues.at(
+                at(&base, &["region"]),
+                "give `region:` or `component:`, not both (`region: primary` is `component: region[primary]`)",
+            );
+            None
+        }
+        (Some(RegionDef::Primary), _) => Some(Component::Region(Region::Primary)),
+        (Some(RegionDef::Secondary), _) => Some(Component::Region(Region::Secondary)),
+    };
     let need_component = |issues: &mut Issues, what: &str| {
-        if f.component.is_none() {
+        if f.component.is_none() && f.region.is_none() {
             issues.at(
                 at(&base, &["component"]),
                 format!("required with `action: {what}`: which part of the reference stack, e.g. `component: redis` (redis, postgres, gateway[N], edge, region[primary])"),
@@ -247,7 +261,7 @@ pub(crate) fn fault(
             not_with(
                 issues,
                 "component",
-                f.component.is_some(),
+                f.component.is_some() || f.region.is_some(),
                 "exec",
                 "an exec fault runs a command; name what it acts on in the command",
             );

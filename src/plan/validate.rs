@@ -261,13 +261,13 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
     }
     // A region fault needs the regions.
     for (name, f) in plan.faults.iter().flatten() {
-        if regions < 2
-            && f.component
-                .as_deref()
-                .is_some_and(|c| c.starts_with("region["))
-        {
+        let (field, names_region) = match (&f.region, f.component.as_deref()) {
+            (Some(_), _) => ("region", true),
+            (None, c) => ("component", c.is_some_and(|c| c.starts_with("region["))),
+        };
+        if regions < 2 && names_region {
             issues.at(
-                path!["faults", name, "component"],
+                path!["faults", name, field],
                 "acts on a region, and this stack runs one: add `regions: 2` to `stack.reference`",
             );
         }

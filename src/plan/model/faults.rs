@@ -26,6 +26,9 @@ pub struct Fault {
     /// `region[secondary]` (kill / stop / pause); `redis` or `postgres` (toxic); `postgres`
     /// (backup / restore).
     pub component: Option<String>,
+    /// Shorthand for `component: region[primary]` / `region[secondary]` (every gateway of
+    /// the region; needs `stack.reference.regions: 2`). Not with `component`.
+    pub region: Option<RegionDef>,
     /// kill / stop: start the component again this long after the injection (default: it
     /// stays down).
     pub restart_after: Option<Duration>,
@@ -65,6 +68,14 @@ pub enum FaultActionDef {
     Exec,
     Backup,
     Restore,
+}
+
+/// `region:` of a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionDef {
+    Primary,
+    Secondary,
 }
 
 /// `toxic:` — one of toxiproxy's toxics (or `down`), with its parameters.
