@@ -2,7 +2,8 @@
 //! gateways; the edge routes to the primary region only, fails over to the secondary when the
 //! whole primary region is killed through the stack handle, and fails back once it is started
 //! again; and plans/failover-region.yaml (shortened) measures the cross-region failover RTO
-//! with the fault drill, exit 0.
+//! with the fault drill, exit 0 (also with the containers backend, when Docker and the local
+//! images are there).
 mod stack_support;
 
 use std::time::{Duration, Instant};
@@ -189,4 +190,54 @@ fn failover_region_plan_measures_the_cross_region_rto_exit_0() {
             .collect::<Vec<_>>(),
         f["rto"]["median_ms"]
     );
+}
+
+/// The same drill with the containers backend (Redis and PostgreSQL in containers; the
+/// gateways and the edge are processes in every backend, so regions work the same).
+/// Skipped, saying why, when no Docker engine answers or the local images are missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_region_plan_with_the_containers_backend_exit_0() {
+    if skip_without_gateway() {
+        return;
+    }
+    if let Err(why) = loadgate::stack::docker::connect(Duration::from_secs(3)).await {
+        eprintln!("SKIP: no Docker engine answers ({why})");
+        return;
+    }
+    let spec = StackSpec {
+        backend: StackBackend::Containers,
+        ..StackSpec::default()
+    };
+    if let Err(why) = loadgate::stack::containers::images(&spec).await {
+        eprintln!("SKIP: {why} (run reference-stack/images/build.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = tokio::task::spawn_blocking(move || {
+        let o = run_plan(
+            "plans/failover-region.yaml",
+            &out,
+            &["--set", "stack.reference.backend=containers"],
+            &[
+                "stack.reference.gateways=1",
+                "scenarios.chat.duration=14s",
+                "scenarios.notes.duration=14s",
+                "faults.primary-region-down.at=4s",
+                "faults.primary-region-down.times=1",
+                "faults.primary-region-down.restart_after=4s",
+            ],
+        );
+        (o, out)
+    })
+    .await
+    .unwrap();
+    let (o, out) = o;
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let s = summary(&out);
+    let f = &s["failover"][0];
+    assert_eq!(f["component"], "region[primary]");
+    assert_eq!(f["repetitions"][0]["injected"], true, "{f:#}");
+    assert!(f["rto_ms"].as_f64().unwrap() < 15_000.0, "{f:#}");
+    drop(dir);
 }
