@@ -53,9 +53,11 @@
 //! The API-key lookup falls back to Postgres when Redis fails; chat needs Redis unless
 //! `GATEWAY_REDIS_FAIL_OPEN=true` (then rate limiting is skipped and the cache counts as a miss).
 
+pub mod activator;
 pub mod admin;
 pub mod auth;
 pub mod autoscaler;
+pub mod budget;
 pub mod cache;
 pub mod chat;
 pub mod config;
@@ -63,6 +65,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod jobs;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
 pub mod shed;
