@@ -357,7 +357,9 @@ async fn forward(State(lc): State<Arc<Lifecycle>>, req: Request) -> Response {
     }
     drop(guard);
     if path == "/metrics" {
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
+        // The body grows by the lifecycle series: its length is no longer the inner one.
+        parts.headers.remove(header::CONTENT_LENGTH);
         let text = match axum::body::to_bytes(body, 16 << 20).await {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) => {
