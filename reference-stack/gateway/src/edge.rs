@@ -10,8 +10,8 @@
 //! for idempotent methods (POST gets 502). Each attempt is bounded by `EDGE_PROXY_TIMEOUT_MS`
 //! (30 s; then 504). No healthy upstream → 503 with `Retry-After: 1`.
 //!
-//! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up,
-//! else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
+//! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up, or
+//! always with `EDGE_SCALE_TO_ZERO=true`, else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
 //! `edge_upstream_in_flight{upstream}`, `edge_requests_total{upstream,status}`,
 //! `edge_upstream_errors_total{upstream}`, `edge_no_upstream_total`), and `GET /edge/upstreams`
 //! → `{"strategy": "round-robin", "upstreams": [{"url","up","in_flight","requests","errors"}]}`.
@@ -220,7 +220,8 @@ async fn ready(State(st): State<EdgeState>) -> Response {
         .filter(|u| u.up.load(Ordering::Acquire))
         .count();
     let body = Json(serde_json::json!({"upstreams_up": up, "upstreams": st.upstreams.len()}));
-    if up > 0 {
+    // With the activator a fleet scaled to zero still serves (a request wakes it).
+    if up > 0 || st.activator.enabled() {
         body.into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
