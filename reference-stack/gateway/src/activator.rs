@@ -294,6 +294,14 @@ mod tests {
     }
 
     fn edge(upstream: String, hold_timeout: Duration) -> (EdgeState, Router) {
+        edge_with_queue(upstream, hold_timeout, 10)
+    }
+
+    fn edge_with_queue(
+        upstream: String,
+        hold_timeout: Duration,
+        hold_queue: usize,
+    ) -> (EdgeState, Router) {
         let cfg = EdgeConfig {
             log_filter: "info".into(),
             upstreams: vec![upstream],
@@ -305,7 +313,7 @@ mod tests {
             activator: super::ActivatorConfig {
                 scale_to_zero: true,
                 hold_timeout,
-                hold_queue: 10,
+                hold_queue,
             },
         };
         let st = EdgeState::new(&cfg);
@@ -363,5 +371,24 @@ mod tests {
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()["retry-after"], "1");
         assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_full_hold_queue_refuses_at_once() {
+        let up = cold_upstream(Duration::from_millis(500)).await;
+        let (st, app) = edge_with_queue(up, Duration::from_secs(10), 1);
+        let t0 = std::time::Instant::now();
+        let (first, second) = tokio::join!(send(&app), async {
+            // once the first request is held (its upstream answered "cold")
+            while st.activator.held_now.load(Ordering::Acquire) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            send(&app).await
+        });
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(second.headers()["retry-after"], "1");
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(first.headers()["x-cold-start"], "true");
+        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 }
