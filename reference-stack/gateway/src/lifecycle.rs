@@ -24,6 +24,11 @@
 //!   `/ready`); it goes cold only after its first idle timeout, like a Knative revision's
 //!   initial scale of 1.
 //!
+//! - **Request-driven, not queue-driven.** Like Knative's scale to zero, only HTTP traffic
+//!   wakes an instance: jobs already queued in Redis wait until something wakes one (a
+//!   queue-driven wake, KEDA's job, is out of this model's scope), and a cold instance runs no
+//!   job workers.
+//!
 //! Going cold and waking are serialized (one at a time); a wake of a warm instance answers at
 //! once. The instance counts its own `gateway_lifecycle_warm` (gauge), `gateway_cold_starts_total`,
 //! `gateway_idle_stops_total` and `gateway_last_cold_start_seconds`, appended to `/metrics`
