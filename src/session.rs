@@ -24,7 +24,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
-use crate::control::segment::SliceRecorder;
+use crate::control::segment::{KeepError, SliceRecorder};
 use crate::metrics::slices::EncodedSlice;
 use crate::metrics::RunMetrics;
 use crate::plan::{self, PlanErrors, PlanOptions};
@@ -528,7 +528,7 @@ fn write_all(
 /// for a whole run.
 fn write_segment(
     dir: &Path,
-    segment: Option<&(SegmentManifest, Result<Vec<EncodedSlice>, String>)>,
+    segment: Option<&(SegmentManifest, Result<Vec<EncodedSlice>, KeepError>)>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let Some((manifest, slices)) = segment else {
         return Ok(Vec::new());

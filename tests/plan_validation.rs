@@ -398,3 +398,19 @@ fn runbooks_are_lowered_and_an_empty_one_is_a_problem() {
     let spec = parse_inline(&ok).unwrap().lower(&[]).unwrap();
     assert_eq!(spec.thresholds[0].runbook.as_deref(), Some("see docs/x.md"));
 }
+
+#[test]
+fn scrape_rates_and_checks_are_parsed_with_positions() {
+    let src = format!(
+        "{HEAD}    request: {{ path: / }}\nscrapes:\n  gw:\n    url: /metrics\n    series: [a_total]\n    rates: {{ per_min: \"b_total{{x=1}}\", ok_per_min: a_total }}\n    checks:\n      - \"sum(a_total) > 1\"\n      - \"max(c) > 1\"\n      - \"max(ok_per_min) per 1k requests < 2\"\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    assert_eq!(
+        got,
+        [
+            "inline.yaml:11:23: scrapes.gw.rates.per_min: bad series selector \"b_total{x=1}\": a label value is a double-quoted string (write `name` or `name{label=\"value\"}`)",
+            "inline.yaml:13:9: scrapes.gw.checks[0]: unknown function \"sum\": use last, max, min, avg or increase",
+            "inline.yaml:14:9: scrapes.gw.checks[1]: reads `c`, which `series:` does not keep: add it to `series:`",
+        ]
+    );
+}

@@ -18,7 +18,7 @@ fn readme_quick_start_commands_exist() {
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let makefile = std::fs::read_to_string(format!("{root}/Makefile")).unwrap();
     let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
-    for target in ["smoke", "test"] {
+    for target in ["predeploy", "test"] {
         assert!(
             readme.contains(&format!("make {target}")),
             "README lacks `make {target}`"

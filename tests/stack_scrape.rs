@@ -30,6 +30,8 @@ async fn the_live_gateway_metrics_parse() {
         every: Duration::from_secs(1),
         timeout: Duration::from_secs(5),
         series: vec![],
+        rates: vec![],
+        checks: vec![],
     };
     let values = scrape_once(&scrape, &client().unwrap())
         .await

@@ -8,12 +8,21 @@
 //! ones every judge of the run sees, tick by tick, last tick included.
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::slices::EncodedSlice;
+use crate::metrics::slices::{EncodedSlice, SliceCodecError};
 
 use super::{Action, Conclusion, Controller, End, Tick};
 
 /// What the recorder kept: every slice in order, or the first encoding failure.
-pub type Kept = Arc<Mutex<Result<Vec<EncodedSlice>, String>>>;
+pub type Kept = Arc<Mutex<Result<Vec<EncodedSlice>, KeepError>>>;
+
+/// A second the recorder could not keep: the merge cannot replay the segment then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("encoding second {second}: {source}")]
+pub struct KeepError {
+    pub second: u64,
+    #[source]
+    pub source: SliceCodecError,
+}
 
 /// Keeps every [`crate::metrics::SecondSlice`] of the run, encoded, in [`SliceRecorder::kept`].
 pub struct SliceRecorder {
@@ -52,7 +61,10 @@ impl Controller for SliceRecorder {
                     Ok(e) => slices.push(e),
                     Err(e) => {
                         tracing::warn!(error = %e, second = s.second, "encoding a second's slice");
-                        *kept = Err(format!("encoding second {}: {e}", s.second));
+                        *kept = Err(KeepError {
+                            second: s.second,
+                            source: e,
+                        });
                         break;
                     }
                 }

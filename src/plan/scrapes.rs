@@ -1,7 +1,7 @@
 //! Checks and lowering of `scrapes:` (see [`crate::spec::scrape`]).
 use std::time::Duration;
 
-use crate::spec::{ScrapeSource, ScrapeSpec};
+use crate::spec::{ScrapeExpr, ScrapeSource, ScrapeSpec, Selector};
 
 use super::model::Scrape;
 use super::problem::Issues;
@@ -80,6 +80,38 @@ pub(crate) fn scrape(
         p.push(PathSeg::Index(i));
         issues.at(p, "a metric name, e.g. `queue_depth`");
     }
+    let mut rates = Vec::new();
+    for (rate, sel) in s.rates.iter().flatten() {
+        let mut p = at(&base, "rates");
+        p.push(PathSeg::Key(rate.clone()));
+        if !Selector::parse(rate).is_ok_and(|s| s.labels.is_empty()) {
+            issues.at_key(
+                &p,
+                "a rate's name is a series name: letters, digits, `_` and `:`, e.g. `cost_per_min`",
+            );
+        }
+        match Selector::parse(sel) {
+            Ok(s) => {
+                kept(&series, &s.name, &p, issues);
+                rates.push((rate.clone(), s));
+            }
+            Err(e) => issues.at(p, e.to_string()),
+        }
+    }
+    let mut checks = Vec::new();
+    for (i, text) in s.checks.iter().flatten().enumerate() {
+        let mut p = at(&base, "checks");
+        p.push(PathSeg::Index(i));
+        match ScrapeExpr::parse(text) {
+            Ok(e) => {
+                if !rates.iter().any(|(r, _)| *r == e.selector.name) {
+                    kept(&series, &e.selector.name, &p, issues);
+                }
+                checks.push(e);
+            }
+            Err(e) => issues.at(p, e.to_string()),
+        }
+    }
     if issues.0.len() > before {
         return None;
     }
@@ -89,6 +121,8 @@ pub(crate) fn scrape(
         every,
         timeout,
         series,
+        rates,
+        checks,
     })
 }
 
@@ -99,5 +133,15 @@ fn positive(d: Option<Duration>, path: &[PathSeg], issues: &mut Issues) -> Optio
             None
         }
         other => other,
+    }
+}
+
+/// With a `series:` keep-list, a rate or check must read a kept series.
+fn kept(series: &[String], name: &str, path: &[PathSeg], issues: &mut Issues) {
+    if !crate::control::scrape::task::selected(series, name) {
+        issues.at(
+            path,
+            format!("reads `{name}`, which `series:` does not keep: add it to `series:`"),
+        );
     }
 }

@@ -6,43 +6,54 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
-use crate::drills::capacity::{CapacityReport, StepVerdict};
+use crate::drills::capacity::{CapacityReport, StepReport, StepVerdict};
 use crate::metrics::format_number;
+
+/// The step table's columns before the verdict (terminal and report.html alike).
+pub const STEP_COLUMNS: [&str; 10] = [
+    "step",
+    "phase",
+    "offered/s",
+    "achieved/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "errors",
+    "dropped",
+    "gen cpu",
+];
+
+/// The columns of [`STEP_COLUMNS`] that hold numbers (right-aligned).
+pub const STEP_NUMERIC: std::ops::Range<usize> = 2..10;
+
+/// One step's cells under [`STEP_COLUMNS`]; each format adds the verdict its own way.
+pub fn step_cells(s: &StepReport) -> Vec<String> {
+    vec![
+        s.step.to_string(),
+        s.phase.as_str().to_string(),
+        format_number(s.rate),
+        format_number(s.achieved_rps),
+        format_number(s.p50_ms),
+        format_number(s.p95_ms),
+        format_number(s.p99_ms),
+        s.errors.to_string(),
+        s.dropped.to_string(),
+        format!("{:.0}%", s.generator_cpu * 100.0),
+    ]
+}
 
 /// The search's steps as a table, then its conclusion, knee and headroom lines.
 pub fn table(c: &CapacityReport) -> String {
     let mut b = Builder::default();
-    b.push_record([
-        "step",
-        "phase",
-        "offered/s",
-        "achieved/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "errors",
-        "dropped",
-        "gen cpu",
-        "result",
-    ]);
+    b.push_record(STEP_COLUMNS.iter().copied().chain(["result"]));
     for s in &c.steps {
-        b.push_record([
-            s.step.to_string(),
-            s.phase.as_str().to_string(),
-            format_number(s.rate),
-            format_number(s.achieved_rps),
-            format_number(s.p50_ms),
-            format_number(s.p95_ms),
-            format_number(s.p99_ms),
-            s.errors.to_string(),
-            s.dropped.to_string(),
-            format!("{:.0}%", s.generator_cpu * 100.0),
-            s.verdict.as_str().to_uppercase(),
-        ]);
+        let mut row = step_cells(s);
+        row.push(s.verdict.as_str().to_uppercase());
+        b.push_record(row);
     }
     let mut t = b.build();
     t.with(Style::rounded());
-    t.modify(Columns::new(2..10), Alignment::right());
+    t.modify(Columns::new(STEP_NUMERIC), Alignment::right());
     let mut out = format!("capacity search of scenario {}:\n", c.scenario);
     out.push_str(&t.to_string());
     out.push('\n');

@@ -41,7 +41,7 @@ pub use fault::{
 };
 pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
-pub use scrape::{ScrapeSource, ScrapeSpec};
+pub use scrape::{ScrapeExpr, ScrapeFn, ScrapeSource, ScrapeSpec, Selector};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
 pub use stack::{Component, EdgeStrategy, Region, StackBackend, StackOp, StackSpec};
 

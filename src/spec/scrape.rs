@@ -2,6 +2,8 @@
 //! on an interval while the load runs, every series kept on the run's timeline.
 use std::time::Duration;
 
+pub use crate::grammar::scrape_expr::{ScrapeExpr, ScrapeFn, Selector};
+
 /// One scraper.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeSpec {
@@ -14,6 +16,11 @@ pub struct ScrapeSpec {
     /// Metric names to keep (a histogram's `x_bucket`, `x_sum`, `x_count` count as `x` too);
     /// empty: every series.
     pub series: Vec<String>,
+    /// Derived per-minute rates of counters (`rates:`): each becomes a series named after it
+    /// (`cost_per_min`), the sum over the counters the selector matches.
+    pub rates: Vec<(String, Selector)>,
+    /// Checks over the scraped and derived series (`checks:`), judged when the run is over.
+    pub checks: Vec<ScrapeExpr>,
 }
 
 /// What a scraper reads.

@@ -4,7 +4,10 @@
 //! Request: `{"prompt": "...", "prompt_version"?: "p1", "max_tokens"?: n, "model"?: "v1"|"v2"}`
 //! (a request header `x-model-version: v1|v2` also pins the version).
 //!
-//! Response 200 (headers `x-model-version`, `x-cache: hit|miss`, `x-quality-score`):
+//! Response 200 (headers `x-model-version`, `x-cache: hit|miss`, `x-quality-score`, and
+//! `x-budget-downgraded: v1->v2` when the cost budget ([`crate::budget`]) served the request
+//! with the cheaper model; in the budget's throttle mode the expensive model's requests get
+//! 429 + `Retry-After` instead):
 //! ```json
 //! {"id": "<uuid>", "model_version": "v1", "prompt_version": "p1", "output": "...",
 //!  "usage": {"prompt_tokens": 3, "completion_tokens": 17, "total_tokens": 20},
@@ -202,7 +205,32 @@ pub async fn chat(
         return Err(ApiError::BadRequest("prompt must not be empty".into()));
     }
     crate::error::reject_nul("prompt", &req.prompt)?;
-    let version = pick_version(&st, &headers, &req)?;
+    let requested = pick_version(&st, &headers, &req)?;
+    let version = match crate::budget::route(
+        &st.cfg.budget,
+        st.budget.exceeded(),
+        crate::budget::price_order(&st.cfg.models),
+        requested,
+    ) {
+        crate::budget::Routing::Serve(v) => v,
+        crate::budget::Routing::Downgrade { from, to } => {
+            st.metrics
+                .budget_downgrades
+                .get_or_create(&crate::metrics::FromToLabels {
+                    from: from.as_str(),
+                    to: to.as_str(),
+                })
+                .inc();
+            to
+        }
+        crate::budget::Routing::Throttle { retry_after_secs } => {
+            st.metrics.budget_throttled.inc();
+            return Err(ApiError::BudgetThrottled {
+                version: requested.as_str(),
+                retry_after_secs,
+            });
+        }
+    };
     let vs = version.as_str();
     let prompt_version = req.prompt_version.clone().unwrap_or_else(|| "p1".into());
     crate::error::reject_nul("prompt_version", &prompt_version)?;
@@ -297,6 +325,7 @@ pub async fn chat(
                 .cost_usd
                 .get_or_create(&VersionLabels { version: vs })
                 .inc_by(c.cost_usd);
+            st.budget.record(c.cost_usd);
             if let Ok(json) = serde_json::to_string(&c) {
                 if let Err(e) = st
                     .redis
@@ -352,6 +381,11 @@ pub async fn chat(
     );
     if let Ok(q) = HeaderValue::from_str(&format!("{quality:.2}")) {
         h.insert("x-quality-score", q);
+    }
+    if requested != version {
+        if let Ok(d) = HeaderValue::from_str(&format!("{}->{vs}", requested.as_str())) {
+            h.insert("x-budget-downgraded", d);
+        }
     }
     Ok(resp)
 }

@@ -35,12 +35,20 @@
 //! | `GATEWAY_MAX_BODY_BYTES` | 1048576 (1 MiB) | largest request body; a larger one gets 413 |
 //! | `GATEWAY_UNSAFE_ACK_BEFORE_COMMIT` | false | TEST KNOB: `POST /v1/notes` answers 201 first and commits 2 s later, so a Postgres kill loses acknowledged notes (refused in prod) |
 //! | `GATEWAY_DEBUG_PANIC_ROUTE` | false | serve `POST /debug/panic` (admin key; for tests of panic isolation; refused in prod) |
+//! | `GATEWAY_BUDGET_USD_PER_MIN` | 0 (off) | cost budget per instance, USD per minute ([`crate::budget`]) |
+//! | `GATEWAY_BUDGET_MODE` | downgrade | over budget: `downgrade` (expensive model -> cheaper) or `throttle` (429) |
+//! | `GATEWAY_BUDGET_WINDOW_MS` | 60000 | the spend is averaged over this window |
+//! | `GATEWAY_BUDGET_RESUME_RATIO` | 0.5 | leave "exceeded" under this fraction of the budget |
+//! | `GATEWAY_IDLE_TIMEOUT_MS` | 0 (off) | scale to zero: go cold after this long without traffic ([`crate::lifecycle`]) |
+//! | `GATEWAY_BOOT_DELAY_MS` | 0 | extra start-up time of a cold start (image pull, runtime start) |
 //!
 //! Edge role: `EDGE_UPSTREAMS` (comma-separated base URLs, required), `EDGE_STRATEGY`
 //! (round-robin | least-connections, default round-robin), `EDGE_HEALTH_INTERVAL_MS` (500),
 //! `EDGE_HEALTH_TIMEOUT_MS` (500), `EDGE_HEALTH_PATH` (/health), `EDGE_PROXY_TIMEOUT_MS` (30000),
 //! `EDGE_SECONDARY_UPSTREAMS` (comma-separated base URLs of a secondary region, used only while
-//! none of `EDGE_UPSTREAMS` is healthy; default none).
+//! none of `EDGE_UPSTREAMS` is healthy; default none);
+//! scale to zero ([`crate::edge`]'s activator): `EDGE_SCALE_TO_ZERO` (false), `EDGE_HOLD_TIMEOUT_MS`
+//! (30000, the longest a request waits for a cold start), `EDGE_HOLD_QUEUE` (1000 held requests).
 
 use std::fmt;
 use std::time::Duration;
@@ -141,6 +149,10 @@ pub struct Config {
     /// A test knob: `POST /v1/notes` answers 201 before its commit and writes later, so a
     /// Postgres kill loses acknowledged notes (the write ledger's negative test).
     pub unsafe_ack_before_commit: bool,
+    /// `GATEWAY_BUDGET_*`: the cost budget ([`crate::budget`]).
+    pub budget: crate::budget::BudgetConfig,
+    /// `GATEWAY_IDLE_TIMEOUT_MS`, `GATEWAY_BOOT_DELAY_MS`: scale to zero ([`crate::lifecycle`]).
+    pub lifecycle: crate::lifecycle::LifecycleConfig,
 }
 
 /// Default of `GATEWAY_MAX_BODY_BYTES`: 1 MiB, far above any request the API defines (a chat
@@ -159,6 +171,8 @@ pub struct EdgeConfig {
     pub health_timeout: Duration,
     pub health_path: String,
     pub proxy_timeout: Duration,
+    /// `EDGE_SCALE_TO_ZERO` and its bounds ([`crate::edge`]).
+    pub activator: crate::edge::ActivatorConfig,
 }
 
 struct Reader<'a> {
@@ -365,6 +379,11 @@ impl Config {
                 false,
                 "true or false",
             ),
+            budget: budget_config(&mut r),
+            lifecycle: crate::lifecycle::LifecycleConfig {
+                idle_timeout: r.ms("GATEWAY_IDLE_TIMEOUT_MS", 0),
+                boot_delay: r.ms("GATEWAY_BOOT_DELAY_MS", 0),
+            },
         };
         let mut bad = |var: &str, value: String, expected: &'static str| {
             r.errors.push(ConfigError::Invalid {
@@ -421,6 +440,60 @@ impl Config {
         }
         r.finish()?;
         Ok(cfg)
+    }
+}
+
+/// `GATEWAY_BUDGET_*` ([`crate::budget::BudgetConfig`]).
+fn budget_config(r: &mut Reader<'_>) -> crate::budget::BudgetConfig {
+    let d = crate::budget::BudgetConfig::default();
+    let mode = match r.raw("GATEWAY_BUDGET_MODE") {
+        None => d.mode,
+        Some(m) => crate::budget::BudgetMode::parse(&m).unwrap_or_else(|| {
+            r.errors.push(ConfigError::Invalid {
+                var: "GATEWAY_BUDGET_MODE".into(),
+                value: m,
+                expected: "downgrade or throttle",
+            });
+            d.mode
+        }),
+    };
+    let usd_per_min: f64 = r.parse(
+        "GATEWAY_BUDGET_USD_PER_MIN",
+        0.0,
+        "USD per minute (a number >= 0; 0 disables the budget)",
+    );
+    if !(usd_per_min.is_finite() && usd_per_min >= 0.0) {
+        r.errors.push(ConfigError::Invalid {
+            var: "GATEWAY_BUDGET_USD_PER_MIN".into(),
+            value: usd_per_min.to_string(),
+            expected: "a number >= 0",
+        });
+    }
+    let window = r.ms("GATEWAY_BUDGET_WINDOW_MS", d.window.as_millis() as u64);
+    if window < Duration::from_secs(1) {
+        r.errors.push(ConfigError::Invalid {
+            var: "GATEWAY_BUDGET_WINDOW_MS".into(),
+            value: window.as_millis().to_string(),
+            expected: "at least 1000 ms",
+        });
+    }
+    let resume_ratio: f64 = r.parse(
+        "GATEWAY_BUDGET_RESUME_RATIO",
+        d.resume_ratio,
+        "a fraction in (0, 1]",
+    );
+    if !(resume_ratio > 0.0 && resume_ratio <= 1.0) {
+        r.errors.push(ConfigError::Invalid {
+            var: "GATEWAY_BUDGET_RESUME_RATIO".into(),
+            value: resume_ratio.to_string(),
+            expected: "a fraction in (0, 1]",
+        });
+    }
+    crate::budget::BudgetConfig {
+        usd_per_min: usd_per_min.max(0.0),
+        mode,
+        window,
+        resume_ratio,
     }
 }
 
@@ -495,6 +568,11 @@ impl EdgeConfig {
                 .raw("EDGE_HEALTH_PATH")
                 .unwrap_or_else(|| "/health".into()),
             proxy_timeout: r.ms("EDGE_PROXY_TIMEOUT_MS", 30_000),
+            activator: crate::edge::ActivatorConfig {
+                scale_to_zero: r.parse("EDGE_SCALE_TO_ZERO", false, "true or false"),
+                hold_timeout: r.ms("EDGE_HOLD_TIMEOUT_MS", 30_000),
+                hold_queue: r.parse("EDGE_HOLD_QUEUE", 1000, "a whole number of requests"),
+            },
         };
         if cfg.health_interval.is_zero() {
             r.errors.push(ConfigError::Invalid {

@@ -10,8 +10,8 @@
 //! for idempotent methods (POST gets 502). Each attempt is bounded by `EDGE_PROXY_TIMEOUT_MS`
 //! (30 s; then 504). No healthy upstream → 503 with `Retry-After: 1`.
 //!
-//! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up,
-//! else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
+//! Routes of its own: `GET /health`, `GET /ready` (200 when at least one upstream is up, or
+//! always with `EDGE_SCALE_TO_ZERO=true`, else 503; body `{"upstreams_up": n, "upstreams": m}`), `GET /metrics` (`edge_upstream_up{upstream}`,
 //! `edge_upstream_in_flight{upstream}`, `edge_requests_total{upstream,status}`,
 //! `edge_upstream_errors_total{upstream}`, `edge_no_upstream_total`), and `GET /edge/upstreams`
 //! → `{"strategy": "round-robin", "upstreams": [{"url","up","in_flight","requests","errors"}]}`.
@@ -24,7 +24,21 @@
 //! back. So a whole-region outage costs what one dead upstream costs (the requests in flight
 //! on it, and a connect error per new request until the next health check), and no request
 //! crosses regions while the primary is healthy. `/edge/upstreams` tells each one's `region`.
+//!
+//! **Activator** (`EDGE_SCALE_TO_ZERO=true`, for gateways with `GATEWAY_IDLE_TIMEOUT_MS`, see
+//! [`crate::lifecycle`]): like Knative's activator, the edge holds a request that finds no
+//! warm upstream instead of refusing it. It wakes one instance (`POST /lifecycle/wake`, one
+//! wake at a time, trying the upstreams in turn) and releases every held request as soon as
+//! an upstream is back in rotation. The hold is bounded twice: at most `EDGE_HOLD_QUEUE`
+//! requests wait (the next get 503 + `Retry-After: 1`), each at most `EDGE_HOLD_TIMEOUT_MS`
+//! (then 503 + `Retry-After: 1`). A cold instance answers `x-gateway-cold: true` (its health
+//! check too), so it leaves the rotation and a request it refused (never processed, so safe
+//! to resend whatever its method) is held and resent. Held requests' responses carry
+//! `x-cold-start: true` and `x-edge-held-ms`; the edge counts `edge_cold_starts_total` (wakes
+//! that started an instance), `edge_held_requests_total`, `edge_hold_rejected_total`
+//! (queue full or timed out), `edge_held_now` and the histogram `edge_held_seconds`.
 
+pub use crate::activator::{Activator, ActivatorConfig};
 use crate::config::EdgeConfig;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -78,14 +92,15 @@ pub struct EdgeInner {
     /// Indices into `upstreams`: the primary region's, then the secondary's.
     regions: [Vec<usize>; 2],
     pub strategy: Strategy,
-    rr: AtomicUsize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    pub(crate) rr: AtomicUsize,
+    pub(crate) client: Client<HttpConnector, Full<Bytes>>,
     health_path: String,
     health_interval: Duration,
     health_timeout: Duration,
     proxy_timeout: Duration,
     responses: Family<ResponseLabels, Counter>,
     no_upstream: Counter,
+    pub activator: Activator,
 }
 
 #[derive(Clone)]
@@ -134,6 +149,7 @@ impl EdgeState {
             proxy_timeout: cfg.proxy_timeout,
             responses: Family::default(),
             no_upstream: Counter::default(),
+            activator: Activator::new(cfg.activator.clone()),
         }))
     }
 
@@ -163,10 +179,11 @@ impl EdgeState {
         }
     }
 
-    fn set_up(&self, i: usize, up: bool, why: &str) {
+    pub(crate) fn set_up(&self, i: usize, up: bool, why: &str) {
         let u = &self.upstreams[i];
         if u.up.swap(up, Ordering::AcqRel) != up {
             if up {
+                self.activator.warm.notify_waiters();
                 tracing::info!(upstream = %u.url, "upstream back in rotation");
             } else {
                 tracing::warn!(upstream = %u.url, reason = why, "upstream taken out of rotation");
@@ -181,9 +198,11 @@ impl EdgeState {
                 let req = http::Request::get(uri)
                     .body(Full::new(Bytes::new()))
                     .expect("valid request");
+                // A cold instance is alive but not in rotation.
                 matches!(
                     tokio::time::timeout(self.health_timeout, self.client.request(req)).await,
                     Ok(Ok(r)) if r.status().is_success()
+                        && !r.headers().contains_key(crate::lifecycle::COLD_HEADER)
                 )
             }
             Err(_) => false,
@@ -227,7 +246,8 @@ async fn ready(State(st): State<EdgeState>) -> Response {
         .filter(|u| u.up.load(Ordering::Acquire))
         .count();
     let body = Json(serde_json::json!({"upstreams_up": up, "upstreams": st.upstreams.len()}));
-    if up > 0 {
+    // With the activator a fleet scaled to zero still serves (a request wakes it).
+    if up > 0 || st.activator.enabled() {
         body.into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
@@ -292,6 +312,7 @@ async fn metrics(State(st): State<EdgeState>) -> Response {
         "Requests refused because no upstream was healthy",
         st.no_upstream.clone(),
     );
+    st.activator.register(&mut r);
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_text::encode(&mut out, &r);
@@ -375,8 +396,19 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     let mut tried: Vec<usize> = Vec::new();
+    let mut held: Option<Duration> = None;
     loop {
         let Some(i) = st.pick(&tried) else {
+            if st.activator.enabled() && held.is_none() {
+                match st.hold().await {
+                    Ok(took) => {
+                        held = Some(took);
+                        tried.clear();
+                        continue;
+                    }
+                    Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                }
+            }
             st.no_upstream.inc();
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -398,6 +430,14 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
         let sent = tokio::time::timeout(st.proxy_timeout, st.client.request(out)).await;
         drop(guard);
         match sent {
+            Ok(Ok(resp))
+                if st.activator.enabled()
+                    && resp.headers().contains_key(crate::lifecycle::COLD_HEADER) =>
+            {
+                // Refused unprocessed by a cold instance: out of rotation, then held.
+                st.set_up(i, false, "instance is cold");
+                continue;
+            }
             Ok(Ok(resp)) => {
                 u.requests.fetch_add(1, Ordering::Relaxed);
                 st.count_response(&u.url, resp.status().as_str());
@@ -406,6 +446,16 @@ async fn proxy(State(st): State<EdgeState>, req: Request) -> Response {
                 if let Ok(v) = HeaderValue::from_str(&u.url) {
                     rp.headers
                         .insert(HeaderName::from_static("x-edge-upstream"), v);
+                }
+                if let Some(took) = held {
+                    rp.headers.insert(
+                        HeaderName::from_static("x-cold-start"),
+                        HeaderValue::from_static("true"),
+                    );
+                    rp.headers.insert(
+                        HeaderName::from_static("x-edge-held-ms"),
+                        HeaderValue::from(took.as_millis() as u64),
+                    );
                 }
                 return Response::from_parts(rp, Body::new(rb));
             }
@@ -467,6 +517,7 @@ mod tests {
             health_interval: Duration::from_millis(50),
             health_timeout: Duration::from_millis(200),
             health_path: "/health".into(),
+            activator: ActivatorConfig::default(),
             proxy_timeout: Duration::from_secs(5),
         }
     }

@@ -21,6 +21,11 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("rate limit exceeded for this key")]
     RateLimited { retry_after_secs: u64 },
+    #[error("cost budget exceeded: model {version} is throttled (GATEWAY_BUDGET_MODE=throttle); retry later or use the cheaper model")]
+    BudgetThrottled {
+        version: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("overloaded ({reason}); retry later")]
     Shed {
         reason: &'static str,
@@ -60,6 +65,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BudgetThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Shed { status, .. } => *status,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InjectedFault { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +96,9 @@ impl IntoResponse for ApiError {
             (status, Json(serde_json::json!({"error": self.to_string()}))).into_response();
         let retry = match &self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::BudgetThrottled {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             ApiError::Shed {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
@@ -100,7 +109,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if let ApiError::InjectedFault { version } = self {
+        if let ApiError::InjectedFault { version } | ApiError::BudgetThrottled { version, .. } =
+            self
+        {
             resp.headers_mut()
                 .insert("x-model-version", HeaderValue::from_static(version));
         }

@@ -45,6 +45,15 @@
 //! locks, so later requests are unaffected. `GATEWAY_DEBUG_PANIC_ROUTE=true` adds
 //! `POST /debug/panic` (admin) to show it.
 //!
+//! Cost budget ([`budget`], `GATEWAY_BUDGET_USD_PER_MIN`, off by default): over the budget,
+//! `/v1/chat` for the expensive model is served by the cheaper one (`x-budget-downgraded`) or,
+//! with `GATEWAY_BUDGET_MODE=throttle`, refused with 429 + `Retry-After`.
+//!
+//! Scale to zero ([`lifecycle`], `GATEWAY_IDLE_TIMEOUT_MS`, off by default): an idle instance
+//! releases its connections and goes cold; it adds `GET /lifecycle` (state) and
+//! `POST /lifecycle/wake` (start it again; the edge's [`activator`] calls it and holds the
+//! requests meanwhile).
+//!
 //! Backpressure ([`shed`]): `/v1/*` past `GATEWAY_INFLIGHT_LIMIT` in-flight → 503 +
 //! `Retry-After: 1`; `POST /v1/jobs` with the queue at `GATEWAY_QUEUE_LIMIT` → 429 +
 //! `Retry-After: 2`; `/v1/chat` past the per-key rate → 429 + `Retry-After: 1`.
@@ -53,9 +62,11 @@
 //! The API-key lookup falls back to Postgres when Redis fails; chat needs Redis unless
 //! `GATEWAY_REDIS_FAIL_OPEN=true` (then rate limiting is skipped and the cache counts as a miss).
 
+pub mod activator;
 pub mod admin;
 pub mod auth;
 pub mod autoscaler;
+pub mod budget;
 pub mod cache;
 pub mod chat;
 pub mod config;
@@ -63,6 +74,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod jobs;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
 pub mod shed;

@@ -105,12 +105,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
             init_logs(&cfg.log_filter);
             tracing::info!(profile = cfg.profile.as_str(), instance = %cfg.instance, config = ?cfg, "starting gateway");
             let instance = cfg.instance.clone();
-            let st = loadgate_gateway::AppState::start(cfg).await?;
-            let app = loadgate_gateway::app(st.clone());
-            let served = serve(app, &args, "gateway", &instance, stop).await;
-            tracing::info!("draining: stopping workers and flushing writes");
-            st.stop(Duration::from_secs(10)).await;
-            served?;
+            if cfg.lifecycle.enabled() {
+                // Scale to zero: the instance goes cold when idle; the edge wakes it.
+                let lc = loadgate_gateway::lifecycle::Lifecycle::start(cfg).await?;
+                let idle = tokio::spawn(lc.clone().idle_loop(stop.clone()));
+                let app = loadgate_gateway::lifecycle::app(lc.clone());
+                let served = serve(app, &args, "gateway", &instance, stop.clone()).await;
+                stop.cancel();
+                if let Err(e) = idle.await {
+                    tracing::warn!(error = %e, "idle loop ended abnormally");
+                }
+                tracing::info!("draining: stopping workers and flushing writes");
+                lc.shutdown(Duration::from_secs(10)).await;
+                served?;
+            } else {
+                let st = loadgate_gateway::AppState::start(cfg).await?;
+                let app = loadgate_gateway::app(st.clone());
+                let served = serve(app, &args, "gateway", &instance, stop).await;
+                tracing::info!("draining: stopping workers and flushing writes");
+                st.stop(Duration::from_secs(10)).await;
+                served?;
+            }
         }
         Role::Edge => {
             let cfg = EdgeConfig::from_env().context("edge configuration")?;

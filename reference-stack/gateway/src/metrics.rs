@@ -24,6 +24,11 @@
 //! | `gateway_autoscaler_decisions_total` | counter | direction (up \| down \| none) |
 //! | `gateway_faults_injected_total` | counter | version, kind (latency \| error) |
 //! | `gateway_conversations_written_total`, `gateway_conversations_dropped_total` | counter | |
+//! | `gateway_budget_exceeded` | gauge (0/1) | | ([`crate::budget`])
+//! | `gateway_budget_cost_per_min_usd` | gauge (float) | |
+//! | `gateway_budget_mode` | gauge (1 = configured and on) | mode (downgrade \| throttle) |
+//! | `gateway_budget_downgrades_total` | counter | from, to |
+//! | `gateway_budget_throttled_total` | counter | |
 //!
 //! Latency histograms are in seconds and measure from the moment the request entered the
 //! router to the moment the response head was produced (the body of every gateway response is
@@ -73,6 +78,19 @@ pub struct VersionLabels {
     pub version: &'static str,
 }
 
+/// The budget's `mode`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    pub mode: &'static str,
+}
+
+/// A downgrade `from` one model version `to` another.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FromToLabels {
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
 /// Why a request was shed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -86,6 +104,7 @@ pub struct DirectionLabels {
 }
 
 type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -116,6 +135,11 @@ pub struct Metrics {
     pub faults_injected: Family<VersionKindLabels, Counter>,
     pub conversations_written: Counter,
     pub conversations_dropped: Counter,
+    pub budget_exceeded: Gauge,
+    pub budget_cost_per_min: FloatGauge,
+    pub budget_mode: Family<ModeLabels, Gauge>,
+    pub budget_downgrades: Family<FromToLabels, Counter>,
+    pub budget_throttled: Counter,
 }
 
 impl Default for Metrics {
@@ -142,6 +166,11 @@ impl Default for Metrics {
             faults_injected: Family::default(),
             conversations_written: Counter::default(),
             conversations_dropped: Counter::default(),
+            budget_exceeded: Gauge::default(),
+            budget_cost_per_min: FloatGauge::default(),
+            budget_mode: Family::default(),
+            budget_downgrades: Family::default(),
+            budget_throttled: Counter::default(),
         };
         m.registered()
     }
@@ -251,6 +280,31 @@ impl Metrics {
             "gateway_conversations_dropped",
             "Conversation rows dropped (writer queue full or insert failed)",
             self.conversations_dropped.clone(),
+        );
+        r.register(
+            "gateway_budget_exceeded",
+            "1 while the cost budget is exceeded",
+            self.budget_exceeded.clone(),
+        );
+        r.register(
+            "gateway_budget_cost_per_min_usd",
+            "Model spend per minute over the budget window, USD",
+            self.budget_cost_per_min.clone(),
+        );
+        r.register(
+            "gateway_budget_mode",
+            "1 for the configured budget mode when a budget is set",
+            self.budget_mode.clone(),
+        );
+        r.register(
+            "gateway_budget_downgrades",
+            "Chat requests routed to the cheaper model by the budget",
+            self.budget_downgrades.clone(),
+        );
+        r.register(
+            "gateway_budget_throttled",
+            "Chat requests refused (429) by the budget",
+            self.budget_throttled.clone(),
         );
         self
     }

@@ -50,6 +50,8 @@ pub struct Inner {
     pub key_cache: crate::auth::LocalKeyCache,
     /// In-flight `/v1/*` requests (the shedding counter).
     pub v1_in_flight: AtomicUsize,
+    /// The cost budget's spend counter and decision ([`crate::budget`]).
+    pub budget: crate::budget::Budget,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -85,6 +87,7 @@ impl AppState {
             workers: WorkerPool::default(),
             key_cache: Default::default(),
             v1_in_flight: AtomicUsize::new(0),
+            budget: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }));
@@ -134,6 +137,7 @@ impl AppState {
         let min = st.admin_snapshot().workers_or(&st.cfg).0;
         st.workers.scale_to(&st, min);
         st.tasks.spawn(crate::autoscaler::run(st.clone()));
+        st.tasks.spawn(crate::budget::run(st.clone()));
         Ok(st)
     }
 

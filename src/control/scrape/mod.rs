@@ -8,7 +8,10 @@
 //! counted and logged once per change of reason (never per request: scrapes are not on the
 //! request path); the points are kept per scraper (at most [`MAX_POINTS`]) and become
 //! summary.json's `scrapes` section and `scrape:NAME` rows of timeseries.csv. The text is
-//! parsed in [`parse`].
+//! parsed in [`parse`]. When the run is over, a scraper's `rates:` (per-minute rates of
+//! counters, e.g. cost / min) join its points as series of their own, and its `checks:` are
+//! judged over them as `threshold` checks ([`derive`]).
+pub mod derive;
 pub mod parse;
 pub mod task;
 
@@ -130,10 +133,26 @@ impl Controller for Scrapers {
         Vec::new()
     }
 
-    fn finish(&mut self, _end: &End<'_>) -> Conclusion {
-        let reports = self.logs.iter().map(|l| lock(l).clone()).collect();
+    fn finish(&mut self, end: &End<'_>) -> Conclusion {
+        let requests = end.metrics.total_requests();
+        let mut checks = Vec::new();
+        let mut reports = Vec::new();
+        for (spec, log) in self.specs.iter().zip(&self.logs) {
+            let mut r = lock(log).clone();
+            let mut derived = Vec::new();
+            for (name, sel) in &spec.rates {
+                derived.extend(derive::rate_points(&r.points, name, sel));
+            }
+            // Each derived point joins the scrape it came from (checks read scrape by scrape).
+            r.points.extend(derived);
+            r.points.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+            for c in &spec.checks {
+                checks.push(derive::judge(&spec.name, c, &r.points, requests));
+            }
+            reports.push(r);
+        }
         Conclusion {
-            checks: Vec::new(),
+            checks,
             sections: vec![Section::Scrapes(reports)],
         }
     }

@@ -20,4 +20,12 @@ pub struct Scrape {
     /// Metric names to keep (default: every series); a histogram's name keeps its
     /// `_bucket`, `_sum` and `_count` series.
     pub series: Option<Vec<String>>,
+    /// Per-minute rates of counters, by the name of the series they become:
+    /// `cost_per_min: gateway_cost_usd_total` (a selector: `name` or `name{label="value"}`;
+    /// the rate sums every matching series).
+    pub rates: Option<BTreeMap<String, String>>,
+    /// Checks over the scraped and rate series, judged when the run is over:
+    /// `FUNC(SERIES) [per 1k requests] OP NUMBER`, FUNC one of last, max, min, avg, increase;
+    /// e.g. `increase(gateway_cost_usd_total) per 1k requests < 0.06`.
+    pub checks: Option<Vec<String>>,
 }

@@ -4,6 +4,7 @@
 use super::{esc, table, Page, Section};
 use crate::drills::capacity::StepVerdict;
 use crate::metrics::format_number;
+use crate::report::capacity::{step_cells, STEP_COLUMNS, STEP_NUMERIC};
 use crate::report::ReportError;
 
 pub struct Capacity;
@@ -59,44 +60,23 @@ impl Section for Capacity {
             .steps
             .iter()
             .map(|s| {
-                vec![
-                    s.step.to_string(),
-                    s.phase.as_str().to_string(),
-                    format_number(s.rate),
-                    format_number(s.achieved_rps),
-                    format_number(s.p50_ms),
-                    format_number(s.p95_ms),
-                    format_number(s.p99_ms),
-                    s.errors.to_string(),
-                    s.dropped.to_string(),
-                    format!("{:.0}%", s.generator_cpu * 100.0),
-                    match s.verdict {
-                        StepVerdict::Pass => "<span class=\"pass\">pass</span>".to_string(),
-                        StepVerdict::Fail => "<span class=\"fail\">fail</span>".to_string(),
-                        StepVerdict::Invalid => "invalid".to_string(),
-                    },
-                    esc(&s.detail),
-                ]
+                let mut row = step_cells(s);
+                row.push(match s.verdict {
+                    StepVerdict::Pass => "<span class=\"pass\">pass</span>".to_string(),
+                    StepVerdict::Fail => "<span class=\"fail\">fail</span>".to_string(),
+                    StepVerdict::Invalid => "invalid".to_string(),
+                });
+                row.push(esc(&s.detail));
+                row
             })
             .collect();
-        o.push_str(&table(
-            &[
-                "step",
-                "phase",
-                "offered/s",
-                "achieved/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "errors",
-                "dropped",
-                "gen cpu",
-                "result",
-                "detail",
-            ],
-            &rows,
-            &[2, 3, 4, 5, 6, 7, 8, 9],
-        ));
+        let headers: Vec<&str> = STEP_COLUMNS
+            .iter()
+            .copied()
+            .chain(["result", "detail"])
+            .collect();
+        let numeric: Vec<usize> = STEP_NUMERIC.collect();
+        o.push_str(&table(&headers, &rows, &numeric));
         Ok(Some(o))
     }
 }
