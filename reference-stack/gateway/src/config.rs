@@ -20,6 +20,7 @@
 //! | `GATEWAY_MODEL_V1_PER_TOKEN_MS` / `_V2_` | 0.5 / 0.4 | simulated latency per output token |
 //! | `GATEWAY_MODEL_V1_PRICE_PER_1K` / `_V2_` | 0.002 / 0.001 | USD per 1000 tokens (in + out) |
 //! | `GATEWAY_WORKERS_MIN` / `GATEWAY_WORKERS_MAX` | 1..4 / 2..8 / 2..16 | worker pool bounds |
+//! | `GATEWAY_AUTOSCALE_ENABLED` | true | TEST KNOB: false keeps the worker pool at `GATEWAY_WORKERS_MIN` (queue depth is still measured and exported; `workers_desired` stays at the current count) |
 //! | `GATEWAY_AUTOSCALE_TARGET` | 5 | target queue depth per worker |
 //! | `GATEWAY_AUTOSCALE_INTERVAL_MS` | 1000 | autoscaler evaluation period |
 //! | `GATEWAY_AUTOSCALE_STABILIZATION_MS` | 10000 / 30000 / 300000 | scale-down window |
@@ -119,6 +120,8 @@ pub struct Config {
     pub models: [ModelConfig; 2],
     pub workers_min: usize,
     pub workers_max: usize,
+    /// The worker autoscaler decides (false: it only measures the queue).
+    pub autoscale_enabled: bool,
     pub autoscale_target: f64,
     pub autoscale_interval: Duration,
     pub autoscale_stabilization: Duration,
@@ -323,6 +326,7 @@ impl Config {
                 pick(4, 8, 16) as usize,
                 "a whole number of workers",
             ),
+            autoscale_enabled: r.parse("GATEWAY_AUTOSCALE_ENABLED", true, "true or false"),
             autoscale_target: r.parse(
                 "GATEWAY_AUTOSCALE_TARGET",
                 5.0,
@@ -536,8 +540,13 @@ mod tests {
             ("GATEWAY_INFLIGHT_LIMIT", "7"),
             ("GATEWAY_AUTOSCALE_INTERVAL_MS", "200"),
             ("GATEWAY_MODEL_V2_BASE_MS", "1.5"),
+            ("GATEWAY_AUTOSCALE_ENABLED", "false"),
+            ("GATEWAY_AUTOSCALE_STABILIZATION_MS", "500"),
         ])
         .unwrap();
+        assert!(!c.autoscale_enabled);
+        assert_eq!(c.autoscale_stabilization, Duration::from_millis(500));
+        assert!(cfg(&[]).unwrap().autoscale_enabled);
         assert_eq!(c.inflight_limit, 7);
         assert_eq!(c.autoscale_interval, Duration::from_millis(200));
         assert_eq!(c.models[1].base_ms, 1.5);
