@@ -50,7 +50,7 @@ fn workers_scale_out_and_back_in_within_the_deadlines() {
         &[
             "scenarios.jobs.stages[0].over=2s",
             "scenarios.jobs.stages[1].over=8s",
-            "scenarios.jobs.stages[3].over=12s",
+            "scenarios.jobs.stages[3].over=14s",
             r#"stack.reference.env.GATEWAY_AUTOSCALE_STABILIZATION_MS="3000""#,
             "autoscaling.workers.stabilization=3s",
         ],
@@ -68,8 +68,8 @@ fn workers_scale_out_and_back_in_within_the_deadlines() {
         let eps = episodes(&v, dir);
         assert!(!eps.is_empty(), "no {dir} episode: {rule:#}");
         for e in eps.iter().filter(|e| e["passed"] == true) {
-            assert!(e["decision_latency_s"].as_f64().unwrap() <= 3.0, "{e:#}");
-            assert!(e["ready_latency_s"].as_f64().unwrap() <= 5.0, "{e:#}");
+            assert!(e["decision_latency_s"].as_f64().unwrap() <= 5.0, "{e:#}");
+            assert!(e["ready_latency_s"].as_f64().unwrap() <= 8.0, "{e:#}");
         }
     }
     for name in [
@@ -141,8 +141,9 @@ fn a_scale_down_window_shorter_than_the_traffic_period_flaps() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("flap");
-    // Bursts of 15 jobs/s for 2 s every 9 s, a trickle between; the gateway scales in 500 ms
-    // after a burst drains, the next burst scales it out again.
+    // Bursts of 15 jobs/s for 2 s every 9 s, a trickle between; the gateway (evaluating every
+    // 500 ms, workers ready at once) scales in 500 ms after a burst drains, the next burst
+    // scales it out again.
     let burst = "{ to: 15/s, over: 500ms }, { to: 15/s, over: 2s }, { to: 1/s, over: 500ms }, { to: 1/s, over: 6s }";
     let stages = format!("scenarios.jobs.stages=[ {burst}, {burst}, {burst} ]");
     let o = run(
@@ -150,6 +151,8 @@ fn a_scale_down_window_shorter_than_the_traffic_period_flaps() {
         &[
             &stages,
             r#"stack.reference.env.GATEWAY_AUTOSCALE_STABILIZATION_MS="500""#,
+            r#"stack.reference.env.GATEWAY_AUTOSCALE_INTERVAL_MS="500""#,
+            r#"stack.reference.env.GATEWAY_WORKER_START_MS="0""#,
         ],
     );
     let text = output_text(&o);

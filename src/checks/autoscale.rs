@@ -13,7 +13,11 @@
 //! without it a sampled window would call a scale-down the HPA would not).
 //!
 //! An *episode* starts when the recommendation departs from the current replicas (the trigger,
-//! in direction out or in) and lasts until they agree again or the direction turns. Measured
+//! in direction out or in) and lasts until they agree again or the direction turns; a further
+//! change of the recommendation the same way is a trigger of its own (the earlier one keeps
+//! waiting for its own recommendation until the need goes away). A change
+//! of the recommendation that the replicas had already followed by the same scrape is an
+//! episode too, reached with latency 0 (that is, within one scrape interval). Measured
 //! from the trigger: the decision latency (the system's desired replicas reach the trigger's
 //! recommendation) and the ready latency (its current replicas do); the overshoot is how far
 //! the replicas went past the furthest recommendation of the episode (and of the steady
@@ -150,8 +154,8 @@ pub struct ScaleEpisode {
     /// Trigger to the current replicas reaching `recommended`.
     pub ready_latency_s: Option<f64>,
     pub ready: Reach,
-    /// Replicas beyond `peak_recommended` in the episode's direction (and in the steady
-    /// stretch after it).
+    /// Current replicas beyond `peak_recommended` in the episode's direction (and in the
+    /// steady stretch after it, while the recommendation holds).
     pub overshoot: u64,
     /// When the replicas agreed with the recommendation again (or the direction turned).
     pub ended_at_s: Option<f64>,
@@ -217,7 +221,11 @@ fn reached(dir: ScaleDirection, value: u64, target: u64) -> bool {
 struct Open {
     dir: ScaleDirection,
     ep: ScaleEpisode,
+    /// A later scrape ended the episode (or a further trigger superseded it).
     closed: bool,
+    /// When it stopped waiting for its latencies (both reached, or the need went away);
+    /// None: still waiting, judged at the end of the observation.
+    stop_at: Option<f64>,
 }
 
 /// The fold over one rule's samples.
@@ -227,6 +235,8 @@ pub struct Follower {
     resolution_s: f64,
     stab: Stabilizer,
     last: Option<(Sample, u64)>,
+    /// The last sample's recommendation before stabilization.
+    last_raw: Option<u64>,
     episodes: Vec<Open>,
     /// The last change of the replicas the flaps are judged on: (at, direction).
     last_move: Option<(f64, ScaleDirection)>,
@@ -247,6 +257,7 @@ impl Follower {
             spec: spec.clone(),
             resolution_s,
             last: None,
+            last_raw: None,
             episodes: Vec::new(),
             last_move: None,
             flaps: Vec::new(),
@@ -265,7 +276,7 @@ impl Follower {
     }
 
     /// The recommendation for a sample (bounds, then stabilization).
-    fn recommend(&mut self, s: &Sample) -> u64 {
+    fn recommend(&mut self, s: &Sample) -> (u64, u64) {
         // A scale-up the system decided from a value between two scrapes is a recommendation
         // its own window holds; without it the window would lack it and call a scale-down.
         if let Some((prev, _)) = &self.last {
@@ -284,12 +295,12 @@ impl Follower {
             self.spec.tolerance,
         )
         .clamp(self.spec.min, self.spec.max);
-        self.stab.apply(s.at_s, s.current, raw)
+        (raw, self.stab.apply(s.at_s, s.current, raw))
     }
 
     /// Fold one sample in; the changes it shows, for the timeline.
     pub fn push(&mut self, s: Sample) -> Vec<Change> {
-        let rec = self.recommend(&s);
+        let (raw, rec) = self.recommend(&s);
         self.samples += 1;
         self.end_s = self.end_s.max(s.at_s);
         self.peak_rec = self.peak_rec.max(rec);
@@ -346,55 +357,93 @@ impl Follower {
                 self.last_move = Some((s.at_s, dir));
             }
         }
-        self.follow(&s, rec);
+        self.follow(&s, rec, raw);
+        self.last_raw = Some(raw);
         self.last = Some((s, rec));
         changes
     }
 
-    /// Episodes: open, follow, close.
-    fn follow(&mut self, s: &Sample, rec: u64) {
+    /// Episodes: open, escalate, follow, close.
+    fn follow(&mut self, s: &Sample, rec: u64, raw: u64) {
         let need = dir_of(s.current, rec);
-        let shown = s.desired.unwrap_or(s.current);
+        let had_open = self.episodes.last().is_some_and(|o| !o.closed);
+        let rec_changed = self.last.is_some_and(|(_, r)| r != rec);
+        let raw_changed = self.last_raw.is_some_and(|r| r != raw);
+        // The recommendation changed and the replicas had already followed by this scrape:
+        // an episode of its own, reached within one scrape interval (latency 0).
+        let jump = match (need, self.last) {
+            (None, Some((prev, prev_rec))) if !had_open && prev_rec != rec => {
+                dir_of(prev.current, rec).map(|d| (d, prev.current))
+            }
+            _ => None,
+        };
+        // The open episode: the need went on further (a new trigger; the old one keeps
+        // waiting for its own recommendation), went away or turned (it ends, with every
+        // earlier trigger still waiting), or holds.
+        let mut escalate = false;
+        let mut need_ended = false;
         if let Some(open) = self.episodes.last_mut().filter(|o| !o.closed) {
             if need == Some(open.dir) {
-                open.ep.peak_recommended = match open.dir {
-                    ScaleDirection::Out => open.ep.peak_recommended.max(rec),
-                    ScaleDirection::In => open.ep.peak_recommended.min(rec),
+                let further = match open.dir {
+                    ScaleDirection::Out => rec > open.ep.recommended,
+                    ScaleDirection::In => rec < open.ep.recommended,
                 };
+                if further {
+                    open.closed = true;
+                    open.ep.ended_at_s = Some(s.at_s);
+                    escalate = true;
+                } else {
+                    open.ep.peak_recommended = match open.dir {
+                        ScaleDirection::Out => open.ep.peak_recommended.max(rec),
+                        ScaleDirection::In => open.ep.peak_recommended.min(rec),
+                    };
+                }
             } else {
                 open.closed = true;
                 open.ep.ended_at_s = Some(s.at_s);
+                need_ended = true;
             }
         }
-        // Latencies and overshoot of the last episode (closed ones keep counting overshoot
-        // through the steady stretch after them).
-        if let Some(open) = self.episodes.last_mut() {
-            let ep = &mut open.ep;
+        // Latencies of every trigger still waiting.
+        for o in self.episodes.iter_mut().filter(|o| o.stop_at.is_none()) {
+            let ep = &mut o.ep;
             let since = round3(s.at_s - ep.trigger_at_s);
             if let Some(d) = s.desired {
-                if ep.decision_latency_s.is_none() && reached(open.dir, d, ep.recommended) {
+                if ep.decision_latency_s.is_none() && reached(o.dir, d, ep.recommended) {
                     ep.decision_latency_s = Some(since);
                     ep.decision = Reach::Reached;
                 }
             }
-            if ep.ready_latency_s.is_none() && reached(open.dir, s.current, ep.recommended) {
+            if ep.ready_latency_s.is_none() && reached(o.dir, s.current, ep.recommended) {
                 ep.ready_latency_s = Some(since);
                 ep.ready = Reach::Reached;
             }
-            let furthest = match open.dir {
-                ScaleDirection::Out => shown.max(s.current),
-                ScaleDirection::In => shown.min(s.current),
-            };
+            let waiting = ep.ready == Reach::Pending
+                || (s.desired.is_some() && ep.decision == Reach::Pending);
+            if !waiting || need_ended {
+                o.stop_at = Some(s.at_s);
+            }
+        }
+        // Overshoot of the last episode, on the current replicas (the desired ones lead the
+        // recommendation by up to a scrape at the window's edge, which is no overshoot); a
+        // closed episode's steady stretch lasts while the recommendation holds (out: the
+        // HPA's own, before a scale-up the system made is held by the window).
+        if let Some(open) = self.episodes.last_mut() {
+            let ep = &mut open.ep;
             let over = match open.dir {
-                ScaleDirection::Out => furthest.saturating_sub(ep.peak_recommended),
-                ScaleDirection::In => ep.peak_recommended.saturating_sub(furthest),
+                ScaleDirection::Out => s.current.saturating_sub(ep.peak_recommended),
+                ScaleDirection::In => ep.peak_recommended.saturating_sub(s.current),
             };
-            if !open.closed || need.is_none() {
+            let holds = match open.dir {
+                ScaleDirection::Out => !raw_changed,
+                ScaleDirection::In => !rec_changed,
+            };
+            if !open.closed || (need.is_none() && holds) {
                 ep.overshoot = ep.overshoot.max(over);
             }
         }
         if let Some(dir) = need {
-            if self.episodes.last().is_none_or(|o| o.closed) {
+            if escalate || self.episodes.last().is_none_or(|o| o.closed) {
                 let mut ep = ScaleEpisode {
                     direction: dir.as_str().to_string(),
                     trigger_at_s: s.at_s,
@@ -417,8 +466,34 @@ impl Follower {
                     dir,
                     ep,
                     closed: false,
+                    stop_at: None,
                 });
             }
+        } else if let Some((dir, from)) = jump {
+            let decided = s.desired.is_none_or(|d| reached(dir, d, rec));
+            self.episodes.push(Open {
+                dir,
+                ep: ScaleEpisode {
+                    direction: dir.as_str().to_string(),
+                    trigger_at_s: s.at_s,
+                    from,
+                    recommended: rec,
+                    peak_recommended: rec,
+                    decision_latency_s: (s.desired.is_some() && decided).then_some(0.0),
+                    decision: if decided {
+                        Reach::Reached
+                    } else {
+                        Reach::Pending
+                    },
+                    ready_latency_s: Some(0.0),
+                    ready: Reach::Reached,
+                    overshoot: 0,
+                    ended_at_s: Some(s.at_s),
+                    passed: None,
+                },
+                closed: true,
+                stop_at: Some(s.at_s),
+            });
         }
     }
 
@@ -429,7 +504,7 @@ impl Follower {
             .iter()
             .map(|o| {
                 let mut ep = o.ep.clone();
-                let until = ep.ended_at_s.unwrap_or(self.end_s) - ep.trigger_at_s;
+                let until = o.stop_at.unwrap_or(self.end_s) - ep.trigger_at_s;
                 let settle = |reach: &mut Reach, deadline: Option<std::time::Duration>| {
                     if *reach == Reach::Pending && deadline.is_some_and(|d| until > d.as_secs_f64())
                     {
@@ -868,5 +943,52 @@ mod tests {
         assert!(checks.iter().all(|c| !c.name.ends_with("decision_within")));
         assert_eq!(rep.episodes[0].decision_latency_s, None);
         assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
+    }
+    #[test]
+    fn a_change_followed_within_one_scrape_is_an_episode_with_latency_0() {
+        let mut f = Follower::new(&spec(0), 1.0);
+        f.push(s(0.0, 20.0, 4, 4));
+        f.push(s(1.0, 0.0, 1, 1)); // recommendation 4 -> 1 and the pool already at 1
+        let (_, rep) = f.finish();
+        assert_eq!(rep.episodes.len(), 1, "{:#?}", rep.episodes);
+        let e = &rep.episodes[0];
+        assert_eq!((e.direction.as_str(), e.from, e.recommended), ("in", 4, 1));
+        assert_eq!(
+            (e.decision_latency_s, e.ready_latency_s),
+            (Some(0.0), Some(0.0))
+        );
+        assert_eq!(e.passed, Some(true));
+    }
+    #[test]
+    fn every_further_trigger_is_judged_on_its_own() {
+        // The queue rises step by step; the system follows the first step only.
+        let mut f = Follower::new(&spec(10), 1.0);
+        f.push(s(0.0, 0.0, 1, 1));
+        f.push(s(1.0, 10.0, 1, 1)); // 2
+        f.push(s(2.0, 15.0, 2, 2)); // 3: a further trigger; the first reached
+        f.push(s(3.0, 20.0, 2, 2)); // 4
+        for t in 4..12 {
+            f.push(s(t as f64, 20.0, 2, 2));
+        }
+        let (checks, rep) = f.finish();
+        let got: Vec<(u64, Reach)> = rep
+            .episodes
+            .iter()
+            .map(|e| (e.recommended, e.decision))
+            .collect();
+        assert_eq!(
+            got,
+            [(2, Reach::Reached), (3, Reach::Missed), (4, Reach::Missed)],
+            "{:#?}",
+            rep.episodes
+        );
+        let dec = checks
+            .iter()
+            .find(|c| c.name.ends_with("decision_within"))
+            .unwrap();
+        assert!(
+            !dec.passed && dec.observed.contains("2 of 3 episodes missed"),
+            "{dec:?}"
+        );
     }
 }

@@ -27,6 +27,7 @@
 //! | `GATEWAY_AUTOSCALE_TOLERANCE` | 0.1 | skip when abs(ratio - 1) <= tolerance |
 //! | `GATEWAY_JOB_MAX_ATTEMPTS` | 3 / 5 / 5 | attempts before a job goes to the DLQ |
 //! | `GATEWAY_JOB_BACKOFF_BASE_MS` | 100 / 500 / 1000 | retry delay = base * 2^(attempt-1) |
+//! | `GATEWAY_WORKER_START_MS` | 0 | simulated start-up of a new worker (a pod's start): it counts in `gateway_workers_current` and takes jobs only after this |
 //! | `GATEWAY_JOB_WORK_MS` | 20 | default simulated work per job (`work_ms` in the body overrides) |
 //! | `GATEWAY_ADMIN_REFRESH_MS` | 250 | how often admin state is re-read from Redis |
 //! | `GATEWAY_STARTUP_TIMEOUT_MS` | 10000 | retry window for Redis / Postgres at start |
@@ -129,6 +130,8 @@ pub struct Config {
     pub job_max_attempts: u32,
     pub job_backoff_base: Duration,
     pub job_work_ms: u64,
+    /// A new worker's simulated start-up before it is ready.
+    pub worker_start: Duration,
     pub admin_refresh: Duration,
     pub startup_timeout: Duration,
     pub db_pool: usize,
@@ -345,6 +348,7 @@ impl Config {
             ),
             job_backoff_base: r.ms("GATEWAY_JOB_BACKOFF_BASE_MS", pick(100, 500, 1000)),
             job_work_ms: r.parse("GATEWAY_JOB_WORK_MS", 20, "a whole number of milliseconds"),
+            worker_start: r.ms("GATEWAY_WORKER_START_MS", 0),
             admin_refresh: r.ms("GATEWAY_ADMIN_REFRESH_MS", 250),
             startup_timeout: r.ms("GATEWAY_STARTUP_TIMEOUT_MS", 10_000),
             db_pool: r.parse("GATEWAY_DB_POOL", 16, "a whole number of connections >= 1"),
@@ -545,6 +549,7 @@ mod tests {
         ])
         .unwrap();
         assert!(!c.autoscale_enabled);
+        assert_eq!(cfg(&[]).unwrap().worker_start, Duration::ZERO);
         assert_eq!(c.autoscale_stabilization, Duration::from_millis(500));
         assert!(cfg(&[]).unwrap().autoscale_enabled);
         assert_eq!(c.inflight_limit, 7);
