@@ -424,6 +424,12 @@ fn autoscaling_problems_have_positions_and_rules_lower() {
             "inline.yaml:8:3: autoscaling.w: `scrape:` is required: a `scrapes:` entry's name or `{ url: ${TARGET_URL}/metrics }`",
         ]
     );
+    assert_eq!(
+        p(&format!(
+            "{head}scrapes:\n  gw: {{ url: /metrics, series: [q] }}\nautoscaling:\n  w: {{ scrape: gw, metric: q, target_per_replica: 5, replicas: cur, max: 4, expect: {{ ready_within: 5s }} }}\n"
+        )),
+        ["inline.yaml:10:16: autoscaling.w.scrape: scraper `gw` keeps only [\"q\"]: add cur to its `series:`"]
+    );
     // An inline scraper becomes `autoscaling.NAME`, keeping the rule's series.
     let src = format!(
         "{head}autoscaling:\n  w:\n    scrape: {{ url: /metrics, every: 250ms }}\n    metric: q\n    target_per_replica: 5\n    replicas: {{ current: cur, desired: des }}\n    max: 4\n    expect: {{ decision_within: 3s, no_flapping: true, directions: [out, in] }}\n"

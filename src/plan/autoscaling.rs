@@ -194,7 +194,24 @@ pub(crate) fn rule(
             None
         }
         Some(ScrapeRef::Named(n)) => {
-            if scrapes.iter().any(|s| s.name == *n) {
+            if let Some(sc) = scrapes.iter().find(|s| s.name == *n) {
+                // The scraper must keep the series the rule reads.
+                let dropped: Vec<&str> = [&metric, &current, &desired]
+                    .into_iter()
+                    .flatten()
+                    .map(|x| metric_name(x))
+                    .filter(|m| !sc.series.is_empty() && !sc.series.iter().any(|k| k == m))
+                    .collect();
+                if !dropped.is_empty() {
+                    issues.at(
+                        at(&base, "scrape"),
+                        format!(
+                            "scraper `{n}` keeps only {:?}: add {} to its `series:`",
+                            sc.series,
+                            dropped.join(", ")
+                        ),
+                    );
+                }
                 Some(n.clone())
             } else {
                 let known: Vec<&str> = scrapes.iter().map(|s| s.name.as_str()).collect();
