@@ -69,6 +69,7 @@ fn main() {
         faults: Vec::new(),
         scrapes: Vec::new(),
         dependencies: None,
+        autoscaling: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

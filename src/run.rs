@@ -265,6 +265,7 @@ impl Clock {
             };
             match a {
                 Action::Record(kind) => self.agg.push_event(kind),
+                Action::RecordAt { at, kind } => self.agg.push_event_at(at, kind),
                 _ if ended => {}
                 Action::Stop(why) => {
                     if self.stopped.is_none() {

@@ -39,7 +39,7 @@ fn fixtures_report_every_problem_at_its_position() {
         ("unknown_field.yaml", vec![
             &unknown_scenario_field,
             "unknown_field.yaml:9:32: scenarios.chat.request.mehtod: unknown field `mehtod`, expected one of `name`, `weight`, `method`, `path`, `headers`, `body`, `checks` (did you mean `method`?)",
-            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `report`, `allow_hosts` (did you mean `thresholds`?)",
+            "unknown_field.yaml:10:1: treshold: unknown field `treshold`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `autoscaling`, `report`, `allow_hosts` (did you mean `thresholds`?)",
         ]),
         ("bad_units.yaml", vec![
             "bad_units.yaml:5:11: scenarios.chat.rate: expected a rate like 100/s or 30/m, got \"fast\"",
@@ -220,7 +220,7 @@ fn structure_problems() {
     );
     assert_eq!(
         p(&format!("{HEAD}    request: {{ path: / }}\nscenario: {{}}\n")),
-        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
+        ["inline.yaml:7:1: scenario: unknown field `scenario`, expected one of `name`, `description`, `target`, `stack`, `defaults`, `environments`, `feeders`, `scenarios`, `thresholds`, `probes`, `slos`, `canary`, `blue_green`, `faults`, `capacity`, `scrapes`, `dependencies`, `autoscaling`, `report`, `allow_hosts` (did you mean `scenarios`?)"]
     );
 }
 
@@ -413,4 +413,55 @@ fn scrape_rates_and_checks_are_parsed_with_positions() {
             "inline.yaml:14:9: scrapes.gw.checks[1]: reads `c`, which `series:` does not keep: add it to `series:`",
         ]
     );
+}
+
+#[test]
+fn autoscaling_problems_have_positions_and_rules_lower() {
+    let p = |src: &str| parse_inline(src).err().unwrap_or_default();
+    let head = format!("{HEAD}    request: {{ path: / }}\n");
+    assert_eq!(
+        p(&format!(
+            "{head}autoscaling:\n  w:\n    scrape: nope\n    metric: q\n    target_per_replica: 0\n    replicas: cur\n    max: 4\n    tolerance: 1.5\n    expect: {{ decision_within: 3s }}\n"
+        )),
+        [
+            "inline.yaml:9:13: autoscaling.w.scrape: no scraper `nope`: add it under `scrapes:` or write `scrape: { url: ${TARGET_URL}/metrics }`",
+            "inline.yaml:11:25: autoscaling.w.target_per_replica: must be a positive number: the metric's value per replica the autoscaler aims at, e.g. 5",
+            "inline.yaml:14:16: autoscaling.w.tolerance: must be a fraction in [0, 1), e.g. 0.1 (the HPA's default)",
+            "inline.yaml:15:32: autoscaling.w.expect.decision_within: needs the desired replicas' series: `replicas: { current: ..., desired: ... }`",
+        ]
+    );
+    assert_eq!(
+        p(&format!("{head}autoscaling:\n  w: {{ metric: q }}\n")),
+        [
+            "inline.yaml:8:3: autoscaling.w: `replicas:` is required, e.g. `replicas: { current: gateway_workers_current, desired: gateway_workers_desired }`",
+            "inline.yaml:8:3: autoscaling.w: `target_per_replica:` is required, e.g. `target_per_replica: 5`",
+            "inline.yaml:8:3: autoscaling.w: `max:` is required: the most replicas the system may run",
+            "inline.yaml:8:3: autoscaling.w: `expect:` is required, e.g. `expect: { decision_within: 10s, ready_within: 30s }`",
+            "inline.yaml:8:3: autoscaling.w: `scrape:` is required: a `scrapes:` entry's name or `{ url: ${TARGET_URL}/metrics }`",
+        ]
+    );
+    assert_eq!(
+        p(&format!(
+            "{head}scrapes:\n  gw: {{ url: /metrics, series: [q] }}\nautoscaling:\n  w: {{ scrape: gw, metric: q, target_per_replica: 5, replicas: cur, max: 4, expect: {{ ready_within: 5s }} }}\n"
+        )),
+        ["inline.yaml:10:16: autoscaling.w.scrape: scraper `gw` keeps only [\"q\"]: add cur to its `series:`"]
+    );
+    // An inline scraper becomes `autoscaling.NAME`, keeping the rule's series.
+    let src = format!(
+        "{head}autoscaling:\n  w:\n    scrape: {{ url: /metrics, every: 250ms }}\n    metric: q\n    target_per_replica: 5\n    replicas: {{ current: cur, desired: des }}\n    max: 4\n    expect: {{ decision_within: 3s, no_flapping: true, directions: [out, in] }}\n"
+    );
+    let spec = parse_inline(&src).unwrap().lower(&[]).unwrap();
+    let rule = &spec.autoscaling[0];
+    assert_eq!(rule.scrape, "autoscaling.w");
+    assert_eq!((rule.min, rule.max, rule.tolerance), (1, 4, 0.1));
+    assert_eq!(rule.stabilization, std::time::Duration::from_secs(300));
+    assert_eq!(rule.desired.as_deref(), Some("des"));
+    assert_eq!(rule.expect.directions.len(), 2);
+    let scrape = spec
+        .scrapes
+        .iter()
+        .find(|s| s.name == "autoscaling.w")
+        .unwrap();
+    assert_eq!(scrape.series, ["q", "cur", "des"]);
+    assert_eq!(scrape.every, std::time::Duration::from_millis(250));
 }

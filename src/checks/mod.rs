@@ -6,6 +6,8 @@
 //! - [`slo`]: error budgets and multi-window burn rates over per-second good / total counts;
 //! - [`failover`]: RTO as users saw it, per fault and repetition, and its distribution over
 //!   repetitions, from the per-second series (the faults controller feeds it).
+//! - [`autoscale`]: the HPA recommendation recomputed from scraped series, and how the
+//!   system's replicas followed it (decision and ready latency, overshoot, flaps).
 //! - [`ledger`]: the write ledger (lost, changed, recovered writes and RPO) from every
 //!   recorded write and what reading it back found.
 //!
@@ -15,6 +17,7 @@
 //!
 //! The verdict of a run is the conjunction of its `CheckResult`s: reports and the exit code
 //! are computed from them and nothing else, so each drill only has to push its own results.
+pub mod autoscale;
 pub mod canary;
 pub mod failover;
 pub mod ledger;

@@ -14,9 +14,10 @@
 //! (cutover windows), [`faults`] (faults injected on the run clock, failover judged),
 //! [`prometheus`] (`--metrics-addr`: the run's metrics for scrapers), [`scrape`] (the
 //! target's own series, read on an interval), [`dependency`] (Redis / PostgreSQL health
-//! during the load). Later drills (autoscaling) add files here and a line to [`standard`]; the
-//! loop does not change. [`ledger`] is no controller: the run reads the write ledger back
-//! once the load has ended.
+//! during the load), [`autoscale`] (the HPA recommendation recomputed from scraped series,
+//! the system's replicas judged against it). Later drills add files here and a line to
+//! [`standard`]; the loop does not change. [`ledger`] is no controller: the run reads the
+//! write ledger back once the load has ended.
 //!
 //! Controllers read snapshots once per tick, never per request. Ones that must act between
 //! ticks (a probe's requests) run their own task, spawned in [`Controller::on_start`] on the
@@ -24,6 +25,7 @@
 //!
 //! A segment of a distributed run adds [`segment`]: it keeps every second's slice for
 //! `loadgate merge`, which replays the union through the same threshold and SLO controllers.
+pub mod autoscale;
 pub mod blue_green;
 pub mod canary;
 pub mod dependency;
@@ -111,6 +113,9 @@ pub enum Action {
     Stack { component: Component, op: StackOp },
     /// Put an event on the run's timeline now.
     Record(EventKind),
+    /// Put an event on the run's timeline at a run-clock time already past (what a scrape
+    /// showed, recorded at the scrape's time).
+    RecordAt { at: Duration, kind: EventKind },
 }
 
 /// A report section a controller contributes to summary.json (one typed field each).
@@ -122,6 +127,7 @@ pub enum Section {
     BlueGreen(Box<blue_green::BlueGreenReport>),
     Failover(Vec<faults::FailoverReport>),
     Scrapes(Vec<scrape::ScrapeReport>),
+    Autoscale(Vec<crate::checks::autoscale::AutoscaleReport>),
 }
 
 /// What a controller concludes when the run is over.
@@ -171,8 +177,13 @@ pub fn standard(spec: &RunSpec) -> Vec<Box<dyn Controller>> {
     if let Some(f) = faults::Faults::new(spec) {
         out.push(Box::new(f));
     }
-    if let Some(s) = scrape::Scrapers::new(spec) {
+    let scrapers = scrape::Scrapers::new(spec);
+    let autoscale = autoscale::Autoscale::new(spec, scrapers.as_ref());
+    if let Some(s) = scrapers {
         out.push(Box::new(s));
+    }
+    if let Some(a) = autoscale {
+        out.push(Box::new(a));
     }
     if let Some(d) = dependency::DependencyHealth::new(spec) {
         out.push(Box::new(d));

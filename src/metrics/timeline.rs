@@ -197,6 +197,24 @@ pub enum EventKind {
         repetition: u32,
         rto_ms: f64,
     },
+    /// An autoscaling rule's recommendation (the HPA rule over the scraped metric) changed.
+    /// At the scrape's time.
+    ScaleRecommended {
+        rule: String,
+        from: u64,
+        to: u64,
+        /// The metric's total that produced it.
+        metric: f64,
+    },
+    /// The system's replicas (`desired` or `current`) changed, as scraped. At the scrape's
+    /// time.
+    ScaleObserved {
+        rule: String,
+        /// desired | current
+        replicas: String,
+        from: u64,
+        to: u64,
+    },
 }
 
 impl EventKind {
@@ -226,6 +244,8 @@ impl EventKind {
             EventKind::FaultInjected { .. } => "fault_injected",
             EventKind::FaultRecovered { .. } => "fault_recovered",
             EventKind::UsersRecovered { .. } => "users_recovered",
+            EventKind::ScaleRecommended { .. } => "scale_recommended",
+            EventKind::ScaleObserved { .. } => "scale_observed",
         }
     }
 
@@ -427,6 +447,21 @@ impl EventKind {
                 "fault {fault} #{repetition}: users served again, RTO {} s",
                 n(*rto_ms / 1000.0)
             ),
+            EventKind::ScaleRecommended {
+                rule,
+                from,
+                to,
+                metric,
+            } => format!(
+                "autoscale {rule}: recommendation {from} -> {to} replicas (metric {})",
+                n(*metric)
+            ),
+            EventKind::ScaleObserved {
+                rule,
+                replicas,
+                from,
+                to,
+            } => format!("autoscale {rule}: {replicas} replicas {from} -> {to}"),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 #[macro_use]
 mod tree;
+mod autoscaling;
 mod canary;
 mod capacity;
 mod common;

@@ -24,7 +24,17 @@ pub(crate) fn scrape(
     target: &str,
     issues: &mut Issues,
 ) -> Option<ScrapeSpec> {
-    let base = path!["scrapes", name];
+    scrape_at(path!["scrapes", name], name, s, target, issues)
+}
+
+/// A scraper written at `base` (an `autoscaling:` rule's inline `scrape:` too).
+pub(crate) fn scrape_at(
+    base: Vec<PathSeg>,
+    name: &str,
+    s: &Scrape,
+    target: &str,
+    issues: &mut Issues,
+) -> Option<ScrapeSpec> {
     let before = issues.0.len();
     let source = match (&s.url, &s.command) {
         (Some(_), Some(_)) => {

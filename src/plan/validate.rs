@@ -22,7 +22,7 @@ use super::model::{self, PlanFile};
 use super::problem::Issues;
 use super::scenario::{scenario, Scale};
 use super::tree::{Node, PathSeg};
-use super::{canary, dependencies, faults, probes, scrapes, slos};
+use super::{autoscaling, canary, dependencies, faults, probes, scrapes, slos};
 
 /// What the checks need besides the model.
 pub(crate) struct Ctx<'a> {
@@ -171,6 +171,20 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
             }
         }
     }
+    let mut autoscale_specs = Vec::new();
+    if let Some(map) = &plan.autoscaling {
+        for name in tree_keys(ctx.tree, "autoscaling") {
+            if let Some(r) = map.get(&name) {
+                autoscale_specs.extend(autoscaling::rule(
+                    &name,
+                    r,
+                    &target,
+                    &mut scrape_specs,
+                    issues,
+                ));
+            }
+        }
+    }
 
     let report_formats = match plan.report.as_ref().and_then(|r| r.formats.as_ref()) {
         None => ReportFormat::ALL.to_vec(),
@@ -211,6 +225,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
             .dependencies
             .as_ref()
             .and_then(|d| dependencies::dependencies(d, issues)),
+        autoscaling: autoscale_specs,
     }
 }
 

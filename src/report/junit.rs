@@ -124,6 +124,11 @@ pub fn render(summary: &Summary) -> io::Result<String> {
             suite.add_test_case(case);
         }
     }
+    if let Some(a) = &summary.autoscale {
+        for case in super::autoscale::junit_cases(a) {
+            suite.add_test_case(case);
+        }
+    }
     let mut report = Report::new("loadgate");
     report.set_time(time);
     report.add_test_suite(suite);

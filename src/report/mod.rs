@@ -11,6 +11,7 @@
 //! and report.html always (CI tooling and `loadgate merge` read the one, people the other). A new format (HTML) is a new file and a
 //! line in [`exporter_for`], nothing else. Files are written atomically (a temp file in the
 //! same directory, then a rename), so a reader never sees half a summary.json.
+pub mod autoscale;
 pub mod capacity;
 pub mod compare;
 pub mod csv;

@@ -26,6 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::warnings::{warnings, Warning};
+use crate::checks::autoscale::AutoscaleReport;
 use crate::checks::slo::SloReport;
 use crate::checks::CheckResult;
 use crate::control::blue_green::BlueGreenReport;
@@ -103,6 +104,10 @@ pub struct Summary {
     /// scraped point (`at_s`, `series`, `value`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrapes: Option<Vec<ScrapeReport>>,
+    /// One entry per autoscaling rule (`autoscaling:`): every episode (trigger, recommended
+    /// replicas, decision and ready latency, overshoot), the flaps, the peaks and the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Vec<AutoscaleReport>>,
     /// What the reader should know whatever the verdict: dropped arrivals, mostly failed
     /// scenarios, nothing sent, nothing judged (see `report::warnings`).
     #[serde(default)]
@@ -375,7 +380,7 @@ impl Summary {
         };
         let warnings = warnings(&scenarios, &checks);
         let (mut probes, mut slos, mut canary, mut blue_green) = (None, None, None, None);
-        let (mut failover, mut scrapes) = (None, None);
+        let (mut failover, mut scrapes, mut autoscale) = (None, None, None);
         for s in sections {
             match s {
                 Section::Probes(p) => probes = Some(p),
@@ -384,6 +389,7 @@ impl Summary {
                 Section::BlueGreen(b) => blue_green = Some(*b),
                 Section::Failover(f) => failover = Some(f),
                 Section::Scrapes(s) => scrapes = Some(s),
+                Section::Autoscale(a) => autoscale = Some(a),
             }
         }
         Summary {
@@ -418,6 +424,7 @@ impl Summary {
             failover,
             capacity: None,
             scrapes,
+            autoscale,
             warnings,
             run: None,
         }

@@ -221,6 +221,10 @@ pub fn render(summary: &Summary) -> String {
         out.push_str(&super::capacity::table(c));
     }
 
+    if let Some(a) = &summary.autoscale {
+        out.push_str(&super::autoscale::table(a));
+    }
+
     if !summary.checks.is_empty() {
         let mut b = Builder::default();
         b.push_record(["result", "kind", "criterion", "expected", "observed"]);

@@ -10,6 +10,7 @@
 //! This module is a leaf: it imports nothing of the crate but the parsed grammars
 //! ([`crate::grammar`]). Drills add their lowered sections as submodules ([`canary`],
 //! [`capacity`], [`flow`], [`probe`], [`slo`], [`stack`]).
+pub mod autoscale;
 pub mod canary;
 pub mod capacity;
 pub mod dependency;
@@ -29,6 +30,7 @@ use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::Template;
 use crate::grammar::threshold::ThresholdExpr;
 
+pub use autoscale::{AutoscaleExpect, AutoscaleSpec, ScaleDirection};
 pub use canary::{
     ApplyWeight, BlueGreenSpec, CanarySpec, Expect, HeaderSplit, LatencyCompare, OnInconclusive,
     OnNoData, Split, TargetSplit, ValueCompare, Variant,
@@ -79,6 +81,8 @@ pub struct RunSpec {
     pub scrapes: Vec<ScrapeSpec>,
     /// Redis / PostgreSQL health read during the run (`dependencies:`).
     pub dependencies: Option<DependencySpec>,
+    /// Autoscaling rules judged from scraped series (`autoscaling:`).
+    pub autoscaling: Vec<AutoscaleSpec>,
 }
 
 impl RunSpec {
@@ -166,6 +170,7 @@ impl RunSpec {
             faults: Vec::new(),
             scrapes: Vec::new(),
             dependencies: None,
+            autoscaling: Vec::new(),
         }
     }
 

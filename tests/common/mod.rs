@@ -137,6 +137,7 @@ pub fn spec(target: &str, scenarios: Vec<ScenarioSpec>) -> RunSpec {
         faults: Vec::new(),
         scrapes: Vec::new(),
         dependencies: None,
+        autoscaling: Vec::new(),
     }
 }
 

@@ -10,6 +10,11 @@
 //! `gateway_autoscaler_decisions_total{direction="up|down|none"}`; changes are logged at info.
 //!
 //! Each instance scales its own pool from the shared queue depth.
+//!
+//! `GATEWAY_AUTOSCALE_ENABLED=false` switches the decisions off (the pool stays where it is,
+//! `workers_desired` follows `workers_current`) while the queue depth is still measured and
+//! exported: what a system without a working autoscaler looks like to loadgate's
+//! `autoscaling:` checks.
 
 use crate::metrics::DirectionLabels;
 use crate::AppState;
@@ -89,6 +94,11 @@ pub fn evaluate(
 /// Runs until shutdown.
 pub async fn run(st: AppState) {
     let cfg = &st.cfg;
+    if !cfg.autoscale_enabled {
+        tracing::warn!(
+            "worker autoscaler switched off (GATEWAY_AUTOSCALE_ENABLED=false): queue depth is measured, the pool keeps its size"
+        );
+    }
     let mut stab = Stabilizer::new(cfg.autoscale_stabilization);
     let mut tick = tokio::time::interval(cfg.autoscale_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,8 +116,12 @@ pub async fn run(st: AppState) {
         };
         st.metrics.queue_depth.set(depth as i64);
         st.metrics.dlq_depth.set(dlq as i64);
-        let bounds = st.admin_snapshot().workers_or(cfg);
         let current = st.workers.len();
+        if !cfg.autoscale_enabled {
+            st.metrics.workers_desired.set(current as i64);
+            continue;
+        }
+        let bounds = st.admin_snapshot().workers_or(cfg);
         let desired = evaluate(
             &mut stab,
             Instant::now(),

@@ -20,12 +20,14 @@
 //! | `GATEWAY_MODEL_V1_PER_TOKEN_MS` / `_V2_` | 0.5 / 0.4 | simulated latency per output token |
 //! | `GATEWAY_MODEL_V1_PRICE_PER_1K` / `_V2_` | 0.002 / 0.001 | USD per 1000 tokens (in + out) |
 //! | `GATEWAY_WORKERS_MIN` / `GATEWAY_WORKERS_MAX` | 1..4 / 2..8 / 2..16 | worker pool bounds |
+//! | `GATEWAY_AUTOSCALE_ENABLED` | true | TEST KNOB: false keeps the worker pool at `GATEWAY_WORKERS_MIN` (queue depth is still measured and exported; `workers_desired` stays at the current count) |
 //! | `GATEWAY_AUTOSCALE_TARGET` | 5 | target queue depth per worker |
 //! | `GATEWAY_AUTOSCALE_INTERVAL_MS` | 1000 | autoscaler evaluation period |
 //! | `GATEWAY_AUTOSCALE_STABILIZATION_MS` | 10000 / 30000 / 300000 | scale-down window |
 //! | `GATEWAY_AUTOSCALE_TOLERANCE` | 0.1 | skip when abs(ratio - 1) <= tolerance |
 //! | `GATEWAY_JOB_MAX_ATTEMPTS` | 3 / 5 / 5 | attempts before a job goes to the DLQ |
 //! | `GATEWAY_JOB_BACKOFF_BASE_MS` | 100 / 500 / 1000 | retry delay = base * 2^(attempt-1) |
+//! | `GATEWAY_WORKER_START_MS` | 0 | simulated start-up of a new worker (a pod's start): it counts in `gateway_workers_current` and takes jobs only after this |
 //! | `GATEWAY_JOB_WORK_MS` | 20 | default simulated work per job (`work_ms` in the body overrides) |
 //! | `GATEWAY_ADMIN_REFRESH_MS` | 250 | how often admin state is re-read from Redis |
 //! | `GATEWAY_STARTUP_TIMEOUT_MS` | 10000 | retry window for Redis / Postgres at start |
@@ -129,6 +131,8 @@ pub struct Config {
     pub models: [ModelConfig; 2],
     pub workers_min: usize,
     pub workers_max: usize,
+    /// The worker autoscaler decides (false: it only measures the queue).
+    pub autoscale_enabled: bool,
     pub autoscale_target: f64,
     pub autoscale_interval: Duration,
     pub autoscale_stabilization: Duration,
@@ -136,6 +140,8 @@ pub struct Config {
     pub job_max_attempts: u32,
     pub job_backoff_base: Duration,
     pub job_work_ms: u64,
+    /// A new worker's simulated start-up before it is ready.
+    pub worker_start: Duration,
     pub admin_refresh: Duration,
     pub startup_timeout: Duration,
     pub db_pool: usize,
@@ -341,6 +347,7 @@ impl Config {
                 pick(4, 8, 16) as usize,
                 "a whole number of workers",
             ),
+            autoscale_enabled: r.parse("GATEWAY_AUTOSCALE_ENABLED", true, "true or false"),
             autoscale_target: r.parse(
                 "GATEWAY_AUTOSCALE_TARGET",
                 5.0,
@@ -359,6 +366,7 @@ impl Config {
             ),
             job_backoff_base: r.ms("GATEWAY_JOB_BACKOFF_BASE_MS", pick(100, 500, 1000)),
             job_work_ms: r.parse("GATEWAY_JOB_WORK_MS", 20, "a whole number of milliseconds"),
+            worker_start: r.ms("GATEWAY_WORKER_START_MS", 0),
             admin_refresh: r.ms("GATEWAY_ADMIN_REFRESH_MS", 250),
             startup_timeout: r.ms("GATEWAY_STARTUP_TIMEOUT_MS", 10_000),
             db_pool: r.parse("GATEWAY_DB_POOL", 16, "a whole number of connections >= 1"),
@@ -627,8 +635,14 @@ mod tests {
             ("GATEWAY_INFLIGHT_LIMIT", "7"),
             ("GATEWAY_AUTOSCALE_INTERVAL_MS", "200"),
             ("GATEWAY_MODEL_V2_BASE_MS", "1.5"),
+            ("GATEWAY_AUTOSCALE_ENABLED", "false"),
+            ("GATEWAY_AUTOSCALE_STABILIZATION_MS", "500"),
         ])
         .unwrap();
+        assert!(!c.autoscale_enabled);
+        assert_eq!(cfg(&[]).unwrap().worker_start, Duration::ZERO);
+        assert_eq!(c.autoscale_stabilization, Duration::from_millis(500));
+        assert!(cfg(&[]).unwrap().autoscale_enabled);
         assert_eq!(c.inflight_limit, 7);
         assert_eq!(c.autoscale_interval, Duration::from_millis(200));
         assert_eq!(c.models[1].base_ms, 1.5);

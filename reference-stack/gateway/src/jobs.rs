@@ -141,6 +141,8 @@ pub(crate) struct PoolInner {
 #[derive(Default)]
 pub struct WorkerPool {
     inner: Mutex<PoolInner>,
+    /// Workers past their start-up (`GATEWAY_WORKER_START_MS`) and not yet stopped.
+    ready: std::sync::atomic::AtomicI64,
 }
 
 impl WorkerPool {
@@ -172,7 +174,11 @@ impl WorkerPool {
             let h = tokio::spawn(worker(st.clone(), p.next_id, tok.clone()));
             p.running.push((tok, h));
         }
-        st.metrics.workers_current.set(p.running.len() as i64);
+        // With a start-up delay the workers themselves count in and out as they get ready
+        // and stop (see `worker`); without, the pool's size is what runs.
+        if st.cfg.worker_start.is_zero() {
+            st.metrics.workers_current.set(p.running.len() as i64);
+        }
     }
 
     /// Waits for every worker task (call after `scale_to(0)`).
@@ -193,6 +199,16 @@ impl WorkerPool {
 }
 
 async fn worker(st: AppState, id: u64, stop: CancellationToken) {
+    use std::sync::atomic::Ordering;
+    let starting = st.cfg.worker_start;
+    if !starting.is_zero() {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(starting) => {}
+        }
+        let n = st.workers.ready.fetch_add(1, Ordering::SeqCst) + 1;
+        st.metrics.workers_current.set(n);
+    }
     tracing::debug!(worker = id, "worker started");
     let mut conn: Option<redis::aio::ConnectionManager> = None;
     while !stop.is_cancelled() {
@@ -221,6 +237,10 @@ async fn worker(st: AppState, id: u64, stop: CancellationToken) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+    if !starting.is_zero() {
+        let n = st.workers.ready.fetch_sub(1, Ordering::SeqCst) - 1;
+        st.metrics.workers_current.set(n);
     }
     tracing::debug!(worker = id, "worker stopped");
 }

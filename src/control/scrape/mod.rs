@@ -82,7 +82,7 @@ pub struct Scrapers {
     logs: Vec<Arc<Mutex<ScrapeReport>>>,
 }
 
-fn lock(m: &Mutex<ScrapeReport>) -> std::sync::MutexGuard<'_, ScrapeReport> {
+pub(crate) fn lock(m: &Mutex<ScrapeReport>) -> std::sync::MutexGuard<'_, ScrapeReport> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -100,6 +100,16 @@ impl Scrapers {
                 .map(|s| Arc::new(Mutex::new(ScrapeReport::new(s))))
                 .collect(),
         })
+    }
+}
+
+impl Scrapers {
+    /// The log scraper `name` fills (the autoscale rules read it while the run goes).
+    pub fn log(&self, name: &str) -> Option<Arc<Mutex<ScrapeReport>>> {
+        self.specs
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| self.logs[i].clone())
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::grammar::units::{Duration, Rate, Size};
 
+mod autoscaling;
 mod canary;
 mod capacity;
 mod dependencies;
@@ -23,6 +24,7 @@ mod faults;
 mod probes;
 mod scrapes;
 
+pub use autoscaling::*;
 pub use canary::*;
 pub use capacity::*;
 pub use dependencies::*;
@@ -74,6 +76,9 @@ pub struct PlanFile {
     /// Health of Redis and PostgreSQL during the run (evictions, memory, clients,
     /// connections, deadlocks), judged as `dependency` checks.
     pub dependencies: Option<Dependencies>,
+    /// Autoscaling rules: the HPA recommendation recomputed from a scraped metric, and the
+    /// system's replicas checked against it (decision and ready latency, flapping).
+    pub autoscaling: Option<BTreeMap<String, AutoscaleRule>>,
     /// Report output.
     pub report: Option<ReportSection>,
     /// Hosts besides loopback this plan may send load to (`staging.example.internal`,

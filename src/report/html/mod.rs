@@ -19,7 +19,7 @@
 //!               per scenario; numbered event markers on every chart
 //!   events      the numbered events (the markers' legend) and every other event
 //!   probes, slos, canary, blue_green,   one per drill, present when the run had it
-//!   capacity
+//!   capacity, autoscale
 //!   spectrum    latency as an HDR percentile spectrum per scenario (log x: 90%, 99%, 99.9%...)
 //!   compare     `loadgate report --compare`: deltas against a baseline run, curves overlaid
 //! ```
@@ -33,6 +33,7 @@
 //! by the browser: no font files), made responsive by their `viewBox` and CSS. Long runs are
 //! downsampled **for display only** (at most [`chart::MAX_POINTS`] points per line; see
 //! [`chart`]): every number in a table comes from the exact histograms and counters.
+mod autoscale;
 mod capacity;
 mod chart;
 mod drills;
@@ -261,6 +262,7 @@ pub fn sections() -> Vec<Box<dyn Section>> {
         Box::new(drills::Canary),
         Box::new(drills::BlueGreen),
         Box::new(capacity::Capacity),
+        Box::new(autoscale::Autoscale),
         Box::new(sections::Spectrum),
         Box::new(sections::Events),
         Box::new(sections::Compare),
