@@ -537,7 +537,7 @@ async fn run_flow(
             let Some(until) = &step.until else { break };
             if until
                 .check
-                .evaluate(status, &vu.resp.headers, &vu.resp.body)
+                .evaluate_body(status, &vu.resp.headers, vu.resp.body())
             {
                 ctx.recorder.borrow_mut().check(ctx.index, i, checks, true);
                 break;
@@ -557,7 +557,7 @@ async fn run_flow(
             let Some(buf) = vu.scratch.vars.get_mut(slot) else {
                 continue;
             };
-            let found = e.from.extract(&vu.resp.headers, &vu.resp.body, buf);
+            let found = e.from.extract_body(&vu.resp.headers, vu.resp.body(), buf);
             ctx.recorder
                 .borrow_mut()
                 .check(ctx.index, i, first_extract + k, found);
@@ -650,7 +650,7 @@ async fn send(
     let (mut passed, mut failed) = (0u64, 0u64);
     let mut rec = ctx.recorder.borrow_mut();
     for (ci, c) in req.checks.iter().enumerate() {
-        let ok = out.status != 0 && c.evaluate(out.status, &vu.resp.headers, &vu.resp.body);
+        let ok = out.status != 0 && c.evaluate_body(out.status, &vu.resp.headers, vu.resp.body());
         if ok {
             passed += 1;
         } else {
@@ -701,7 +701,7 @@ async fn send(
     );
     if error.is_none() {
         for (slot, x) in ctx.values.iter().enumerate() {
-            if x.extract(&vu.resp.headers, &vu.resp.body, &mut vu.value_buf) {
+            if x.extract_body(&vu.resp.headers, vu.resp.body(), &mut vu.value_buf) {
                 let v = std::str::from_utf8(&vu.value_buf)
                     .ok()
                     .and_then(|t| t.trim().parse::<f64>().ok())

@@ -50,6 +50,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::grammar::body::{Body, JsonCache};
 use crate::metrics::ErrorKind;
 use crate::spec::{HeaderSplit, HttpVersion, Variant};
 
@@ -92,6 +93,16 @@ pub struct ResponseData {
     pub split: Option<Arc<HeaderSplit>>,
     /// The side of the last response (`Variant::None` without a split).
     pub variant: Variant,
+    /// The body's JSON document, parsed once for all the checks and extractions that read it
+    /// (cleared with the body before every attempt).
+    pub json: JsonCache,
+}
+
+impl ResponseData {
+    /// The kept body, as the checks and extractions read it.
+    pub fn body(&self) -> Body<'_> {
+        Body::new(&self.body, &self.json)
+    }
 }
 
 /// Append `data` to a kept body, up to `max` bytes in all: a body past the cap is still read
@@ -310,6 +321,7 @@ impl Client {
             if cap.body {
                 resp.body.clear();
             }
+            resp.json.clear();
             if self.conn.as_mut().is_some_and(Conn::closed_while_idle) {
                 self.conn = None;
             }
