@@ -6,7 +6,8 @@
 //!   this sequence number and intended time)", "wait", or "done"; the open-model executors
 //!   also grow their VU pool ([`open`]) and use a [`crate::engine::pacer::Pacer`];
 //! - the [`RequestSource`] picks the weighted request and renders it;
-//! - the VU's [`Client`] sends it on the VU's own connection;
+//! - the VU's [`Client`] sends it on the VU's own connection (HTTP/2: on the connection its
+//!   worker's VUs share, see [`crate::engine::http::pool`]);
 //! - the worker's [`Recorder`] is the sink.
 //!
 //! Work is split over *lanes*: worker thread k of N in segment s of S owns lane
@@ -381,7 +382,7 @@ pub async fn run_scenario(ctx: Rc<ScenarioCtx>) {
     ctx.agg.scenario_finished(ctx.index);
 }
 
-/// A VU: its own connection, buffers and random generator.
+/// A VU: its own connection (or its share of an HTTP/2 one), buffers and random generator.
 struct Vu {
     state: VuState,
     client: Client,
