@@ -9,8 +9,22 @@
 # Then the open model: `loadgate attack --rate 20000/s -d 30s`, achieved rate vs target.
 # With LONG=1 also a 10-minute open-model run at 20,000 req/s reporting peak RSS.
 #
-# Installs wrk (Debian package), oha (crates.io) and GNU time when missing.
+# HTTP/2 (h2c against the same nginx, an `http2` listener): `loadgate attack --http2` beside
+# h2load, with h2load's two usual shapes: `-c 16 -m 8` (16 connections x 8 streams) and
+# `-c 128 -m 1`; loadgate runs the same shape (`-c C*M --h2-connections C --streams M`).
+# Alternating rounds, medians, req/s and CPU-us/req ratios per shape and against h2load's
+# best shape.
+#
+# The open model's ceiling on one core: bisection over `attack --rate R/s` between CEIL_LO
+# and CEIL_HI (CEIL_STEPS steps); a rate holds when the median over CEIL_RUNS runs has
+# under 0.1% of its arrivals dropped and its achieved rate within 1% of the target. Printed
+# with its ratio to the closed model's median req/s (the generator's own ceiling).
+#
+# Installs wrk, h2load (nghttp2-client) (Debian packages), oha (crates.io) and GNU time when
+# missing.
 # Usage: bench/bench.sh            (ROUNDS=5 RUN_SECS=5 CONNS=64 LONG=0 by default)
+#        DURATION=1 ROUNDS=1 bench/bench.sh   (every run 1 s: checks the script end to end;
+#                                              its figures mean nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +34,20 @@ CONNS=${CONNS:-64}
 LONG=${LONG:-0}
 OPEN_RATE=${OPEN_RATE:-20000}
 OPEN_SECS=${OPEN_SECS:-30}
+H2_SHAPES=${H2_SHAPES:-"16x8 128x1"}
+CEIL_LO=${CEIL_LO:-20000}
+CEIL_HI=${CEIL_HI:-160000}
+CEIL_STEPS=${CEIL_STEPS:-6}
+CEIL_RUNS=${CEIL_RUNS:-3}
+CEIL_SECS=${CEIL_SECS:-10}
+# DURATION: every timed run this many seconds (a quick end-to-end check of the script).
+if [ -n "${DURATION:-}" ]; then
+  RUN_SECS=$DURATION OPEN_SECS=$DURATION CEIL_SECS=$DURATION
+fi
 
 need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 command -v nginx >/dev/null || need_apt+=(nginx-light)
 [ -x /usr/bin/time ] || need_apt+=(time)
 command -v taskset >/dev/null || need_apt+=(util-linux)
@@ -42,7 +67,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+h2port=$(free_port)
 mkdir -p "$work/logs"
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -64,6 +91,12 @@ http {
     listen 127.0.0.1:$port;
     location / { default_type text/plain; return 200 "hello from nginx\n"; }
   }
+  # h2c by prior knowledge (what h2load and attack --http2 speak on http://).
+  http2_max_concurrent_streams 1024;
+  server {
+    listen 127.0.0.1:$h2port http2;
+    location / { default_type text/plain; return 200 "hello from nginx\n"; }
+  }
 }
 EOF
 taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" &
@@ -73,6 +106,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 url="http://127.0.0.1:$port/"
+h2url="http://127.0.0.1:$h2port/"
 echo "nginx pid $nginx_pid on $url (core 0); generators on core 1; $CONNS connections, ${RUN_SECS}s runs, $ROUNDS rounds"
 
 # Each runner prints "REQUESTS RPS" on stdout; CPU seconds and max RSS come from GNU time.
@@ -148,6 +182,97 @@ target=float(sys.argv[2]); u,sy,rss=open(sys.argv[3]).read().split()
 print(f"requests {s['requests']} dropped {s['dropped']} achieved {s['rps']:.1f} req/s "
       f"({(s['rps']/target-1)*100:+.2f}% of target) p50 {s['latency_ms']['p50']} ms p99 {s['latency_ms']['p99']} ms "
       f"max RSS {int(rss)/1024:.1f} MiB")
+PY
+
+# == HTTP/2 (h2c): loadgate vs h2load, per shape ==
+loadgate_h2() { # conns streams
+  run_timed lg_h2 target/perf/loadgate attack "$h2url" --http2 -c $(($1 * $2)) \
+    --h2-connections "$1" --streams "$2" -d "${RUN_SECS}s" --json
+  python3 - "$work/out.lg_h2" <<'PY'
+import json,sys
+s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
+print(s["requests"] - s.get("errors", 0), s["rps"])
+PY
+}
+h2load_h2() { # conns streams
+  run_timed h2load h2load -c "$1" -m "$2" -D "$RUN_SECS" "$h2url"
+  python3 - "$work/out.h2load" <<'PY'
+import re,sys
+t=open(sys.argv[1]).read()
+n=int(re.search(r"requests: .*?(\d+) succeeded",t).group(1))
+r=float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s",t).group(1))
+print(n, r)
+PY
+}
+echo
+echo "== HTTP/2 (h2c on $h2url), ${RUN_SECS}s runs, $ROUNDS alternating rounds =="
+declare -A H2RPS H2CPU
+for shape in $H2_SHAPES; do
+  c=${shape%x*} m=${shape#*x}
+  for tool in loadgate h2load; do H2RPS[$tool.$shape]=""; H2CPU[$tool.$shape]=""; done
+  for round in $(seq "$ROUNDS"); do
+    for tool in loadgate h2load; do
+      if [ "$tool" = loadgate ]; then read -r n rps < <(loadgate_h2 "$c" "$m"); name=lg_h2
+      else read -r n rps < <(h2load_h2 "$c" "$m"); name=h2load; fi
+      cpu=$(cpu_us_per_req "$name" "$n")
+      printf 'round %d -c %s -m %s %-8s %10.0f req/s %8s CPU-us/req (%d requests)\n' "$round" "$c" "$m" "$tool" "$rps" "$cpu" "$n"
+      H2RPS[$tool.$shape]+="$rps "
+      H2CPU[$tool.$shape]+="$cpu "
+    done
+  done
+done
+h2summary=()
+for shape in $H2_SHAPES; do
+  h2summary+=("$shape" "$(median "${H2RPS[loadgate.$shape]}")" "$(median "${H2CPU[loadgate.$shape]}")" \
+    "$(median "${H2RPS[h2load.$shape]}")" "$(median "${H2CPU[h2load.$shape]}")")
+done
+python3 - "${h2summary[@]}" <<'PY'
+import sys
+a=sys.argv[1:]; rows=[(a[i],*map(float,a[i+1:i+5])) for i in range(0,len(a),5)]
+print("medians:")
+for shape,lr,lc,hr,hc in rows:
+    c,m=shape.split("x")
+    print(f"  -c {c:>3} -m {m:>2}  loadgate {lr:10.0f} req/s {lc:7.2f} CPU-us/req   h2load {hr:10.0f} req/s {hc:7.2f} CPU-us/req"
+          f"   ratio req/s {lr/hr:.3f} CPU/req {lc/hc:.3f}")
+best=max(rows,key=lambda r:r[3]); lbest=max(rows,key=lambda r:r[1])
+print(f"best shapes: loadgate {lbest[1]:.0f} req/s (-c/-m {lbest[0]}) vs h2load {best[3]:.0f} req/s (-c/-m {best[0]}):"
+      f" ratio req/s {lbest[1]/best[3]:.3f}, CPU/req {lbest[2]/best[4]:.3f} (lower is better)")
+PY
+
+# == the open model's ceiling on one core ==
+open_run() { # rate -> "dropped_fraction rate_error"
+  run_timed ceil target/perf/loadgate attack "$url" --rate "$1/s" -d "${CEIL_SECS}s" --json
+  python3 - "$work/out.ceil" "$1" <<'PY'
+import json,sys
+s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
+rate=float(sys.argv[2]); arrivals=s["requests"]+s["dropped"]
+print(s["dropped"]/max(arrivals,1), abs(s["rps"]/rate-1))
+PY
+}
+echo
+echo "== open model ceiling: highest --rate with <0.1% dropped and <1% rate error (median of $CEIL_RUNS runs of ${CEIL_SECS}s), generator on core 1 =="
+lo=0 hi=$CEIL_HI rate=$CEIL_LO
+for step in $(seq "$CEIL_STEPS"); do
+  drops="" errs=""
+  for run in $(seq "$CEIL_RUNS"); do
+    read -r d e < <(open_run "$rate")
+    drops+="$d " errs+="$e "
+  done
+  d=$(median "$drops") e=$(median "$errs")
+  if python3 -c "import sys; sys.exit(0 if $d < 0.001 and $e < 0.01 else 1)"; then
+    verdict=holds; lo=$rate
+  else
+    verdict=fails; hi=$rate
+  fi
+  printf 'step %d rate %7d/s  dropped %.4f%%  rate error %.3f%%  %s\n' "$step" "$rate" \
+    "$(python3 -c "print($d*100)")" "$(python3 -c "print($e*100)")" "$verdict"
+  if [ "$lo" -eq 0 ]; then rate=$((rate / 2)); else rate=$(((lo + hi) / 2)); fi
+done
+python3 - "$lo" "$(median "${RPS[loadgate]}")" <<'PY'
+import sys
+lo,closed=float(sys.argv[1]),float(sys.argv[2])
+print(f"open-model ceiling {lo:.0f} req/s; closed model median {closed:.0f} req/s; ratio open/closed {lo/closed:.3f}"
+      f"; vs the 80,000 req/s goal {lo/80000:.3f}")
 PY
 
 if [ "$LONG" = 1 ]; then

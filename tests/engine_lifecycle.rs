@@ -311,9 +311,12 @@ fn an_h2_goaway_mid_run_is_no_failure_and_nothing_is_counted_twice() {
         2000,
         "the server answered each user request exactly once"
     );
+    // The 4 VUs share one connection (HTTP/2 multiplexing): the streams already in flight
+    // when the server decides to retire it are answered too (graceful GOAWAY), so a
+    // connection carries 10 to 10 + 4 streams; never more than 20.
     assert!(
-        conns.load(Ordering::SeqCst) >= 200,
-        "every connection was retired after 10 streams: {} connections",
+        conns.load(Ordering::SeqCst) >= 2000 / 20,
+        "every connection was retired after about 10 streams: {} connections",
         conns.load(Ordering::SeqCst)
     );
 }

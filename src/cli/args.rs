@@ -206,6 +206,14 @@ pub struct AttackArgs {
     /// Speak HTTP/2 (h2c prior knowledge on http://, ALPN on https://).
     #[arg(long)]
     pub http2: bool,
+    /// HTTP/2: most connections in all (h2load's -c); default: as many as the VUs need at
+    /// --streams VUs per connection.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub h2_connections: Option<u32>,
+    /// HTTP/2: VUs (concurrent streams) per connection (h2load's -m).
+    #[arg(long, value_name = "M", default_value_t = crate::spec::DEFAULT_H2_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub streams: u32,
     /// Accept any TLS certificate.
     #[arg(long, short = 'k')]
     pub insecure: bool,

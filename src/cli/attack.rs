@@ -206,6 +206,10 @@ pub(crate) fn lower(a: &AttackArgs) -> Result<RunSpec, UsageError> {
             max_connections: None,
             // attack has no response checks: no body is ever kept.
             max_body: crate::spec::DEFAULT_MAX_BODY,
+            h2: crate::spec::H2Options {
+                connections: a.h2_connections,
+                streams: a.streams,
+            },
         },
         vec![ScenarioSpec {
             name: "attack".into(),

@@ -127,6 +127,8 @@ fn adhoc(a: &CapacityArgs) -> Result<(RunSpec, CapacitySpec), UsageError> {
         headers: a.headers.clone(),
         body: a.body.clone(),
         http2: false,
+        h2_connections: None,
+        streams: crate::spec::DEFAULT_H2_STREAMS,
         insecure: false,
         max_vus: None,
         thresholds,

@@ -28,6 +28,7 @@ use crate::metrics::{EventKind, RunMetrics};
 use crate::spec::RunSpec;
 use control::EngineControl;
 use executor::{Lane, ScenarioCtx};
+use http::pool::H2Pool;
 use http::Target;
 use request::RequestSource;
 
@@ -331,7 +332,19 @@ pub fn start(
         let lane = Lane::new(k, threads, opts.segment);
         let h = std::thread::Builder::new()
             .name(format!("loadgate-worker-{k}"))
-            .spawn(move || worker(k, lane, spec, target, split, agg, control, stop, origin))
+            .spawn(move || {
+                worker(
+                    (k, threads),
+                    lane,
+                    spec,
+                    target,
+                    split,
+                    agg,
+                    control,
+                    stop,
+                    origin,
+                )
+            })
             .map_err(EngineError::Thread)?;
         handles.push(h);
     }
@@ -347,7 +360,7 @@ pub fn start(
 /// One worker thread: every scenario's lane `lane`, on a current-thread runtime.
 #[allow(clippy::too_many_arguments)]
 fn worker(
-    k: usize,
+    (k, threads): (usize, usize),
     lane: Lane,
     spec: Arc<RunSpec>,
     target: Arc<Target>,
@@ -429,9 +442,14 @@ fn worker(
                 control.scenario(i),
             );
             ctx.split = spec.split_for(&sc.name).map(Arc::new);
+            // HTTP/2: this worker's VUs share its part of the connections.
+            let pool =
+                |t: &Target| http::may_speak_h2(t).then(|| H2Pool::new(&spec.http.h2, k, threads));
+            ctx.h2 = pool(&target);
             ctx.alt = split.map(|t| executor::AltTarget {
                 target: t.canary.clone(),
                 source: bind(&t.canary),
+                h2: pool(&t.canary),
             });
             ctx.take_values(spec.values_for(&sc.name));
             let ctx = Rc::new(ctx);

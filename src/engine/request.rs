@@ -1,6 +1,9 @@
 //! The request source: picks a scenario's request by weight and renders it as HTTP/1.1 wire
-//! bytes (the h2 client converts them). Templates are bound once to feeder and column indices;
-//! a request without any placeholder is pre-built once and sent as the same bytes every time.
+//! bytes, or in HTTP/2 form ([`H2Request`]: method, absolute URI, header map without the
+//! HTTP/1.1-only headers, body as shared `Bytes`) when the VU's connection speaks h2.
+//! Templates are bound once to feeder and column indices; a request without any placeholder
+//! is pre-built once in both forms and sent as the same bytes (h1) or the same shared parts
+//! (h2) every time: no render, no parse, no copy of its body.
 //!
 //! Rendering writes into the VU's reused [`Scratch`] buffers, so a templated request allocates
 //! nothing once the buffers have grown to fit.
@@ -13,7 +16,11 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::http::{Capture, RequestMeta, Target};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+
+use super::http::{h2::h1_only, Capture, H2Request, RequestMeta, Target};
 use super::EngineError;
 use crate::grammar::response::ResponseCheck;
 use crate::grammar::template::{write_json_str_content, Part, Template};
@@ -86,6 +93,8 @@ pub struct Scratch {
     rows: Vec<Option<usize>>,
     /// A flow's variables of the current iteration (indexed like `FlowSpec::vars`).
     pub vars: Vec<Vec<u8>>,
+    /// The last request rendered in h2 form (its header map reused).
+    h2: Option<H2Request>,
 }
 
 impl Scratch {
@@ -114,6 +123,14 @@ pub struct PreparedRequest {
     path: Bound,
     headers: Vec<(Vec<u8>, Bound)>,
     body: Option<Bound>,
+    /// The h2 form of a request without placeholders, built once.
+    h2_prebuilt: Option<H2Request>,
+    /// h2: the parsed method, the target's scheme and authority, the path prefix, and per
+    /// header its name (None: HTTP/1.1-only) and its value when it has no placeholder.
+    h2_method: http::Method,
+    h2_origin: Option<(Scheme, Authority)>,
+    base_path: Box<[u8]>,
+    h2_headers: Vec<Option<(HeaderName, Option<HeaderValue>)>>,
 }
 
 /// A scenario's weighted request mix.
@@ -190,8 +207,30 @@ impl RequestSource {
             line.extend_from_slice(method.as_bytes());
             line.push(b' ');
             line.extend_from_slice(target.base_path.as_bytes());
+            let h2_headers = headers
+                .iter()
+                .map(|(n, b)| {
+                    let name = HeaderName::from_bytes(n).ok().filter(|_| !h1_only(n))?;
+                    let value = if b.is_static() {
+                        let mut v = Vec::new();
+                        b.render_static(&mut v);
+                        Some(HeaderValue::from_maybe_shared(Bytes::from(v)).ok()?)
+                    } else {
+                        None
+                    };
+                    Some((name, value))
+                })
+                .collect();
+            let h2_origin = Scheme::try_from(target.scheme)
+                .ok()
+                .zip(Authority::try_from(target.authority.as_str()).ok());
             let mut p = PreparedRequest {
                 name: r.name.clone(),
+                h2_method: http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::GET),
+                h2_origin,
+                base_path: target.base_path.as_bytes().into(),
+                h2_headers,
+                h2_prebuilt: None,
                 meta: RequestMeta::new(&method, headers.iter().map(|(n, _)| n.as_slice())),
                 method,
                 capture: Capture {
@@ -210,7 +249,10 @@ impl RequestSource {
                 let mut scratch = Scratch::default();
                 let mut rng = SmallRng::from_rng(&mut rand::rng());
                 p.render_into(&mut scratch, IterVars::default(), &mut rng, &feeders);
-                p.prebuilt = Some(scratch.out.into_boxed_slice());
+                p.prebuilt = Some(std::mem::take(&mut scratch.out).into_boxed_slice());
+                if p.render_h2_into(&mut scratch, IterVars::default(), &mut rng, &feeders) {
+                    p.h2_prebuilt = scratch.h2.take();
+                }
             }
             total += r.weight.max(1);
             cumulative.push(total);
@@ -269,6 +311,30 @@ impl RequestSource {
         }
         r.render_into(scratch, vars, rng, &self.feeders);
         &scratch.out
+    }
+}
+
+impl RequestSource {
+    /// Render request `idx` in HTTP/2 form for one iteration; false when its path or a header
+    /// value is not valid in HTTP/2 (render it as HTTP/1.1 then, the client converts or
+    /// reports it). The result is [`RequestSource::h2`].
+    pub fn render_h2(
+        &self,
+        idx: usize,
+        vars: IterVars,
+        rng: &mut SmallRng,
+        scratch: &mut Scratch,
+    ) -> bool {
+        let r = &self.requests[idx];
+        r.h2_prebuilt.is_some() || r.render_h2_into(scratch, vars, rng, &self.feeders)
+    }
+
+    /// Request `idx` in HTTP/2 form, after [`RequestSource::render_h2`] returned true.
+    pub fn h2<'a>(&'a self, idx: usize, scratch: &'a Scratch) -> Option<&'a H2Request> {
+        self.requests[idx]
+            .h2_prebuilt
+            .as_ref()
+            .or(scratch.h2.as_ref())
     }
 }
 
@@ -347,6 +413,15 @@ fn bind_template(
 impl Bound {
     fn is_static(&self) -> bool {
         self.0.iter().all(|s| matches!(s, Seg::Lit(_)))
+    }
+
+    /// The literal text of a template without placeholders.
+    fn render_static(&self, out: &mut Vec<u8>) {
+        for s in &self.0 {
+            if let Seg::Lit(b) = s {
+                out.extend_from_slice(b);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -438,5 +513,66 @@ impl PreparedRequest {
         }
         s.out.extend_from_slice(b"\r\n");
         s.out.extend_from_slice(&s.body);
+    }
+}
+
+impl PreparedRequest {
+    /// Render into `s.h2` (its header map reused); false when the result is not a valid h2
+    /// request. Placeholders draw the same values as [`PreparedRequest::render_into`] would.
+    fn render_h2_into(
+        &self,
+        s: &mut Scratch,
+        vars: IterVars,
+        rng: &mut SmallRng,
+        feeders: &[Arc<Feeder>],
+    ) -> bool {
+        let Some((scheme, authority)) = &self.h2_origin else {
+            return false;
+        };
+        s.rows.resize(feeders.len(), None);
+        s.body.clear();
+        if let Some(b) = &self.body {
+            b.render(&mut s.body, vars, rng, feeders, &mut s.rows, &s.vars);
+        }
+        s.out.clear();
+        s.out.extend_from_slice(&self.base_path);
+        self.path
+            .render(&mut s.out, vars, rng, feeders, &mut s.rows, &s.vars);
+        let Ok(path) = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(&s.out)) else {
+            return false;
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(scheme.clone());
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(path);
+        let Ok(uri) = Uri::from_parts(parts) else {
+            return false;
+        };
+        let req = s.h2.get_or_insert_with(|| H2Request {
+            method: http::Method::GET,
+            uri: Uri::default(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+        });
+        req.method = self.h2_method.clone();
+        req.uri = uri;
+        req.body = Bytes::copy_from_slice(&s.body);
+        req.headers.clear();
+        for ((_, bound), h2) in self.headers.iter().zip(&self.h2_headers) {
+            let Some((name, value)) = h2 else { continue };
+            let value = match value {
+                Some(v) => v.clone(),
+                None => {
+                    s.out.clear();
+                    bound.render(&mut s.out, vars, rng, feeders, &mut s.rows, &s.vars);
+                    match HeaderValue::from_bytes(&s.out) {
+                        Ok(v) => v,
+                        Err(_) => return false,
+                    }
+                }
+            };
+            req.headers.append(name.clone(), value);
+        }
+        true
     }
 }

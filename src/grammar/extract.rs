@@ -26,6 +26,8 @@ use std::fmt;
 use http::HeaderMap;
 use thiserror::Error;
 
+use super::body::{Body, JsonCache};
+
 /// A parsed extraction.
 #[derive(Debug, Clone)]
 pub struct Extractor {
@@ -105,7 +107,15 @@ impl Extractor {
     }
 
     /// Write the extracted value into `out` (cleared first); false when there is none.
+    /// Parses a JSON body for this extraction alone (see [`Extractor::extract_body`]).
     pub fn extract(&self, headers: &HeaderMap, body: &[u8], out: &mut Vec<u8>) -> bool {
+        let json = JsonCache::default();
+        self.extract_body(headers, Body::new(body, &json), out)
+    }
+
+    /// [`Extractor::extract`] from a body whose JSON document is parsed at most once for all
+    /// its readers.
+    pub fn extract_body(&self, headers: &HeaderMap, body: Body<'_>, out: &mut Vec<u8>) -> bool {
         out.clear();
         match &self.kind {
             ExtractKind::Header(name) => match headers.get(name) {
@@ -115,7 +125,7 @@ impl Extractor {
                 }
                 None => false,
             },
-            ExtractKind::Regex(re) => match re.captures(body) {
+            ExtractKind::Regex(re) => match re.captures(body.bytes()) {
                 Some(c) => {
                     let m = c.get(1).or_else(|| c.get(0));
                     if let Some(m) = m {
@@ -126,7 +136,7 @@ impl Extractor {
                 None => false,
             },
             ExtractKind::Json(ptr) => {
-                let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+                let Some(doc) = body.json() else {
                     return false;
                 };
                 match doc.pointer(ptr) {

@@ -8,6 +8,7 @@
 //! else of the crate) lets `spec` be a leaf and keeps `plan`, `engine` and `checks` from
 //! importing each other. Evaluation against measurements lives in [`crate::checks`];
 //! rendering on the hot path in [`crate::engine::request`].
+pub mod body;
 pub mod extract;
 pub mod metric_key;
 pub mod response;

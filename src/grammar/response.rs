@@ -34,6 +34,8 @@ use std::fmt;
 use http::HeaderMap;
 use thiserror::Error;
 
+use super::body::{Body, JsonCache};
+
 /// A parsed response check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseCheck {
@@ -161,8 +163,16 @@ impl ResponseCheck {
     }
 
     /// Evaluate against a response. `headers` and `body` may be empty when the check does not
-    /// need them.
+    /// need them. Parses a JSON body for this check alone: a response read by several checks
+    /// uses [`ResponseCheck::evaluate_body`] with one shared [`Body`].
     pub fn evaluate(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> bool {
+        let json = JsonCache::default();
+        self.evaluate_body(status, headers, Body::new(body, &json))
+    }
+
+    /// Evaluate against a response whose JSON document is parsed at most once for all the
+    /// checks and extractions that read it.
+    pub fn evaluate_body(&self, status: u16, headers: &HeaderMap, body: Body<'_>) -> bool {
         match &self.kind {
             CheckKind::Status(cmp, v) => cmp.holds(status, *v),
             CheckKind::StatusIn(list) => list.contains(&status),
@@ -178,17 +188,15 @@ impl ResponseCheck {
                     .any(|v| v.as_bytes() == value.as_bytes());
                 eq != *negate
             }
-            CheckKind::BodyContains(needle) => contains(body, needle.as_bytes()),
-            CheckKind::JsonExists(ptr) => serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .is_some_and(|v| v.pointer(ptr).is_some()),
+            CheckKind::BodyContains(needle) => contains(body.bytes(), needle.as_bytes()),
+            CheckKind::JsonExists(ptr) => body.json().is_some_and(|v| v.pointer(ptr).is_some()),
             CheckKind::JsonEq {
                 pointer,
                 value,
                 negate,
-            } => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(doc) => (doc.pointer(pointer) == Some(value)) != *negate,
-                Err(_) => false,
+            } => match body.json() {
+                Some(doc) => (doc.pointer(pointer) == Some(value)) != *negate,
+                None => false,
             },
         }
     }
@@ -476,5 +484,38 @@ mod tests {
         assert!(c.needs_body() && !c.needs_headers());
         let c = ResponseCheck::parse("header a exists").unwrap();
         assert!(!c.needs_body() && c.needs_headers());
+    }
+
+    #[test]
+    fn checks_and_extractions_of_one_response_share_one_parse() {
+        use crate::grammar::body::{Body, JsonCache};
+        use crate::grammar::extract::Extractor;
+        let h = HeaderMap::new();
+        let body = br#"{"status":"done","items":[{"id":7}]}"#;
+        let checks: Vec<ResponseCheck> = [
+            "status == 200",
+            "json /status == done",
+            "json /items/0/id == 7",
+            "json /items exists",
+            "body contains \"done\"",
+        ]
+        .iter()
+        .map(|s| ResponseCheck::parse(s).unwrap())
+        .collect();
+        let json = JsonCache::default();
+        let view = Body::new(body, &json);
+        assert!(checks[..1].iter().all(|c| c.evaluate_body(200, &h, view)));
+        assert_eq!(json.parses(), 0, "a status check parses nothing");
+        assert!(checks.iter().all(|c| c.evaluate_body(200, &h, view)));
+        let mut out = Vec::new();
+        assert!(Extractor::parse("json /items/0/id")
+            .unwrap()
+            .extract_body(&h, view, &mut out));
+        assert_eq!(out, b"7");
+        assert_eq!(
+            json.parses(),
+            1,
+            "three json checks and an extraction: one parse"
+        );
     }
 }

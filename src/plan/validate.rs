@@ -413,6 +413,7 @@ fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<Strin
             .max_body
             .map(|s| usize::try_from(s.0).unwrap_or(usize::MAX))
             .unwrap_or(crate::spec::DEFAULT_MAX_BODY),
+        h2: crate::spec::H2Options::default(),
     };
     (http, names)
 }

@@ -201,6 +201,31 @@ pub struct HttpOptions {
     /// Most bytes of a response body kept for checks; past it the body is read to its end and
     /// discarded, so a huge or endless body costs time, never memory.
     pub max_body: usize,
+    /// How HTTP/2 connections are shared between VUs.
+    pub h2: H2Options,
+}
+
+/// HTTP/2 multiplexing, with h2load's meaning of `-c` (connections) and `-m` (streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Options {
+    /// Most HTTP/2 connections open at once in this process (split over the worker threads,
+    /// at least one each). None: as many as the VUs need at `streams` VUs per connection.
+    pub connections: Option<u32>,
+    /// VUs per connection: a connection carries up to this many concurrent streams before
+    /// the next one opens (more only when `connections` caps the count).
+    pub streams: u32,
+}
+
+/// Default of [`H2Options::streams`]: 8 (h2load's `-m 8`, nginx's sweet spot).
+pub const DEFAULT_H2_STREAMS: u32 = 8;
+
+impl Default for H2Options {
+    fn default() -> Self {
+        H2Options {
+            connections: None,
+            streams: DEFAULT_H2_STREAMS,
+        }
+    }
 }
 
 /// Default of [`HttpOptions::max_body`]: 1 MiB.
@@ -215,6 +240,7 @@ impl Default for HttpOptions {
             insecure: false,
             max_connections: None,
             max_body: DEFAULT_MAX_BODY,
+            h2: H2Options::default(),
         }
     }
 }

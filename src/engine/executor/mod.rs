@@ -6,7 +6,8 @@
 //!   this sequence number and intended time)", "wait", or "done"; the open-model executors
 //!   also grow their VU pool ([`open`]) and use a [`crate::engine::pacer::Pacer`];
 //! - the [`RequestSource`] picks the weighted request and renders it;
-//! - the VU's [`Client`] sends it on the VU's own connection;
+//! - the VU's [`Client`] sends it on the VU's own connection (HTTP/2: on the connection its
+//!   worker's VUs share, see [`crate::engine::http::pool`]);
 //! - the worker's [`Recorder`] is the sink.
 //!
 //! Work is split over *lanes*: worker thread k of N in segment s of S owns lane
@@ -48,7 +49,8 @@ use tokio_util::task::TaskTracker;
 /// missed schedule: such an iteration's `duration` starts at its actual start.
 pub const ON_TIME_TOLERANCE: Duration = Duration::from_millis(1);
 
-use super::http::{Capture, Client, ResponseData, Target};
+use super::http::pool::H2Pool;
+use super::http::{Capture, Client, Outgoing, ResponseData, Target};
 use super::request::{IterVars, RequestSource, Scratch};
 use crate::engine::control::ScenarioSteer;
 use crate::grammar::extract::Extractor;
@@ -257,12 +259,16 @@ pub struct ScenarioCtx {
     /// Numbers taken from every response (a canary's `compare.values`), and what they read.
     pub values: Vec<Extractor>,
     pub value_capture: Capture,
+    /// The target's HTTP/2 connections, shared by this worker's VUs (None: it never speaks h2).
+    pub h2: Option<H2Pool>,
 }
 
 /// The second target of a split scenario.
 pub struct AltTarget {
     pub target: Arc<Target>,
     pub source: RequestSource,
+    /// Its HTTP/2 connections, shared by this worker's VUs.
+    pub h2: Option<H2Pool>,
 }
 
 impl ScenarioCtx {
@@ -306,6 +312,7 @@ impl ScenarioCtx {
             canary_weight: Cell::new(0),
             values: Vec::new(),
             value_capture: Capture::default(),
+            h2: None,
         }
     }
 
@@ -375,7 +382,7 @@ pub async fn run_scenario(ctx: Rc<ScenarioCtx>) {
     ctx.agg.scenario_finished(ctx.index);
 }
 
-/// A VU: its own connection, buffers and random generator.
+/// A VU: its own connection (or its share of an HTTP/2 one), buffers and random generator.
 struct Vu {
     state: VuState,
     client: Client,
@@ -405,8 +412,11 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
     let _guard = ExitGuard(ctx.clone());
     let mut vu = Vu {
         state: VuState { id, iter: 0 },
-        client: Client::new(ctx.target.clone()),
-        alt_client: ctx.alt.as_ref().map(|a| Client::new(a.target.clone())),
+        client: Client::new(ctx.target.clone(), ctx.h2.as_ref().map(H2Pool::assign)),
+        alt_client: ctx
+            .alt
+            .as_ref()
+            .map(|a| Client::new(a.target.clone(), a.h2.as_ref().map(H2Pool::assign))),
         side: Variant::None,
         scratch: Scratch::default(),
         resp: ResponseData {
@@ -537,7 +547,7 @@ async fn run_flow(
             let Some(until) = &step.until else { break };
             if until
                 .check
-                .evaluate(status, &vu.resp.headers, &vu.resp.body)
+                .evaluate_body(status, &vu.resp.headers, vu.resp.body())
             {
                 ctx.recorder.borrow_mut().check(ctx.index, i, checks, true);
                 break;
@@ -557,7 +567,7 @@ async fn run_flow(
             let Some(buf) = vu.scratch.vars.get_mut(slot) else {
                 continue;
             };
-            let found = e.from.extract(&vu.resp.headers, &vu.resp.body, buf);
+            let found = e.from.extract_body(&vu.resp.headers, vu.resp.body(), buf);
             ctx.recorder
                 .borrow_mut()
                 .check(ctx.index, i, first_extract + k, found);
@@ -621,11 +631,23 @@ async fn send(
         (Some(alt), Variant::Canary, Some(c)) => (&alt.source, c, &alt.target),
         _ => (&ctx.source, &mut vu.client, &ctx.target),
     };
-    let bytes = source.render(idx, vars, &mut vu.rng, &mut vu.scratch);
+    // In the form of the protocol the VU's connection speaks (h2: built once per template).
+    let outgoing =
+        match client.speaks_h2() && source.render_h2(idx, vars, &mut vu.rng, &mut vu.scratch) {
+            true => source.h2(idx, &vu.scratch).map(Outgoing::H2),
+            false => None,
+        };
+    let outgoing = match outgoing {
+        Some(o) => o,
+        None => Outgoing::H1(source.render(idx, vars, &mut vu.rng, &mut vu.scratch)),
+    };
     // A ledger write: its id and digest (one JSON parse per write, only in ledger scenarios).
     let write = ctx.ledger.as_ref().and_then(|l| {
-        crate::metrics::ledger::body_of(bytes)
-            .and_then(|b| crate::metrics::ledger::entry_of(b, &l.id_field, &l.compare))
+        let body = match outgoing {
+            Outgoing::H1(bytes) => crate::metrics::ledger::body_of(bytes),
+            Outgoing::H2(r) => Some(&r.body[..]),
+        };
+        body.and_then(|b| crate::metrics::ledger::entry_of(b, &l.id_field, &l.compare))
     });
     let capture = Capture {
         headers: req.capture.headers || ctx.value_capture.headers,
@@ -636,7 +658,7 @@ async fn send(
         Some(t) if started.saturating_duration_since(t) > ON_TIME_TOLERANCE => t,
         _ => started,
     };
-    let out = client.send(bytes, req.meta, capture, &mut vu.resp).await;
+    let out = client.send(outgoing, req.meta, capture, &mut vu.resp).await;
     let end = Instant::now();
     if ctx.alt.is_some() {
         vu.resp.variant = vu.side;
@@ -650,7 +672,7 @@ async fn send(
     let (mut passed, mut failed) = (0u64, 0u64);
     let mut rec = ctx.recorder.borrow_mut();
     for (ci, c) in req.checks.iter().enumerate() {
-        let ok = out.status != 0 && c.evaluate(out.status, &vu.resp.headers, &vu.resp.body);
+        let ok = out.status != 0 && c.evaluate_body(out.status, &vu.resp.headers, vu.resp.body());
         if ok {
             passed += 1;
         } else {
@@ -701,7 +723,7 @@ async fn send(
     );
     if error.is_none() {
         for (slot, x) in ctx.values.iter().enumerate() {
-            if x.extract(&vu.resp.headers, &vu.resp.body, &mut vu.value_buf) {
+            if x.extract_body(&vu.resp.headers, vu.resp.body(), &mut vu.value_buf) {
                 let v = std::str::from_utf8(&vu.value_buf)
                     .ok()
                     .and_then(|t| t.trim().parse::<f64>().ok())

@@ -1,6 +1,24 @@
 //! HTTP/2 through hyper's `client::conn::http2` (h2c by prior knowledge, or h2 over TLS).
-//! One connection per VU, one stream at a time. Requests arrive as HTTP/1.1 wire bytes and are
-//! converted here (allocation is accepted on this path).
+//!
+//! Requests arrive in h2 form ([`H2Request`]): method, absolute URI (scheme and authority
+//! become the `:scheme` / `:authority` pseudo-headers), a header map without the
+//! connection-specific HTTP/1.1 headers, and the body as shared [`Bytes`]. A request without
+//! placeholders is built once per request template and each send clones it (the URI, header
+//! values and body are reference-counted, so nothing is copied or parsed again); a templated
+//! one is rendered straight into that form (see [`crate::engine::request`]). Only a request
+//! rendered for HTTP/1.1 that meets a connection whose ALPN picked h2 is converted
+//! ([`to_http_request`], once per such connection switch).
+//!
+//! Connections are shared: the VUs of a worker are multiplexed over a bounded number of
+//! connections ([`super::pool`]); a handle ([`H2Conn`]) is a cheap clone of hyper's
+//! `SendRequest`. Flow-control windows are opened wide ([`STREAM_WINDOW`],
+//! [`CONNECTION_WINDOW`]): the client reads every body to its end at once, so a window only
+//! limits throughput (the 64 KiB default stalls a large body on every round trip).
+//!
+//! Trailers are read and ignored; a body past `max_body` is read to its end and dropped.
+//!
+//! Errors are typed like HTTP/1.1's ([`hyper_kind`]): a stream reset or a GOAWAY with an
+//! error code is `reset`, a protocol violation `protocol`, an I/O error its kind.
 //!
 //! GOAWAY (RFC 9113 section 6.8): a server retiring a connection (nginx after
 //! `keepalive_requests` streams, a graceful shutdown) answers the streams up to its
@@ -10,6 +28,7 @@
 //! `REFUSED_STREAM` was not processed either (section 8.7). A request the connection never
 //! took (its driver had already ended) is [`Stage::NotSent`].
 use bytes::Bytes;
+use http::{HeaderMap, Method, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,7 +36,90 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::{Capture, Failure, ResponseData, Stage, Stream, Target};
 use crate::metrics::ErrorKind;
 
-/// One HTTP/2 connection (its driver runs as a local task on the worker thread).
+/// Per-stream receive window: 16 MiB.
+pub const STREAM_WINDOW: u32 = 16 << 20;
+/// Connection receive window: 64 MiB (several large bodies in flight at once).
+pub const CONNECTION_WINDOW: u32 = 64 << 20;
+
+/// A request in HTTP/2 form, built once per template (or rendered per iteration).
+#[derive(Debug, Clone)]
+pub struct H2Request {
+    pub method: Method,
+    /// Absolute: its scheme and authority are the pseudo-headers.
+    pub uri: Uri,
+    /// Without `Host`, `Content-Length`, `Connection`, `Transfer-Encoding`, `Keep-Alive`,
+    /// `Upgrade` (HTTP/1.1-only headers).
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl H2Request {
+    /// The hyper request to send (clones of reference-counted parts).
+    fn to_http(&self) -> http::Request<Full<Bytes>> {
+        let mut r = http::Request::new(Full::new(self.body.clone()));
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.version_mut() = http::Version::HTTP_2;
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
+
+    /// The same request as HTTP/1.1 wire bytes (a connection whose ALPN picked http/1.1).
+    pub fn write_h1(&self, authority: &str, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(
+            self.uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .as_bytes(),
+        );
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (n, v) in &self.headers {
+            out.extend_from_slice(n.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !self.body.is_empty()
+            || matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+        {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+}
+
+/// Whether an HTTP/1.1 header has no place in an HTTP/2 request (RFC 9113 section 8.2.2;
+/// `Host` becomes `:authority`, the body's length is the stream's).
+pub fn h1_only(name: &[u8]) -> bool {
+    [
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+        "upgrade",
+    ]
+    .iter()
+    .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+}
+
+/// What to send: HTTP/1.1 wire bytes, or the h2 form.
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    H1(&'a [u8]),
+    H2(&'a H2Request),
+}
+
+/// A handle on one shared HTTP/2 connection (its driver runs as a local task on the worker
+/// thread); cloning it is cheap.
+#[derive(Clone)]
 pub struct H2Conn {
     sender: http2::SendRequest<Full<Bytes>>,
 }
@@ -80,7 +182,11 @@ pub fn hyper_kind(e: &hyper::Error) -> ErrorKind {
 impl H2Conn {
     /// HTTP/2 handshake on an established stream.
     pub async fn handshake(stream: Stream) -> Result<H2Conn, ErrorKind> {
-        let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(1 << 20)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| hyper_kind(&e))?;
         tokio::task::spawn_local(async move {
@@ -93,17 +199,20 @@ impl H2Conn {
         self.sender.is_closed()
     }
 
-    /// Send one request (HTTP/1.1 wire bytes) and read the whole response.
+    /// Send one request and read the whole response (trailers are read and ignored).
     pub async fn exchange(
         &mut self,
         target: &Target,
-        req: &[u8],
+        req: Outgoing<'_>,
         cap: Capture,
         resp: &mut ResponseData,
     ) -> Result<(u16, bool), Failure> {
-        // Rendered by the engine; never fails for a request it built.
-        let request = to_http_request(target, req)
-            .ok_or(Failure::new(ErrorKind::Protocol, Stage::Responded))?;
+        let request = match req {
+            Outgoing::H2(r) => r.to_http(),
+            // Rendered by the engine; never fails for a request it built.
+            Outgoing::H1(wire) => to_http_request(target, wire)
+                .ok_or(Failure::new(ErrorKind::Protocol, Stage::Responded))?,
+        };
         if let Err(e) = self.sender.ready().await {
             return Err(Failure::new(hyper_kind(&e), Stage::NotSent));
         }
@@ -144,7 +253,8 @@ impl H2Conn {
 }
 
 /// Convert HTTP/1.1 wire bytes into an `http::Request` for h2 (drops connection-specific
-/// headers; `Host` becomes the URI authority).
+/// headers; `Host` becomes the URI authority). Only for a request rendered for HTTP/1.1 that
+/// meets an h2 connection (ALPN's choice changed); the engine renders h2 requests directly.
 fn to_http_request(target: &Target, req: &[u8]) -> Option<http::Request<Full<Bytes>>> {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut r = httparse::Request::new(&mut headers);
@@ -158,17 +268,7 @@ fn to_http_request(target: &Target, req: &[u8]) -> Option<http::Request<Full<Byt
         .uri(uri)
         .version(http::Version::HTTP_2);
     for h in r.headers.iter() {
-        let skip = [
-            "host",
-            "content-length",
-            "connection",
-            "transfer-encoding",
-            "keep-alive",
-            "upgrade",
-        ]
-        .iter()
-        .any(|s| h.name.eq_ignore_ascii_case(s));
-        if !skip {
+        if !h1_only(h.name.as_bytes()) {
             b = b.header(h.name, h.value);
         }
     }

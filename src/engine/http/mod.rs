@@ -1,4 +1,5 @@
-//! The engine's HTTP clients. One [`Client`] per VU owns at most one connection.
+//! The engine's HTTP clients. One [`Client`] per VU owns at most one HTTP/1.1 connection;
+//! HTTP/2 connections are shared by a worker's VUs ([`pool`]).
 //!
 //! - HTTP/1.1 (plain, or over TLS when ALPN picks http/1.1) goes through the lean client in
 //!   [`h1`]: the request is written as pre-built wire bytes, the response head is parsed with
@@ -7,9 +8,10 @@
 //! - HTTP/2 (h2c by prior knowledge on `http://` with `version: http2`, or ALPN h2 on
 //!   `https://`) goes through hyper's `client::conn::http2` in [`h2`].
 //!
-//! Requests are always rendered as HTTP/1.1 wire bytes (see [`crate::engine::request`]); the
-//! h2 path converts them into an `http::Request` (allocation is accepted there, the lean path
-//! has none per request).
+//! Requests are rendered in the form of the protocol the VU's connection speaks (see
+//! [`crate::engine::request`]): HTTP/1.1 wire bytes, or an [`H2Request`] (pseudo-headers,
+//! header map and shared body prepared once per template). The lean HTTP/1.1 path allocates
+//! nothing per request; the h2 path only what hyper's request type needs.
 //!
 //! Hostile targets cost time, never memory: a body is kept only up to `defaults.max_body` (and
 //! only when a check reads it), response heads are bounded, interim 1xx responses are counted;
@@ -36,11 +38,16 @@
 //! At most [`MAX_ATTEMPTS`] attempts; latency runs from the first.
 pub mod h1;
 pub mod h2;
+pub mod pool;
 pub mod tls;
+
+pub use h2::{H2Request, Outgoing};
+use pool::{Found, Slot};
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -50,6 +57,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::grammar::body::{Body, JsonCache};
 use crate::metrics::ErrorKind;
 use crate::spec::{HeaderSplit, HttpVersion, Variant};
 
@@ -92,6 +100,16 @@ pub struct ResponseData {
     pub split: Option<Arc<HeaderSplit>>,
     /// The side of the last response (`Variant::None` without a split).
     pub variant: Variant,
+    /// The body's JSON document, parsed once for all the checks and extractions that read it
+    /// (cleared with the body before every attempt).
+    pub json: JsonCache,
+}
+
+impl ResponseData {
+    /// The kept body, as the checks and extractions read it.
+    pub fn body(&self) -> Body<'_> {
+        Body::new(&self.body, &self.json)
+    }
 }
 
 /// Append `data` to a kept body, up to `max` bytes in all: a body past the cap is still read
@@ -243,7 +261,8 @@ impl Conn {
     }
 }
 
-/// One VU's client: owns at most one connection, reconnects when it is closed.
+/// One VU's client: owns at most one HTTP/1.1 connection, or a handle on its slot's shared
+/// HTTP/2 connection ([`pool`]); reconnects when it is closed.
 ///
 /// The request timeout uses one lazily moved timer per VU instead of a timer per request:
 /// the timer is only re-armed when it fires, and a firing timer whose request is not yet
@@ -252,7 +271,14 @@ impl Conn {
 pub struct Client {
     target: Arc<Target>,
     conn: Option<Conn>,
+    /// The VU's place in the worker's HTTP/2 pool (None: the target never speaks h2).
+    slot: Option<Rc<Slot>>,
+    /// The slot generation of `conn` when it is the shared connection.
+    generation: u64,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// A request rendered in h2 form, written as HTTP/1.1 for a connection whose ALPN picked
+    /// http/1.1 (reused buffer).
+    convert: Vec<u8>,
 }
 
 /// Drive `fut` until it completes or `deadline` passes, using the VU's lazy `timer`.
@@ -276,21 +302,89 @@ async fn with_deadline<F: std::future::Future>(
     }
 }
 
+/// Releases a slot's "connecting" mark if the connecting VU is dropped mid-connect (the run
+/// ended), so the slot's other VUs do not wait for ever.
+struct Connecting<'a>(Option<&'a Slot>);
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.failed(false);
+        }
+    }
+}
+
+/// Whether `target` may speak HTTP/2: h2c by prior knowledge, or ALPN on https unless
+/// HTTP/1.1 is forced. Such a target's VUs share connections ([`pool::H2Pool`]).
+pub fn may_speak_h2(target: &Target) -> bool {
+    match target.version {
+        HttpVersion::Http2 => true,
+        HttpVersion::Auto => target.tls.is_some(),
+        HttpVersion::Http1 => false,
+    }
+}
+
 impl Client {
-    pub fn new(target: Arc<Target>) -> Client {
+    /// A client for `target`; `slot`: its place in the worker's HTTP/2 pool.
+    pub fn new(target: Arc<Target>, slot: Option<Rc<Slot>>) -> Client {
         let timer = Box::pin(tokio::time::sleep(target.timeout));
         Client {
             target,
             conn: None,
+            slot,
+            generation: 0,
             timer,
+            convert: Vec::new(),
         }
     }
 
-    /// Send one request given as HTTP/1.1 wire bytes; `meta` says whether it is a HEAD
-    /// request (no body in the response) and whether it may be replayed.
+    /// Whether the next request will most likely go over HTTP/2 (its connection, or its
+    /// slot's, speaks h2): the engine renders it in that form. A wrong guess costs a
+    /// conversion, never a failure.
+    pub fn speaks_h2(&self) -> bool {
+        match &self.conn {
+            Some(Conn::H2(_)) => true,
+            Some(Conn::H1(_)) => false,
+            None => self.slot.as_ref().is_some_and(|s| !s.is_h1()),
+        }
+    }
+
+    /// Get a connection: the slot's live h2 connection, or a new one. Returns whether it
+    /// already carried requests (an h2 connection found live in the slot).
+    async fn open(&mut self) -> Result<bool, ErrorKind> {
+        let mut guard = Connecting(None);
+        if let Some(slot) = self.slot.as_deref() {
+            match slot.acquire().await {
+                Found::Live(c, generation) => {
+                    self.conn = Some(Conn::H2(c));
+                    self.generation = generation;
+                    return Ok(true);
+                }
+                Found::Connect => guard.0 = Some(slot),
+                Found::Private => {}
+            }
+        }
+        let conn = match tokio::time::timeout(self.target.timeout, connect(&self.target)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(k)) => return Err(k),
+            Err(_) => return Err(ErrorKind::Timeout),
+        };
+        if let Some(slot) = guard.0.take() {
+            match &conn {
+                Conn::H2(c) => self.generation = slot.connected(c),
+                Conn::H1(_) => slot.failed(true),
+            }
+        }
+        self.conn = Some(conn);
+        Ok(false)
+    }
+
+    /// Send one request (HTTP/1.1 wire bytes or the h2 form; converted when the connection
+    /// speaks the other protocol); `meta` says whether it is a HEAD request (no body in the
+    /// response) and whether it may be replayed.
     pub async fn send(
         &mut self,
-        req: &[u8],
+        req: Outgoing<'_>,
         meta: RequestMeta,
         cap: Capture,
         resp: &mut ResponseData,
@@ -310,29 +404,29 @@ impl Client {
             if cap.body {
                 resp.body.clear();
             }
+            resp.json.clear();
+            // The slot moved on to a newer connection: follow it.
+            if let (Some(Conn::H2(_)), Some(slot)) = (&self.conn, &self.slot) {
+                if slot.generation() != self.generation {
+                    self.conn = None;
+                }
+            }
             if self.conn.as_mut().is_some_and(Conn::closed_while_idle) {
                 self.conn = None;
             }
-            let reused = self.conn.is_some();
-            if !reused {
-                match tokio::time::timeout(self.target.timeout, connect(&self.target)).await {
-                    Ok(Ok(c)) => self.conn = Some(c),
-                    Ok(Err(k)) => {
+            let reused = match &self.conn {
+                Some(_) => true,
+                None => match self.open().await {
+                    Ok(reused) => reused,
+                    Err(k) => {
                         return Outcome {
                             status: 0,
                             error: Some(k),
                             sent_at: None,
                         }
                     }
-                    Err(_) => {
-                        return Outcome {
-                            status: 0,
-                            error: Some(ErrorKind::Timeout),
-                            sent_at: None,
-                        }
-                    }
-                }
-            }
+                },
+            };
             let conn = self.conn.as_mut().expect("connected above");
             let sent_at = Instant::now();
             let deadline = *first_sent.get_or_insert(sent_at) + self.target.timeout;
@@ -340,10 +434,17 @@ impl Client {
             let res = match conn {
                 Conn::H1(c) => {
                     let max_body = self.target.max_body;
+                    let wire = match req {
+                        Outgoing::H1(w) => w,
+                        Outgoing::H2(r) => {
+                            r.write_h1(&self.target.authority, &mut self.convert);
+                            &self.convert
+                        }
+                    };
                     with_deadline(
                         timer,
                         deadline,
-                        c.exchange(req, meta.head, cap, max_body, resp),
+                        c.exchange(wire, meta.head, cap, max_body, resp),
                     )
                     .await
                 }
@@ -363,6 +464,16 @@ impl Client {
                     };
                 }
                 Some(Err(fail)) => {
+                    // A shared connection that is gone, or that the server retired
+                    // (GOAWAY), is retired for the slot's other VUs too; one failed stream
+                    // (a reset) leaves it to them.
+                    if let (Some(Conn::H2(c)), Some(slot)) = (&self.conn, &self.slot) {
+                        if c.is_closed()
+                            || matches!(fail.stage, Stage::NotSent | Stage::Unprocessed)
+                        {
+                            slot.retire(self.generation);
+                        }
+                    }
                     self.conn = None;
                     if attempt < MAX_ATTEMPTS && fail.retryable(reused, meta.replayable) {
                         tracing::debug!(
@@ -380,6 +491,8 @@ impl Client {
                     };
                 }
                 None => {
+                    // HTTP/1.1: the connection is mid-response, drop it. HTTP/2: only this
+                    // stream (reset when its future is dropped); the connection stays shared.
                     self.conn = None;
                     return Outcome {
                         status: 0,
