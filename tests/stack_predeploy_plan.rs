@@ -21,8 +21,13 @@ fn predeploy_gate_passes_with_every_kind_of_check() {
         &["--set", "stack.reference.backend=process"],
         &[
             "scenarios.warmup.iterations=60",
-            "scenarios.chat.duration=40s",
-            "scenarios.notes.duration=40s",
+            "scenarios.chat.duration=45s",
+            "scenarios.notes.duration=45s",
+            "scenarios.jobs.stages[0].over=2s",
+            "scenarios.jobs.stages[1].over=10s",
+            "scenarios.jobs.stages[3].over=32s",
+            "stack.reference.env.GATEWAY_AUTOSCALE_STABILIZATION_MS=5000",
+            "autoscaling.workers.stabilization=5s",
             "canary.step_duration=8s",
             "canary.min_samples=30",
             "faults.gateway-kill.at=30s",
@@ -38,7 +43,14 @@ fn predeploy_gate_passes_with_every_kind_of_check() {
         .iter()
         .map(|c| c["kind"].as_str().unwrap())
         .collect();
-    for k in ["threshold", "probe", "slo", "canary", "failover"] {
+    for k in [
+        "threshold",
+        "probe",
+        "slo",
+        "canary",
+        "failover",
+        "autoscale",
+    ] {
         assert!(kinds.contains(k), "no {k} check in {kinds:?}");
     }
     assert_eq!(s["canary"]["decision"], "promote", "{:#}", s["canary"]);
@@ -47,6 +59,14 @@ fn predeploy_gate_passes_with_every_kind_of_check() {
     assert!(f["rto_ms"].as_f64().unwrap() < 15_000.0, "{f:#}");
     assert!(f["acknowledged_writes"].as_u64().unwrap() > 100, "{f:#}");
     assert_eq!(f["lost_writes"], 0, "{f:#}");
+    let episodes = s["autoscale"][0]["episodes"].as_array().unwrap();
+    for dir in ["out", "in"] {
+        assert!(
+            episodes.iter().any(|e| e["direction"] == dir),
+            "no scale-{dir} episode in {:#}",
+            s["autoscale"]
+        );
+    }
     let v: Value = s["scenarios"]["chat"]["requests"].clone();
     assert!(v.as_u64().unwrap() >= 2000, "{v}");
     for file in ["summary.json", "junit.xml", "timeseries.csv", "report.html"] {

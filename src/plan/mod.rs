@@ -48,13 +48,31 @@ use tree::{Loc, Node, PathSeg};
 
 /// Variables a plan's `stack:` section provides. In a plan with a stack they are resolved from
 /// the running stack at [`ValidatedPlan::lower`], not from the environment at validation.
+/// Beside these, `GATEWAY_N_URL` (gw-N alone, N from 1): see [`is_stack_var`].
 pub const STACK_VARS: &[&str] = &[
     "TARGET_URL",
     "REDIS_URL",
     "DATABASE_URL",
     "ADMIN_KEY",
     "USER_KEY",
+    "GATEWAY_URLS",
+    "EDGE_URL",
+    "REDIS_PROXY_URL",
+    "DATABASE_PROXY_URL",
+    "PRIMARY_GATEWAY_URLS",
+    "SECONDARY_GATEWAY_URLS",
+    "BACKEND",
+    "STACK_ID",
 ];
+
+/// Whether a running stack provides `name` ([`STACK_VARS`] or `GATEWAY_N_URL`).
+pub fn is_stack_var(name: &str) -> bool {
+    STACK_VARS.contains(&name)
+        || name
+            .strip_prefix("GATEWAY_")
+            .and_then(|r| r.strip_suffix("_URL"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// How a plan is read: the `--env` profile, `--set` overrides, and the environment lookup
 /// used for `${VAR}`.
@@ -297,7 +315,7 @@ pub fn parse(
     }
     let env = opts.env.clone();
     let lookup = move |name: &str| {
-        if has_stack && STACK_VARS.contains(&name) {
+        if has_stack && is_stack_var(name) {
             Lookup::Defer
         } else {
             env(name).map(Lookup::Value).unwrap_or(Lookup::Unset)

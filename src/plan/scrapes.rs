@@ -46,7 +46,9 @@ pub(crate) fn scrape_at(
         }
         (Some(u), None) => {
             let u = u.trim();
-            if u.starts_with("http://") || u.starts_with("https://") {
+            // `${TARGET_URL}/...` (or another stack variable) is still unresolved when a plan
+            // with a stack is validated; lowering sees the URL itself.
+            if u.starts_with("http://") || u.starts_with("https://") || u.starts_with("${") {
                 Some(ScrapeSource::Url(u.to_string()))
             } else if u.starts_with('/') {
                 Some(ScrapeSource::Url(format!(

@@ -21,7 +21,8 @@
 //!   SIGKILLed.
 //!
 //! The environment a stack exports ([`RunningStack::env`]): `TARGET_URL` (the edge when
-//! there is one, else gw-1), `GATEWAY_URLS` (comma list), `REDIS_URL`, `DATABASE_URL`,
+//! there is one, else gw-1), `GATEWAY_URLS` (comma list) and `GATEWAY_N_URL` (gw-N alone,
+//! N from 1), `REDIS_URL`, `DATABASE_URL`,
 //! `ADMIN_KEY`, `USER_KEY`, `BACKEND`, `STACK_ID`, and `EDGE_URL` with an edge.
 //! With `regions: 2` the stack runs `gateways` instances per region (gw-1..gw-N primary,
 //! gw-N+1..gw-2N secondary), the edge prefers the primary's (EDGE_SECONDARY_UPSTREAMS holds
@@ -419,6 +420,10 @@ impl RunningStack {
             }
             env.push(("TARGET_URL".into(), target));
             env.push(("GATEWAY_URLS".into(), urls.join(",")));
+            // Each instance on its own (a scraper of one gateway's /metrics, say).
+            for (i, u) in urls.iter().enumerate() {
+                env.push((format!("GATEWAY_{}_URL", i + 1), u.clone()));
+            }
         }
         env.push(("REDIS_URL".into(), redis_url));
         env.push(("DATABASE_URL".into(), database_url));
