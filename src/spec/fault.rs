@@ -159,6 +159,10 @@ pub enum FaultAction {
     /// A command run with `sh -c` (real environments: `kubectl delete pod ...`), confirmed
     /// by `check` (exit 0 = the fault took effect) and undone by `recover`.
     Exec(ExecFault),
+    /// A database failover (`postgres`): the primary is killed (SIGKILL), its streaming
+    /// replica promoted, and the gateways repointed to it; the injection is its own
+    /// recovery (nothing to undo).
+    Failover { component: Component },
 }
 
 impl FaultAction {
@@ -168,15 +172,16 @@ impl FaultAction {
             FaultAction::Stack { op, .. } => op.as_str(),
             FaultAction::Network { .. } => "toxic",
             FaultAction::Exec(_) => "exec",
+            FaultAction::Failover { .. } => "failover",
         }
     }
 
     /// The component acted on, when the stack's.
     pub fn component(&self) -> Option<Component> {
         match self {
-            FaultAction::Stack { component, .. } | FaultAction::Network { component, .. } => {
-                Some(*component)
-            }
+            FaultAction::Stack { component, .. }
+            | FaultAction::Network { component, .. }
+            | FaultAction::Failover { component } => Some(*component),
             FaultAction::Exec(_) => None,
         }
     }
@@ -266,6 +271,19 @@ pub struct FaultSpec {
     pub recovery: RecoveryRule,
     /// Scenarios whose requests measure the failover (empty: every scenario).
     pub scenarios: Vec<String>,
+    /// `expect: { lost_writes, rpo }`: the writes acknowledged before each repetition are
+    /// read back after it recovered and judged against these bounds (None: the fault is
+    /// judged on its RTO only; the run-wide ledger check still applies).
+    pub ledger: Option<FaultLedgerExpect>,
+}
+
+/// A fault's bounds on the writes it may lose (the write ledger, per fault).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultLedgerExpect {
+    /// Lost acknowledged writes allowed (summed over the repetitions).
+    pub max_lost: u64,
+    /// The lost writes' time span allowed (the worst repetition).
+    pub max_rpo: Duration,
 }
 
 impl FaultSpec {

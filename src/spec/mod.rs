@@ -43,7 +43,7 @@ pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use scrape::{ScrapeSource, ScrapeSpec};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
-pub use stack::{Component, EdgeStrategy, StackBackend, StackOp, StackSpec};
+pub use stack::{Component, EdgeStrategy, Replication, StackBackend, StackOp, StackSpec};
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]

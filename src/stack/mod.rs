@@ -288,8 +288,14 @@ impl RunningStack {
                 return Ok(());
             }
             StackBackend::Process => {
-                let s = process::start(entry, &redis_password, &pg_password, opts.ready_timeout)
-                    .await?;
+                let s = process::start(
+                    entry,
+                    &redis_password,
+                    &pg_password,
+                    spec.postgres_replica,
+                    opts.ready_timeout,
+                )
+                .await?;
                 let urls = (s.redis_url.clone(), s.database_url.clone());
                 shared.install_process(s, &redis_password);
                 urls
@@ -325,6 +331,7 @@ impl RunningStack {
                             entry,
                             &redis_password,
                             &pg_password,
+                            spec.postgres_replica,
                             opts.ready_timeout,
                         )
                         .await?;

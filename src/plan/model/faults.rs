@@ -18,11 +18,12 @@ pub struct Fault {
     #[schemars(range(min = 1))]
     pub times: Option<u32>,
     /// What is done: `kill`, `stop`, `pause` (a stack component), `toxic` (the network to a
-    /// dependency), `exec` (a command).
+    /// dependency), `exec` (a command), `failover` (postgres: kill the primary, promote its
+    /// replica, repoint the gateways).
     #[schemars(required)]
     pub action: Option<FaultActionDef>,
-    /// The stack component: `redis`, `postgres`, `gateway[N]`, `edge` (kill / stop / pause);
-    /// `redis` or `postgres` (toxic).
+    /// The stack component: `redis`, `postgres`, `postgres-replica`, `gateway[N]`, `edge`
+    /// (kill / stop / pause); `redis` or `postgres` (toxic); `postgres` (failover).
     pub component: Option<String>,
     /// kill / stop: start the component again this long after the injection (default: it
     /// stays down).
@@ -61,6 +62,7 @@ pub enum FaultActionDef {
     Pause,
     Toxic,
     Exec,
+    Failover,
 }
 
 /// `toxic:` — one of toxiproxy's toxics (or `down`), with its parameters.
@@ -141,6 +143,11 @@ pub struct ExecDef {
 pub struct FaultExpect {
     /// The RTO bound for every repetition, `<DURATION`, e.g. `"<15s"` (the default).
     pub rto: Option<String>,
+    /// Lost acknowledged writes allowed: the writes acknowledged before the fault are read
+    /// back after it recovered (needs a scenario with `ledger:`), summed over repetitions.
+    pub lost_writes: Option<u64>,
+    /// The lost writes' time span allowed (RPO as data lost), e.g. `0s`.
+    pub rpo: Option<Duration>,
 }
 
 /// `recovery:` of a fault: when users count as served again.

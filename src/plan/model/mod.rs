@@ -108,8 +108,27 @@ pub struct ReferenceStack {
     /// Extra environment for the gateways.
     pub env: Option<BTreeMap<String, String>>,
     /// Put a fault proxy between the gateways and Redis / PostgreSQL (default: only when a
-    /// fault has `action: toxic`).
+    /// fault has `action: toxic` or `action: failover`).
     pub fault_proxy: Option<bool>,
+    /// PostgreSQL options: `{ replica: async | sync }` starts a streaming replica.
+    pub postgres: Option<PostgresDef>,
+}
+
+/// `stack.reference.postgres:` options.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresDef {
+    /// A streaming replica beside the primary (component `postgres-replica`; the target of
+    /// `action: failover`): `async` (acknowledged before the replica has it: a failover can
+    /// lose writes) or `sync` (`synchronous_commit = remote_apply`: none lost).
+    pub replica: Option<ReplicaDef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaDef {
+    Async,
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
