@@ -27,6 +27,10 @@
 //! `fault_proxy` the gateways reach Redis and PostgreSQL through fault proxies
 //! ([`crate::fault::proxy`]); `REDIS_URL` / `DATABASE_URL` still name the servers themselves
 //! and `REDIS_PROXY_URL` / `DATABASE_PROXY_URL` the proxies.
+//!
+//! With `postgres_replica` (`stack.reference.postgres.replica: async | sync`) both backends
+//! start a streaming replica of PostgreSQL beside it (component `postgres-replica`; see
+//! [`process`] and `containers/replica.rs`), which [`StackHandle::failover`] promotes.
 
 pub mod child;
 pub mod cli;
@@ -477,7 +481,8 @@ impl RunningStack {
         self.shared.edge_pid()
     }
 
-    /// Pids of every process this stack runs now (gateways, edge, redis, postgres).
+    /// Pids of every process this stack runs now (gateways, edge, redis, postgres, the
+    /// replica).
     pub fn pids(&self) -> Vec<u32> {
         self.shared.pids()
     }
@@ -487,7 +492,7 @@ impl RunningStack {
         self.shared.service_pids()
     }
 
-    /// Container ids (redis, postgres) with the containers backend.
+    /// Container ids (redis, postgres, the replica) with the containers backend.
     pub fn container_ids(&self) -> Vec<String> {
         self.shared.container_ids()
     }
