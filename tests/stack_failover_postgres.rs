@@ -92,6 +92,20 @@ fn failover_postgres_async_counts_lost_writes_exit_0() {
             .unwrap_or_else(|| panic!("no check {name:?} in {:#}", s["checks"]));
         assert_eq!(c["passed"], true, "{c:#}");
     }
+    // Every write the whole run lost was lost by the failover (acknowledged before it).
+    let run_wide = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ledger: lost_writes <= 50")
+        .unwrap();
+    assert!(
+        run_wide["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("lost_writes={lost} of")),
+        "the failover's {lost} lost writes vs the run's: {run_wide:#}"
+    );
 }
 
 fn sync_plan_loses_nothing(backend: &str) {

@@ -5,6 +5,8 @@
 //! A fault answers for the writes answered before its injection had taken effect (a write
 //! answered while the kill was on its way is at risk too) that no earlier fault already
 //! lost: each lost write counts against the first fault whose read-back found it missing.
+//! The workers hand their writes over with each finished second, so a read-back first
+//! waits (at most [`FLUSH_WAIT`]) until every worker is past the second of the injection.
 //! Reads are done once the fault recovered (a failover: once the replica is promoted and the
 //! gateways repointed); reads that fail (the service may still be reconnecting) are retried
 //! every second up to the fault's RTO bound (at least [`READ_BACK_RETRY_MIN`]), and for at
@@ -13,6 +15,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +32,32 @@ use crate::spec::RunSpec;
 /// when longer), and at most once the load has ended.
 pub const READ_BACK_RETRY_MIN: Duration = Duration::from_secs(10);
 pub const READ_BACK_AFTER_STOP: Duration = Duration::from_secs(5);
+/// How long a read-back waits for the workers to hand over the second of the injection.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+/// Which writes a failover entry's ledger figures judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerScope {
+    /// The writes acknowledged before each repetition, read back after it recovered (the
+    /// fault's `expect.lost_writes` / `expect.rpo`).
+    Fault,
+    /// The whole run's ledger, read back when the load ended.
+    Run,
+}
+
+impl FailoverReport {
+    /// Fill the write ledger's figures (the run's ledger, read back after the load).
+    pub fn set_ledger(&mut self, l: &LedgerReport) {
+        self.ledger_scope = Some(LedgerScope::Run);
+        self.acknowledged_writes = Some(l.acknowledged);
+        self.lost_writes = Some(l.lost);
+        self.changed_writes = Some(l.changed);
+        self.recovered_writes = Some(l.recovered);
+        self.rpo_ms = Some(l.rpo_ms);
+        self.lost_ids = Some(l.lost_ids.clone());
+    }
+}
 
 /// Ids a fault's read-back found lost: a later fault does not count them again.
 pub(super) type LostIds = Arc<Mutex<HashSet<Box<str>>>>;
@@ -63,7 +93,7 @@ pub(super) fn ledger_checks(
 ) -> Vec<CheckResult> {
     let what = format!("fault {}", r.fault);
     let max_rpo_ms = expect.max_rpo.as_secs_f64() * 1000.0;
-    if r.ledger_scope.as_deref() == Some("fault") {
+    if r.ledger_scope == Some(LedgerScope::Fault) {
         let l = LedgerReport {
             acknowledged: r.acknowledged_writes.unwrap_or(0),
             lost: r.lost_writes.unwrap_or(0),
@@ -105,6 +135,12 @@ pub(super) async fn read_back_before(
 ) -> Option<LedgerReport> {
     if fault.ledger.is_none() || run.scenarios.iter().all(|s| s.ledger.is_none()) {
         return None;
+    }
+    // The workers hand their writes over with each finished second: wait (bounded) until
+    // every worker is past the second of `acked_by`, so its last writes are not missed.
+    let flushed_by = Instant::now() + FLUSH_WAIT;
+    while agg.flushed_below() <= acked_by.as_secs() && Instant::now() < flushed_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let writes: Vec<_> = {
         let before = agg.ledger_until(acked_by.as_millis() as u64);

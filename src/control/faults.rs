@@ -36,6 +36,7 @@ use super::{Action, Conclusion, Controller, End, Section, StartCtx, Tick};
 use crate::checks::failover::{self, Repetition, RtoDistribution};
 use crate::checks::ledger::LedgerReport;
 
+pub use super::fault_ledger::LedgerScope;
 use super::fault_ledger::{ledger_checks, sum_ledgers, LostIds};
 use crate::checks::{CheckKind, CheckResult};
 use crate::fault::proxy::Applied;
@@ -84,25 +85,12 @@ pub struct FailoverReport {
     /// repetition, read back after it recovered: the fault's `expect.lost_writes`), or
     /// `run` (the whole run's ledger, read back at the end). Absent: no ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ledger_scope: Option<String>,
+    pub ledger_scope: Option<LedgerScope>,
     /// RTO over the repetitions that recovered.
     pub rto: RtoDistribution,
     /// Every planned repetition, in order.
     pub repetitions: Vec<RepetitionReport>,
     pub passed: bool,
-}
-
-impl FailoverReport {
-    /// Fill the write ledger's figures (the run's ledger, read back after the load).
-    pub fn set_ledger(&mut self, l: &crate::checks::ledger::LedgerReport) {
-        self.ledger_scope = Some("run".into());
-        self.acknowledged_writes = Some(l.acknowledged);
-        self.lost_writes = Some(l.lost);
-        self.changed_writes = Some(l.changed);
-        self.recovered_writes = Some(l.recovered);
-        self.rpo_ms = Some(l.rpo_ms);
-        self.lost_ids = Some(l.lost_ids.clone());
-    }
 }
 
 /// One repetition: how the injection went and what the users saw.
@@ -298,7 +286,7 @@ impl Faults {
             };
             if let Some(l) = &ledger {
                 report.set_ledger(l);
-                report.ledger_scope = Some("fault".into());
+                report.ledger_scope = Some(LedgerScope::Fault);
             }
             reports.push(report);
         }

@@ -502,6 +502,12 @@ impl Aggregator {
     }
 
     /// Cumulative metrics so far (live view).
+    /// Every worker has handed over the seconds below this one (samples and ledger writes).
+    pub fn flushed_below(&self) -> u64 {
+        let g = self.lock();
+        g.watermarks.iter().copied().min().unwrap_or(u64::MAX)
+    }
+
     /// The ledger writes handed over so far (each worker's up to its last flushed second)
     /// that were answered at or before `at_ms` on the run clock, in time order; copies.
     pub fn ledger_until(&self, at_ms: u64) -> Vec<super::ledger::LedgerWrite> {
