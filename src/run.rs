@@ -207,7 +207,11 @@ pub async fn execute(
         ));
         for s in sections.iter_mut() {
             if let Section::Failover(reports) = s {
-                reports.iter_mut().for_each(|r| r.set_ledger(&ledger));
+                // Faults with their own ledger expectations keep their per-fault figures.
+                reports
+                    .iter_mut()
+                    .filter(|r| r.ledger_scope.is_none())
+                    .for_each(|r| r.set_ledger(&ledger));
             }
         }
         tracing::info!(

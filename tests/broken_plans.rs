@@ -95,6 +95,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "5:5: scenarios.chat.rate:",
         "it takes: vus, duration",
     ),
+    (
+        "failover_without_replica.yaml",
+        "11:13: faults.pg.action:",
+        "add `postgres: { replica: async }`",
+    ),
 ];
 
 #[test]

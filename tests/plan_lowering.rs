@@ -44,7 +44,12 @@ fn example_plans_validate() {
             let plan =
                 plan::load(&path, &opts(&[TARGET])).unwrap_or_else(|e| panic!("{name}:\n{e}"));
             // The stack provides its variables at lowering; a plan without one is complete.
-            let extra = sets(&[TARGET, ("USER_KEY", "k-user"), ("ADMIN_KEY", "k-admin")]);
+            let extra = sets(&[
+                TARGET,
+                ("USER_KEY", "k-user"),
+                ("ADMIN_KEY", "k-admin"),
+                ("GATEWAY_1_URL", "http://127.0.0.1:8081"),
+            ]);
             let spec = plan
                 .lower(&extra)
                 .unwrap_or_else(|e| panic!("{name} lowering:\n{e}"));

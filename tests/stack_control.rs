@@ -45,9 +45,11 @@ async fn answers(c: Component, addr: SocketAddr, redis_pw: &str, within: Duratio
     let probe = async {
         match c {
             Component::Redis => health::redis_ping(addr, Some(redis_pw)).await.is_ok(),
-            Component::Postgres => health::postgres_accepting(addr, "loadgate", "loadgate")
-                .await
-                .is_ok(),
+            Component::Postgres | Component::PostgresReplica => {
+                health::postgres_accepting(addr, "loadgate", "loadgate")
+                    .await
+                    .is_ok()
+            }
             Component::Region(_) => false,
             Component::Gateway(_) | Component::Edge => http()
                 .get(format!("http://{addr}/ready"))
@@ -608,6 +610,11 @@ fn components_and_ops_parse_and_display() {
     let cases = [
         ("redis", Component::Redis, "redis"),
         ("postgres", Component::Postgres, "postgres"),
+        (
+            "postgres-replica",
+            Component::PostgresReplica,
+            "postgres-replica",
+        ),
         ("gateway[1]", Component::Gateway(1), "gateway[1]"),
         ("gw-12", Component::Gateway(12), "gateway[12]"),
         ("edge", Component::Edge, "edge"),
@@ -633,7 +640,8 @@ fn components_and_ops_parse_and_display() {
     for bad in ["Redis", "pg", "", "gateway", "gateway[1"] {
         let e = bad.parse::<Component>().unwrap_err().to_string();
         assert!(
-            e.contains("redis, postgres, gateway[N] or gw-N") && e.contains("edge"),
+            e.contains("redis, postgres, postgres-replica, gateway[N] or gw-N")
+                && e.contains("edge"),
             "{bad}: {e}"
         );
     }

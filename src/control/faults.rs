@@ -8,6 +8,17 @@
 //! the injections themselves (a failed or unconfirmed injection fails the drill instead of
 //! passing for a quick recovery).
 //!
+//! A `failover` (postgres) is its own recovery: the task kills the primary, promotes the
+//! replica and repoints the gateways through the stack handle, and the repoint is the
+//! fault's recovery time.
+//!
+//! Per-fault write ledger (`expect: { lost_writes, rpo }`): once a repetition's fault has
+//! recovered, its task reads back the writes acknowledged before that injection (the
+//! workers hand their writes to the aggregator every second) that no earlier fault already
+//! lost, retrying reads that fail (the service may still be recovering) up to the fault's
+//! RTO bound. So a lost write counts against the fault that lost it, while the run-wide
+//! ledger check (every write, read back at the end) still runs.
+//!
 //! Each fault runs in its own task (spawned on the run's task tracker): injections and
 //! recoveries wait for the component (a restart waits for readiness) without holding up the
 //! ticks. When the load ends first, the task undoes what it can still undo at once (toxics,
@@ -24,6 +35,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Action, Conclusion, Controller, End, Section, StartCtx, Tick};
 use crate::checks::failover::{self, Repetition, RtoDistribution};
+use crate::checks::ledger::LedgerReport;
+
+pub use super::fault_ledger::LedgerScope;
+use super::fault_ledger::{ledger_checks, sum_ledgers, LostIds};
 use crate::checks::{CheckKind, CheckResult};
 use crate::fault::proxy::Applied;
 use crate::metrics::recorder::Aggregator;
@@ -68,23 +83,16 @@ pub struct FailoverReport {
     /// The first lost ids, in time order (null: no ledger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_ids: Option<Vec<String>>,
+    /// Which writes the ledger figures judge: `fault` (the writes acknowledged before each
+    /// repetition, read back after it recovered: the fault's `expect.lost_writes`), or
+    /// `run` (the whole run's ledger, read back at the end). Absent: no ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_scope: Option<LedgerScope>,
     /// RTO over the repetitions that recovered.
     pub rto: RtoDistribution,
     /// Every planned repetition, in order.
     pub repetitions: Vec<RepetitionReport>,
     pub passed: bool,
-}
-
-impl FailoverReport {
-    /// Fill the write ledger's figures (the run's ledger, read back after the load).
-    pub fn set_ledger(&mut self, l: &crate::checks::ledger::LedgerReport) {
-        self.acknowledged_writes = Some(l.acknowledged);
-        self.lost_writes = Some(l.lost);
-        self.changed_writes = Some(l.changed);
-        self.recovered_writes = Some(l.recovered);
-        self.rpo_ms = Some(l.rpo_ms);
-        self.lost_ids = Some(l.lost_ids.clone());
-    }
 }
 
 /// One repetition: how the injection went and what the users saw.
@@ -104,6 +112,10 @@ pub struct RepetitionReport {
     /// What users saw (absent when the fault was not injected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<Repetition>,
+    /// The writes acknowledged before this injection, read back after it recovered (only
+    /// with the fault's `expect.lost_writes` / `expect.rpo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerReport>,
 }
 
 /// What a fault task recorded for one repetition.
@@ -116,6 +128,8 @@ struct Outcome {
     ok: bool,
     detail: String,
     recovered_at: Option<Duration>,
+    /// The per-fault ledger read-back (with `expect.lost_writes` / `rpo`).
+    ledger: Option<LedgerReport>,
 }
 
 type Outcomes = Arc<Mutex<Vec<Outcome>>>;
@@ -136,6 +150,8 @@ pub struct Faults {
     sources: Vec<(String, bool)>,
     /// Probes whose latest sample failed.
     failing_probes: BTreeSet<String>,
+    /// Ids a fault's read-back found lost: a later fault does not count them again.
+    lost: LostIds,
 }
 
 impl Faults {
@@ -155,6 +171,7 @@ impl Faults {
             reports: None,
             sources: Vec::new(),
             failing_probes: BTreeSet::new(),
+            lost: Arc::default(),
         })
     }
 
@@ -209,6 +226,7 @@ impl Faults {
                         },
                         fault_recovered_s: None,
                         measured: None,
+                        ledger: None,
                     });
                     continue;
                 };
@@ -239,6 +257,7 @@ impl Faults {
                     detail: o.detail.clone(),
                     fault_recovered_s: o.recovered_at.map(|d| round3(d.as_secs_f64())),
                     measured,
+                    ledger: o.ledger.clone(),
                 });
             }
             let measured: Vec<Repetition> =
@@ -249,7 +268,8 @@ impl Faults {
                 .iter()
                 .all(|r| r.measured.as_ref().is_some_and(|m| m.rto_ms.is_some()));
             let worst = if all_recovered { rto.max_ms } else { None };
-            reports.push(FailoverReport {
+            let ledger = sum_ledgers(reps.iter().filter_map(|r| r.ledger.as_ref()));
+            let mut report = FailoverReport {
                 fault: spec.name.clone(),
                 action: spec.action.name().to_string(),
                 component: spec.action.component().map(|c| c.to_string()),
@@ -261,10 +281,16 @@ impl Faults {
                 recovered_writes: None,
                 rpo_ms: None,
                 lost_ids: None,
+                ledger_scope: None,
                 passed: worst.is_some_and(|w| w < max_rto_ms),
                 rto,
                 repetitions: reps,
-            });
+            };
+            if let Some(l) = &ledger {
+                report.set_ledger(l);
+                report.ledger_scope = Some(LedgerScope::Fault);
+            }
+            reports.push(report);
         }
         reports
     }
@@ -293,6 +319,8 @@ impl Controller for Faults {
                 origin: ctx.origin,
                 stop: ctx.stop.clone(),
                 outcomes: self.outcomes.clone(),
+                run: ctx.spec.clone(),
+                lost: self.lost.clone(),
             };
             ctx.tasks.spawn(task.run());
         }
@@ -357,6 +385,9 @@ impl Controller for Faults {
         for (r, spec) in reports.iter().zip(&self.specs) {
             checks.push(injection_check(r));
             checks.push(rto_check(r, spec));
+            if let Some(expect) = &spec.ledger {
+                checks.extend(ledger_checks(r, expect));
+            }
         }
         Conclusion {
             checks,
@@ -442,6 +473,8 @@ struct FaultTask {
     origin: Instant,
     stop: CancellationToken,
     outcomes: Outcomes,
+    run: Arc<RunSpec>,
+    lost: LostIds,
 }
 
 /// What an injection left to undo.
@@ -483,6 +516,9 @@ impl FaultTask {
                 Err(detail) => (false, detail, Undo::Nothing),
             };
             let ok = ok && confirmed != Some(false);
+            // The writes this fault answers for: those answered before its injection had
+            // taken effect (a write answered while the kill was on its way is at risk too).
+            let acked_by = injected_at + t0.elapsed();
             self.agg.push_event_at(
                 injected_at,
                 EventKind::FaultInjected {
@@ -503,7 +539,17 @@ impl FaultTask {
                 ok,
                 detail,
                 recovered_at: None,
+                ledger: None,
             });
+            if matches!(self.spec.action, FaultAction::Failover { .. }) {
+                // Promoted and repointed: the injection was the recovery.
+                if ok {
+                    self.mark_recovered(rep, t0, "replica promoted, gateways repointed".into());
+                    self.ledger_after(rep, acked_by).await;
+                }
+                continue;
+            }
+            // Hold the fault, then undo it (at once when the load ends first).
             // Hold the fault, then undo it (at once when the load ends first). A backup or
             // a restore is done when it returns: nothing to hold or undo.
             let instant = matches!(
@@ -522,6 +568,9 @@ impl FaultTask {
                 }
             };
             self.recover(rep, undo, stopped).await;
+            if ok {
+                self.ledger_after(rep, acked_by).await;
+            }
             if stopped {
                 return;
             }
@@ -576,6 +625,59 @@ impl FaultTask {
                     Err(e) => (Err(e.to_string()), None),
                 }
             }
+            FaultAction::Failover { component } => {
+                let Some(stack) = &self.stack else {
+                    return (Err(no_stack("fail over")), None);
+                };
+                match stack.failover(*component).await {
+                    Ok(p) => (Ok((p.detail, Undo::Nothing)), None),
+                    Err(e) => (Err(e.to_string()), None),
+                }
+            }
+        }
+    }
+
+    /// Records repetition `rep`'s recovery (an event, and the time for the report).
+    fn mark_recovered(&self, rep: u32, t0: Instant, detail: String) {
+        let at = self.origin.elapsed();
+        self.agg.push_event(EventKind::FaultRecovered {
+            fault: self.spec.name.clone(),
+            repetition: rep + 1,
+            ok: true,
+            elapsed_ms: round3(t0.elapsed().as_secs_f64() * 1000.0),
+            detail,
+        });
+        if let Some(o) = lock(&self.outcomes)
+            .iter_mut()
+            .find(|o| o.fault == self.index && o.rep == rep)
+        {
+            o.recovered_at = Some(at);
+        }
+    }
+
+    /// With `expect.lost_writes` / `rpo`: the per-fault read-back
+    /// ([`super::fault_ledger::read_back_before`]), kept with the repetition.
+    async fn ledger_after(&self, rep: u32, acked_by: Duration) {
+        let Some(report) = super::fault_ledger::read_back_before(
+            &self.spec, &self.run, &self.agg, &self.lost, &self.stop, acked_by,
+        )
+        .await
+        else {
+            return;
+        };
+        tracing::info!(
+            fault = %self.spec.name,
+            repetition = rep + 1,
+            acknowledged = report.acknowledged,
+            lost = report.lost,
+            unreadable = report.unreadable,
+            "writes acknowledged before the fault read back"
+        );
+        if let Some(o) = lock(&self.outcomes)
+            .iter_mut()
+            .find(|o| o.fault == self.index && o.rep == rep)
+        {
+            o.ledger = Some(report);
         }
     }
 

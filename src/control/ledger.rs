@@ -19,6 +19,13 @@ pub async fn read_back(spec: &RunSpec, log: WriteLog) -> Option<LedgerReport> {
     if spec.scenarios.iter().all(|s| s.ledger.is_none()) {
         return None;
     }
+    let reads = read_writes(spec, &log.writes).await;
+    Some(judge(&log.writes, &reads, log.overflow))
+}
+
+/// Read back each of `writes` (`reads[i]` for `writes[i]`), at most [`CONCURRENCY`] at a
+/// time; a write whose read fails is [`ReadBack::Unreadable`].
+pub async fn read_writes(spec: &RunSpec, writes: &[LedgerWrite]) -> Vec<ReadBack> {
     let client = match reqwest::Client::builder()
         .timeout(spec.http.timeout.max(Duration::from_secs(1)))
         .build()
@@ -26,16 +33,19 @@ pub async fn read_back(spec: &RunSpec, log: WriteLog) -> Option<LedgerReport> {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("ledger: cannot build the read-back client: {e}");
-            let unreadable = vec![ReadBack::Unreadable; log.writes.len()];
-            return Some(judge(&log.writes, &unreadable, log.overflow));
+            return vec![ReadBack::Unreadable; writes.len()];
         }
     };
-    let reads: Vec<ReadBack> = stream::iter(log.writes.iter())
-        .map(|w| read_one(spec, &client, w))
+    // Owned items: a future borrowing the stream's items is not `Send` for every lifetime,
+    // which a fault's spawned task needs.
+    stream::iter(writes.iter().cloned())
+        .map(|w| {
+            let client = client.clone();
+            async move { read_one(spec, &client, &w).await }
+        })
         .buffered(CONCURRENCY)
         .collect()
-        .await;
-    Some(judge(&log.writes, &reads, log.overflow))
+        .await
 }
 
 async fn read_one(spec: &RunSpec, client: &reqwest::Client, w: &LedgerWrite) -> ReadBack {

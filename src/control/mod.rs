@@ -29,6 +29,7 @@ pub mod autoscale;
 pub mod blue_green;
 pub mod canary;
 pub mod dependency;
+mod fault_ledger;
 pub mod faults;
 pub mod ledger;
 pub mod probe;

@@ -44,6 +44,8 @@ pub struct WriteLog {
     /// Writes not kept because the log was full.
     pub overflow: u64,
     cap: usize,
+    /// Writes kept so far, handed over ones included (the bound counts them all).
+    kept: usize,
 }
 
 impl WriteLog {
@@ -53,15 +55,31 @@ impl WriteLog {
             writes: Vec::new(),
             overflow: 0,
             cap,
+            kept: 0,
         }
     }
 
     pub fn push(&mut self, w: LedgerWrite) {
-        if self.writes.len() < self.cap {
+        if self.kept < self.cap {
             self.writes.push(w);
+            self.kept += 1;
         } else {
             self.overflow += 1;
         }
+    }
+
+    /// The writes (and overflow count) recorded since the last call, taken out; the bound
+    /// still counts them. None when there is nothing new.
+    pub fn take_new(&mut self) -> Option<WriteLog> {
+        if self.writes.is_empty() && self.overflow == 0 {
+            return None;
+        }
+        Some(WriteLog {
+            writes: std::mem::take(&mut self.writes),
+            overflow: std::mem::take(&mut self.overflow),
+            cap: 0,
+            kept: 0,
+        })
     }
 
     /// Append another worker's log (end of the run), ordered by time afterwards.

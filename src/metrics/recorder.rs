@@ -52,7 +52,9 @@ pub struct Recorder {
     first_seen: Vec<[bool; ErrorKind::ALL.len()]>,
     /// First messages not yet handed to the aggregator.
     first_pending: Vec<(u16, ErrorKind, String)>,
-    /// Ledger writes of this worker, handed to the aggregator once, at [`Recorder::finish`].
+    /// Ledger writes of this worker since its last flush: handed to the aggregator with each
+    /// second (one lock per second with writes, none per write), so a fault can read back
+    /// the writes acknowledged before it while the load still runs.
     writes: super::ledger::WriteLog,
     dirty: bool,
 }
@@ -195,13 +197,9 @@ impl Recorder {
     /// Flush everything (end of the worker). After this the worker reports no more samples.
     pub fn finish(&mut self, agg: &Aggregator) {
         self.flush(agg, u64::MAX);
-        if !self.writes.writes.is_empty() || self.writes.overflow > 0 {
-            let log = std::mem::replace(&mut self.writes, super::ledger::WriteLog::with_cap(0));
-            agg.lock().ledger.merge(log);
-        }
     }
 
-    /// Record one ledger write (kept in this worker until the end of the run).
+    /// Record one ledger write (kept in this worker until its next flush).
     pub fn ledger_write(&mut self, w: super::ledger::LedgerWrite) {
         self.writes.push(w);
     }
@@ -226,6 +224,9 @@ impl Recorder {
             }
             self.dropped.iter_mut().for_each(|d| *d = 0);
             self.dirty = false;
+        }
+        if let Some(log) = self.writes.take_new() {
+            agg.lock().ledger.merge(log);
         }
         agg.watermark(self.worker, next);
         if next != u64::MAX {
@@ -501,6 +502,24 @@ impl Aggregator {
     }
 
     /// Cumulative metrics so far (live view).
+    /// Every worker has handed over the seconds below this one (samples and ledger writes).
+    pub fn flushed_below(&self) -> u64 {
+        let g = self.lock();
+        g.watermarks.iter().copied().min().unwrap_or(u64::MAX)
+    }
+
+    /// The ledger writes handed over so far (each worker's up to its last flushed second)
+    /// that were answered at or before `at_ms` on the run clock, in time order; copies.
+    pub fn ledger_until(&self, at_ms: u64) -> Vec<super::ledger::LedgerWrite> {
+        let g = self.lock();
+        g.ledger
+            .writes
+            .iter()
+            .filter(|w| w.at_ms <= at_ms)
+            .cloned()
+            .collect()
+    }
+
     /// The run's ledger writes (in time order), taken: call after every worker finished.
     pub fn take_ledger(&self) -> super::ledger::WriteLog {
         std::mem::take(&mut self.lock().ledger)

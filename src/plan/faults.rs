@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::spec::fault::{
-    ExecFault, FaultAction, FaultCondition, FaultSpec, NetworkFault, RecoveryRule, Toxic,
-    ToxicKind, ToxicStream,
+    ExecFault, FaultAction, FaultCondition, FaultLedgerExpect, FaultSpec, NetworkFault,
+    RecoveryRule, Toxic, ToxicKind, ToxicStream,
 };
 use crate::spec::{Component, Region, StackOp};
 
@@ -34,11 +34,13 @@ fn at(base: &[PathSeg], fields: &[&str]) -> Vec<PathSeg> {
 }
 
 /// Lowers `faults.NAME`; None (with problems) when it is broken. `has_stack`: the plan
-/// starts the reference stack (stack actions and toxics need it).
+/// starts the reference stack (stack actions and toxics need it); `has_replica`: with a
+/// PostgreSQL replica (a failover needs one).
 pub(crate) fn fault(
     name: &str,
     f: &Fault,
     has_stack: bool,
+    has_replica: bool,
     scenario_names: &BTreeSet<String>,
     probe_names: &BTreeSet<String>,
     issues: &mut Issues,
@@ -101,7 +103,7 @@ pub(crate) fn fault(
         if f.component.is_none() && f.region.is_none() {
             issues.at(
                 at(&base, &["component"]),
-                format!("required with `action: {what}`: which part of the reference stack, e.g. `component: redis` (redis, postgres, gateway[N], edge, region[primary])"),
+                format!("required with `action: {what}`: which part of the reference stack, e.g. `component: redis` (redis, postgres, postgres-replica, gateway[N], edge, region[primary])"),
             );
         }
     };
@@ -126,7 +128,7 @@ pub(crate) fn fault(
         None => {
             issues.at(
                 at(&base, &["action"]),
-                "required: `kill`, `stop`, `pause`, `toxic`, `exec`, `backup` or `restore`",
+                "required: `kill`, `stop`, `pause`, `toxic`, `exec`, `backup`, `restore` or `failover`",
             );
             (None, None)
         }
@@ -328,6 +330,56 @@ pub(crate) fn fault(
             });
             (action, None)
         }
+        Some(FaultActionDef::Failover) => {
+            need_stack(issues, "failover");
+            need_component(issues, "failover");
+            let hint = "a failover is its own recovery (the replica is promoted and the gateways repointed at once)";
+            for (field, present) in [
+                ("restart_after", f.restart_after.is_some()),
+                ("resume_after", f.resume_after.is_some()),
+                ("duration", f.duration.is_some()),
+            ] {
+                not_with(issues, field, present, "failover", hint);
+            }
+            not_with(
+                issues,
+                "toxic",
+                f.toxic.is_some(),
+                "failover",
+                "`toxic:` goes with `action: toxic`",
+            );
+            not_with(
+                issues,
+                "exec",
+                f.exec.is_some(),
+                "failover",
+                "`exec:` goes with `action: exec`",
+            );
+            if let Some(c) = component {
+                if c != Component::Postgres {
+                    issues.at(
+                        at(&base, &["component"]),
+                        format!("`action: failover` promotes PostgreSQL's replica: write `component: postgres`, not {c} (kill, stop or pause {c} instead)"),
+                    );
+                }
+            }
+            if has_stack && !has_replica {
+                issues.at(
+                    at(&base, &["action"]),
+                    "`action: failover` needs a replica to promote: add `postgres: { replica: async }` (or `sync`) under `stack.reference`",
+                );
+            }
+            if f.times.is_some_and(|t| t > 1) {
+                issues.at(
+                    at(&base, &["times"]),
+                    "a failover can run once per run: the promoted replica has no replica of its own to fail over to (run the plan again for more samples)",
+                );
+            }
+            (
+                component.map(|component| FaultAction::Failover { component }),
+                None,
+            )
+        }
     };
     if let Some(h) = hold {
         if h.is_zero() {
@@ -358,6 +410,12 @@ pub(crate) fn fault(
             }
         },
     };
+    let ledger = f.expect.as_ref().and_then(|e| {
+        (e.lost_writes.is_some() || e.rpo.is_some()).then(|| FaultLedgerExpect {
+            max_lost: e.lost_writes.unwrap_or(0),
+            max_rpo: e.rpo.map_or(Duration::ZERO, |d| d.as_std()),
+        })
+    });
     let mut recovery = RecoveryRule::default();
     if let Some(r) = &f.recovery {
         if let Some(s) = r.sustain {
@@ -419,6 +477,7 @@ pub(crate) fn fault(
         max_rto,
         recovery,
         scenarios,
+        ledger,
     })
 }
 

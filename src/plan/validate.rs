@@ -146,6 +146,11 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
     }
 
     let mut fault_specs = Vec::new();
+    let has_replica = plan
+        .stack
+        .as_ref()
+        .and_then(|s| s.reference.as_ref()?.postgres.as_ref()?.replica)
+        .is_some();
     if let Some(map) = &plan.faults {
         for name in tree_keys(ctx.tree, "faults") {
             if let Some(f) = map.get(&name) {
@@ -153,6 +158,7 @@ pub(crate) fn build(plan: &PlanFile, ctx: &Ctx, issues: &mut Issues) -> RunSpec 
                     &name,
                     f,
                     plan.stack.is_some(),
+                    has_replica,
                     &scenario_names,
                     &probe_names,
                     issues,
@@ -308,14 +314,25 @@ pub(crate) fn stack_spec(plan: &PlanFile, issues: &mut Issues) -> Option<StackSp
         redis_image: r.redis_image.clone(),
         postgres_image: r.postgres_image.clone(),
         gateway_env: r.env.clone().unwrap_or_default(),
-        // Toxics need the proxy; without one the stack runs as before.
+        // Toxics need the proxy, and so does a failover (it repoints the gateways by
+        // switching the proxy's upstream); without one the stack runs as before.
         fault_proxy: r.fault_proxy.unwrap_or_else(|| {
-            plan.faults
-                .iter()
-                .flatten()
-                .any(|(_, f)| f.action == Some(model::FaultActionDef::Toxic))
+            plan.faults.iter().flatten().any(|(_, f)| {
+                matches!(
+                    f.action,
+                    Some(model::FaultActionDef::Toxic | model::FaultActionDef::Failover)
+                )
+            })
         }),
         regions: regions.clamp(1, 2),
+        postgres_replica: r
+            .postgres
+            .as_ref()
+            .and_then(|p| p.replica)
+            .map(|m| match m {
+                model::ReplicaDef::Async => crate::spec::Replication::Async,
+                model::ReplicaDef::Sync => crate::spec::Replication::Sync,
+            }),
     })
 }
 

@@ -166,6 +166,10 @@ pub enum FaultAction {
     /// Restores the component's latest backup over its live database (pg_restore): every
     /// write acknowledged after that backup is lost, which the write ledger reports.
     Restore { component: Component },
+    /// A database failover (`postgres`): the primary is killed (SIGKILL), its streaming
+    /// replica promoted, and the gateways repointed to it; the injection is its own
+    /// recovery (nothing to undo).
+    Failover { component: Component },
 }
 
 impl FaultAction {
@@ -177,6 +181,7 @@ impl FaultAction {
             FaultAction::Exec(_) => "exec",
             FaultAction::Backup { .. } => "backup",
             FaultAction::Restore { .. } => "restore",
+            FaultAction::Failover { .. } => "failover",
         }
     }
 
@@ -186,7 +191,8 @@ impl FaultAction {
             FaultAction::Stack { component, .. }
             | FaultAction::Network { component, .. }
             | FaultAction::Backup { component }
-            | FaultAction::Restore { component } => Some(*component),
+            | FaultAction::Restore { component }
+            | FaultAction::Failover { component } => Some(*component),
             FaultAction::Exec(_) => None,
         }
     }
@@ -276,6 +282,19 @@ pub struct FaultSpec {
     pub recovery: RecoveryRule,
     /// Scenarios whose requests measure the failover (empty: every scenario).
     pub scenarios: Vec<String>,
+    /// `expect: { lost_writes, rpo }`: the writes acknowledged before each repetition are
+    /// read back after it recovered and judged against these bounds (None: the fault is
+    /// judged on its RTO only; the run-wide ledger check still applies).
+    pub ledger: Option<FaultLedgerExpect>,
+}
+
+/// A fault's bounds on the writes it may lose (the write ledger, per fault).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultLedgerExpect {
+    /// Lost acknowledged writes allowed (summed over the repetitions).
+    pub max_lost: u64,
+    /// The lost writes' time span allowed (the worst repetition).
+    pub max_rpo: Duration,
 }
 
 impl FaultSpec {

@@ -45,7 +45,7 @@ pub use flow::{Extraction, FlowSpec, StepSpec, ThinkTime, Until};
 pub use probe::{ChainSpec, ProbeKind, ProbeRequest, ProbeSpec};
 pub use scrape::{ScrapeExpr, ScrapeFn, ScrapeSource, ScrapeSpec, Selector};
 pub use slo::{BurnWindow, Severity, Sli, SloSpec};
-pub use stack::{Component, EdgeStrategy, Region, StackBackend, StackOp, StackSpec};
+pub use stack::{Component, EdgeStrategy, Region, Replication, StackBackend, StackOp, StackSpec};
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]

@@ -27,6 +27,29 @@ pub struct StackSpec {
     /// Regions (1 or 2): with 2, `gateways` instances run in each region (gw-1..gw-N
     /// primary, gw-N+1..gw-2N secondary) and the edge prefers the primary's.
     pub regions: u32,
+    /// A streaming replica of PostgreSQL beside the primary (`stack.reference.postgres:
+    /// { replica: async | sync }`); None: the primary alone.
+    pub postgres_replica: Option<Replication>,
+}
+
+/// How the PostgreSQL replica follows its primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// Asynchronous streaming: the primary acknowledges a commit before the replica has it,
+    /// so a failover can lose the last acknowledged writes.
+    Async,
+    /// Synchronous (`synchronous_standby_names = '*'`, `synchronous_commit = remote_apply`):
+    /// a commit is acknowledged once the replica applied it; a failover loses none.
+    Sync,
+}
+
+impl Replication {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Replication::Async => "async",
+            Replication::Sync => "sync",
+        }
+    }
 }
 
 impl Default for StackSpec {
@@ -40,6 +63,7 @@ impl Default for StackSpec {
             gateway_env: BTreeMap::new(),
             fault_proxy: false,
             regions: 1,
+            postgres_replica: None,
         }
     }
 }
@@ -102,6 +126,8 @@ impl fmt::Display for Region {
 pub enum Component {
     Redis,
     Postgres,
+    /// The streaming replica of PostgreSQL (`stack.reference.postgres.replica`).
+    PostgresReplica,
     /// Gateway instance N, 1-based (`gateway[1]` is the first, `gw-1` in the registry).
     Gateway(u32),
     Edge,
@@ -111,11 +137,12 @@ pub enum Component {
 
 impl Component {
     /// The name the stack module uses for it in the registry, logs and `stack status`
-    /// (`redis`, `postgres`, `gw-N`, `edge`).
+    /// (`redis`, `postgres`, `postgres-replica`, `gw-N`, `edge`).
     pub fn registry_name(&self) -> String {
         match self {
             Component::Redis => "redis".into(),
             Component::Postgres => "postgres".into(),
+            Component::PostgresReplica => "postgres-replica".into(),
             Component::Gateway(n) => format!("gw-{n}"),
             Component::Edge => "edge".into(),
             Component::Region(r) => format!("region-{r}"),
@@ -128,6 +155,7 @@ impl fmt::Display for Component {
         match self {
             Component::Redis => f.write_str("redis"),
             Component::Postgres => f.write_str("postgres"),
+            Component::PostgresReplica => f.write_str("postgres-replica"),
             Component::Gateway(n) => write!(f, "gateway[{n}]"),
             Component::Edge => f.write_str("edge"),
             Component::Region(r) => write!(f, "region[{r}]"),
@@ -138,7 +166,7 @@ impl fmt::Display for Component {
 /// Why a component name did not parse; the message lists the valid forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseComponentError {
-    #[error("unknown component `{0}`; valid components: redis, postgres, gateway[N] or gw-N (N = 1 for the first gateway), edge, region[primary], region[secondary]")]
+    #[error("unknown component `{0}`; valid components: redis, postgres, postgres-replica, gateway[N] or gw-N (N = 1 for the first gateway), edge, region[primary], region[secondary]")]
     Unknown(String),
     #[error("bad gateway number in `{0}`: write gateway[N] or gw-N with N = 1, 2, ... (gateway[1] is the first gateway)")]
     BadIndex(String),
@@ -155,6 +183,7 @@ impl FromStr for Component {
         match s {
             "redis" => Ok(Component::Redis),
             "postgres" => Ok(Component::Postgres),
+            "postgres-replica" => Ok(Component::PostgresReplica),
             "edge" => Ok(Component::Edge),
             _ => {
                 if let Some(r) = s.strip_prefix("region[").and_then(|r| r.strip_suffix(']')) {
@@ -268,6 +297,7 @@ mod tests {
         for c in [
             Component::Redis,
             Component::Postgres,
+            Component::PostgresReplica,
             Component::Gateway(2),
             Component::Edge,
             Component::Region(Region::Primary),

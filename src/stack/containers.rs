@@ -42,6 +42,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
+mod replica;
+
 use super::docker::{
     self, EngineError, LABEL_COMPONENT, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_STACK,
 };
@@ -60,6 +62,10 @@ const BUILD_HINT: &str = "run reference-stack/images/build.sh to build loadgate/
 pub struct ContainerServices {
     redis: Option<String>,
     postgres: Option<String>,
+    /// The streaming replica (`stack.reference.postgres.replica`), see [`replica`].
+    postgres_replica: Option<String>,
+    /// Host port published for the replica's 5432 (0: no replica).
+    pub postgres_replica_port: u16,
     /// Host ports published for 6379 and 5432 (fixed for the containers' lifetime).
     pub redis_port: u16,
     pub postgres_port: u16,
@@ -191,6 +197,10 @@ enum LogStream {
 /// that says it is ready.
 struct ContainerPlan {
     image: String,
+    /// Replaces the image's entrypoint (None: the image's).
+    entrypoint: Option<Vec<String>>,
+    /// The user the container runs as (None: the image's).
+    user: Option<String>,
     cmd: Vec<String>,
     env: Vec<String>,
     labels: HashMap<String, String>,
@@ -206,6 +216,8 @@ impl ContainerPlan {
         let key = format!("{}/tcp", self.container_port);
         ContainerCreateBody {
             image: Some(self.image.clone()),
+            entrypoint: self.entrypoint.clone(),
+            user: self.user.clone(),
             cmd: Some(self.cmd.clone()),
             env: Some(self.env.clone()),
             labels: Some(self.labels.clone()),
@@ -284,6 +296,8 @@ async fn start_inner(
     let mut services = ContainerServices {
         redis: None,
         postgres: None,
+        postgres_replica: None,
+        postgres_replica_port: 0,
         redis_port: 0,
         postgres_port: 0,
         redis_url: String::new(),
@@ -295,6 +309,8 @@ async fn start_inner(
     // Both containers start concurrently; each is probed on its published port.
     let redis_plan = ContainerPlan {
         image: redis_image.clone(),
+        entrypoint: None,
+        user: None,
         cmd: [
             "redis-server",
             "--bind",
@@ -316,20 +332,22 @@ async fn start_inner(
         ready_line: "Ready to accept connections",
         ready_stream: LogStream::Stdout,
     };
+    let mut pg_cmd: Vec<String> = [
+        "-c",
+        "fsync=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    pg_cmd.extend(replica::primary_commit_args(spec.postgres_replica));
     let pg_plan = ContainerPlan {
         image: postgres_image.clone(),
-        cmd: [
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ]
-        .map(str::to_string)
-        .to_vec(),
+        entrypoint: None,
+        user: None,
+        cmd: pg_cmd,
         env: vec![
             format!("POSTGRES_PASSWORD={pg_password}"),
             "POSTGRES_USER=loadgate".to_string(),
@@ -375,6 +393,21 @@ async fn start_inner(
     }
     services.redis_port = ports[0];
     services.postgres_port = ports[1];
+    if let (Some(mode), Some(primary)) = (spec.postgres_replica, services.postgres.clone()) {
+        let (id, port) = replica::start(
+            &docker,
+            &postgres_image,
+            &primary,
+            pg_password,
+            mode,
+            labels.for_component("postgres-replica"),
+            deadline,
+        )
+        .await?;
+        entry.add_container(&id)?;
+        services.postgres_replica = Some(id);
+        services.postgres_replica_port = port;
+    }
     services.redis_url = format!("redis://default:{redis_password}@127.0.0.1:{}/0", ports[0]);
     services.database_url = format!(
         "postgres://loadgate:{pg_password}@127.0.0.1:{}/loadgate",
@@ -566,20 +599,30 @@ impl ContainerServices {
         self.postgres.clone()
     }
 
-    /// Container ids (redis, postgres).
+    /// The postgres replica container's id, when there is one.
+    pub fn postgres_replica_id(&self) -> Option<String> {
+        self.postgres_replica.clone()
+    }
+
+    /// Container ids (redis, postgres, the replica).
     pub fn ids(&self) -> Vec<String> {
         self.redis
             .iter()
             .chain(self.postgres.iter())
+            .chain(self.postgres_replica.iter())
             .cloned()
             .collect()
     }
 
     fn take_ids(&mut self) -> Vec<String> {
-        [self.redis.take(), self.postgres.take()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            self.postgres_replica.take(),
+            self.redis.take(),
+            self.postgres.take(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Removes both containers (force, with their anonymous volumes), reporting the first

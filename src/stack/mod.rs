@@ -31,6 +31,10 @@
 //! `fault_proxy` the gateways reach Redis and PostgreSQL through fault proxies
 //! ([`crate::fault::proxy`]); `REDIS_URL` / `DATABASE_URL` still name the servers themselves
 //! and `REDIS_PROXY_URL` / `DATABASE_PROXY_URL` the proxies.
+//!
+//! With `postgres_replica` (`stack.reference.postgres.replica: async | sync`) both backends
+//! start a streaming replica of PostgreSQL beside it (component `postgres-replica`; see
+//! [`process`] and `containers/replica.rs`), which [`StackHandle::failover`] promotes.
 
 pub mod child;
 pub mod cli;
@@ -292,8 +296,14 @@ impl RunningStack {
                 return Ok(());
             }
             StackBackend::Process => {
-                let s = process::start(entry, &redis_password, &pg_password, opts.ready_timeout)
-                    .await?;
+                let s = process::start(
+                    entry,
+                    &redis_password,
+                    &pg_password,
+                    spec.postgres_replica,
+                    opts.ready_timeout,
+                )
+                .await?;
                 let urls = (s.redis_url.clone(), s.database_url.clone());
                 shared.install_process(s, &redis_password);
                 urls
@@ -329,6 +339,7 @@ impl RunningStack {
                             entry,
                             &redis_password,
                             &pg_password,
+                            spec.postgres_replica,
                             opts.ready_timeout,
                         )
                         .await?;
@@ -492,7 +503,8 @@ impl RunningStack {
         self.shared.edge_pid()
     }
 
-    /// Pids of every process this stack runs now (gateways, edge, redis, postgres).
+    /// Pids of every process this stack runs now (gateways, edge, redis, postgres, the
+    /// replica).
     pub fn pids(&self) -> Vec<u32> {
         self.shared.pids()
     }
@@ -502,7 +514,7 @@ impl RunningStack {
         self.shared.service_pids()
     }
 
-    /// Container ids (redis, postgres) with the containers backend.
+    /// Container ids (redis, postgres, the replica) with the containers backend.
     pub fn container_ids(&self) -> Vec<String> {
         self.shared.container_ids()
     }

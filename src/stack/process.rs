@@ -9,6 +9,18 @@
 //! the cluster dir is chowned to it (and placed under the system temp dir when that user
 //! cannot reach the work dir, e.g. a 0700 state root).
 //!
+//! With a replica (`stack.reference.postgres.replica`): the primary keeps initdb's default
+//! `wal_level = replica` and its `pg_hba.conf` line that lets `loadgate` replicate over
+//! 127.0.0.1 with scram-sha-256; `pg_basebackup -R -X stream` copies it into `replica/`
+//! (its `primary_conninfo` written by `-R`), and a second postgres runs there as a hot
+//! standby on its own free port, a child under the same lifetime rules as the others.
+//! `async`: the primary keeps `synchronous_commit = off` (as without a replica), so it
+//! acknowledges a commit before its WAL is flushed, and the WAL sender ships only flushed
+//! WAL: a kill -9 loses the last ~200 ms (`wal_writer_delay`) of acknowledged writes, which
+//! the replica never saw. That is the realistic async trade, and what the failover drill's
+//! write ledger finds. `sync`: `synchronous_standby_names = '*'` and `synchronous_commit =
+//! remote_apply`: a commit is acknowledged once the replica applied it.
+//!
 //! Each server's [`Launch`] (its port included) is kept with it, so the stack control handle
 //! can start it again after a kill or stop on the same port with the same data dir.
 //!
@@ -25,6 +37,7 @@ use super::child::{self, ChildProc, Launch, RunAs};
 use super::health;
 use super::registry::SharedEntry;
 use super::{wait_until, StackError};
+use crate::spec::Replication;
 use nix::sys::signal::Signal;
 
 /// What the process backend started.
@@ -39,6 +52,16 @@ pub struct ProcessServices {
     pub postgres_port: u16,
     pub redis_url: String,
     pub database_url: String,
+    /// The streaming replica, when asked for.
+    pub replica: Option<ReplicaProc>,
+}
+
+/// The PostgreSQL streaming replica (process backend).
+#[derive(Debug)]
+pub struct ReplicaProc {
+    pub proc: ChildProc,
+    pub launch: Launch,
+    pub port: u16,
 }
 
 /// Where the PostgreSQL server binaries are, if anywhere.
@@ -110,6 +133,7 @@ pub async fn start(
     entry: &SharedEntry,
     redis_password: &str,
     pg_password: &str,
+    replica: Option<Replication>,
     ready_timeout: Duration,
 ) -> Result<ProcessServices, StackError> {
     let (redis_bin, pg_bin) = available().map_err(|missing| StackError::Missing {
@@ -121,9 +145,10 @@ pub async fn start(
 
     let (redis, redis_port, redis_launch) =
         start_redis(entry, &redis_bin, &work, redis_password, deadline).await?;
-    let (postgres, pg_port, postgres_launch) =
-        start_postgres(entry, &pg_bin, &work, pg_password, deadline).await?;
+    let (postgres, pg_port, postgres_launch, replica) =
+        start_postgres(entry, &pg_bin, &work, pg_password, replica, deadline).await?;
     Ok(ProcessServices {
+        replica,
         redis,
         postgres,
         redis_launch,
@@ -189,8 +214,9 @@ async fn start_postgres(
     bin: &Path,
     work: &Path,
     password: &str,
+    replica: Option<Replication>,
     deadline: Instant,
-) -> Result<(ChildProc, u16, Launch), StackError> {
+) -> Result<(ChildProc, u16, Launch, Option<ReplicaProc>), StackError> {
     let run_as = if child::is_root() {
         RunAs::lookup("postgres")
     } else {
@@ -273,23 +299,28 @@ async fn start_postgres(
     .await?;
 
     let postgres_bin = bin.join("postgres");
+    // sync: commits wait for the replica to apply them; otherwise acknowledged before the
+    // WAL flush (see the module doc).
+    let commit: &[&str] = match replica {
+        Some(Replication::Sync) => &[
+            "-c",
+            "synchronous_commit=remote_apply",
+            "-c",
+            "synchronous_standby_names=*",
+        ],
+        _ => &["-c", "synchronous_commit=off"],
+    };
     let launch = |port: u16| {
         Launch::new("postgres", &postgres_bin, &log, Signal::SIGINT)
             .run_as(run_as)
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k", ""])
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(commit.iter().copied())
             .args(["-c", "max_connections=200"])
     };
-    start_on_free_port(
+    let (proc, port, launch) = start_on_free_port(
         entry,
         "postgres",
         &data,
@@ -298,7 +329,65 @@ async fn start_postgres(
         launch,
         |addr| health::postgres_accepting(addr, "loadgate", "loadgate"),
     )
-    .await
+    .await?;
+    let Some(mode) = replica else {
+        return Ok((proc, port, launch, None));
+    };
+    // The replica: a base backup of the running primary (-R writes primary_conninfo and
+    // standby.signal), then a hot standby on its own port.
+    let rdata = base.join("replica");
+    let mut backup = Command::new(bin.join("pg_basebackup"));
+    backup
+        .arg("-D")
+        .arg(&rdata)
+        .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "loadgate"])
+        .env("PGPASSWORD", password);
+    run_to_end(
+        "postgres-replica pg_basebackup",
+        backup,
+        &log,
+        run_as,
+        None,
+        deadline,
+    )
+    .await?;
+    let rlog = work.join("postgres-replica.log");
+    // After a promotion the replica is the primary: the same commit setting, no standby.
+    let rcommit = match mode {
+        Replication::Sync => "synchronous_commit=remote_apply",
+        Replication::Async => "synchronous_commit=off",
+    };
+    let rlaunch = |rport: u16| {
+        Launch::new("postgres-replica", &postgres_bin, &rlog, Signal::SIGINT)
+            .run_as(run_as)
+            .arg("-D")
+            .arg(&rdata)
+            .args(["-p", &rport.to_string(), "-h", "127.0.0.1", "-k", ""])
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(["-c", rcommit, "-c", "synchronous_standby_names="])
+            .args(["-c", "max_connections=200", "-c", "hot_standby=on"])
+    };
+    let (rproc, rport, rlaunch) = start_on_free_port(
+        entry,
+        "postgres-replica",
+        &rdata,
+        deadline,
+        Duration::from_secs(2),
+        rlaunch,
+        |addr| health::postgres_accepting(addr, "loadgate", "loadgate"),
+    )
+    .await?;
+    Ok((
+        proc,
+        port,
+        launch,
+        Some(ReplicaProc {
+            proc: rproc,
+            launch: rlaunch,
+            port: rport,
+        }),
+    ))
 }
 
 /// Start a server on a free port and wait until `ready(addr)` succeeds. A start that lost

@@ -19,12 +19,13 @@ pub struct Fault {
     pub times: Option<u32>,
     /// What is done: `kill`, `stop`, `pause` (a stack component, or every gateway of a
     /// region), `toxic` (the network to a dependency), `exec` (a command), `backup` /
-    /// `restore` (pg_dump / pg_restore of `postgres`).
+    /// `restore` (pg_dump / pg_restore of `postgres`), `failover` (postgres: kill the primary,
+    /// promote its replica, repoint the gateways).
     #[schemars(required)]
     pub action: Option<FaultActionDef>,
-    /// The stack component: `redis`, `postgres`, `gateway[N]`, `edge`, `region[primary]`,
-    /// `region[secondary]` (kill / stop / pause); `redis` or `postgres` (toxic); `postgres`
-    /// (backup / restore).
+    /// The stack component: `redis`, `postgres`, `postgres-replica`, `gateway[N]`, `edge`,
+    /// `region[primary]`, `region[secondary]` (kill / stop / pause); `redis` or `postgres`
+    /// (toxic); `postgres` (backup / restore / failover).
     pub component: Option<String>,
     /// Shorthand for `component: region[primary]` / `region[secondary]` (every gateway of
     /// the region; needs `stack.reference.regions: 2`). Not with `component`.
@@ -68,6 +69,7 @@ pub enum FaultActionDef {
     Exec,
     Backup,
     Restore,
+    Failover,
 }
 
 /// `region:` of a fault.
@@ -156,6 +158,11 @@ pub struct ExecDef {
 pub struct FaultExpect {
     /// The RTO bound for every repetition, `<DURATION`, e.g. `"<15s"` (the default).
     pub rto: Option<String>,
+    /// Lost acknowledged writes allowed: the writes acknowledged before the fault are read
+    /// back after it recovered (needs a scenario with `ledger:`), summed over repetitions.
+    pub lost_writes: Option<u64>,
+    /// The lost writes' time span allowed (RPO as data lost), e.g. `0s`.
+    pub rpo: Option<Duration>,
 }
 
 /// `recovery:` of a fault: when users count as served again.

@@ -113,7 +113,7 @@ pub struct ReferenceStack {
     /// Extra environment for the gateways.
     pub env: Option<BTreeMap<String, String>>,
     /// Put a fault proxy between the gateways and Redis / PostgreSQL (default: only when a
-    /// fault has `action: toxic`).
+    /// fault has `action: toxic` or `action: failover`).
     pub fault_proxy: Option<bool>,
     /// Regions, 1 or 2 (default 1). With 2, `gateways` instances run in each region
     /// (gw-1..gw-N primary, gw-N+1..gw-2N secondary); the edge (round-robin unless given)
@@ -122,6 +122,25 @@ pub struct ReferenceStack {
     /// `region[primary]` / `region[secondary]`.
     #[schemars(range(min = 1, max = 2))]
     pub regions: Option<u32>,
+    /// PostgreSQL options: `{ replica: async | sync }` starts a streaming replica.
+    pub postgres: Option<PostgresDef>,
+}
+
+/// `stack.reference.postgres:` options.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresDef {
+    /// A streaming replica beside the primary (component `postgres-replica`; the target of
+    /// `action: failover`): `async` (acknowledged before the replica has it: a failover can
+    /// lose writes) or `sync` (`synchronous_commit = remote_apply`: none lost).
+    pub replica: Option<ReplicaDef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaDef {
+    Async,
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -9,10 +9,13 @@
 //! `shutdown` / `Drop` finds in the slots and stops, so "nothing outlives the run" holds
 //! whatever the drill did.
 //!
-//! Components: `redis`, `postgres`, `gateway[N]` (1-based; also written `gw-N`), `edge`, and
-//! with two regions `region[primary]` / `region[secondary]` (every gateway of the region at
-//! once, `region.rs`). [`StackHandle::backup`] / [`StackHandle::restore`] dump and restore
-//! postgres (`backup.rs`).
+//! Components: `redis`, `postgres`, `postgres-replica` (with a replica), `gateway[N]`
+//! (1-based; also written `gw-N`), `edge`, and with two regions `region[primary]` /
+//! `region[secondary]` (every gateway of the region at once, `region.rs`).
+//! [`StackHandle::backup`] / [`StackHandle::restore`] dump and restore postgres (`backup.rs`).
+//!
+//! Failover (`failover.rs`, [`StackHandle::failover`]): kill -9 the PostgreSQL primary,
+//! promote the replica, and switch the postgres fault proxy's upstream to it.
 //!
 //! Operations, per backend:
 //!
@@ -83,6 +86,7 @@
 mod backup;
 mod container_slot;
 mod exec;
+mod failover;
 mod network;
 mod proc_slot;
 mod region;
@@ -108,6 +112,7 @@ use exec::run_exec;
 use proc_slot::ProcSlot;
 
 pub use crate::spec::stack::{Component, ParseComponentError, ParseStackOpError, StackOp};
+pub use failover::Promotion;
 
 /// What a component is doing, as far as the handle knows (a process that exited on its own
 /// counts as down).
@@ -238,6 +243,11 @@ pub enum ControlError {
         what: &'static str,
         reason: String,
     },
+    #[error("failover of {component} failed: {reason}")]
+    Failover {
+        component: Component,
+        reason: String,
+    },
     #[error("network fault on {component}: {source}")]
     Proxy {
         component: Component,
@@ -329,6 +339,10 @@ struct StackState {
     env: Vec<(String, String)>,
     redis: Option<ServiceSlot>,
     postgres: Option<ServiceSlot>,
+    /// PostgreSQL's streaming replica (`stack.reference.postgres.replica`).
+    postgres_replica: Option<ServiceSlot>,
+    /// Set once a failover promoted the replica (the gateways' proxy points at it).
+    failed_over: bool,
     gateways: Vec<Arc<ProcSlot>>,
     edge: Option<Arc<ProcSlot>>,
     /// Owns the containers (removing them on shutdown / drop).
@@ -361,6 +375,7 @@ impl fmt::Debug for Shared {
             .field("backend", &st.backend)
             .field("redis", &st.redis)
             .field("postgres", &st.postgres)
+            .field("postgres_replica", &st.postgres_replica)
             .field("gateways", &st.gateways)
             .field("edge", &st.edge)
             .field("containers", &st.containers)
@@ -385,6 +400,8 @@ impl Shared {
                 env: Vec::new(),
                 redis: None,
                 postgres: None,
+                postgres_replica: None,
+                failed_over: false,
                 gateways: Vec::new(),
                 edge: None,
                 containers: None,
@@ -451,9 +468,21 @@ impl Shared {
             Duration::from_secs(5),
             None,
         );
+        let replica = s.replica.map(|r| {
+            ServiceSlot::Proc(ProcSlot::new(
+                Component::PostgresReplica,
+                r.proc,
+                r.launch,
+                ([127, 0, 0, 1], r.port).into(),
+                Probe::Postgres,
+                Duration::from_secs(5),
+                None,
+            ))
+        });
         let mut st = self.state();
         st.redis = Some(ServiceSlot::Proc(redis));
         st.postgres = Some(ServiceSlot::Proc(postgres));
+        st.postgres_replica = replica;
     }
 
     /// Puts the containers backend's redis and postgres into their slots.
@@ -487,9 +516,17 @@ impl Shared {
             c.postgres_port,
             Probe::Postgres,
         );
+        let replica = slot(
+            Component::PostgresReplica,
+            c.postgres_replica_id(),
+            5432,
+            c.postgres_replica_port,
+            Probe::Postgres,
+        );
         let mut st = self.state();
         st.redis = redis;
         st.postgres = postgres;
+        st.postgres_replica = replica;
         st.containers = Some(c);
     }
 
@@ -573,7 +610,11 @@ impl Shared {
         pids.extend(self.edge_pid());
         let services = {
             let st = self.state();
-            [st.redis.clone(), st.postgres.clone()]
+            [
+                st.redis.clone(),
+                st.postgres.clone(),
+                st.postgres_replica.clone(),
+            ]
         };
         for s in services.into_iter().flatten() {
             if let ServiceSlot::Proc(p) = s {
@@ -600,6 +641,9 @@ impl Shared {
         if st.postgres.is_some() {
             out.push(Component::Postgres);
         }
+        if st.postgres_replica.is_some() {
+            out.push(Component::PostgresReplica);
+        }
         out.extend((1..=st.gateways.len() as u32).map(Component::Gateway));
         if st.edge.is_some() {
             out.push(Component::Edge);
@@ -615,6 +659,7 @@ impl Shared {
         match c {
             Component::Redis => st.redis.clone().map(Target::from),
             Component::Postgres => st.postgres.clone().map(Target::from),
+            Component::PostgresReplica => st.postgres_replica.clone().map(Target::from),
             Component::Gateway(n) => n
                 .checked_sub(1)
                 .and_then(|i| st.gateways.get(i as usize))
@@ -660,7 +705,8 @@ impl StackHandle {
         self.shared.backend()
     }
 
-    /// The components this handle can act on, in order: redis, postgres, gateway[1..], edge.
+    /// The components this handle can act on, in order: redis, postgres, postgres-replica,
+    /// gateway[1..], edge.
     /// Empty with the external backend.
     pub fn components(&self) -> Vec<Component> {
         self.shared.components()

@@ -24,6 +24,7 @@ struct Taken {
     gateways: Vec<ChildProc>,
     redis: Option<ChildProc>,
     postgres: Option<ChildProc>,
+    postgres_replica: Option<ChildProc>,
     containers: Option<ContainerServices>,
     paused_containers: Vec<String>,
     proxies: Vec<Proxy>,
@@ -40,7 +41,8 @@ impl Taken {
             .iter()
             .chain(self.gateways.iter())
             .chain(self.redis.iter())
-            .chain(self.postgres.iter());
+            .chain(self.postgres.iter())
+            .chain(self.postgres_replica.iter());
         for p in all {
             // SIGCONT to a running process does nothing.
             child::signal_group(p.pid() as i32, Signal::SIGCONT);
@@ -66,6 +68,9 @@ impl Taken {
         if let Some(mut p) = self.postgres.take() {
             p.stop(Duration::from_secs(5));
         }
+        if let Some(mut p) = self.postgres_replica.take() {
+            p.stop(Duration::from_secs(5));
+        }
     }
 }
 
@@ -81,7 +86,10 @@ impl Shared {
         let st = self.state();
         let mut locks: Vec<_> = st.edge.iter().map(|e| e.op.clone()).collect();
         locks.extend(st.gateways.iter().map(|g| g.op.clone()));
-        for s in [&st.redis, &st.postgres].into_iter().flatten() {
+        for s in [&st.redis, &st.postgres, &st.postgres_replica]
+            .into_iter()
+            .flatten()
+        {
             locks.push(Target::from(s.clone()).op_lock());
         }
         locks
@@ -94,7 +102,7 @@ impl Shared {
             Some(ServiceSlot::Proc(p)) => p.take(),
             _ => None,
         };
-        let paused_containers = [&st.redis, &st.postgres]
+        let paused_containers = [&st.redis, &st.postgres, &st.postgres_replica]
             .into_iter()
             .flatten()
             .filter_map(|s| match s {
@@ -110,6 +118,7 @@ impl Shared {
             gateways: st.gateways.iter().filter_map(|g| g.take()).collect(),
             redis: proc_of(&st.redis),
             postgres: proc_of(&st.postgres),
+            postgres_replica: proc_of(&st.postgres_replica),
             containers: st.containers.take(),
             paused_containers,
             proxies: std::mem::take(&mut st.proxies)
