@@ -30,6 +30,7 @@ pub mod blue_green;
 pub mod canary;
 pub mod dependency;
 mod fault_ledger;
+mod fault_task;
 pub mod faults;
 pub mod ledger;
 pub mod probe;

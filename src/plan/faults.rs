@@ -123,6 +123,31 @@ pub(crate) fn fault(
             );
         }
     };
+    // An action that runs to its end (backup, restore, failover): nothing holds or undoes
+    // it, and it takes no toxic or command.
+    let unheld = |issues: &mut Issues, action: &str, hint: &str| {
+        for (field, present) in [
+            ("restart_after", f.restart_after.is_some()),
+            ("resume_after", f.resume_after.is_some()),
+            ("duration", f.duration.is_some()),
+        ] {
+            not_with(issues, field, present, action, hint);
+        }
+        not_with(
+            issues,
+            "toxic",
+            f.toxic.is_some(),
+            action,
+            "`toxic:` goes with `action: toxic`",
+        );
+        not_with(
+            issues,
+            "exec",
+            f.exec.is_some(),
+            action,
+            "`exec:` goes with `action: exec`",
+        );
+    };
 
     let (action, hold) = match f.action {
         None => {
@@ -284,32 +309,10 @@ pub(crate) fn fault(
             };
             need_stack(issues, word);
             need_component(issues, word);
-            for (field, present) in [
-                ("restart_after", f.restart_after.is_some()),
-                ("resume_after", f.resume_after.is_some()),
-                ("duration", f.duration.is_some()),
-            ] {
-                not_with(
-                    issues,
-                    field,
-                    present,
-                    word,
-                    "a backup or restore runs to its end; nothing holds it",
-                );
-            }
-            not_with(
+            unheld(
                 issues,
-                "toxic",
-                f.toxic.is_some(),
                 word,
-                "`toxic:` goes with `action: toxic`",
-            );
-            not_with(
-                issues,
-                "exec",
-                f.exec.is_some(),
-                word,
-                "`exec:` goes with `action: exec`",
+                "a backup or restore runs to its end; nothing holds it",
             );
             if let Some(c) = component {
                 if c != Component::Postgres {
@@ -333,27 +336,10 @@ pub(crate) fn fault(
         Some(FaultActionDef::Failover) => {
             need_stack(issues, "failover");
             need_component(issues, "failover");
-            let hint = "a failover is its own recovery (the replica is promoted and the gateways repointed at once)";
-            for (field, present) in [
-                ("restart_after", f.restart_after.is_some()),
-                ("resume_after", f.resume_after.is_some()),
-                ("duration", f.duration.is_some()),
-            ] {
-                not_with(issues, field, present, "failover", hint);
-            }
-            not_with(
+            unheld(
                 issues,
-                "toxic",
-                f.toxic.is_some(),
                 "failover",
-                "`toxic:` goes with `action: toxic`",
-            );
-            not_with(
-                issues,
-                "exec",
-                f.exec.is_some(),
-                "failover",
-                "`exec:` goes with `action: exec`",
+                "a failover is its own recovery (the replica is promoted and the gateways repointed at once)",
             );
             if let Some(c) = component {
                 if c != Component::Postgres {
@@ -404,8 +390,8 @@ pub(crate) fn fault(
         None => DEFAULT_MAX_RTO,
         Some(text) => match parse_rto(text) {
             Ok(d) => d,
-            Err(msg) => {
-                issues.at(at(&base, &["expect", "rto"]), msg);
+            Err(e) => {
+                issues.at(at(&base, &["expect", "rto"]), e.to_string());
                 DEFAULT_MAX_RTO
             }
         },
@@ -528,17 +514,36 @@ fn condition(
     }
 }
 
+/// Why an `expect.rto` bound did not parse (a validation message at its line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtoBoundError {
+    #[error("write the bound as `<DURATION`, e.g. `\"<15s\"`; got {0:?}")]
+    NoBound(String),
+    #[error("{source} in {text:?}; write e.g. `\"<15s\"`")]
+    Duration {
+        text: String,
+        #[source]
+        source: crate::grammar::units::UnitError,
+    },
+    #[error("the RTO bound must be more than 0s")]
+    Zero,
+}
+
 /// `<15s` (or `<=15s`, treated alike at millisecond resolution) -> 15 s.
-fn parse_rto(text: &str) -> Result<Duration, String> {
+fn parse_rto(text: &str) -> Result<Duration, RtoBoundError> {
     let t = text.trim();
     let rest = t
         .strip_prefix("<=")
         .or_else(|| t.strip_prefix('<'))
-        .ok_or_else(|| format!("write the bound as `<DURATION`, e.g. `\"<15s\"`; got {text:?}"))?;
-    let d = crate::grammar::units::parse_duration(rest.trim())
-        .map_err(|e| format!("{e} in {text:?}; write e.g. `\"<15s\"`"))?;
+        .ok_or_else(|| RtoBoundError::NoBound(text.to_string()))?;
+    let d = crate::grammar::units::parse_duration(rest.trim()).map_err(|source| {
+        RtoBoundError::Duration {
+            text: text.to_string(),
+            source,
+        }
+    })?;
     if d.is_zero() {
-        return Err("the RTO bound must be more than 0s".into());
+        return Err(RtoBoundError::Zero);
     }
     Ok(d)
 }

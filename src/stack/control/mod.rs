@@ -85,6 +85,7 @@
 
 mod backup;
 mod container_slot;
+mod error;
 mod exec;
 mod failover;
 mod network;
@@ -104,7 +105,7 @@ use super::containers::ContainerServices;
 use super::process::ProcessServices;
 use super::registry::SharedEntry;
 use super::{backend_name, gateway, health};
-use crate::fault::proxy::{Proxy, ProxyError, ProxyHandle};
+use crate::fault::proxy::{Proxy, ProxyHandle};
 use crate::spec::StackBackend;
 pub use backup::{DataOpReport, DATA_OP_TIMEOUT};
 use container_slot::ContainerSlot;
@@ -112,6 +113,7 @@ use exec::run_exec;
 use proc_slot::ProcSlot;
 
 pub use crate::spec::stack::{Component, ParseComponentError, ParseStackOpError, StackOp};
+pub use error::ControlError;
 pub use failover::Promotion;
 
 /// What a component is doing, as far as the handle knows (a process that exited on its own
@@ -187,74 +189,6 @@ impl ExecOutput {
 
 /// How much of an exec hook's stdout and stderr is kept (the end of each).
 pub const EXEC_TAIL_BYTES: usize = 4096;
-
-/// Errors of the control handle; each names the component and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("cannot {op} {component}: the {backend} backend runs no component loadgate controls; {hint}")]
-    Unsupported {
-        component: Component,
-        op: StackOp,
-        backend: &'static str,
-        hint: String,
-    },
-    #[error("cannot act on {component}: this stack has no such component (it has: {available}); check the component name and the stack's `gateways` / `edge` settings")]
-    NoSuchComponent {
-        component: Component,
-        available: String,
-    },
-    #[error("cannot {op} {component}: it is {state}; {hint}")]
-    WrongState {
-        component: Component,
-        op: StackOp,
-        state: ComponentState,
-        hint: &'static str,
-    },
-    #[error("{op} {component} failed: {reason}")]
-    Failed {
-        component: Component,
-        op: StackOp,
-        reason: String,
-    },
-    #[error("{component} did not become ready: {reason}")]
-    NotReady {
-        component: Component,
-        reason: String,
-    },
-    #[error("cannot {op} {component}: the stack was shut down (use a handle of a running stack)")]
-    ShutDown { component: Component, op: StackOp },
-    #[error("exec hook `{command}`: cannot start `sh -c`: {source} (check that /bin/sh exists and is executable)")]
-    ExecSpawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("exec hook `{command}` did not finish within {timeout:?}; its process group was killed (SIGKILL). Raise the hook's timeout or make the command finish sooner")]
-    ExecTimeout { command: String, timeout: Duration },
-    #[error("cannot put a network fault on {component}: the stack runs no fault proxy in front of it (proxies: {available}); network faults act on redis and postgres of a reference stack started with its fault proxy (a plan with a `toxic` fault gets it)")]
-    NoProxy {
-        component: Component,
-        available: String,
-    },
-    #[error("{what} of {component} failed: {reason}")]
-    DataOp {
-        component: Component,
-        /// `backup` or `restore`.
-        what: &'static str,
-        reason: String,
-    },
-    #[error("failover of {component} failed: {reason}")]
-    Failover {
-        component: Component,
-        reason: String,
-    },
-    #[error("network fault on {component}: {source}")]
-    Proxy {
-        component: Component,
-        #[source]
-        source: ProxyError,
-    },
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while a slot was locked leaves it as the last completed step left it; cleanup
