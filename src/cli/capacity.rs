@@ -145,16 +145,19 @@ fn adhoc(a: &CapacityArgs) -> Result<(RunSpec, CapacitySpec), UsageError> {
         s.name = ADHOC_SCENARIO.into();
     }
     let flag = |k: &str| format!("--{}", k.replace('_', "-"));
-    let rate = |k: &str, v: &Option<String>| -> Result<Option<Rate>, String> {
+    let rate = |k: &str, v: &Option<String>| -> Result<Option<Rate>, UsageError> {
         v.as_deref()
-            .map(|t| t.parse::<Rate>().map_err(|e| format!("{}: {e}", flag(k))))
+            .map(|t| {
+                t.parse::<Rate>()
+                    .map_err(|e| UsageError(format!("{}: {e}", flag(k))))
+            })
             .transpose()
     };
-    let duration = |k: &str, v: &Option<String>| -> Result<Option<Duration>, String> {
+    let duration = |k: &str, v: &Option<String>| -> Result<Option<Duration>, UsageError> {
         v.as_deref()
             .map(|t| {
                 t.parse::<Duration>()
-                    .map_err(|e| format!("{}: {e}", flag(k)))
+                    .map_err(|e| UsageError(format!("{}: {e}", flag(k))))
             })
             .transpose()
     };

@@ -16,8 +16,21 @@ use super::interp::{interpolate, Lookup};
 use super::problem::Issue;
 use super::tree::{Key, Kind, Loc, Node, PathSeg};
 
+/// Why a `--set` key path did not parse (reported at the `--set` it came from).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetPathError {
+    #[error("empty segment in --set path {0:?}: write keys separated by single dots, e.g. scenarios.chat.rate")]
+    EmptySegment(String),
+    #[error("unclosed '[' in --set path {0:?}: write an index as [N], e.g. stages[1]")]
+    Unclosed(String),
+    #[error("bad index in --set path {0:?}: an index is a number, e.g. stages[1]")]
+    BadIndex(String),
+    #[error("unexpected {rest:?} in --set path {text:?}: after an index comes another [N] or a '.'")]
+    AfterIndex { rest: String, text: String },
+}
+
 /// Parse a `--set` key path.
-pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
+pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, SetPathError> {
     let mut segments = Vec::new();
     let mut depth = 0usize;
     let mut current = String::new();
@@ -46,7 +59,7 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
             None => (part.as_str(), ""),
         };
         if key.is_empty() && indices.is_empty() {
-            return Err(format!("empty segment in --set path {text:?}"));
+            return Err(SetPathError::EmptySegment(text.to_string()));
         }
         if !key.is_empty() {
             match key.parse::<usize>() {
@@ -57,14 +70,17 @@ pub fn parse_set_path(text: &str) -> Result<Vec<PathSeg>, String> {
         while !indices.is_empty() {
             let close = indices
                 .find(']')
-                .ok_or_else(|| format!("unclosed '[' in --set path {text:?}"))?;
+                .ok_or_else(|| SetPathError::Unclosed(text.to_string()))?;
             let i = indices[1..close]
                 .parse::<usize>()
-                .map_err(|_| format!("bad index in --set path {text:?}"))?;
+                .map_err(|_| SetPathError::BadIndex(text.to_string()))?;
             segments.push(PathSeg::Index(i));
             indices = &indices[close + 1..];
             if !indices.is_empty() && !indices.starts_with('[') {
-                return Err(format!("unexpected {indices:?} in --set path {text:?}"));
+                return Err(SetPathError::AfterIndex {
+                    rest: indices.to_string(),
+                    text: text.to_string(),
+                });
             }
         }
     }
@@ -88,7 +104,7 @@ pub(crate) fn apply_set(
         issue.loc = Some(loc);
         issue
     };
-    let path = parse_set_path(key).map_err(|m| fail(Vec::new(), m))?;
+    let path = parse_set_path(key).map_err(|e| fail(Vec::new(), e.to_string()))?;
     let value = Node::parse_value(value, loc);
     let mut node = tree;
     for (i, seg) in path.iter().enumerate() {
