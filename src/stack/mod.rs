@@ -210,7 +210,7 @@ pub(crate) async fn wait_until<F, Fut>(
 ) -> Result<(), StackError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), health::HealthError>>,
 {
     loop {
         let last = match probe().await {

@@ -407,7 +407,7 @@ async fn start_on_free_port<L, R, Fut>(
 where
     L: Fn(u16) -> Launch,
     R: Fn(SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), health::HealthError>>,
 {
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {
