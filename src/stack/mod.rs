@@ -249,7 +249,7 @@ pub async fn resolve_backend(spec: &StackSpec) -> Result<StackBackend, StackErro
         Ok(_) => Ok(StackBackend::Process),
         Err(process) => Err(StackError::NoBackend {
             containers,
-            process,
+            process: process.to_string(),
         }),
     }
 }
