@@ -233,10 +233,21 @@ fn split_op(s: &str) -> Option<(&str, &str)> {
     None
 }
 
-fn parse_u16_status(s: &str) -> Result<u16, String> {
+/// Why one value inside a check does not parse (rendered into the check's `reason`).
+#[derive(Debug, Error, PartialEq)]
+enum ValueError {
+    #[error("'{0}' is not an HTTP status (100-599)")]
+    NotAStatus(String),
+    #[error("expected a double-quoted string, found '{0}'")]
+    NotQuoted(String),
+    #[error("bad string {value}: {reason}")]
+    BadString { value: String, reason: String },
+}
+
+fn parse_u16_status(s: &str) -> Result<u16, ValueError> {
     match s.trim().parse::<u16>() {
         Ok(v) if (100..=599).contains(&v) => Ok(v),
-        _ => Err(format!("'{}' is not an HTTP status (100-599)", s.trim())),
+        _ => Err(ValueError::NotAStatus(s.trim().to_string())),
     }
 }
 
@@ -255,7 +266,7 @@ fn parse_status(src: &str, rest: &str) -> Result<CheckKind, ResponseCheckError> 
             .split(',')
             .map(parse_u16_status)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         return Ok(CheckKind::StatusIn(codes));
     }
     let (op, value) = split_op(rest)
@@ -263,15 +274,18 @@ fn parse_status(src: &str, rest: &str) -> Result<CheckKind, ResponseCheckError> 
     let cmp = Cmp::parse(op).expect("split_op returns known operators");
     Ok(CheckKind::Status(
         cmp,
-        parse_u16_status(value).map_err(err)?,
+        parse_u16_status(value).map_err(|e| err(e.to_string()))?,
     ))
 }
 
-fn parse_json_string(s: &str) -> Result<String, String> {
+fn parse_json_string(s: &str) -> Result<String, ValueError> {
     if !s.starts_with('"') {
-        return Err(format!("expected a double-quoted string, found '{s}'"));
+        return Err(ValueError::NotQuoted(s.to_string()));
     }
-    serde_json::from_str::<String>(s).map_err(|e| format!("bad string {s}: {e}"))
+    serde_json::from_str::<String>(s).map_err(|e| ValueError::BadString {
+        value: s.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn parse_header(src: &str, rest: &str) -> Result<CheckKind, ResponseCheckError> {
@@ -291,7 +305,7 @@ fn parse_header(src: &str, rest: &str) -> Result<CheckKind, ResponseCheckError> 
     match split_op(rest) {
         Some((op @ ("==" | "!="), value)) => Ok(CheckKind::HeaderEq {
             name,
-            value: parse_json_string(value).map_err(err)?,
+            value: parse_json_string(value).map_err(|e| err(e.to_string()))?,
             negate: op == "!=",
         }),
         _ => Err(err(
@@ -310,7 +324,7 @@ fn parse_body(src: &str, rest: &str) -> Result<CheckKind, ResponseCheckError> {
         return Err(err("expected 'contains'".into()));
     }
     Ok(CheckKind::BodyContains(
-        parse_json_string(value).map_err(err)?,
+        parse_json_string(value).map_err(|e| err(e.to_string()))?,
     ))
 }
 

@@ -445,7 +445,7 @@ async fn start_one<F, Fut>(
 ) -> Result<(String, u16), StackError>
 where
     F: Fn(SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), health::HealthError>>,
 {
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {
@@ -568,7 +568,7 @@ async fn probe_until<F, Fut>(
 ) -> Result<(), StackError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), health::HealthError>>,
 {
     loop {
         let last = match probe().await {

@@ -14,12 +14,40 @@ use tokio::time::timeout;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why a readiness probe says "not ready (yet)". The stack's wait loops retry on any of these
+/// until their deadline and then render the last one into their `NotReady` reason.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("connect: {0} (is the server listening on that address yet?)")]
+    Connect(#[source] std::io::Error),
+    #[error("write: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected answer {0:?} (expected +PONG; a -WRONGPASS / -NOAUTH answer means the Redis password does not match)")]
+    RedisAnswer(String),
+    #[error("server said: {0}")]
+    PostgresRefused(String),
+    #[error("unexpected message type {0:?} (expected 'R', an authentication request: is this a PostgreSQL server?)")]
+    PostgresMessage(char),
+    #[error("GET /ready: {0}")]
+    HttpRequest(#[source] reqwest::Error),
+    #[error("GET /ready answered {0} (ready means 200)")]
+    HttpStatus(reqwest::StatusCode),
+    #[error("building an HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("no HTTP client for an HTTP probe (internal: the wait loop must build one with the probe's client())")]
+    NoHttpClient,
+}
+
 /// `AUTH password` (when given) then `PING`; Ok when the answer is `+PONG`.
-pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), String> {
+pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), HealthError> {
     let attempt = async {
         let mut s = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(HealthError::Connect)?;
         let mut req = Vec::new();
         if let Some(pw) = password {
             req.extend_from_slice(
@@ -27,7 +55,7 @@ pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), 
             );
         }
         req.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        s.write_all(&req).await.map_err(|e| format!("write: {e}"))?;
+        s.write_all(&req).await.map_err(HealthError::Write)?;
         let mut buf = Vec::new();
         let want: &[u8] = if password.is_some() {
             b"+OK\r\n+PONG\r\n"
@@ -36,7 +64,7 @@ pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), 
         };
         let mut chunk = [0u8; 256];
         while buf.len() < want.len() {
-            let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+            let n = s.read(&mut chunk).await.map_err(HealthError::Read)?;
             if n == 0 {
                 break;
             }
@@ -45,15 +73,14 @@ pub async fn redis_ping(addr: SocketAddr, password: Option<&str>) -> Result<(), 
         if buf.starts_with(want) {
             Ok(())
         } else {
-            Err(format!(
-                "unexpected answer {:?}",
-                String::from_utf8_lossy(&buf)
+            Err(HealthError::RedisAnswer(
+                String::from_utf8_lossy(&buf).into_owned(),
             ))
         }
     };
     timeout(PROBE_TIMEOUT, attempt)
         .await
-        .map_err(|_| "no answer within 2s".to_string())?
+        .map_err(|_| HealthError::Timeout(PROBE_TIMEOUT))?
 }
 
 /// Sends a StartupMessage; Ok when the server asks for authentication (or accepts).
@@ -61,11 +88,11 @@ pub async fn postgres_accepting(
     addr: SocketAddr,
     user: &str,
     database: &str,
-) -> Result<(), String> {
+) -> Result<(), HealthError> {
     let attempt = async {
         let mut s = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(HealthError::Connect)?;
         let mut body = Vec::new();
         body.extend_from_slice(&196608u32.to_be_bytes()); // protocol 3.0
         for (k, v) in [("user", user), ("database", database)] {
@@ -77,11 +104,9 @@ pub async fn postgres_accepting(
         body.push(0);
         let mut msg = ((body.len() + 4) as u32).to_be_bytes().to_vec();
         msg.extend_from_slice(&body);
-        s.write_all(&msg).await.map_err(|e| format!("write: {e}"))?;
+        s.write_all(&msg).await.map_err(HealthError::Write)?;
         let mut tag = [0u8; 1];
-        s.read_exact(&mut tag)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
+        s.read_exact(&mut tag).await.map_err(HealthError::Read)?;
         match tag[0] {
             b'R' => Ok(()),
             b'E' => {
@@ -92,28 +117,28 @@ pub async fn postgres_accepting(
                     .filter(|f| f.starts_with('M'))
                     .map(|f| f[1..].to_string())
                     .collect();
-                Err(format!("server said: {text}"))
+                Err(HealthError::PostgresRefused(text))
             }
-            other => Err(format!("unexpected message type {:?}", other as char)),
+            other => Err(HealthError::PostgresMessage(other as char)),
         }
     };
     timeout(PROBE_TIMEOUT, attempt)
         .await
-        .map_err(|_| "no answer within 2s".to_string())?
+        .map_err(|_| HealthError::Timeout(PROBE_TIMEOUT))?
 }
 
 /// `GET {base}/ready`; Ok on 200.
-pub async fn http_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
+pub async fn http_ready(client: &reqwest::Client, base: &str) -> Result<(), HealthError> {
     let resp = client
         .get(format!("{base}/ready"))
         .timeout(PROBE_TIMEOUT)
         .send()
         .await
-        .map_err(|e| format!("GET /ready: {e}"))?;
+        .map_err(HealthError::HttpRequest)?;
     if resp.status() == reqwest::StatusCode::OK {
         Ok(())
     } else {
-        Err(format!("GET /ready answered {}", resp.status()))
+        Err(HealthError::HttpStatus(resp.status()))
     }
 }
 

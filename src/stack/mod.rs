@@ -210,7 +210,7 @@ pub(crate) async fn wait_until<F, Fut>(
 ) -> Result<(), StackError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), health::HealthError>>,
 {
     loop {
         let last = match probe().await {
@@ -249,7 +249,7 @@ pub async fn resolve_backend(spec: &StackSpec) -> Result<StackBackend, StackErro
         Ok(_) => Ok(StackBackend::Process),
         Err(process) => Err(StackError::NoBackend {
             containers,
-            process,
+            process: process.to_string(),
         }),
     }
 }

@@ -108,23 +108,47 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// One thing the process backend needs and did not find; each message says how to get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MissingPart {
+    #[error("redis-server (apt-get install redis-server)")]
+    RedisServer,
+    #[error("PostgreSQL server binaries initdb/postgres (apt-get install postgresql)")]
+    PostgresBinaries,
+    #[error("a `postgres` system user (postgres refuses to run as root; installing postgresql creates it)")]
+    PostgresUser,
+}
+
+/// Why the process backend cannot run here: everything it is missing, comma-separated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_parts(.0))]
+pub struct Missing(pub Vec<MissingPart>);
+
+fn render_parts(parts: &[MissingPart]) -> String {
+    parts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether this backend can run here; Err lists what is missing.
-pub fn available() -> Result<(PathBuf, PathBuf), String> {
+pub fn available() -> Result<(PathBuf, PathBuf), Missing> {
     let redis = redis_server_bin();
     let pg = pg_bin_dir();
     let mut missing = Vec::new();
     if redis.is_none() {
-        missing.push("redis-server (apt-get install redis-server)");
+        missing.push(MissingPart::RedisServer);
     }
     if pg.is_none() {
-        missing.push("PostgreSQL server binaries initdb/postgres (apt-get install postgresql)");
+        missing.push(MissingPart::PostgresBinaries);
     }
     if child::is_root() && RunAs::lookup("postgres").is_none() {
-        missing.push("a `postgres` system user (postgres refuses to run as root; installing postgresql creates it)");
+        missing.push(MissingPart::PostgresUser);
     }
     match (redis, pg) {
         (Some(r), Some(p)) if missing.is_empty() => Ok((r, p)),
-        _ => Err(missing.join(", ")),
+        _ => Err(Missing(missing)),
     }
 }
 
@@ -138,7 +162,7 @@ pub async fn start(
 ) -> Result<ProcessServices, StackError> {
     let (redis_bin, pg_bin) = available().map_err(|missing| StackError::Missing {
         backend: "process",
-        what: missing,
+        what: missing.to_string(),
     })?;
     let work = entry.work_dir();
     let deadline = Instant::now() + ready_timeout;
@@ -407,7 +431,7 @@ async fn start_on_free_port<L, R, Fut>(
 where
     L: Fn(u16) -> Launch,
     R: Fn(SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), health::HealthError>>,
 {
     let mut last_err = None;
     for _ in 0..PORT_ATTEMPTS {

@@ -133,8 +133,28 @@ pub(super) async fn start(
     .await
 }
 
+/// How long a `docker exec` of [`exec_in`] may run.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a `docker exec` in the primary failed (rendered into the replica's `NotReady` reason).
+#[derive(Debug, thiserror::Error)]
+enum ExecError {
+    #[error("docker exec: {0}")]
+    Create(#[source] bollard::errors::Error),
+    #[error("docker exec start: {0}")]
+    Start(#[source] bollard::errors::Error),
+    #[error("docker exec output: {0}")]
+    Output(#[source] bollard::errors::Error),
+    #[error("docker exec did not finish within {} s", EXEC_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("docker exec inspect: {0}")]
+    Inspect(#[source] bollard::errors::Error),
+    #[error("exited {code:?}: {output}")]
+    Exited { code: Option<i64>, output: String },
+}
+
 /// `sh -c script` in `container` as `postgres`; Err with its output unless it exits 0.
-async fn exec_in(docker: &Docker, container: &str, script: &str) -> Result<(), String> {
+async fn exec_in(docker: &Docker, container: &str, script: &str) -> Result<(), ExecError> {
     let exec = docker
         .create_exec(
             container,
@@ -147,33 +167,36 @@ async fn exec_in(docker: &Docker, container: &str, script: &str) -> Result<(), S
             },
         )
         .await
-        .map_err(|e| format!("docker exec: {e}"))?;
+        .map_err(ExecError::Create)?;
     let mut text = String::new();
     let run = async {
         if let StartExecResults::Attached { mut output, .. } = docker
             .start_exec(&exec.id, None)
             .await
-            .map_err(|e| format!("docker exec start: {e}"))?
+            .map_err(ExecError::Start)?
         {
             while let Some(chunk) = output.next().await {
                 match chunk {
                     Ok(c) => text.push_str(&c.to_string()),
-                    Err(e) => return Err(format!("docker exec output: {e}")),
+                    Err(e) => return Err(ExecError::Output(e)),
                 }
             }
         }
         Ok(())
     };
-    tokio::time::timeout(Duration::from_secs(20), run)
+    tokio::time::timeout(EXEC_TIMEOUT, run)
         .await
-        .map_err(|_| "docker exec did not finish within 20 s".to_string())??;
+        .map_err(|_| ExecError::Timeout)??;
     let code = docker
         .inspect_exec(&exec.id)
         .await
-        .map_err(|e| format!("docker exec inspect: {e}"))?
+        .map_err(ExecError::Inspect)?
         .exit_code;
     match code {
         Some(0) => Ok(()),
-        other => Err(format!("exited {other:?}: {}", text.trim())),
+        other => Err(ExecError::Exited {
+            code: other,
+            output: text.trim().to_string(),
+        }),
     }
 }

@@ -28,6 +28,23 @@ use crate::spec::{Component, StackOp};
 /// How long the promotion may take (pg_promote's own wait).
 const PROMOTE_WAIT_S: u32 = 60;
 
+/// How long connecting to the replica for the promotion may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why `pg_promote()` could not be run on the replica (rendered into
+/// [`ControlError::Failover`]'s reason).
+#[derive(Debug, thiserror::Error)]
+enum PromoteError {
+    #[error("connecting to the replica timed out after {} s (is postgres-replica up and reachable at the stack's address?)", CONNECT_TIMEOUT.as_secs())]
+    ConnectTimeout,
+    #[error("connecting to the replica: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("pg_promote(): {0}")]
+    Query(#[source] tokio_postgres::Error),
+    #[error("pg_promote() answer: {0}")]
+    Answer(#[source] tokio_postgres::Error),
+}
+
 /// What a failover did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Promotion {
@@ -97,7 +114,7 @@ impl StackHandle {
         let t_promote = Instant::now();
         let cancel = self.shared.cancel.clone();
         let promoted = tokio::select! {
-            r = promote(replica_url.as_str()) => r.map_err(fail)?,
+            r = promote(replica_url.as_str()) => r.map_err(|e| fail(e.to_string()))?,
             _ = cancel.cancelled() => return Err(ControlError::ShutDown { component: c, op: StackOp::Kill }),
         };
         if !promoted {
@@ -133,12 +150,12 @@ impl StackHandle {
 }
 
 /// `SELECT pg_promote(true, 60)` on the replica: Ok(true) once promoted.
-async fn promote(url: &str) -> Result<bool, String> {
+async fn promote(url: &str) -> Result<bool, PromoteError> {
     let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let (client, conn) = tokio::time::timeout(Duration::from_secs(10), connect)
+    let (client, conn) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
-        .map_err(|_| "connecting to the replica timed out after 10 s".to_string())?
-        .map_err(|e| format!("connecting to the replica: {e}"))?;
+        .map_err(|_| PromoteError::ConnectTimeout)?
+        .map_err(PromoteError::Connect)?;
     let driver = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %e, "promotion connection to the replica ended with an error");
@@ -148,11 +165,8 @@ async fn promote(url: &str) -> Result<bool, String> {
     let r = client
         .query_one(sql.as_str(), &[])
         .await
-        .map_err(|e| format!("pg_promote(): {e}"))
-        .and_then(|row| {
-            row.try_get::<_, bool>(0)
-                .map_err(|e| format!("pg_promote() answer: {e}"))
-        });
+        .map_err(PromoteError::Query)
+        .and_then(|row| row.try_get::<_, bool>(0).map_err(PromoteError::Answer));
     drop(client);
     if let Err(e) = driver.await {
         tracing::warn!(error = %e, "promotion connection task failed");

@@ -208,26 +208,30 @@ enum Probe {
 }
 
 impl Probe {
-    async fn check(&self, addr: SocketAddr, http: Option<&reqwest::Client>) -> Result<(), String> {
+    async fn check(
+        &self,
+        addr: SocketAddr,
+        http: Option<&reqwest::Client>,
+    ) -> Result<(), health::HealthError> {
         match self {
             Probe::Redis { password } => health::redis_ping(addr, Some(password)).await,
             Probe::Postgres => health::postgres_accepting(addr, "loadgate", "loadgate").await,
             Probe::Http => match http {
                 Some(client) => health::http_ready(client, &format!("http://{addr}")).await,
-                None => Err("no HTTP client".into()),
+                None => Err(health::HealthError::NoHttpClient),
             },
         }
     }
 
     /// A client for HTTP probes, made per wait: a reqwest client keeps connections on the
     /// runtime that opened them, and a stack (and its handles) may outlive a runtime.
-    fn client(&self) -> Result<Option<reqwest::Client>, String> {
+    fn client(&self) -> Result<Option<reqwest::Client>, health::HealthError> {
         match self {
             Probe::Http => reqwest::Client::builder()
                 .no_proxy()
                 .build()
                 .map(Some)
-                .map_err(|e| format!("building an HTTP client: {e}")),
+                .map_err(health::HealthError::HttpClient),
             _ => Ok(None),
         }
     }

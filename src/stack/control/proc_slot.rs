@@ -383,7 +383,7 @@ impl ProcSlot {
             reason,
         };
         let deadline = Instant::now() + within;
-        let client = self.probe.client().map_err(not_ready)?;
+        let client = self.probe.client().map_err(|e| not_ready(e.to_string()))?;
         loop {
             let bound = match (&self.addr_file, fresh) {
                 (Some(f), true) => {
@@ -397,7 +397,7 @@ impl ProcSlot {
             let last = if bound {
                 match self.probe.check(self.addr, client.as_ref()).await {
                     Ok(()) => return Ok(()),
-                    Err(e) => e,
+                    Err(e) => e.to_string(),
                 }
             } else {
                 format!(
