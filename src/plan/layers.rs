@@ -25,7 +25,9 @@ pub enum SetPathError {
     Unclosed(String),
     #[error("bad index in --set path {0:?}: an index is a number, e.g. stages[1]")]
     BadIndex(String),
-    #[error("unexpected {rest:?} in --set path {text:?}: after an index comes another [N] or a '.'")]
+    #[error(
+        "unexpected {rest:?} in --set path {text:?}: after an index comes another [N] or a '.'"
+    )]
     AfterIndex { rest: String, text: String },
 }
 
