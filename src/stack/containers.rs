@@ -342,7 +342,11 @@ async fn start_inner(
     ]
     .map(str::to_string)
     .to_vec();
-    pg_cmd.extend(replica::primary_commit_args(spec.postgres_replica));
+    pg_cmd.extend(
+        super::primary_commit_args(spec.postgres_replica)
+            .iter()
+            .map(|a| a.to_string()),
+    );
     let pg_plan = ContainerPlan {
         image: postgres_image.clone(),
         entrypoint: None,

@@ -62,6 +62,33 @@ pub use control::{
 };
 use registry::{Entry, SharedEntry};
 
+/// The PostgreSQL primary's commit settings (`postgres -c ...` arguments) for a replica mode,
+/// the same in every backend: `sync` waits for the replica to apply each commit; otherwise
+/// (async or no replica) a commit is acknowledged before its WAL is flushed
+/// (`synchronous_commit = off`; see `process.rs` for why async keeps it).
+pub(crate) fn primary_commit_args(
+    replica: Option<crate::spec::Replication>,
+) -> &'static [&'static str] {
+    match replica {
+        Some(crate::spec::Replication::Sync) => &[
+            "-c",
+            "synchronous_commit=remote_apply",
+            "-c",
+            "synchronous_standby_names=*",
+        ],
+        _ => &["-c", "synchronous_commit=off"],
+    }
+}
+
+/// The replica's own commit setting: after a promotion it is the primary, with the same
+/// setting as the primary it replaces (and no standby of its own).
+pub(crate) fn replica_commit_setting(mode: crate::spec::Replication) -> &'static str {
+    match mode {
+        crate::spec::Replication::Sync => "synchronous_commit=remote_apply",
+        crate::spec::Replication::Async => "synchronous_commit=off",
+    }
+}
+
 /// Errors of the stack module; each names the component and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {

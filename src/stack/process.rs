@@ -325,15 +325,7 @@ async fn start_postgres(
     let postgres_bin = bin.join("postgres");
     // sync: commits wait for the replica to apply them; otherwise acknowledged before the
     // WAL flush (see the module doc).
-    let commit: &[&str] = match replica {
-        Some(Replication::Sync) => &[
-            "-c",
-            "synchronous_commit=remote_apply",
-            "-c",
-            "synchronous_standby_names=*",
-        ],
-        _ => &["-c", "synchronous_commit=off"],
-    };
+    let commit = super::primary_commit_args(replica);
     let launch = |port: u16| {
         Launch::new("postgres", &postgres_bin, &log, Signal::SIGINT)
             .run_as(run_as)
@@ -378,10 +370,7 @@ async fn start_postgres(
     .await?;
     let rlog = work.join("postgres-replica.log");
     // After a promotion the replica is the primary: the same commit setting, no standby.
-    let rcommit = match mode {
-        Replication::Sync => "synchronous_commit=remote_apply",
-        Replication::Async => "synchronous_commit=off",
-    };
+    let rcommit = super::replica_commit_setting(mode);
     let rlaunch = |rport: u16| {
         Launch::new("postgres-replica", &postgres_bin, &rlog, Signal::SIGINT)
             .run_as(run_as)

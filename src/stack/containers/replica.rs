@@ -39,21 +39,6 @@ printf 'host replication all all scram-sha-256\n' >> "$PGDATA/pg_hba.conf"
 kill -HUP 1
 "#;
 
-/// The commit options of the primary (see `process.rs` for why async keeps
-/// `synchronous_commit = off`).
-pub(super) fn primary_commit_args(replica: Option<Replication>) -> Vec<String> {
-    let args: &[&str] = match replica {
-        Some(Replication::Sync) => &[
-            "-c",
-            "synchronous_commit=remote_apply",
-            "-c",
-            "synchronous_standby_names=*",
-        ],
-        _ => &["-c", "synchronous_commit=off"],
-    };
-    args.iter().map(|s| s.to_string()).collect()
-}
-
 /// Starts the replica of `primary` (a running, ready container); returns its id and host
 /// port. A container created here that fails to start is removed by `start_one`.
 pub(super) async fn start(
@@ -91,10 +76,7 @@ pub(super) async fn start(
             ),
             log: String::new(),
         })?;
-    let commit = match mode {
-        Replication::Sync => "synchronous_commit=remote_apply",
-        Replication::Async => "synchronous_commit=off",
-    };
+    let commit = crate::stack::replica_commit_setting(mode);
     let plan = ContainerPlan {
         image: image.to_string(),
         entrypoint: Some(vec![

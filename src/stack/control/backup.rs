@@ -202,10 +202,7 @@ impl StackHandle {
         })?;
         let url = self
             .shared
-            .env()
-            .into_iter()
-            .find(|(k, _)| k == "DATABASE_URL")
-            .map(|(_, v)| v)
+            .env_var("DATABASE_URL")
             .ok_or_else(|| data_err(component, what, "the stack exports no DATABASE_URL"))?;
         let parsed = url::Url::parse(&url)
             .map_err(|e| data_err(component, what, format!("bad DATABASE_URL: {e}")))?;

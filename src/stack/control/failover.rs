@@ -94,10 +94,7 @@ impl StackHandle {
         })?;
         let url = self
             .shared
-            .env()
-            .into_iter()
-            .find(|(k, _)| k == "DATABASE_URL")
-            .map(|(_, v)| v)
+            .env_var("DATABASE_URL")
             .ok_or_else(|| fail("the stack has no DATABASE_URL yet".into()))?;
         let mut replica_url =
             url::Url::parse(&url).map_err(|e| fail(format!("DATABASE_URL: {e}")))?;

@@ -380,6 +380,15 @@ impl Shared {
         self.state().env.clone()
     }
 
+    /// One variable of the stack's environment (e.g. `DATABASE_URL`, which a failover moves).
+    pub(super) fn env_var(&self, name: &str) -> Option<String> {
+        self.state()
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
     pub(super) fn set_env(&self, env: Vec<(String, String)>) {
         self.state().env = env;
     }
