@@ -111,7 +111,11 @@ pub async fn postgres_accepting(
             b'R' => Ok(()),
             b'E' => {
                 let mut rest = vec![0u8; 512];
-                let n = s.read(&mut rest).await.unwrap_or(0);
+                // The refusal stands either way; its text is only the detail.
+                let n = s.read(&mut rest).await.unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "reading PostgreSQL's error text");
+                    0
+                });
                 let text: String = String::from_utf8_lossy(&rest[..n])
                     .split('\0')
                     .filter(|f| f.starts_with('M'))
