@@ -437,6 +437,18 @@ pub(crate) fn request(
     })
 }
 
+/// A duration that must be more than zero (an interval, a timeout): a zero one is a problem
+/// at `path` and counts as not given.
+pub fn positive(d: Option<Duration>, path: &[PathSeg], issues: &mut Issues) -> Option<Duration> {
+    match d {
+        Some(d) if d.is_zero() => {
+            issues.at(path, "must be longer than 0s");
+            None
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

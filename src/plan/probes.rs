@@ -8,7 +8,9 @@ use crate::grammar::template::Template;
 use crate::grammar::threshold::{Aggregation, ThresholdExpr};
 use crate::spec::{ChainSpec, Extraction, Feeder, HttpOptions, ProbeKind, ProbeRequest, ProbeSpec};
 
-use super::common::{body_with, check_feeder_refs, headers, method, template, template_vars};
+use super::common::{
+    body_with, check_feeder_refs, headers, method, positive, template, template_vars,
+};
 use super::model::{PollDef, Probe, ProbeRequestDef};
 use super::problem::Issues;
 use super::tree::PathSeg;
@@ -153,16 +155,6 @@ pub(crate) fn probe(
         timeout,
         runbook,
     })
-}
-
-fn positive(d: Option<Duration>, path: &[PathSeg], issues: &mut Issues) -> Option<Duration> {
-    match d {
-        Some(d) if d.is_zero() => {
-            issues.at(path, "must be longer than 0s");
-            None
-        }
-        other => other,
-    }
 }
 
 /// A probe request from `GET /path` or the long form. `vars`: `{{NAME}}` allowed.

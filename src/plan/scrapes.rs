@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use crate::spec::{ScrapeExpr, ScrapeSource, ScrapeSpec, Selector};
 
+use super::common::positive;
 use super::model::Scrape;
 use super::problem::Issues;
 use super::tree::PathSeg;
@@ -136,16 +137,6 @@ pub(crate) fn scrape_at(
         rates,
         checks,
     })
-}
-
-fn positive(d: Option<Duration>, path: &[PathSeg], issues: &mut Issues) -> Option<Duration> {
-    match d {
-        Some(d) if d.is_zero() => {
-            issues.at(path, "must be longer than 0s");
-            None
-        }
-        other => other,
-    }
 }
 
 /// With a `series:` keep-list, a rate or check must read a kept series.

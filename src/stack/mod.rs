@@ -308,6 +308,21 @@ impl RunningStack {
         let pg_password = random_hex(12);
         let shared = &self.shared;
         let entry = &shared.entry;
+        // Redis and PostgreSQL as local processes, installed in the shared slots: the process
+        // backend, and `auto`'s fallback when containers did not come up.
+        let start_processes = || async {
+            let s = process::start(
+                entry,
+                &redis_password,
+                &pg_password,
+                spec.postgres_replica,
+                opts.ready_timeout,
+            )
+            .await?;
+            let urls = (s.redis_url.clone(), s.database_url.clone());
+            shared.install_process(s, &redis_password);
+            Ok::<_, StackError>(urls)
+        };
         let id = shared.id.clone();
 
         // Each part goes into the shared slots as soon as it runs, so an error (or the
@@ -322,19 +337,7 @@ impl RunningStack {
                 shared.set_env(env);
                 return Ok(());
             }
-            StackBackend::Process => {
-                let s = process::start(
-                    entry,
-                    &redis_password,
-                    &pg_password,
-                    spec.postgres_replica,
-                    opts.ready_timeout,
-                )
-                .await?;
-                let urls = (s.redis_url.clone(), s.database_url.clone());
-                shared.install_process(s, &redis_password);
-                urls
-            }
+            StackBackend::Process => start_processes().await?,
             StackBackend::Containers => {
                 let s = containers::start(
                     spec,
@@ -362,17 +365,7 @@ impl RunningStack {
                             en.record.backend = backend_name(StackBackend::Process).into();
                             en.save()
                         })?;
-                        let s = process::start(
-                            entry,
-                            &redis_password,
-                            &pg_password,
-                            spec.postgres_replica,
-                            opts.ready_timeout,
-                        )
-                        .await?;
-                        let urls = (s.redis_url.clone(), s.database_url.clone());
-                        shared.install_process(s, &redis_password);
-                        urls
+                        start_processes().await?
                     }
                     Err(e) => return Err(e),
                 }
