@@ -23,6 +23,7 @@
 # Installs wrk, h2load (nghttp2-client) (Debian packages), oha (crates.io) and GNU time when
 # missing.
 # Usage: bench/bench.sh            (ROUNDS=5 RUN_SECS=5 CONNS=64 LONG=0 by default)
+#        SECTIONS="h2 ceiling" bench/bench.sh   (only those of: closed open h2 ceiling)
 #        DURATION=1 ROUNDS=1 bench/bench.sh   (every run 1 s: checks the script end to end;
 #                                              its figures mean nothing)
 set -euo pipefail
@@ -40,6 +41,8 @@ CEIL_HI=${CEIL_HI:-160000}
 CEIL_STEPS=${CEIL_STEPS:-6}
 CEIL_RUNS=${CEIL_RUNS:-3}
 CEIL_SECS=${CEIL_SECS:-10}
+SECTIONS=${SECTIONS:-"closed open h2 ceiling"}
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 # DURATION: every timed run this many seconds (a quick end-to-end check of the script).
 if [ -n "${DURATION:-}" ]; then
   RUN_SECS=$DURATION OPEN_SECS=$DURATION CEIL_SECS=$DURATION
@@ -146,6 +149,9 @@ cpu_us_per_req() { # name requests
   python3 -c "print(round(($u+$s)*1e6/max($2,1),2))"
 }
 
+median() { python3 -c "import statistics,sys; print(statistics.median(map(float,sys.argv[1:])))" $1; }
+
+if want closed; then
 declare -A RPS CPU
 for tool in loadgate wrk oha; do RPS[$tool]=""; CPU[$tool]=""; done
 for round in $(seq "$ROUNDS"); do
@@ -158,7 +164,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-median() { python3 -c "import statistics,sys; print(statistics.median(map(float,sys.argv[1:])))" $1; }
 echo
 echo "== closed model, medians of $ROUNDS alternating runs =="
 for tool in loadgate wrk oha; do
@@ -171,7 +176,10 @@ lr,wr,orr,lc,wc,oc=map(float,sys.argv[1:])
 print(f"ratio req/s   loadgate/wrk {lr/wr:.3f}   loadgate/oha {lr/orr:.3f}")
 print(f"ratio CPU/req loadgate/wrk {lc/wc:.3f}   loadgate/oha {lc/oc:.3f}   (lower is better)")
 PY
+fi
 
+
+if want open; then
 echo
 echo "== open model: --rate ${OPEN_RATE}/s for ${OPEN_SECS}s =="
 run_timed open target/perf/loadgate attack "$url" --rate "${OPEN_RATE}/s" -d "${OPEN_SECS}s" --json
@@ -184,6 +192,9 @@ print(f"requests {s['requests']} dropped {s['dropped']} achieved {s['rps']:.1f} 
       f"max RSS {int(rss)/1024:.1f} MiB")
 PY
 
+fi
+
+if want h2; then
 # == HTTP/2 (h2c): loadgate vs h2load, per shape ==
 loadgate_h2() { # conns streams
   run_timed lg_h2 target/perf/loadgate attack "$h2url" --http2 -c $(($1 * $2)) \
@@ -239,6 +250,9 @@ print(f"best shapes: loadgate {lbest[1]:.0f} req/s (-c/-m {lbest[0]}) vs h2load 
       f" ratio req/s {lbest[1]/best[3]:.3f}, CPU/req {lbest[2]/best[4]:.3f} (lower is better)")
 PY
 
+fi
+
+if want ceiling; then
 # == the open model's ceiling on one core ==
 open_run() { # rate -> "dropped_fraction rate_error"
   run_timed ceil target/perf/loadgate attack "$url" --rate "$1/s" -d "${CEIL_SECS}s" --json
@@ -268,12 +282,15 @@ for step in $(seq "$CEIL_STEPS"); do
     "$(python3 -c "print($d*100)")" "$(python3 -c "print($e*100)")" "$verdict"
   if [ "$lo" -eq 0 ]; then rate=$((rate / 2)); else rate=$(((lo + hi) / 2)); fi
 done
-python3 - "$lo" "$(median "${RPS[loadgate]}")" <<'PY'
+closed=0; want closed && closed=$(median "${RPS[loadgate]}")
+python3 - "$lo" "$closed" <<'PY'
 import sys
 lo,closed=float(sys.argv[1]),float(sys.argv[2])
-print(f"open-model ceiling {lo:.0f} req/s; closed model median {closed:.0f} req/s; ratio open/closed {lo/closed:.3f}"
-      f"; vs the 80,000 req/s goal {lo/80000:.3f}")
+vs=f"; closed model median {closed:.0f} req/s; ratio open/closed {lo/closed:.3f}" if closed else ""
+print(f"open-model ceiling {lo:.0f} req/s{vs}; vs the 80,000 req/s goal {lo/80000:.3f}")
 PY
+
+fi
 
 if [ "$LONG" = 1 ]; then
   echo

@@ -75,6 +75,14 @@ fn lowering_builds_every_executor() {
     assert!(spec.http.insecure);
     assert_eq!(spec.http.max_connections, Some(8));
     assert_eq!(
+        spec.http.h2,
+        loadgate::spec::H2Options {
+            connections: Some(4),
+            streams: 16
+        },
+        "defaults.http2 lowers to h2load's -c / -m"
+    );
+    assert_eq!(
         spec.report_formats,
         vec![ReportFormat::Json, ReportFormat::Junit, ReportFormat::Html]
     );

@@ -465,3 +465,16 @@ fn autoscaling_problems_have_positions_and_rules_lower() {
     assert_eq!(scrape.series, ["q", "cur", "des"]);
     assert_eq!(scrape.every, std::time::Duration::from_millis(250));
 }
+
+#[test]
+fn http2_sharing_problems_have_positions() {
+    let src = format!(
+        "{HEAD}    vus: 1\n    request: {{ path: / }}\ndefaults:\n  http: \"2\"\n  http2: {{ connections: 0, streams: 0 }}\n"
+    );
+    let got = parse_inline(&src).err().unwrap_or_default();
+    let want = [
+        "inline.yaml:10:25: defaults.http2.connections: must be at least 1 (omit it for as many connections as the VUs need)",
+        "inline.yaml:10:37: defaults.http2.streams: must be at least 1 (concurrent streams per connection, e.g. 8)",
+    ];
+    assert_eq!(got, want, "{got:#?}");
+}

@@ -407,6 +407,19 @@ fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<Strin
             "must be at least 1 (omit it for one connection per VU)",
         );
     }
+    let h2 = d.http2.unwrap_or_default();
+    if h2.connections == Some(0) {
+        issues.at(
+            path!["defaults", "http2", "connections"],
+            "must be at least 1 (omit it for as many connections as the VUs need)",
+        );
+    }
+    if h2.streams == Some(0) {
+        issues.at(
+            path!["defaults", "http2", "streams"],
+            "must be at least 1 (concurrent streams per connection, e.g. 8)",
+        );
+    }
     let headers = headers(
         d.headers.as_ref(),
         &[PathSeg::from("defaults"), PathSeg::from("headers")],
@@ -430,7 +443,13 @@ fn http_options(plan: &PlanFile, issues: &mut Issues) -> (HttpOptions, Vec<Strin
             .max_body
             .map(|s| usize::try_from(s.0).unwrap_or(usize::MAX))
             .unwrap_or(crate::spec::DEFAULT_MAX_BODY),
-        h2: crate::spec::H2Options::default(),
+        h2: crate::spec::H2Options {
+            connections: h2.connections.filter(|n| *n > 0),
+            streams: h2
+                .streams
+                .filter(|n| *n > 0)
+                .unwrap_or(crate::spec::DEFAULT_H2_STREAMS),
+        },
     };
     (http, names)
 }

@@ -1,4 +1,12 @@
-//! HTTP/2 through hyper's `client::conn::http2` (h2c by prior knowledge, or h2 over TLS).
+//! HTTP/2 on the `h2` crate directly (h2c by prior knowledge, or h2 over TLS).
+//!
+//! Why `h2` and not hyper's `client::conn::http2` (which wraps the same crate): hyper hands
+//! each request from the caller to the connection task over a channel, answers it through a
+//! oneshot and spawns a task per response, so one exchange woke three tasks and allocated for
+//! each hop. `h2`'s `SendRequest` opens the stream in the shared connection state directly
+//! from the VU's task, and the VU awaits the response itself: one wake-up per response, as
+//! h2load's event loop does. This path matched h2load only once that hop was gone (issue 13,
+//! bench/bench.sh).
 //!
 //! Requests arrive in h2 form ([`H2Request`]): method, absolute URI (scheme and authority
 //! become the `:scheme` / `:authority` pseudo-headers), a header map without the
@@ -7,31 +15,34 @@
 //! values and body are reference-counted, so nothing is copied or parsed again); a templated
 //! one is rendered straight into that form (see [`crate::engine::request`]). Only a request
 //! rendered for HTTP/1.1 that meets a connection whose ALPN picked h2 is converted
-//! ([`to_http_request`], once per such connection switch).
+//! ([`to_h2_request`], once per such connection switch).
 //!
 //! Connections are shared: the VUs of a worker are multiplexed over a bounded number of
-//! connections ([`super::pool`]); a handle ([`H2Conn`]) is a cheap clone of hyper's
+//! connections ([`super::pool`]); a handle ([`H2Conn`]) is a cheap clone of `h2`'s
 //! `SendRequest`. Flow-control windows are opened wide ([`STREAM_WINDOW`],
-//! [`CONNECTION_WINDOW`]): the client reads every body to its end at once, so a window only
-//! limits throughput (the 64 KiB default stalls a large body on every round trip).
+//! [`CONNECTION_WINDOW`]) and every received chunk's capacity is released at once: the
+//! client reads every body to its end, so a window only limits throughput (the 64 KiB
+//! default stalls a large body on every round trip).
 //!
-//! Trailers are read and ignored; a body past `max_body` is read to its end and dropped.
+//! Trailers are ignored (the stream ends with them); a body past `max_body` is read to its
+//! end and dropped.
 //!
-//! Errors are typed like HTTP/1.1's ([`hyper_kind`]): a stream reset or a GOAWAY with an
-//! error code is `reset`, a protocol violation `protocol`, an I/O error its kind.
+//! Errors are typed like HTTP/1.1's ([`h2_kind`]): a stream reset or a GOAWAY with an error
+//! code from the peer is `reset`, an I/O error its kind, anything else `protocol`.
 //!
 //! GOAWAY (RFC 9113 section 6.8): a server retiring a connection (nginx after
 //! `keepalive_requests` streams, a graceful shutdown) answers the streams up to its
-//! last-stream-id and processes none above it. Those above, and any request sent after the
-//! GOAWAY arrived, fail here as [`Stage::Unprocessed`] and the client sends them again on a new
-//! connection; the ones at or below it complete as usual. A stream refused with
-//! `REFUSED_STREAM` was not processed either (section 8.7). A request the connection never
-//! took (its driver had already ended) is [`Stage::NotSent`].
+//! last-stream-id and processes none above it. Those above fail here as
+//! [`Stage::Unprocessed`] and the client sends them again on a new connection; the ones at or
+//! below it complete as usual. A stream refused with `REFUSED_STREAM` was not processed either
+//! (section 8.7). A request the connection never took (it had already ended or been told to
+//! go away) is [`Stage::NotSent`].
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ::h2::client::SendRequest;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::{Capture, Failure, ResponseData, Stage, Stream, Target};
 use crate::metrics::ErrorKind;
@@ -54,9 +65,10 @@ pub struct H2Request {
 }
 
 impl H2Request {
-    /// The hyper request to send (clones of reference-counted parts).
-    fn to_http(&self) -> http::Request<Full<Bytes>> {
-        let mut r = http::Request::new(Full::new(self.body.clone()));
+    /// The request head to open a stream with (clones of reference-counted parts; an empty
+    /// header map clones without allocating).
+    fn head(&self) -> http::Request<()> {
+        let mut r = http::Request::new(());
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         *r.version_mut() = http::Version::HTTP_2;
@@ -121,85 +133,64 @@ pub enum Outgoing<'a> {
 /// thread); cloning it is cheap.
 #[derive(Clone)]
 pub struct H2Conn {
-    sender: http2::SendRequest<Full<Bytes>>,
-}
-
-/// The HTTP/2 error inside a hyper error, if any.
-fn h2_error(e: &hyper::Error) -> Option<&::h2::Error> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<::h2::Error>() {
-            return Some(h);
-        }
-        src = s.source();
-    }
-    None
+    sender: SendRequest<Bytes>,
+    /// Set by the driver task when the connection has ended (closed, failed, or drained
+    /// after a GOAWAY).
+    closed: Rc<Cell<bool>>,
 }
 
 /// How far a request got that failed with `e` before any part of its response: unprocessed
 /// when the server said so (a graceful GOAWAY that did not cover it, `REFUSED_STREAM`).
-fn stage_before_response(e: &hyper::Error) -> Stage {
-    match h2_error(e) {
-        Some(h)
-            if h.is_remote()
-                && ((h.is_go_away() && h.reason() == Some(::h2::Reason::NO_ERROR))
-                    || (h.is_reset() && h.reason() == Some(::h2::Reason::REFUSED_STREAM))) =>
-        {
-            Stage::Unprocessed
-        }
-        _ => Stage::NoResponse,
+fn stage_before_response(e: &::h2::Error) -> Stage {
+    if e.is_remote()
+        && ((e.is_go_away() && e.reason() == Some(::h2::Reason::NO_ERROR))
+            || (e.is_reset() && e.reason() == Some(::h2::Reason::REFUSED_STREAM)))
+    {
+        Stage::Unprocessed
+    } else {
+        Stage::NoResponse
     }
 }
 
-/// Classify a hyper error.
-pub fn hyper_kind(e: &hyper::Error) -> ErrorKind {
-    if e.is_timeout() {
-        return ErrorKind::Timeout;
+/// Classify an HTTP/2 error.
+pub fn h2_kind(e: &::h2::Error) -> ErrorKind {
+    if let Some(io) = e.get_io() {
+        return ErrorKind::from_io(io);
     }
-    if e.is_parse() || e.is_parse_status() || e.is_user() {
-        return ErrorKind::Protocol;
+    // The peer reset the stream or went away: the request was not answered.
+    if e.is_remote() && (e.is_reset() || e.is_go_away()) {
+        return ErrorKind::Reset;
     }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return ErrorKind::from_io(io);
-        }
-        if let Some(h) = s.downcast_ref::<::h2::Error>() {
-            // The peer reset the stream or went away: the request was not answered.
-            if h.is_remote() && (h.is_reset() || h.is_go_away()) {
-                return ErrorKind::Reset;
-            }
-        }
-        src = s.source();
-    }
-    if e.is_closed() || e.is_canceled() || e.is_incomplete_message() {
-        ErrorKind::Reset
-    } else {
-        ErrorKind::Protocol
-    }
+    ErrorKind::Protocol
 }
 
 impl H2Conn {
     /// HTTP/2 handshake on an established stream.
     pub async fn handshake(stream: Stream) -> Result<H2Conn, ErrorKind> {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(STREAM_WINDOW)
+        let (sender, conn) = ::h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(1 << 20)
-            .handshake(TokioIo::new(stream))
+            .handshake::<_, Bytes>(stream)
             .await
-            .map_err(|e| hyper_kind(&e))?;
+            .map_err(|e| h2_kind(&e))?;
+        let closed = Rc::new(Cell::new(false));
+        let done = closed.clone();
         tokio::task::spawn_local(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                // Each stream on it fails with its own typed error; this is the why.
+                tracing::debug!(error = %e, "an HTTP/2 connection ended with an error");
+            }
+            done.set(true);
         });
-        Ok(H2Conn { sender })
+        Ok(H2Conn { sender, closed })
     }
 
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.closed.get()
     }
 
-    /// Send one request and read the whole response (trailers are read and ignored).
+    /// Send one request and read the whole response (trailers are ignored).
     pub async fn exchange(
         &mut self,
         target: &Target,
@@ -207,26 +198,35 @@ impl H2Conn {
         cap: Capture,
         resp: &mut ResponseData,
     ) -> Result<(u16, bool), Failure> {
-        let request = match req {
-            Outgoing::H2(r) => r.to_http(),
+        let converted;
+        let (head, body) = match req {
+            Outgoing::H2(r) => (r.head(), &r.body),
             // Rendered by the engine; never fails for a request it built.
-            Outgoing::H1(wire) => to_http_request(target, wire)
-                .ok_or(Failure::new(ErrorKind::Protocol, Stage::Responded))?,
-        };
-        if let Err(e) = self.sender.ready().await {
-            return Err(Failure::new(hyper_kind(&e), Stage::NotSent));
-        }
-        let res = match self.sender.try_send_request(request).await {
-            Ok(res) => res,
-            Err(e) => {
-                let stage = if e.message().is_some() {
-                    Stage::NotSent
-                } else {
-                    stage_before_response(e.error())
-                };
-                return Err(Failure::new(hyper_kind(e.error()), stage));
+            Outgoing::H1(wire) => {
+                converted = to_h2_request(target, wire)
+                    .ok_or(Failure::new(ErrorKind::Protocol, Stage::Responded))?;
+                (converted.head(), &converted.body)
             }
         };
+        // Room for one more stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), or the
+        // connection's error when it has ended.
+        if let Err(e) = std::future::poll_fn(|cx| self.sender.poll_ready(cx)).await {
+            return Err(Failure::new(h2_kind(&e), Stage::NotSent));
+        }
+        let (response, mut send) = match self.sender.send_request(head, body.is_empty()) {
+            Ok(pair) => pair,
+            Err(e) => return Err(Failure::new(h2_kind(&e), Stage::NotSent)),
+        };
+        if !body.is_empty() {
+            // Buffered by h2 and written as the peer's window allows (the body is a shared
+            // `Bytes`, already in memory: nothing more is held than the request itself).
+            if let Err(e) = send.send_data(body.clone(), true) {
+                return Err(Failure::new(h2_kind(&e), stage_before_response(&e)));
+            }
+        }
+        let res = response
+            .await
+            .map_err(|e| Failure::new(h2_kind(&e), stage_before_response(&e)))?;
         let status = res.status().as_u16();
         let (parts, mut body) = res.into_parts();
         if let Some(split) = &resp.split {
@@ -240,37 +240,44 @@ impl H2Conn {
         if cap.headers {
             resp.headers = parts.headers;
         }
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Failure::new(hyper_kind(&e), Stage::Responded))?;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(|e| Failure::new(h2_kind(&e), Stage::Responded))?;
+            // Hand the window back at once: the chunk is consumed here.
+            let _ = body.flow_control().release_capacity(chunk.len());
             if cap.body {
-                if let Some(d) = frame.data_ref() {
-                    super::keep_capped(&mut resp.body, d, target.max_body);
-                }
+                super::keep_capped(&mut resp.body, &chunk, target.max_body);
             }
         }
         Ok((status, true))
     }
 }
 
-/// Convert HTTP/1.1 wire bytes into an `http::Request` for h2 (drops connection-specific
-/// headers; `Host` becomes the URI authority). Only for a request rendered for HTTP/1.1 that
-/// meets an h2 connection (ALPN's choice changed); the engine renders h2 requests directly.
-fn to_http_request(target: &Target, req: &[u8]) -> Option<http::Request<Full<Bytes>>> {
+/// Convert HTTP/1.1 wire bytes into the h2 form (drops connection-specific headers; `Host`
+/// becomes the URI authority). Only for a request rendered for HTTP/1.1 that meets an h2
+/// connection (ALPN's choice changed); the engine renders h2 requests directly.
+fn to_h2_request(target: &Target, req: &[u8]) -> Option<H2Request> {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut r = httparse::Request::new(&mut headers);
     let n = match r.parse(req).ok()? {
         httparse::Status::Complete(n) => n,
         httparse::Status::Partial => return None,
     };
-    let uri = format!("{}://{}{}", target.scheme, target.authority, r.path?);
-    let mut b = http::Request::builder()
-        .method(r.method?)
-        .uri(uri)
-        .version(http::Version::HTTP_2);
+    let uri = format!("{}://{}{}", target.scheme, target.authority, r.path?)
+        .parse()
+        .ok()?;
+    let mut map = HeaderMap::new();
     for h in r.headers.iter() {
         if !h1_only(h.name.as_bytes()) {
-            b = b.header(h.name, h.value);
+            map.append(
+                http::HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+                http::HeaderValue::from_bytes(h.value).ok()?,
+            );
         }
     }
-    b.body(Full::new(Bytes::copy_from_slice(&req[n..]))).ok()
+    Some(H2Request {
+        method: Method::from_bytes(r.method?.as_bytes()).ok()?,
+        uri,
+        headers: map,
+        body: Bytes::copy_from_slice(&req[n..]),
+    })
 }

@@ -6,12 +6,12 @@
 //!   httparse, Content-Length and chunked bodies are read into a reused buffer and discarded
 //!   unless a check needs them.
 //! - HTTP/2 (h2c by prior knowledge on `http://` with `version: http2`, or ALPN h2 on
-//!   `https://`) goes through hyper's `client::conn::http2` in [`h2`].
+//!   `https://`) goes through the `h2` crate in [`h2`] (no hyper dispatch task in between).
 //!
 //! Requests are rendered in the form of the protocol the VU's connection speaks (see
 //! [`crate::engine::request`]): HTTP/1.1 wire bytes, or an [`H2Request`] (pseudo-headers,
 //! header map and shared body prepared once per template). The lean HTTP/1.1 path allocates
-//! nothing per request; the h2 path only what hyper's request type needs.
+//! nothing per request; the h2 path only what the `h2` crate's request head needs.
 //!
 //! Hostile targets cost time, never memory: a body is kept only up to `defaults.max_body` (and
 //! only when a check reads it), response heads are bounded, interim 1xx responses are counted;

@@ -178,6 +178,21 @@ pub struct Defaults {
     /// Most bytes of a response body kept for the checks (default 1MiB); the rest is read and
     /// discarded.
     pub max_body: Option<Size>,
+    /// How HTTP/2 connections are shared between VUs (h2load's `-c` and `-m`).
+    pub http2: Option<Http2Sharing>,
+}
+
+/// `defaults.http2:` — HTTP/2 multiplexing.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http2Sharing {
+    /// Most HTTP/2 connections open at once per scenario and target (default: as many as the
+    /// VUs need at `streams` each).
+    #[schemars(range(min = 1))]
+    pub connections: Option<u32>,
+    /// VUs per connection, i.e. concurrent streams on each (default 8).
+    #[schemars(range(min = 1))]
+    pub streams: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
