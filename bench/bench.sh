@@ -57,7 +57,7 @@ command -v taskset >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! command -v oha >/dev/null; then
+if want closed && ! command -v oha >/dev/null; then
   cargo install --locked oha >/dev/null 2>&1 || cargo install oha
 fi
 [ -x target/perf/loadgate ] || cargo build --profile perf -p loadgate
