@@ -151,14 +151,22 @@ pub enum Outgoing<'a> {
 /// h2load writes on its event loop's next turn), so every VU answered in the meantime adds
 /// its request to the same write. The wait is an event-loop turn, never a timer.
 ///
-/// `held` is set when a write was put off and cleared when the batch's flush completes, so
-/// a batch waits once however many `poll_write` calls it takes. Nothing waits while the
+/// One turn was not enough: a turn lets the VUs already woken add their requests, but
+/// responses arrive a few at a time, so most writes still carried one request (0.93 writes
+/// per request). A batch therefore waits another turn while the last one read a response
+/// (its VU has yet to run) or added a request, up to [`MAX_TURNS`]; the first turn that
+/// does neither ends it. `turns` counts the
+/// batch's waits and is reset when its flush completes, so a batch waits however many
+/// `poll_write` calls it takes. Nothing waits while the
 /// connection carries a single stream (no other VU can join the write: with h2load's
 /// `-m 1` the wait was pure latency), nor before the driver runs (`Batch::armed`: the
 /// handshake writes straight through).
 struct Corked {
     io: Stream,
-    held: bool,
+    /// Turns the current batch has waited (0: no batch is held).
+    turns: u8,
+    /// [`Batch::opened`] when the batch last waited.
+    mark: u64,
     batch: Rc<Batch>,
 }
 
@@ -170,7 +178,14 @@ struct Batch {
     want_turn: Cell<bool>,
     /// Streams open on the connection (counted by [`H2Conn::exchange`]).
     in_flight: Cell<u32>,
+    /// Streams ever opened on it: a turn that opened none ends the batch.
+    opened: Cell<u64>,
+    /// Bytes were read since the batch last waited: responses whose VUs have not run yet.
+    read: Cell<bool>,
 }
+
+/// Most event-loop turns a batch waits (each of them added a request to it).
+const MAX_TURNS: u8 = 8;
 
 /// Counts one stream in [`Batch::in_flight`] while it lives (dropped with the exchange,
 /// whether it completed, failed or timed out).
@@ -179,6 +194,7 @@ struct InFlight<'a>(&'a Batch);
 impl<'a> InFlight<'a> {
     fn new(b: &'a Batch) -> InFlight<'a> {
         b.in_flight.set(b.in_flight.get() + 1);
+        b.opened.set(b.opened.get() + 1);
         InFlight(b)
     }
 }
@@ -190,14 +206,22 @@ impl Drop for InFlight<'_> {
 }
 
 impl Corked {
-    /// Put the first write of a batch off (the driver gives the turn back).
+    /// Put a batch's write off by a turn: its first write, and again while each turn added
+    /// a request to it (up to [`MAX_TURNS`]); the driver gives the turn back.
     fn hold(&mut self) -> bool {
-        if self.held || !self.batch.armed.get() || self.batch.in_flight.get() < 2 {
+        if !self.batch.armed.get() || self.batch.in_flight.get() < 2 {
             return false;
         }
-        self.held = true;
-        self.batch.want_turn.set(true);
-        true
+        let opened = self.batch.opened.get();
+        // Since the last wait: a response read (its VU has not run yet) or a request added.
+        let moved = self.batch.read.replace(false) || opened != self.mark;
+        if self.turns == 0 || (moved && self.turns < MAX_TURNS) {
+            self.turns += 1;
+            self.mark = opened;
+            self.batch.want_turn.set(true);
+            return true;
+        }
+        false
     }
 }
 
@@ -207,7 +231,13 @@ impl AsyncRead for Corked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut me.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            me.batch.read.set(true);
+        }
+        r
     }
 }
 
@@ -244,7 +274,7 @@ impl AsyncWrite for Corked {
         let me = self.get_mut();
         let r = Pin::new(&mut me.io).poll_flush(cx);
         if r.is_ready() {
-            me.held = false;
+            me.turns = 0;
         }
         r
     }
@@ -300,7 +330,8 @@ impl H2Conn {
             .max_frame_size(1 << 20)
             .handshake::<_, Bytes>(Corked {
                 io: stream,
-                held: false,
+                turns: 0,
+                mark: 0,
                 batch: batch.clone(),
             })
             .await
@@ -462,7 +493,8 @@ mod tests {
         let (s, _) = l.accept().await.unwrap();
         let io = Corked {
             io: Stream::Plain(c),
-            held: false,
+            turns: 0,
+            mark: 0,
             batch: batch.clone(),
         };
         (io, s)
@@ -484,9 +516,17 @@ mod tests {
         batch.in_flight.set(2);
         assert!(write(&mut io));
         assert!(batch.want_turn.get());
+        // A turn that opened a stream: another turn, up to MAX_TURNS waits in all.
+        for _ in 1..MAX_TURNS {
+            batch.opened.set(batch.opened.get() + 1);
+            assert!(write(&mut io));
+        }
+        batch.opened.set(batch.opened.get() + 1);
+        assert!(!write(&mut io), "MAX_TURNS reached");
         assert!(!write(&mut io) && !write(&mut io));
         let mut cx = Context::from_waker(Waker::noop());
         assert!(Pin::new(&mut io).poll_flush(&mut cx).is_ready());
         assert!(write(&mut io), "a new batch waits again");
+        assert!(!write(&mut io), "a turn that opened nothing ends the batch");
     }
 }
