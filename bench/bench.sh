@@ -18,7 +18,11 @@
 # The open model's ceiling on one core: bisection over `attack --rate R/s` between CEIL_LO
 # and CEIL_HI (CEIL_STEPS steps); a rate holds when the median over CEIL_RUNS runs has
 # under 0.1% of its arrivals dropped and its achieved rate within 1% of the target. Printed
-# with its ratio to the closed model's median req/s (the generator's own ceiling).
+# with its ratio to the closed model's median req/s (the generator's own ceiling). These runs
+# bound the VU pool (`--max-vus CEIL_MAX_VUS`, 3000) under nginx's 4096 worker_connections:
+# with attack's default (a timeout's worth of arrivals, up to 20,000), a VM stall grew the
+# pool past what nginx accepts, and the resets of the connections beyond it took the run down
+# (2 of 3 runs of 30 s at 80,000/s on 2026-11-30); bounded, the same stall is waited through.
 #
 # Installs wrk, h2load (nghttp2-client) (Debian packages), oha (crates.io) and GNU time when
 # missing.
@@ -41,6 +45,7 @@ CEIL_HI=${CEIL_HI:-160000}
 CEIL_STEPS=${CEIL_STEPS:-6}
 CEIL_RUNS=${CEIL_RUNS:-3}
 CEIL_SECS=${CEIL_SECS:-10}
+CEIL_MAX_VUS=${CEIL_MAX_VUS:-3000}
 SECTIONS=${SECTIONS:-"closed open h2 ceiling"}
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
 # DURATION: every timed run this many seconds (a quick end-to-end check of the script).
@@ -151,6 +156,9 @@ cpu_us_per_req() { # name requests
 
 median() { python3 -c "import statistics,sys; print(statistics.median(map(float,sys.argv[1:])))" $1; }
 
+paired() { # "a1 a2 ..." "b1 b2 ..." -> median of a_i/b_i
+  python3 -c "import statistics,sys; a,b=(list(map(float,x.split())) for x in sys.argv[1:]); print(round(statistics.median(x/y for x,y in zip(a,b)),3))" "$1" "$2"
+}
 if want closed; then
 declare -A RPS CPU
 for tool in loadgate wrk oha; do RPS[$tool]=""; CPU[$tool]=""; done
@@ -176,6 +184,10 @@ lr,wr,orr,lc,wc,oc=map(float,sys.argv[1:])
 print(f"ratio req/s   loadgate/wrk {lr/wr:.3f}   loadgate/oha {lr/orr:.3f}")
 print(f"ratio CPU/req loadgate/wrk {lc/wc:.3f}   loadgate/oha {lc/oc:.3f}   (lower is better)")
 PY
+# Paired: each round's loadgate run against the other tool's run beside it, the median of
+# those ratios (the VM's speed drifts over minutes: a pair shares the drift, two medians may
+# not).
+echo "paired (median of per-round ratios) loadgate/wrk: req/s $(paired "${RPS[loadgate]}" "${RPS[wrk]}"), CPU/req $(paired "${CPU[loadgate]}" "${CPU[wrk]}")"
 fi
 
 
@@ -232,6 +244,9 @@ for shape in $H2_SHAPES; do
     done
   done
 done
+for shape in $H2_SHAPES; do
+  echo "paired (median of per-round ratios) -c/-m $shape loadgate/h2load: req/s $(paired "${H2RPS[loadgate.$shape]}" "${H2RPS[h2load.$shape]}"), CPU/req $(paired "${H2CPU[loadgate.$shape]}" "${H2CPU[h2load.$shape]}")"
+done
 h2summary=()
 for shape in $H2_SHAPES; do
   h2summary+=("$shape" "$(median "${H2RPS[loadgate.$shape]}")" "$(median "${H2CPU[loadgate.$shape]}")" \
@@ -255,7 +270,7 @@ fi
 if want ceiling; then
 # == the open model's ceiling on one core ==
 open_run() { # rate -> "dropped_fraction rate_error"
-  run_timed ceil target/perf/loadgate attack "$url" --rate "$1/s" -d "${CEIL_SECS}s" --json
+  run_timed ceil target/perf/loadgate attack "$url" --rate "$1/s" --max-vus "$CEIL_MAX_VUS" -d "${CEIL_SECS}s" --json
   python3 - "$work/out.ceil" "$1" <<'PY'
 import json,sys
 s=json.load(open(sys.argv[1]))["scenarios"]["attack"]
