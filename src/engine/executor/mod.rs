@@ -148,6 +148,14 @@ pub trait Schedule {
     fn iteration_started(&self) {}
     /// A VU finished an iteration.
     fn iteration_finished(&self) {}
+    /// A VU's new connection was turned away by the target ([`Outcome::turned_away`]) at
+    /// `now`; returns whether that VU leaves the pool. Only the open model's pool adapts (a
+    /// closed model's VU count is the plan's).
+    ///
+    /// [`Outcome::turned_away`]: crate::engine::http::Outcome::turned_away
+    fn turned_away(&self, _now: Instant) -> bool {
+        false
+    }
     /// Controllers changed the scenario's steering (arrival-rate executors follow its rate
     /// overrides; the closed model has no rate and ignores it).
     fn steer(&self, _steering: &crate::engine::control::Steering) {}
@@ -395,6 +403,8 @@ struct Vu {
     /// Reused buffer for the numbers taken from responses.
     value_buf: Vec<u8>,
     rng: SmallRng,
+    /// A new connection of this iteration was turned away by the target.
+    turned_away: bool,
 }
 
 /// Lives as long as the VU task; tells the schedule when the VU ends (also when aborted).
@@ -425,6 +435,7 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
         },
         value_buf: Vec::new(),
         rng: SmallRng::from_rng(&mut rand::rng()),
+        turned_away: false,
     };
     loop {
         if ctx.stopped.get() {
@@ -464,6 +475,9 @@ async fn vu_main(ctx: Rc<ScenarioCtx>, id: u64) {
                 iteration(&ctx, &mut vu, seq, intended).await;
                 ctx.schedule.iteration_finished();
                 vu.state.iter += 1;
+                if std::mem::take(&mut vu.turned_away) && ctx.schedule.turned_away(Instant::now()) {
+                    break;
+                }
             }
         }
     }
@@ -660,6 +674,7 @@ async fn send(
     };
     let out = client.send(outgoing, req.meta, capture, &mut vu.resp).await;
     let end = Instant::now();
+    vu.turned_away |= out.turned_away;
     if ctx.alt.is_some() {
         vu.resp.variant = vu.side;
     }

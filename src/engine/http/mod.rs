@@ -198,6 +198,14 @@ pub struct Outcome {
     pub error: Option<ErrorKind>,
     /// When the first byte of the (last attempt of the) request was written.
     pub sent_at: Option<Instant>,
+    /// A new connection was turned away: its connect timed out or failed (other than
+    /// refused), or it was reset or closed before any byte of a response (a target at its
+    /// connection limit: nginx past its `worker_connections` accepts and closes, a full listen
+    /// backlog drops the SYN; or no local port left). Not set for a refused connect (nothing
+    /// listens: the target is down) nor for a request
+    /// timeout on an accepted connection (a slow target). The open model stops growing its
+    /// pool on it ([`crate::engine::executor::open`]).
+    pub turned_away: bool,
 }
 
 /// A TCP or TLS stream.
@@ -441,6 +449,10 @@ impl Client {
                             status: 0,
                             error: Some(k),
                             sent_at: None,
+                            turned_away: matches!(
+                                k,
+                                ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Connect
+                            ),
                         }
                     }
                 },
@@ -479,6 +491,7 @@ impl Client {
                         status,
                         error: None,
                         sent_at: Some(sent_at),
+                        turned_away: false,
                     };
                 }
                 Some(Err(fail)) => {
@@ -506,6 +519,9 @@ impl Client {
                         status: 0,
                         error: Some(fail.kind),
                         sent_at: Some(sent_at),
+                        turned_away: !reused
+                            && fail.stage != Stage::Responded
+                            && fail.kind == ErrorKind::Reset,
                     };
                 }
                 None => {
@@ -516,6 +532,7 @@ impl Client {
                         status: 0,
                         error: Some(ErrorKind::Timeout),
                         sent_at: Some(sent_at),
+                        turned_away: false,
                     };
                 }
             }
