@@ -71,15 +71,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, stats: Arc<Stats>) {
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         buf.drain(..end);
-        let start = *stats.t0.get_or_init(Instant::now);
-        let (from, to) = (
-            start + Duration::from_millis(1000),
-            start + Duration::from_millis(1500),
-        );
-        let now = Instant::now();
-        if now >= from && now < to {
-            tokio::time::sleep_until(to.into()).await;
-        }
+        common::hold_in_stall_window(*stats.t0.get_or_init(Instant::now)).await;
         let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         if sock.write_all(resp).await.is_err() {
             break;

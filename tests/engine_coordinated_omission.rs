@@ -37,15 +37,7 @@ fn stalling_server() -> TestServer {
         get(move || {
             let t0 = t0.clone();
             async move {
-                let start = *t0.get_or_init(Instant::now);
-                let (from, to) = (
-                    start + Duration::from_millis(1000),
-                    start + Duration::from_millis(1500),
-                );
-                let now = Instant::now();
-                if now >= from && now < to {
-                    tokio::time::sleep_until(to.into()).await;
-                }
+                common::hold_in_stall_window(*t0.get_or_init(Instant::now)).await;
                 "ok"
             }
         }),

@@ -166,3 +166,16 @@ pub fn run_with(spec: RunSpec, opts: EngineOptions, stop: CancellationToken) -> 
         handle.finish().await.expect("engine finishes")
     })
 }
+
+/// The coordinated-omission stall: a request arriving in [`start` + 1.0 s, `start` + 1.5 s)
+/// is held until that window ends (`start`: the server's first request).
+pub async fn hold_in_stall_window(start: std::time::Instant) {
+    let (from, to) = (
+        start + Duration::from_millis(1000),
+        start + Duration::from_millis(1500),
+    );
+    let now = std::time::Instant::now();
+    if now >= from && now < to {
+        tokio::time::sleep_until(to.into()).await;
+    }
+}
