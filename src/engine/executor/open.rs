@@ -30,8 +30,8 @@
 //! never under `pre_allocated_vus`; VUs above it leave when they are next free. The limit
 //! holds for [`TURNED_AWAY_HOLD`] after the last connection turned away, then rises by
 //! [`RAMP_PER_MS`] back to `max_vus`. Arrivals no VU is free for meanwhile are dropped, as at
-//! `max_vus`. A refused connect (nothing listens: a target that is down, as in a failover
-//! drill) does not hold the pool.
+//! `max_vus`. A refused or unreachable connect (a target that is down or gone, as in a
+//! failover drill) does not hold the pool.
 //!
 //! Why: a server stall at a high rate grew the pool past nginx's `worker_connections`, and the
 //! VUs beyond it, free again at once after each reset, took most arrivals and reconnected for

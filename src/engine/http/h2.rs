@@ -26,8 +26,9 @@
 //!
 //! Writes are batched ([`Corked`]): a connection woken by a VU's new request gives the worker
 //! one event-loop turn before it writes, so one write carries the requests of every VU
-//! answered meanwhile (as h2load's event loop does), not one write per stream. On loopback a write costs the sender the receiver's TCP work too; the
-//! kernel, not the h2 code, was most of an HTTP/2 exchange's CPU (issue 13's profile).
+//! answered meanwhile (as h2load's event loop does), not one write per stream. On loopback
+//! a write costs the sender the receiver's TCP work too; the kernel, not the h2 code, was
+//! most of an HTTP/2 exchange's CPU (issue 13's profile).
 //!
 //! Trailers are ignored (the stream ends with them); a body past `max_body` is read to its
 //! end and dropped.

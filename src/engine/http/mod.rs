@@ -198,13 +198,12 @@ pub struct Outcome {
     pub error: Option<ErrorKind>,
     /// When the first byte of the (last attempt of the) request was written.
     pub sent_at: Option<Instant>,
-    /// A new connection was turned away: its connect timed out or failed (other than
-    /// refused), or it was reset or closed before any byte of a response (a target at its
-    /// connection limit: nginx past its `worker_connections` accepts and closes, a full listen
-    /// backlog drops the SYN; or no local port left). Not set for a refused connect (nothing
-    /// listens: the target is down) nor for a request
-    /// timeout on an accepted connection (a slow target). The open model stops growing its
-    /// pool on it ([`crate::engine::executor::open`]).
+    /// A new connection was turned away by a target that is up: its connect timed out, or it
+    /// was reset or closed before any byte of a response (a target at its connection limit:
+    /// nginx past its `worker_connections` accepts and closes, a full listen backlog drops the
+    /// SYN). Not set for a target that is down or gone (a refused or unreachable connect), nor
+    /// for a request timeout on an accepted connection (a slow target). The open model stops
+    /// growing its pool on it ([`crate::engine::executor::open`]).
     pub turned_away: bool,
 }
 
@@ -449,10 +448,7 @@ impl Client {
                             status: 0,
                             error: Some(k),
                             sent_at: None,
-                            turned_away: matches!(
-                                k,
-                                ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Connect
-                            ),
+                            turned_away: matches!(k, ErrorKind::Timeout | ErrorKind::Reset),
                         }
                     }
                 },
